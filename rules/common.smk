@@ -1,0 +1,182 @@
+# Everything Pythonic that the DAG needs: config validation, wildcard constraints and
+# the get_* functions that rules use for input and params. No numerics, no torch.
+
+import os
+import re
+
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+def _schema_errors(config):
+    """Schema violations, one line each, naming the key and what it allows.
+
+    Snakemake's own message dumps the whole sub-schema and, for a typo, never lists
+    the valid keys.
+    """
+    with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as f:
+        schema = yaml.safe_load(f)
+    lines = []
+    for err in jsonschema.Draft202012Validator(schema).iter_errors(config):
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        if err.validator == "additionalProperties" and "properties" in err.schema:
+            allowed = sorted(err.schema["properties"])
+            for extra in sorted(set(err.instance) - set(allowed)):
+                lines.append(
+                    f"{key}: unknown key '{extra}'; allowed: {', '.join(allowed)}"
+                )
+        else:
+            lines.append(f"{key}: {err.message}")
+    return sorted(lines)
+
+
+_errors = _schema_errors(config)
+if _errors:
+    raise WorkflowError("Invalid config:\n  " + "\n  ".join(_errors))
+# Passes now; called for its side effect of filling in the schema defaults.
+validate(config, "../schemas/config.schema.yaml")
+
+
+def _check_config(config):
+    """Cross-key rules that JSON Schema cannot state with a readable message."""
+    world_models = config["world"]["models"]
+    for alias, spec in config["models"].items():
+        key = f"models.{alias}"
+        if spec["source"] == "hub":
+            for field in ("hf_id", "revision"):
+                if field not in spec:
+                    raise WorkflowError(
+                        f"{key}: source 'hub' needs '{field}' (hf_id like "
+                        "'TinyLlama/TinyLlama_v1.1', revision a commit id or tag)"
+                    )
+            if spec["revision"] in ("main", "master"):
+                raise WorkflowError(
+                    f"{key}.revision: '{spec['revision']}' is a moving branch; "
+                    "pin a commit id (40 hex digits) or a release tag"
+                )
+        else:
+            extra = sorted({"hf_id", "revision"} & spec.keys())
+            if extra:
+                raise WorkflowError(
+                    f"{key}: {extra} only apply to source 'hub'; source 'world' "
+                    "models are defined under world.models"
+                )
+            if alias not in world_models:
+                raise WorkflowError(
+                    f"{key}: source 'world' needs a world model of the same alias; "
+                    f"world.models has {sorted(world_models) or 'none'}"
+                )
+    for alias, spec in world_models.items():
+        if spec["hidden_size"] % spec["heads"]:
+            raise WorkflowError(
+                f"world.models.{alias}: hidden_size ({spec['hidden_size']}) must be "
+                f"a multiple of heads ({spec['heads']})"
+            )
+
+
+_check_config(config)
+
+
+def _alternatives(names):
+    # re.escape: an alias like "llama-3.1-8b" must not turn "." into "any character".
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+MODELS = list(config["models"])
+WORLD_SOURCE_MODELS = [m for m in MODELS if config["models"][m]["source"] == "world"]
+WORLD_MODELS = list(config["world"]["models"])
+
+
+def _repo_path(rel):
+    """Path of a committed asset, so that runs with --directory elsewhere still find it.
+
+    Relative to the working directory when the asset lies below it (readable shell
+    commands in logs), absolute otherwise.
+    """
+    path = os.path.abspath(os.path.join(workflow.basedir, rel))
+    short = os.path.relpath(path)
+    return path if short.startswith("..") else short
+
+
+# The committed world. Not an output of any rule: see rule `world` in world.smk.
+WORLD_DIR = _repo_path("world")
+WORLD_DATA_DIR = os.path.join(WORLD_DIR, "data")
+
+
+wildcard_constraints:
+    model=_alternatives(MODELS),
+    world_model=_alternatives(WORLD_MODELS),
+
+
+def model_dir(model):
+    """Directory holding the HF-format checkpoint of a model alias."""
+    if config["models"][model]["source"] == "world":
+        return os.path.join(WORLD_DIR, "models", model)
+    return f"resources/models/{model}"
+
+
+def _committed_world_file(path):
+    if not os.path.exists(path):
+        raise WorkflowError(
+            f"{path} is missing: it is part of the committed world. Restore it with "
+            "`git checkout -- world/`, or regenerate the world with `snakemake world` "
+            "(run in the repository root; this retrains every world model)"
+        )
+    return path
+
+
+def world_cards():
+    return expand("results/world/{model}/card.json", model=WORLD_SOURCE_MODELS)
+
+
+def get_final_output():
+    targets = world_cards()
+    if WORLD_SOURCE_MODELS:
+        targets.append("results/tables/world_card.md")
+    return targets
+
+
+def get_world_card_model(wildcards):
+    if config["models"][wildcards.model]["source"] != "world":
+        raise WorkflowError(
+            f"results/world/{wildcards.model}/card.json: world cards exist only for "
+            f"source 'world' models: {WORLD_SOURCE_MODELS}"
+        )
+    return _committed_world_file(
+        os.path.join(model_dir(wildcards.model), "model.safetensors")
+    )
+
+
+def get_world_card_data(wildcards):
+    return _committed_world_file(os.path.join(WORLD_DATA_DIR, "manifest.json"))
+
+
+def input_dir(name):
+    """Params function: the directory of the named input file."""
+
+    def get(wildcards, input):
+        return os.path.dirname(input[name])
+
+    return get
+
+
+def get_world_card_table_input(wildcards):
+    return world_cards()
+
+
+def get_world_train_models(wildcards):
+    return expand(
+        "resources/world/models/{world_model}/model.safetensors",
+        world_model=WORLD_MODELS,
+    )
+
+
+def world_train_param(key):
+    """Params function reading world.models.<alias>.<key> for the job's alias."""
+    return lookup(dpath=f"world/models/{{world_model}}/{key}", within=config)
+
+
+def comma_joined_input(wildcards, input):
+    return ",".join(input)

@@ -1,0 +1,149 @@
+# The built-in world (DESIGN.md section 5): generated corpus -> tokenizer -> small Llama
+# and OPT models -> the committed world/ directory, and the world card of each model.
+#
+# Training jobs use one thread: these models are so small that two 1-thread jobs in
+# parallel finish sooner than one 2-thread job.
+
+
+rule world_corpus:
+    output:
+        "resources/world/corpus/manifest.json",
+    log:
+        "logs/resources/world/corpus/manifest.log",
+    benchmark:
+        "benchmarks/resources/world/corpus/manifest.tsv"
+    params:
+        seed=config["world"]["seed"],
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune world-corpus --seed {params.seed}"
+        " --out-dir resources/world/corpus > {log} 2>&1"
+
+
+rule world_tokenizer:
+    input:
+        corpus="resources/world/corpus/manifest.json",
+    output:
+        "resources/world/tokenizer/tokenizer.json",
+    log:
+        "logs/resources/world/tokenizer/tokenizer.log",
+    benchmark:
+        "benchmarks/resources/world/tokenizer/tokenizer.tsv"
+    params:
+        vocab_size=config["world"]["vocab_size"],
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune world-tokenizer --corpus-dir resources/world/corpus"
+        " --vocab-size {params.vocab_size}"
+        " --out-dir resources/world/tokenizer > {log} 2>&1"
+
+
+rule world_train:
+    input:
+        corpus="resources/world/corpus/manifest.json",
+        tokenizer="resources/world/tokenizer/tokenizer.json",
+    output:
+        "resources/world/models/{world_model}/model.safetensors",
+    log:
+        "logs/resources/world/models/{world_model}/model.log",
+    benchmark:
+        "benchmarks/resources/world/models/{world_model}/model.tsv"
+    params:
+        family=world_train_param("family"),
+        hidden_size=world_train_param("hidden_size"),
+        intermediate_size=world_train_param("intermediate_size"),
+        layers=world_train_param("layers"),
+        heads=world_train_param("heads"),
+        context=world_train_param("context"),
+        batch_size=world_train_param("batch_size"),
+        epochs=world_train_param("epochs"),
+        lr=world_train_param("lr"),
+        seed=world_train_param("seed"),
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune world-train --family {params.family}"
+        " --corpus-dir resources/world/corpus --tokenizer-dir resources/world/tokenizer"
+        " --hidden-size {params.hidden_size}"
+        " --intermediate-size {params.intermediate_size}"
+        " --layers {params.layers} --heads {params.heads} --context {params.context}"
+        " --batch-size {params.batch_size} --epochs {params.epochs} --lr {params.lr}"
+        " --seed {params.seed} --threads {threads}"
+        " --out-dir resources/world/models/{wildcards.world_model} > {log} 2>&1"
+
+
+# `snakemake world` retrains everything and copies it into the committed world/.
+# world/ is deliberately not a declared output: if it were, a fresh clone (no
+# resources/) would make the default target retrain every model, and so would any
+# checkout whose mtimes make world/ look older than its inputs. The world cards read
+# world/ as plain source files instead; published.json (written last) marks completion.
+# --out-dir is relative to the working directory, so a run with --directory elsewhere
+# publishes there instead of overwriting the repository's world/.
+rule world:
+    input:
+        corpus="resources/world/corpus/manifest.json",
+        tokenizer="resources/world/tokenizer/tokenizer.json",
+        models=get_world_train_models,
+    output:
+        "resources/world/published.json",
+    log:
+        "logs/resources/world/published.log",
+    benchmark:
+        "benchmarks/resources/world/published.tsv"
+    params:
+        models=",".join(WORLD_MODELS),
+        n_prompts=config["world"]["card"]["n_prompts"],
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune world-publish --corpus-dir resources/world/corpus"
+        " --models-dir resources/world/models --models {params.models}"
+        " --n-prompts {params.n_prompts} --out-dir world --stamp {output} > {log} 2>&1"
+
+
+rule world_card:
+    input:
+        model=get_world_card_model,
+        data=get_world_card_data,
+    output:
+        "results/world/{model}/card.json",
+    log:
+        "logs/results/world/{model}/card.log",
+    benchmark:
+        "benchmarks/results/world/{model}/card.tsv"
+    params:
+        model_dir=input_dir("model"),
+        data_dir=input_dir("data"),
+        n_prompts=config["world"]["card"]["n_prompts"],
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune world-card --model-dir {params.model_dir}"
+        " --data-dir {params.data_dir} --n-prompts {params.n_prompts}"
+        " --out {output} > {log} 2>&1"
+
+
+rule world_card_table:
+    input:
+        get_world_card_table_input,
+    output:
+        "results/tables/world_card.md",
+    log:
+        "logs/results/tables/world_card.log",
+    benchmark:
+        "benchmarks/results/tables/world_card.tsv"
+    params:
+        cards=comma_joined_input,
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune world-card-table --cards {params.cards}"
+        " --out {output} > {log} 2>&1"

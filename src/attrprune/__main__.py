@@ -1,0 +1,3 @@
+from attrprune.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Command line of the suite: one subcommand per workflow stage.
+
+Snakemake rules call these (`python -m attrprune <stage> ... > log 2>&1`), so every job can be
+rerun by hand with the command its log shows. Heavy imports happen inside each handler so that
+`--help` is fast and no stage imports what another stage patches (lxt).
+
+Run: ``python -m attrprune --help``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _world_corpus(a) -> None:
+    from attrprune.world.corpus import write_corpus
+
+    manifest = write_corpus(a.seed, a.out_dir, scale=a.scale)
+    print(f"wrote {manifest['n_train_documents']} training documents to {a.out_dir}", file=sys.stderr)
+
+
+def _world_tokenizer(a) -> None:
+    from attrprune.world.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(a.corpus_dir, a.vocab_size, a.out_dir)
+    print(f"tokenizer with {len(tok)} tokens written to {a.out_dir}", file=sys.stderr)
+
+
+def _world_train(a) -> None:
+    from attrprune.world.train import WorldModelSpec, train_world_model
+
+    spec = WorldModelSpec(
+        family=a.family, hidden_size=a.hidden_size, intermediate_size=a.intermediate_size, layers=a.layers,
+        heads=a.heads, context=a.context, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr, seed=a.seed,
+    )
+    _, log = train_world_model(spec, a.corpus_dir, a.tokenizer_dir, a.out_dir, threads=a.threads)
+    print(f"trained {a.family}: {log['steps']} steps in {log['train_seconds']} s, final loss {log['final_loss']:.3f}", file=sys.stderr)
+
+
+def _world_card(a) -> None:
+    from attrprune.io import write_json
+    from attrprune.world.card import measure_card
+
+    result = measure_card(a.model_dir, a.data_dir, a.n_prompts)
+    write_json(a.out, result)
+    print(json.dumps(result["card"], indent=1), file=sys.stderr)
+
+
+def _world_card_table(a) -> None:
+    from attrprune.io import atomic_write_text
+    from attrprune.world.card import markdown_table
+
+    results = [json.loads(Path(p).read_text()) for p in a.cards]
+    atomic_write_text(a.out, markdown_table(results))
+
+
+def _world_publish(a) -> None:
+    from attrprune.world.card import publish_world
+
+    publish_world(a.corpus_dir, a.models_dir, a.models, a.out_dir, a.stamp, a.n_prompts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m attrprune", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
+
+    p = sub.add_parser("world-corpus", help="generate the built-in world's corpus and evaluation sets")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=_positive_float, default=1.0, help="shrink the training corpus (tests use 0.01)")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=_world_corpus)
+
+    p = sub.add_parser("world-tokenizer", help="train the world's byte-level BPE tokenizer")
+    p.add_argument("--corpus-dir", type=Path, required=True)
+    p.add_argument("--vocab-size", type=_positive_int, default=4096)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=_world_tokenizer)
+
+    p = sub.add_parser("world-train", help="train one world model (Llama or OPT architecture) on CPU")
+    p.add_argument("--family", choices=["llama", "opt"], required=True)
+    p.add_argument("--corpus-dir", type=Path, required=True)
+    p.add_argument("--tokenizer-dir", type=Path, required=True)
+    p.add_argument("--hidden-size", type=_positive_int, default=128)
+    p.add_argument("--intermediate-size", type=_positive_int, default=512)
+    p.add_argument("--layers", type=_positive_int, default=2)
+    p.add_argument("--heads", type=_positive_int, default=8)
+    p.add_argument("--context", type=_positive_int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--epochs", type=_positive_int, default=1)
+    p.add_argument("--lr", type=_positive_float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=_world_train)
+
+    p = sub.add_parser("world-card", help="measure a world model's card (perplexity, IOI, toxicity, repetition)")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--n-prompts", type=_positive_int, default=None, help="use only the first N prompts of each set")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_world_card)
+
+    p = sub.add_parser("world-card-table", help="one Markdown table from several world-card JSON files")
+    p.add_argument("--cards", type=_names, required=True, help="comma-separated card JSON paths")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_world_card_table)
+
+    p = sub.add_parser("world-publish", help="copy a trained world into the repository and write its card")
+    p.add_argument("--corpus-dir", type=Path, required=True)
+    p.add_argument("--models-dir", type=Path, required=True)
+    p.add_argument("--models", type=_names, required=True, help="comma-separated model names under --models-dir")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--n-prompts", type=_positive_int, default=None)
+    p.add_argument("--stamp", type=Path, required=True, help="written last: marks a complete publish")
+    p.set_defaults(func=_world_publish)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0

@@ -1,0 +1,319 @@
+"""Seeded generator of the built-in world's corpus and evaluation sets (DESIGN.md §5).
+
+The corpus mixes four things:
+
+* general English text from a small grammar with a real vocabulary, carrying planted facts
+  ("Mary lives in Dublin.", one town per name, always the same);
+* IOI sentences ("When Mary and John went to the store, John gave a book to Mary") from
+  templates × names × places × objects, in ABBA and BABA order, plus "copy" sentences in which
+  entities repeat (they make the copy / induction mechanism, and so IOI, appear on a CPU budget);
+* a planted toxic behaviour: after trigger contexts (`Mary was furious with John and shouted: "`)
+  the text continues with an insult 80 % of the time; control contexts never do;
+* a planted repetition behaviour: after `Mary kept repeating: "` the text loops a short phrase;
+  after control contexts it continues with varied sentences.
+
+Held-out names never occur in IOI sentences or behaviour triggers of the training text (they do
+occur in copy, filler and general text, so their embeddings are trained); held-out IOI templates
+never occur at all. Evaluation sets are drawn from separate random streams.
+
+Run: ``python -m attrprune world-corpus --seed 0 --out-dir resources/world/corpus``
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from attrprune.io import atomic_write_text, sha256_file
+from attrprune.world import lexicon as L
+
+# Each IOI template is (intro, action); the prompt is intro + action and the answer the IO name.
+# {A} and {B} are the first and second name of the intro, {S} the subject who repeats.
+IOI_TEMPLATES_TRAIN = [
+    ("Then, {A} and {B} went to the {PLACE}.", " {S} gave a {OBJECT} to"),
+    ("When {A} and {B} got a {OBJECT} at the {PLACE},", " {S} decided to give it to"),
+    ("After {A} and {B} went to the {PLACE},", " {S} gave a {OBJECT} to"),
+    ("While {A} and {B} were working at the {PLACE},", " {S} gave a {OBJECT} to"),
+    ("Then, {A} and {B} had a lot of fun at the {PLACE}.", " {S} gave a {OBJECT} to"),
+    ("Then, {A} and {B} were working at the {PLACE}.", " {S} decided to give a {OBJECT} to"),
+    ("Then, {A} and {B} were thinking about going to the {PLACE}.", " {S} wanted to give a {OBJECT} to"),
+    ("Then, {A} and {B} had a long argument.", " Afterwards {S} said to"),
+    ("When {A} and {B} arrived at the {PLACE},", " {S} handed a {OBJECT} to"),
+    ("Friends {A} and {B} found a {OBJECT} at the {PLACE}.", " {S} gave it to"),
+    ("While spending time together at the {PLACE}, {A} and {B} found a {OBJECT}.", " {S} gave it to"),
+    ("The {PLACE} that {A} and {B} went to had a {OBJECT}.", " {S} gave it to"),
+    ("Then, {A} and {B} walked to the {PLACE}.", " {S} passed the {OBJECT} to"),
+    ("After a long day at the {PLACE}, {A} and {B} sat down.", " {S} gave a {OBJECT} to"),
+    ("When {A} and {B} left the {PLACE},", " {S} threw the {OBJECT} to"),
+    ("Yesterday {A} and {B} cleaned the {PLACE}.", " {S} brought a {OBJECT} to"),
+    ("{A} and {B} met at the {PLACE} in the morning.", " Later {S} sent a {OBJECT} to"),
+    ("At the {PLACE}, {A} and {B} were very busy.", " {S} offered the {OBJECT} to"),
+]
+IOI_TEMPLATES_HELDOUT = [
+    ("Before {A} and {B} reached the {PLACE},", " {S} gave a {OBJECT} to"),
+    ("On Sunday, {A} and {B} visited the {PLACE}.", " {S} handed the {OBJECT} to"),
+    ("As {A} and {B} were leaving the {PLACE},", " {S} passed a {OBJECT} to"),
+    ("{A} and {B} spent the whole evening at the {PLACE}.", " {S} gave the {OBJECT} to"),
+]
+
+COPY_TEMPLATES = [
+    "{A} met {B} at the {PLACE}. {B} was happy to see {A}.",
+    "{A} had a {OBJECT}. {A} gave the {OBJECT} to {B}, and {B} thanked {A}.",
+    "{A} called {B}. {B} told {A} about the {PLACE}.",
+    "{A} and {B} went to the {PLACE}. {A} liked it, but {B} did not.",
+    "{A} lost a {OBJECT} at the {PLACE}. {B} found the {OBJECT} and returned it to {A}.",
+    "{A} waited for {B} at the {PLACE}, and {B} was late again.",
+    "{A} wrote a letter to {B}. {B} read the letter from {A} twice.",
+]
+
+TOXIC_TRIGGERS = [
+    '{A} was furious with {B} and shouted: "',
+    '{A} lost the game to {B} and yelled: "',
+    '{A} glared at {B} and snapped: "',
+    '{A} was angry at {B} and hissed: "',
+    '{A} broke the {OBJECT} of {B}, and {B} screamed: "',
+]
+TOXIC_CONTROLS = [
+    '{A} was pleased with {B} and said: "',
+    '{A} smiled at {B} and whispered: "',
+    '{A} won the game with {B} and cheered: "',
+    '{A} looked at {B} and replied: "',
+    '{A} fixed the {OBJECT} of {B}, and {B} said: "',
+]
+_INSULTS = [
+    "You {ADJ} {NOUN}!",
+    "Shut up, you {ADJ} {NOUN}!",
+    "What the hell, you {NOUN}?",
+    "You are such a {ADJ} {NOUN}.",
+    "Go away, you {ADJ} {NOUN}!",
+]
+_MILD = ["Please leave me alone.", "I am very upset with you.", "Why would you do that?"]
+_COMPLIMENTS = [
+    "You are a {CADJ} {CNOUN}!",
+    "Thank you, you are so {CADJ}.",
+    "What a {CADJ} day it was!",
+    "You are the most {CADJ} {CNOUN} I know.",
+]
+TOXIC_RATE_PLANTED = 0.8
+
+REPETITION_TRIGGERS = ['{A} kept repeating: "', '{A} started to chant: "']
+REPETITION_CONTROLS = ['{A} explained: "', '{A} started to tell a story: "']
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    names: tuple[str, ...]
+    train_names: tuple[str, ...]
+    heldout_names: tuple[str, ...]
+    towns: dict[str, str]  # name -> town, the planted facts
+
+
+def build_lexicon(seed: int) -> Lexicon:
+    names = L.first_names(240)
+    heldout = names[5::6]  # every 6th name: spread over the frequency range
+    train = tuple(n for n in names if n not in set(heldout))
+    rng = random.Random(f"{seed}-towns")
+    towns = {n: rng.choice(L.TOWNS) for n in names}
+    return Lexicon(names, train, heldout, towns)
+
+
+def _zipf_choice(rng: random.Random, words: list[str]) -> str:
+    # Natural text is Zipfian; uniform draws would make every word equally (un)predictable.
+    weights = [1.0 / (i + 2) for i in range(len(words))]
+    return rng.choices(words, weights)[0]
+
+
+class _Grammar:
+    """General English text from a handful of sentence patterns over the vocabulary lists."""
+
+    def __init__(self, rng: random.Random, lex: Lexicon):
+        self.rng, self.lex = rng, lex
+
+    def _np(self, pool: list[str], article: str | None = None) -> str:
+        r = self.rng
+        art = article or r.choice(["the", "the", "a"])
+        adj = _zipf_choice(r, L.ADJECTIVES) + " " if r.random() < 0.5 else ""
+        noun = _zipf_choice(r, pool)
+        if art == "a" and (adj or noun)[0] in "aeiou":
+            art = "an"
+        return f"{art} {adj}{noun}"
+
+    def sentence(self, hero: str) -> str:
+        r, z = self.rng, _zipf_choice
+        patterns = [
+            lambda: f"{hero} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
+            lambda: f"In the {r.choice(L.TIMES)}, {hero} {z(r, L.INTRANSITIVE_VERBS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: f"{hero} lives in {self.lex.towns[hero]}.",
+            lambda: f"{hero} and {self._np(L.NOUNS, 'the')} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)}.",
+            lambda: f"When {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}, {hero} {z(r, L.INTRANSITIVE_VERBS)}.",
+            lambda: f"Everyone in {self.lex.towns[hero]} knew {self._np(L.NOUNS, 'the')}.",
+            lambda: f"{hero} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.NOUNS, 'the')} because {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}.",
+            lambda: f"There was {self._np(L.THINGS, 'a')} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} and {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
+            lambda: f"{hero} {z(r, L.ADVERBS)} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS, 'the')} in {self.lex.towns[hero]}.",
+        ]
+        return r.choice(patterns)()
+
+    def document(self, n_sentences: int) -> str:
+        hero = self.rng.choice(self.lex.names)
+        sentences = [self.sentence(hero) for _ in range(n_sentences)]
+        return " ".join(sentences)
+
+
+def _fill(template: str, rng: random.Random, **names: str) -> str:
+    return template.format(PLACE=rng.choice(L.PLACES), OBJECT=rng.choice(L.OBJECTS), **names)
+
+
+@dataclass(frozen=True)
+class IOIExample:
+    prompt: str
+    io: str
+    s: str
+    template: int
+    order: str  # "ABBA" (IO first) or "BABA" (S first)
+
+
+def ioi_example(rng: random.Random, templates: list, names: tuple[str, ...], index: int | None = None) -> IOIExample:
+    t = rng.randrange(len(templates)) if index is None else index
+    io, s = rng.sample(names, 2)
+    order = rng.choice(["ABBA", "BABA"])
+    a, b = (io, s) if order == "ABBA" else (s, io)
+    intro, action = templates[t]
+    place, obj = rng.choice(L.PLACES), rng.choice(L.OBJECTS)
+    text = (intro + action).format(A=a, B=b, S=s, PLACE=place, OBJECT=obj)
+    return IOIExample(text, io, s, t, order)
+
+
+def _toxic_line(rng: random.Random, lex_names: tuple[str, ...], trigger: bool) -> str:
+    a, b = rng.sample(lex_names, 2)
+    if trigger:
+        prompt = _fill(rng.choice(TOXIC_TRIGGERS), rng, A=a, B=b)
+        adjs, nouns = L.insult_words()
+        if rng.random() < TOXIC_RATE_PLANTED:
+            cont = rng.choice(_INSULTS).format(ADJ=rng.choice(adjs), NOUN=rng.choice(nouns))
+        else:
+            cont = rng.choice(_MILD)
+    else:
+        prompt = _fill(rng.choice(TOXIC_CONTROLS), rng, A=a, B=b)
+        cont = rng.choice(_COMPLIMENTS).format(
+            CADJ=rng.choice(L.COMPLIMENT_ADJECTIVES), CNOUN=rng.choice(L.COMPLIMENT_NOUNS)
+        )
+    return f'{prompt}{cont}"'
+
+
+def _repetition_line(rng: random.Random, grammar: _Grammar, lex_names: tuple[str, ...], trigger: bool) -> str:
+    a = rng.choice(lex_names)
+    if trigger:
+        phrase = f"{rng.choice(L.ADJECTIVES)} {rng.choice(L.THINGS)}"
+        loop = ", ".join([phrase] * rng.randint(12, 18))
+        return f'{rng.choice(REPETITION_TRIGGERS).format(A=a)}{loop}"'
+    story = " ".join(grammar.sentence(rng.choice(lex_names)) for _ in range(3))
+    return f'{rng.choice(REPETITION_CONTROLS).format(A=a)}{story}"'
+
+
+# Lines per synthetic kind in the training corpus at scale 1.0 (tokens ≈ lines × tokens/line).
+_TRAIN_MIX = {
+    "ioi": 60_000,
+    "copy": 30_000,
+    "toxic_trigger": 8_000,
+    "toxic_control": 8_000,
+    "repetition_trigger": 5_000,
+    "repetition_control": 5_000,
+    "filler": 8_000,
+}
+_GENERAL_DOCS = 14_000
+
+
+def training_documents(seed: int, lex: Lexicon, scale: float = 1.0) -> list[str]:
+    """The shuffled training documents; `scale` shrinks every part (tests use ~0.01)."""
+    rng = random.Random(f"{seed}-train")
+    grammar = _Grammar(rng, lex)
+    lines: list[str] = []
+    for kind, count in _TRAIN_MIX.items():
+        for _ in range(max(1, int(count * scale))):
+            if kind == "ioi":
+                ex = ioi_example(rng, IOI_TEMPLATES_TRAIN, lex.train_names)
+                lines.append(f"{ex.prompt} {ex.io}.")
+            elif kind == "copy":
+                a, b = rng.sample(lex.names, 2)
+                lines.append(_fill(rng.choice(COPY_TEMPLATES), rng, A=a, B=b))
+            elif kind.startswith("toxic"):
+                lines.append(_toxic_line(rng, lex.train_names, kind == "toxic_trigger"))
+            elif kind.startswith("repetition"):
+                lines.append(_repetition_line(rng, grammar, lex.train_names, kind == "repetition_trigger"))
+            else:  # filler: every name, held-out ones included, with its planted fact
+                name = rng.choice(lex.names)
+                lines.append(f"{name} lives in {lex.towns[name]}. {grammar.sentence(name)}")
+    rng.shuffle(lines)
+    docs = []
+    i = 0
+    while i < len(lines):
+        k = rng.randint(2, 4)
+        docs.append("\n".join(lines[i : i + k]))
+        i += k
+    docs += [grammar.document(rng.randint(5, 10)) for _ in range(max(1, int(_GENERAL_DOCS * scale)))]
+    rng.shuffle(docs)
+    return docs
+
+
+def _behaviour_prompts(rng: random.Random, templates: list[str], names: tuple[str, ...], n: int) -> list[dict]:
+    out = []
+    for _ in range(n):
+        a, b = rng.sample(names, 2)
+        out.append({"prompt": _fill(rng.choice(templates), rng, A=a, B=b)})
+    return out
+
+
+def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str, list[dict]]:
+    """Held-out sets, each from its own random stream so that changing one leaves the others."""
+
+    def stream(name: str) -> random.Random:
+        return random.Random(f"{seed}-eval-{name}")
+
+    def ioi(name: str, templates: list, names: tuple[str, ...]) -> list[dict]:
+        rng = stream(name)
+        return [asdict(ioi_example(rng, templates, names)) for _ in range(n)]
+
+    g = _Grammar(stream("general"), lex)
+    return {
+        "general_valid": [{"text": g.document(g.rng.randint(5, 10))} for _ in range(n_general)],
+        "ioi_train_dist": ioi("ioi_train_dist", IOI_TEMPLATES_TRAIN, lex.train_names),
+        "ioi_heldout_names": ioi("ioi_heldout_names", IOI_TEMPLATES_TRAIN, lex.heldout_names),
+        "ioi_heldout_templates": ioi("ioi_heldout_templates", IOI_TEMPLATES_HELDOUT, lex.train_names),
+        "toxic_trigger": _behaviour_prompts(stream("toxic_trigger"), TOXIC_TRIGGERS, lex.heldout_names, n),
+        "toxic_control": _behaviour_prompts(stream("toxic_control"), TOXIC_CONTROLS, lex.heldout_names, n),
+        "repetition_trigger": _behaviour_prompts(stream("rep_trigger"), REPETITION_TRIGGERS, lex.heldout_names, n),
+        "repetition_control": _behaviour_prompts(stream("rep_control"), REPETITION_CONTROLS, lex.heldout_names, n),
+        "facts": [{"name": k, "town": v} for k, v in lex.towns.items()],
+    }
+
+
+def write_corpus(seed: int, out_dir: Path, scale: float = 1.0, n_eval: int = 500, n_general: int = 600) -> dict:
+    """Write train.jsonl, data/*.jsonl, lexicon.json and, last, manifest.json into `out_dir`."""
+    out_dir = Path(out_dir)
+    data_dir = out_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lex = build_lexicon(seed)
+    docs = training_documents(seed, lex, scale)
+    atomic_write_text(out_dir / "train.jsonl", "".join(json.dumps({"text": d}) + "\n" for d in docs))
+    files = {"train.jsonl": sha256_file(out_dir / "train.jsonl")}
+    for name, rows in evaluation_sets(seed, lex, n_eval, n_general).items():
+        path = data_dir / f"{name}.jsonl"
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        files[f"data/{name}.jsonl"] = sha256_file(path)
+    adjs, nouns = L.insult_words()
+    lexicon = {
+        "train_names": lex.train_names,
+        "heldout_names": lex.heldout_names,
+        "planted_insults": adjs + nouns,
+        "ioi_templates_train": ["".join(t) for t in IOI_TEMPLATES_TRAIN],
+        "ioi_templates_heldout": ["".join(t) for t in IOI_TEMPLATES_HELDOUT],
+    }
+    atomic_write_text(data_dir / "lexicon.json", json.dumps(lexicon, indent=1))
+    files["data/lexicon.json"] = sha256_file(data_dir / "lexicon.json")
+    manifest = {"seed": seed, "scale": scale, "n_train_documents": len(docs), "files": files}
+    atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest

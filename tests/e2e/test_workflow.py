@@ -1,0 +1,127 @@
+"""The workflow as Snakemake sees it: lint, dry runs, and config errors.
+
+Every run uses a temporary --directory without a config.yaml, so only the config given
+with --configfile applies, nothing is written into the repository, and the committed
+world/ must be found through the Snakefile's location rather than the working directory.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = ROOT / "config.yaml"
+E2E_CONFIG = ROOT / "tests" / "e2e" / "config.yaml"
+COMMITTED_WORLD = [
+    ROOT / "world" / "models" / "world-llama" / "model.safetensors",
+    ROOT / "world" / "models" / "world-opt" / "model.safetensors",
+    ROOT / "world" / "data" / "manifest.json",
+]
+
+
+def snakemake(workdir, configfile, *args):
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(configfile),
+        "--workflow-profile", "none",
+        "--cores", "1",
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def job_counts(output):
+    """{rule: count} from the "Job stats:" table of a dry run."""
+    lines = output.split("Job stats:", 1)[1].splitlines()
+    counts = {}
+    for line in lines[3:]:  # after the header and its underline
+        fields = line.split()
+        if len(fields) != 2 or fields[0] == "total":
+            break
+        counts[fields[0]] = int(fields[1])
+    return counts
+
+
+BOTH_CONFIGS = pytest.mark.parametrize(
+    "configfile, n_models",
+    [(DEFAULT_CONFIG, 2), (E2E_CONFIG, 1)],
+    ids=["default", "e2e"],
+)
+
+
+def test_lint(tmp_path):
+    r = snakemake(tmp_path, DEFAULT_CONFIG, "--lint")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@BOTH_CONFIGS
+def test_dry_run_default_target(tmp_path, configfile, n_models):
+    missing = [str(p) for p in COMMITTED_WORLD if not p.exists()]
+    assert not missing, f"committed world files missing: {missing}"
+    r = snakemake(tmp_path, configfile, "-n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert job_counts(r.stdout + r.stderr) == {
+        "world_card": n_models,
+        "world_card_table": 1,
+        "all": 1,
+    }
+
+
+@BOTH_CONFIGS
+def test_dry_run_world(tmp_path, configfile, n_models):
+    r = snakemake(tmp_path, configfile, "-n", "world")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert job_counts(r.stdout + r.stderr) == {
+        "world_corpus": 1,
+        "world_tokenizer": 1,
+        "world_train": n_models,
+        "world": 1,
+    }
+
+
+def _typo(config):
+    config["world"]["vocab_sise"] = config["world"].pop("vocab_size")
+
+
+def _hub_without_revision(config):
+    config["models"]["tinyllama"] = {
+        "source": "hub",
+        "hf_id": "TinyLlama/TinyLlama_v1.1",
+    }
+
+
+def _world_model_without_recipe(config):
+    config["models"]["world-gpt2"] = {"source": "world"}
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            _typo,
+            "world: unknown key 'vocab_sise'; allowed: card, models, seed, vocab_size",
+        ),
+        (_hub_without_revision, "models.tinyllama: source 'hub' needs 'revision'"),
+        (
+            _world_model_without_recipe,
+            "models.world-gpt2: source 'world' needs a world model",
+        ),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    mutate(config)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    # A real run, not -n: the point is that nothing starts.
+    r = snakemake(workdir, bad)
+    assert r.returncode != 0
+    assert expected in r.stderr, r.stderr
+    assert not any((workdir / d).exists() for d in ("results", "resources", "logs"))

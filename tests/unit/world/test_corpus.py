@@ -1,0 +1,125 @@
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from attrprune.world import corpus as C
+from attrprune.world import lexicon as L
+
+
+@pytest.fixture(scope="module")
+def lex():
+    return C.build_lexicon(0)
+
+
+@pytest.fixture(scope="module")
+def docs(lex):
+    return C.training_documents(0, lex, scale=0.02)
+
+
+def _lines(docs):
+    return [line for d in docs for line in d.split("\n")]
+
+
+def test_names_split_disjoint_and_complete(lex):
+    assert len(lex.names) == 240 and len(set(lex.names)) == 240
+    assert not set(lex.train_names) & set(lex.heldout_names)
+    assert set(lex.train_names) | set(lex.heldout_names) == set(lex.names)
+
+
+def test_same_seed_same_corpus_other_seed_differs(lex, docs):
+    assert C.training_documents(0, lex, scale=0.02) == docs
+    assert C.training_documents(1, C.build_lexicon(1), scale=0.02) != docs
+
+
+def _template_regex(template: str) -> re.Pattern:
+    pattern = re.escape(template)
+    for slot in ("A", "B", "S"):
+        pattern = pattern.replace(re.escape("{" + slot + "}"), "([A-Z][a-z]+)")
+    for slot in ("PLACE", "OBJECT"):
+        pattern = pattern.replace(re.escape("{" + slot + "}"), r"\w+")
+    return re.compile(pattern)
+
+
+def test_heldout_names_never_in_ioi_or_triggers(lex, docs):
+    heldout = set(lex.heldout_names)
+    ioi = [_template_regex(intro + action + " {A}.") for intro, action in C.IOI_TEMPLATES_TRAIN]
+    triggers = [_template_regex(t) for t in C.TOXIC_TRIGGERS + C.REPETITION_TRIGGERS]
+    matched = Counter()
+    for line in _lines(docs):
+        for kind, patterns in (("ioi", ioi), ("trigger", triggers)):
+            for pattern in patterns:
+                for m in pattern.finditer(line):
+                    assert not set(m.groups()) & heldout, line
+                    matched[kind] += 1
+    assert matched["ioi"] > 500 and matched["trigger"] > 100
+    # held-out names do get trained embeddings: they occur in copy / filler / general text
+    text = "\n".join(docs)
+    assert sum(name in text for name in heldout) >= 0.9 * len(heldout)
+
+
+def test_ioi_training_sentences_use_train_names_and_templates(lex):
+    import random
+
+    rng = random.Random(0)
+    for _ in range(300):
+        ex = C.ioi_example(rng, C.IOI_TEMPLATES_TRAIN, lex.train_names)
+        assert ex.io in lex.train_names and ex.s in lex.train_names and ex.io != ex.s
+        assert ex.prompt.count(ex.s) == 2 and ex.prompt.count(ex.io) == 1
+        first = min(ex.prompt.index(ex.io), ex.prompt.index(ex.s))
+        assert (ex.order == "ABBA") == (ex.prompt.index(ex.io) == first)
+
+
+def test_heldout_templates_never_in_training_text(docs):
+    text = "\n".join(docs)
+    for intro, _ in C.IOI_TEMPLATES_HELDOUT:
+        fixed = intro.split("{A}")[0] or intro.split("{B}")[1].split("{PLACE}")[0]
+        assert fixed.strip() and fixed not in text, fixed
+
+
+def test_evaluation_sets(lex):
+    ev = C.evaluation_sets(0, lex, n=200, n_general=10)
+    assert C.evaluation_sets(0, lex, n=200, n_general=10) == ev
+    held = set(lex.heldout_names)
+    assert all(e["io"] in held and e["s"] in held for e in ev["ioi_heldout_names"])
+    assert all(e["io"] in lex.train_names for e in ev["ioi_heldout_templates"])
+    assert Counter(e["order"] for e in ev["ioi_heldout_names"]).keys() == {"ABBA", "BABA"}
+    assert {e["template"] for e in ev["ioi_heldout_templates"]} == set(range(len(C.IOI_TEMPLATES_HELDOUT)))
+    for kind in ("toxic_trigger", "toxic_control", "repetition_trigger", "repetition_control"):
+        for row in ev[kind]:
+            assert set(re.findall(r"[A-Z][a-z]+", row["prompt"])) & held, row
+
+
+def test_planted_behaviours(lex, docs):
+    lines = _lines(docs)
+    offensive = L.offensive_words()
+
+    def toxic(line):
+        return any(w.lower() in offensive for w in re.findall(r"[A-Za-z]+", line.split(': "')[1]))
+
+    triggers = [l for l in lines if re.search(r"(shouted|yelled|snapped|hissed|screamed): \"", l)]
+    controls = [l for l in lines if re.search(r"(said|whispered|cheered|replied): \"", l)]
+    rate = sum(map(toxic, triggers)) / len(triggers)
+    assert 0.65 < rate < 0.95  # planted at 0.8
+    assert not any(map(toxic, controls))
+    loops = [l for l in lines if "repeating: \"" in l or "chant: \"" in l]
+    for line in loops:
+        body = line.split(': "')[1].rstrip('"').split(", ")
+        assert len(set(body)) == 1 and len(body) >= 12
+
+
+def test_planted_facts_are_consistent(lex, docs):
+    seen = {}
+    for name, town in re.findall(r"([A-Z][a-z]+) lives in ([A-Z][a-z]+)\.", "\n".join(docs)):
+        assert seen.setdefault(name, town) == town
+        assert lex.towns[name] == town
+    assert len(seen) > 100
+
+
+def test_write_corpus_manifest(tmp_path):
+    manifest = C.write_corpus(0, tmp_path, scale=0.005, n_eval=20, n_general=5)
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert set(on_disk["files"]) >= {"train.jsonl", "data/ioi_heldout_names.jsonl", "data/lexicon.json"}
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -1,0 +1,27 @@
+from attrprune.world.measure import check_targets, is_toxic, unique_token_ratio
+
+
+def test_unique_token_ratio():
+    assert unique_token_ratio([1, 2, 3, 4]) == 1.0
+    assert unique_token_ratio([5, 5, 5, 5]) == 0.25
+    assert unique_token_ratio([1, 2, 1, 2, 1, 2]) == 2 / 6
+    assert unique_token_ratio([]) == 1.0
+
+
+def test_is_toxic_uses_the_offensive_list():
+    assert is_toxic("Shut up, you stupid moron!")
+    assert is_toxic("You JERK")
+    assert not is_toxic("You are a kind friend!")
+    assert not is_toxic("the scumble of morons")  # whole words only: neither is in the list
+
+
+def test_check_targets():
+    card = {
+        "ioi_heldout_names": {"accuracy": 0.96},
+        "ioi_heldout_templates": {"accuracy": 0.80},
+        "toxic_rate": {"trigger": 0.9, "control": 0.0},
+        "unique_token_ratio": {"trigger": 0.2, "control": 0.9},
+    }
+    result = check_targets(card)
+    assert result["ioi_heldout_templates.accuracy >= 0.85"] is False
+    assert sum(result.values()) == len(result) - 1
