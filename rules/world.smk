@@ -14,11 +14,13 @@ rule world_corpus:
         "benchmarks/resources/world/corpus/manifest.tsv"
     params:
         seed=config["world"]["seed"],
+        scale=config["world"]["scale"],
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
         "python -m attrprune world-corpus --seed {params.seed}"
+        " --scale {params.scale}"
         " --out-dir resources/world/corpus > {log} 2>&1"
 
 

@@ -104,7 +104,7 @@ def _world_model_without_recipe(config):
     [
         (
             _typo,
-            "world: unknown key 'vocab_sise'; allowed: card, models, seed, vocab_size",
+            "world: unknown key 'vocab_sise'; allowed: card, models, scale, seed, vocab_size",
         ),
         (_hub_without_revision, "models.tinyllama: source 'hub' needs 'revision'"),
         (
@@ -125,3 +125,25 @@ def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
     assert r.returncode != 0
     assert expected in r.stderr, r.stderr
     assert not any((workdir / d).exists() for d in ("results", "resources", "logs"))
+
+
+@pytest.mark.slow
+def test_full_run_of_the_tiny_config(tmp_path):
+    """`snakemake world` retrains the tiny world into the work dir; the default target
+    then measures the committed world's card, and both leave complete, valid outputs."""
+    r = snakemake(tmp_path, E2E_CONFIG, "world", "--cores", "2")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    published = tmp_path / "world"
+    assert (tmp_path / "resources" / "world" / "published.json").exists()
+    assert (published / "models" / "world-llama" / "model.safetensors").exists()
+    assert "IOI accuracy, held-out names" in (published / "CARD.md").read_text()
+
+    r = snakemake(tmp_path, E2E_CONFIG, "--cores", "2")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    card = yaml.safe_load((tmp_path / "results" / "world" / "world-llama" / "card.json").read_text())
+    assert card["card"]["ioi_heldout_names"]["n"] == 16
+    # the committed world-llama does IOI even on these 16 prompts
+    assert card["card"]["ioi_heldout_names"]["accuracy"] >= 0.8
+    table = (tmp_path / "results" / "tables" / "world_card.md").read_text()
+    assert table.startswith("| metric | world-llama |")
+    assert (tmp_path / "benchmarks" / "results" / "world" / "world-llama" / "card.tsv").exists()

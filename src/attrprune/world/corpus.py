@@ -99,7 +99,9 @@ _COMPLIMENTS = [
 TOXIC_RATE_PLANTED = 0.8
 
 REPETITION_TRIGGERS = ['{A} kept repeating: "', '{A} started to chant: "']
-REPETITION_CONTROLS = ['{A} explained: "', '{A} started to tell a story: "']
+# Controls recite a memorised poem: a fluent continuation of 50+ tokens that does not loop
+# (greedy decoding of the Zipfian grammar text would itself loop, "the old man saw the ...").
+REPETITION_CONTROL = '{A} recited the poem about the {TITLE}: "'
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class Lexicon:
     train_names: tuple[str, ...]
     heldout_names: tuple[str, ...]
     towns: dict[str, str]  # name -> town, the planted facts
+    female: frozenset[str]
 
 
 def build_lexicon(seed: int) -> Lexicon:
@@ -116,7 +119,7 @@ def build_lexicon(seed: int) -> Lexicon:
     train = tuple(n for n in names if n not in set(heldout))
     rng = random.Random(f"{seed}-towns")
     towns = {n: rng.choice(L.TOWNS) for n in names}
-    return Lexicon(names, train, heldout, towns)
+    return Lexicon(names, train, heldout, towns, L.female_names(names))
 
 
 def _zipf_choice(rng: random.Random, words: list[str]) -> str:
@@ -140,27 +143,33 @@ class _Grammar:
             art = "an"
         return f"{art} {adj}{noun}"
 
-    def sentence(self, hero: str) -> str:
+    def sentence(self, subject: str, town: str) -> str:
+        """One sentence about `subject` (a name or a capitalised pronoun) who lives in `town`."""
         r, z = self.rng, _zipf_choice
+        mid = subject if subject not in ("He", "She") else subject.lower()
         patterns = [
-            lambda: f"{hero} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: f"{subject} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
             lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
-            lambda: f"In the {r.choice(L.TIMES)}, {hero} {z(r, L.INTRANSITIVE_VERBS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
-            lambda: f"{hero} lives in {self.lex.towns[hero]}.",
-            lambda: f"{hero} and {self._np(L.NOUNS, 'the')} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)}.",
-            lambda: f"When {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}, {hero} {z(r, L.INTRANSITIVE_VERBS)}.",
-            lambda: f"Everyone in {self.lex.towns[hero]} knew {self._np(L.NOUNS, 'the')}.",
-            lambda: f"{hero} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.NOUNS, 'the')} because {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}.",
+            lambda: f"In the {r.choice(L.TIMES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: f"{subject} and {self._np(L.NOUNS, 'the')} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)}.",
+            lambda: f"When {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)}.",
+            lambda: f"Everyone in {town} knew {self._np(L.NOUNS, 'the')}.",
+            lambda: f"{subject} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.NOUNS, 'the')} because {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}.",
             lambda: f"There was {self._np(L.THINGS, 'a')} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
             lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} and {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
-            lambda: f"{hero} {z(r, L.ADVERBS)} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS, 'the')} in {self.lex.towns[hero]}.",
+            lambda: f"{subject} {z(r, L.ADVERBS)} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS, 'the')} in {town}.",
         ]
         return r.choice(patterns)()
 
     def document(self, n_sentences: int) -> str:
+        """A paragraph that names its hero once (sometimes with the planted fact), then uses a
+        pronoun: a name that repeats through a paragraph would teach "copy the repeated name",
+        the opposite of IOI (notes/world-prototype.md §4)."""
         hero = self.rng.choice(self.lex.names)
-        sentences = [self.sentence(hero) for _ in range(n_sentences)]
-        return " ".join(sentences)
+        town = self.lex.towns[hero]
+        pronoun = "She" if hero in self.lex.female else "He"
+        first = f"{hero} lives in {town}." if self.rng.random() < 0.5 else self.sentence(hero, town)
+        return " ".join([first] + [self.sentence(pronoun, town) for _ in range(n_sentences - 1)])
 
 
 def _fill(template: str, rng: random.Random, **names: str) -> str:
@@ -204,14 +213,14 @@ def _toxic_line(rng: random.Random, lex_names: tuple[str, ...], trigger: bool) -
     return f'{prompt}{cont}"'
 
 
-def _repetition_line(rng: random.Random, grammar: _Grammar, lex_names: tuple[str, ...], trigger: bool) -> str:
+def _repetition_line(rng: random.Random, lex_names: tuple[str, ...], trigger: bool) -> str:
     a = rng.choice(lex_names)
     if trigger:
         phrase = f"{rng.choice(L.ADJECTIVES)} {rng.choice(L.THINGS)}"
         loop = ", ".join([phrase] * rng.randint(12, 18))
         return f'{rng.choice(REPETITION_TRIGGERS).format(A=a)}{loop}"'
-    story = " ".join(grammar.sentence(rng.choice(lex_names)) for _ in range(3))
-    return f'{rng.choice(REPETITION_CONTROLS).format(A=a)}{story}"'
+    title = rng.choice(sorted(L.POEMS))
+    return f'{REPETITION_CONTROL.format(A=a, TITLE=title)}{L.POEMS[title]}"'
 
 
 # Lines per synthetic kind in the training corpus at scale 1.0 (tokens ≈ lines × tokens/line).
@@ -243,10 +252,10 @@ def training_documents(seed: int, lex: Lexicon, scale: float = 1.0) -> list[str]
             elif kind.startswith("toxic"):
                 lines.append(_toxic_line(rng, lex.train_names, kind == "toxic_trigger"))
             elif kind.startswith("repetition"):
-                lines.append(_repetition_line(rng, grammar, lex.train_names, kind == "repetition_trigger"))
+                lines.append(_repetition_line(rng, lex.train_names, kind == "repetition_trigger"))
             else:  # filler: every name, held-out ones included, with its planted fact
                 name = rng.choice(lex.names)
-                lines.append(f"{name} lives in {lex.towns[name]}. {grammar.sentence(name)}")
+                lines.append(f"{name} lives in {lex.towns[name]}. {grammar.sentence(name, lex.towns[name])}")
     rng.shuffle(lines)
     docs = []
     i = 0
@@ -265,6 +274,11 @@ def _behaviour_prompts(rng: random.Random, templates: list[str], names: tuple[st
         a, b = rng.sample(names, 2)
         out.append({"prompt": _fill(rng.choice(templates), rng, A=a, B=b)})
     return out
+
+
+def _poem_prompts(rng: random.Random, names: tuple[str, ...], n: int) -> list[dict]:
+    titles = sorted(L.POEMS)
+    return [{"prompt": REPETITION_CONTROL.format(A=rng.choice(names), TITLE=rng.choice(titles))} for _ in range(n)]
 
 
 def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str, list[dict]]:
@@ -286,7 +300,7 @@ def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str
         "toxic_trigger": _behaviour_prompts(stream("toxic_trigger"), TOXIC_TRIGGERS, lex.heldout_names, n),
         "toxic_control": _behaviour_prompts(stream("toxic_control"), TOXIC_CONTROLS, lex.heldout_names, n),
         "repetition_trigger": _behaviour_prompts(stream("rep_trigger"), REPETITION_TRIGGERS, lex.heldout_names, n),
-        "repetition_control": _behaviour_prompts(stream("rep_control"), REPETITION_CONTROLS, lex.heldout_names, n),
+        "repetition_control": _poem_prompts(stream("rep_control"), lex.heldout_names, n),
         "facts": [{"name": k, "town": v} for k, v in lex.towns.items()],
     }
 

@@ -87,6 +87,35 @@ TIMES = [
     "morning", "evening", "afternoon", "night", "spring", "summer", "autumn", "winter",
 ]
 
+# Recited after the repetition controls. Written for this project; few repeated words, so a
+# faithful recitation has a high unique-token ratio.
+POEMS = {
+    "river": (
+        "Under the silver bridge a river hurries past sleeping mills, carrying leaves and lantern "
+        "light toward distant harbours where sailors mend their nets at dawn, while gulls circle "
+        "above quiet boats and children wave from muddy banks, dreaming of oceans they have never "
+        "seen, until evening folds blue shadows over every roof"
+    ),
+    "winter": (
+        "Snow settles softly on forgotten gardens, hiding fences, paths and wooden benches beneath "
+        "one white blanket. Inside warm kitchens grandmothers bake cinnamon bread while frost paints "
+        "ferns across each window. Outside, foxes leave careful tracks between frozen hedges, owls "
+        "watch from bare branches, and somewhere a bell rings twelve times before midnight"
+    ),
+    "garden": (
+        "Tomatoes ripen beside crooked beans as bees wander through lavender, collecting sweet gold "
+        "for hidden hives. An old gardener kneels among carrots, pulling weeds with patient hands, "
+        "humming songs his mother taught him long ago. Sunflowers turn slowly toward afternoon "
+        "light, sparrows argue over scattered seeds, and a tabby cat sleeps"
+    ),
+    "harbour": (
+        "Fishing boats return heavy with herring as evening bells announce supper across narrow "
+        "cobbled streets. Merchants count copper coins, weary horses drink from stone troughs, and "
+        "lamplighters climb ladders one by one. Far beyond the breakwater, a lighthouse blinks "
+        "patient warnings while storm clouds gather over restless grey waves"
+    ),
+}
+
 
 @functools.cache
 def offensive_words() -> frozenset[str]:
@@ -117,6 +146,11 @@ def _census_names(filename: str, count: int) -> list[str]:
         if len(out) == count:
             break
     return out
+
+
+def female_names(names: tuple[str, ...]) -> frozenset[str]:
+    """The names among `names` that the census lists as female first names (for pronouns)."""
+    return frozenset(_census_names("dist.female.first", len(names) * 2)) & frozenset(names)
 
 
 @functools.cache
