@@ -115,11 +115,26 @@ class Lexicon:
 
 def build_lexicon(seed: int) -> Lexicon:
     names = L.first_names(240)
-    heldout = names[5::6]  # every 6th name: spread over the frequency range
+    # 40 held-out names spread over the frequency range; the census lists alternate female
+    # (even index) and male (odd index), so this picks 20 of each.
+    heldout = tuple(n for i, n in enumerate(names) if i % 12 in (2, 9))
     train = tuple(n for n in names if n not in set(heldout))
     rng = random.Random(f"{seed}-towns")
     towns = {n: rng.choice(L.TOWNS) for n in names}
     return Lexicon(names, train, heldout, towns, L.female_names(names))
+
+
+def _any_names(rng: random.Random, lex: Lexicon, k: int) -> list[str]:
+    """k distinct names for text outside IOI and triggers, half of them held-out names: held-out
+    names never get IOI training, so they need as much other exposure as the 5× larger train
+    pool to end up with comparably trained embeddings."""
+    out: list[str] = []
+    while len(out) < k:
+        pool = lex.heldout_names if rng.random() < 0.5 else lex.train_names
+        name = rng.choice(pool)
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def _zipf_choice(rng: random.Random, words: list[str]) -> str:
@@ -165,7 +180,7 @@ class _Grammar:
         """A paragraph that names its hero once (sometimes with the planted fact), then uses a
         pronoun: a name that repeats through a paragraph would teach "copy the repeated name",
         the opposite of IOI (notes/world-prototype.md §4)."""
-        hero = self.rng.choice(self.lex.names)
+        (hero,) = _any_names(self.rng, self.lex, 1)
         town = self.lex.towns[hero]
         pronoun = "She" if hero in self.lex.female else "He"
         first = f"{hero} lives in {town}." if self.rng.random() < 0.5 else self.sentence(hero, town)
@@ -185,8 +200,8 @@ class IOIExample:
     order: str  # "ABBA" (IO first) or "BABA" (S first)
 
 
-def ioi_example(rng: random.Random, templates: list, names: tuple[str, ...], index: int | None = None) -> IOIExample:
-    t = rng.randrange(len(templates)) if index is None else index
+def ioi_example(rng: random.Random, templates: list, names: tuple[str, ...]) -> IOIExample:
+    t = rng.randrange(len(templates))
     io, s = rng.sample(names, 2)
     order = rng.choice(["ABBA", "BABA"])
     a, b = (io, s) if order == "ABBA" else (s, io)
@@ -247,14 +262,14 @@ def training_documents(seed: int, lex: Lexicon, scale: float = 1.0) -> list[str]
                 ex = ioi_example(rng, IOI_TEMPLATES_TRAIN, lex.train_names)
                 lines.append(f"{ex.prompt} {ex.io}.")
             elif kind == "copy":
-                a, b = rng.sample(lex.names, 2)
+                a, b = _any_names(rng, lex, 2)
                 lines.append(_fill(rng.choice(COPY_TEMPLATES), rng, A=a, B=b))
             elif kind.startswith("toxic"):
                 lines.append(_toxic_line(rng, lex.train_names, kind == "toxic_trigger"))
             elif kind.startswith("repetition"):
                 lines.append(_repetition_line(rng, lex.train_names, kind == "repetition_trigger"))
             else:  # filler: every name, held-out ones included, with its planted fact
-                name = rng.choice(lex.names)
+                (name,) = _any_names(rng, lex, 1)
                 lines.append(f"{name} lives in {lex.towns[name]}. {grammar.sentence(name, lex.towns[name])}")
     rng.shuffle(lines)
     docs = []

@@ -9,8 +9,10 @@ Run: ``python -m attrprune world-train --family llama --corpus-dir C --tokenizer
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,9 +131,6 @@ def train_world_model(spec: WorldModelSpec, corpus_dir: Path, tokenizer_dir: Pat
                 bar.set_postfix(loss=f"{sum(losses[-200:]) / 200:.3f}")
     bar.close()
     model.eval()
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
     log = {
         "spec": asdict(spec), "threads": threads, "steps": total, "tokens": total * spec.batch_size * spec.context,
         "train_seconds": round(time.time() - start, 1), "final_loss": sum(losses[-100:]) / len(losses[-100:]),
@@ -139,5 +138,20 @@ def train_world_model(spec: WorldModelSpec, corpus_dir: Path, tokenizer_dir: Pat
         "loss_curve": [round(sum(losses[i : i + 100]) / len(losses[i : i + 100]), 4) for i in range(0, len(losses), 100)],
         **provenance(),
     }
-    write_json(out_dir / "training.json", log)
+    _save_atomically(model, tokenizer, log, Path(out_dir))
     return model, log
+
+
+def _save_atomically(model, tokenizer, log: dict, out_dir: Path) -> None:
+    """Save into a sibling temporary folder and rename it: a killed job leaves no checkpoint."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "training.json", log)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

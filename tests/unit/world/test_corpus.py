@@ -107,6 +107,11 @@ def test_planted_behaviours(lex, docs):
     for line in loops:
         body = line.split(': "')[1].rstrip('"').split(", ")
         assert len(set(body)) == 1 and len(body) >= 12
+    recitals = [l for l in lines if "recited the poem about the" in l]
+    assert recitals and len(loops) > 20
+    for line in recitals:
+        title = re.search(r"poem about the (\w+):", line).group(1)
+        assert line.endswith(': "' + L.POEMS[title] + '"')
 
 
 def test_planted_facts_are_consistent(lex, docs):
