@@ -9,7 +9,7 @@
 #   world/models/{model}/  world/data/       committed world: source files, never a
 #                                            declared output (see rule `world`)
 #   resources/models/{model}/                hub snapshot at a pinned revision
-#   resources/data/{refset}.*
+#   resources/refsets/{model}/{refset}.safetensors   refset = {kind}-s{seed}: samples + target
 #   results/world/{model}/card.json          the planted behaviours, measured
 #   results/{model}/scores/{method}/{refset}.safetensors
 #   results/{model}/compression/{method}/{scope}/sparsity_{sparsity}/metrics.json
@@ -32,6 +32,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/world.smk"
+include: "rules/relevance.smk"
 
 
 rule all:

@@ -78,6 +78,13 @@ def _check_config(config):
 
 _check_config(config)
 
+_hub = [m for m, spec in config["models"].items() if spec["source"] == "hub"]
+if _hub:
+    raise WorkflowError(
+        f"models {_hub}: hub models need download rules and C4 / WikiText reference sets, "
+        "which this version does not have yet; use the built-in world models (source: world)"
+    )
+
 
 def _alternatives(names):
     # re.escape: an alias like "llama-3.1-8b" must not turn "." into "any character".
@@ -105,9 +112,17 @@ WORLD_DIR = _repo_path("world")
 WORLD_DATA_DIR = os.path.join(WORLD_DIR, "data")
 
 
+REFSET_KINDS = ["general", "ioi", "toxic", "repetition"]
+SCORE_METHODS = config["scores"]["methods"]
+
+
 wildcard_constraints:
     model=_alternatives(MODELS),
     world_model=_alternatives(WORLD_MODELS),
+    kind=_alternatives(REFSET_KINDS),
+    seed=r"\d+",
+    method=_alternatives(SCORE_METHODS),
+    refset=rf"({_alternatives(REFSET_KINDS)})-s\d+",
 
 
 def model_dir(model):
@@ -131,11 +146,43 @@ def world_cards():
     return expand("results/world/{model}/card.json", model=WORLD_SOURCE_MODELS)
 
 
+def refset_names(kind):
+    return [f"{kind}-s{seed}" for seed in config["refsets"][kind]["seeds"]]
+
+
+def score_files():
+    return expand(
+        "results/{model}/scores/{method}/{refset}.safetensors",
+        model=MODELS,
+        method=SCORE_METHODS,
+        refset=[r for kind in config["scores"]["refsets"] for r in refset_names(kind)],
+    )
+
+
 def get_final_output():
     targets = world_cards()
     if WORLD_SOURCE_MODELS:
         targets.append("results/tables/world_card.md")
-    return targets
+    return targets + score_files()
+
+
+def get_model_weights(wildcards):
+    """The checkpoint file of the job's model; committed for world models."""
+    path = os.path.join(model_dir(wildcards.model), "model.safetensors")
+    if config["models"][wildcards.model]["source"] == "world":
+        return _committed_world_file(path)
+    return path
+
+
+def get_refset_flags(wildcards):
+    """CLI flags of the reference-set kind in the job's wildcards, from config.refsets."""
+    spec = config["refsets"][wildcards.kind]
+    flags = f"--n {spec['n']}"
+    if spec.get("length"):
+        flags += f" --length {spec['length']}"
+    if "new_tokens" in spec:
+        flags += f" --new-tokens {spec['new_tokens']}"
+    return flags
 
 
 def get_world_card_model(wildcards):

@@ -15,6 +15,11 @@ import sys
 from pathlib import Path
 
 
+# Kept equal to attrprune.relevance.METHODS and the schema's enum (tests check both); spelled
+# out here so that `--help` does not import torch.
+METHOD_NAMES = ["lrp", "gradient", "wanda", "magnitude", "activation", "random"]
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -81,6 +86,42 @@ def _world_publish(a) -> None:
     publish_world(a.corpus_dir, a.models_dir, a.models, a.out_dir, a.stamp, a.n_prompts)
 
 
+def _refsets(a) -> None:
+    from attrprune.refsets import build_world_refset, save_refset
+
+    refset = build_world_refset(a.kind, a.model_dir, a.data_dir, a.n, a.seed, length=a.length, new_tokens=a.new_tokens)
+    save_refset(refset, a.out)
+    print(f"{a.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {a.out}", file=sys.stderr)
+
+
+def _scores(a) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from attrprune.io import provenance
+    from attrprune.refsets import load_refset
+    from attrprune.relevance import ScoreOptions, compute_scores
+    from attrprune.relevance.store import save_scores
+
+    torch.manual_seed(a.seed)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(a.model_dir, local_files_only=True, torch_dtype=dtype).to(device)
+    refset = load_refset(a.refset)
+    options = ScoreOptions(batch_size=a.batch_size, seed=a.seed, lrp_variant=a.lrp_variant)
+    scores = compute_scores(a.method, model, refset, options)
+    meta = provenance(
+        method=a.method, lrp_variant=a.lrp_variant if a.method == "lrp" else None, target=refset.meta.get("target"),
+        refset=str(a.refset), refset_kind=refset.meta.get("kind"), refset_sha256=refset.meta.get("sha256"),
+        refset_seed=refset.meta.get("seed"), n_samples=len(refset), seed=a.seed, batch_size=a.batch_size,
+        dtype=str(dtype).removeprefix("torch."), model_dir=str(a.model_dir),
+    )
+    save_scores(scores, a.out, meta)
+    print(f"{a.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, {len(scores.heads)} head tensors -> {a.out}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m attrprune", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -134,6 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-prompts", type=_positive_int, default=None)
     p.add_argument("--stamp", type=Path, required=True, help="written last: marks a complete publish")
     p.set_defaults(func=_world_publish)
+
+    p = sub.add_parser("refsets", help="materialise a seeded reference set and its explained target")
+    p.add_argument("--kind", choices=["general", "ioi", "toxic", "repetition"], required=True)
+    p.add_argument("--model-dir", type=Path, required=True, help="tokenizer (and, for behaviours, generator)")
+    p.add_argument("--data-dir", type=Path, required=True, help="the world's data folder")
+    p.add_argument("--n", type=_positive_int, default=128, help="number of samples")
+    p.add_argument("--length", type=_positive_int, default=None, help="tokens per general-text window (default: model context)")
+    p.add_argument("--new-tokens", type=_positive_int, default=20, help="greedy tokens explained per behaviour prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_refsets)
+
+    p = sub.add_parser("scores", help="score every weight, neuron and head of a model on a reference set")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--refset", type=Path, required=True)
+    p.add_argument("--method", choices=METHOD_NAMES, required=True)
+    p.add_argument("--lrp-variant", choices=["attnlrp", "cp"], default="attnlrp")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random method (and torch)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_scores)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -10,18 +11,24 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write `text` to a temporary sibling and rename it, so a killed job leaves no partial file."""
+@contextlib.contextmanager
+def atomic_path(path: Path | str):
+    """Yield a temporary sibling path to write to; it is renamed to `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Write `text` so that a killed job leaves either the old file or the new one, never half."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: Path | str, obj) -> None:

@@ -65,9 +65,12 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     assert not missing, f"committed world files missing: {missing}"
     r = snakemake(tmp_path, configfile, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
+    n_methods, n_refsets = (6, 4) if configfile == DEFAULT_CONFIG else (3, 2)
     assert job_counts(r.stdout + r.stderr) == {
         "world_card": n_models,
         "world_card_table": 1,
+        "refset": n_models * n_refsets,
+        "scores": n_models * n_methods * n_refsets,
         "all": 1,
     }
 
@@ -144,6 +147,11 @@ def test_full_run_of_the_tiny_config(tmp_path):
     assert card["card"]["ioi_heldout_names"]["n"] == 16
     # the committed world-llama does IOI even on these 16 prompts
     assert card["card"]["ioi_heldout_names"]["accuracy"] >= 0.8
+    from attrprune.relevance.store import load_scores
+
+    scores, meta = load_scores(tmp_path / "results" / "world-llama" / "scores" / "lrp" / "ioi-s0.safetensors")
+    assert meta["method"] == "lrp" and meta["n_samples"] == 8 and meta["refset_sha256"]
+    assert "model.layers.0.mlp.down_proj" in scores.weights and scores.heads
     table = (tmp_path / "results" / "tables" / "world_card.md").read_text()
     assert table.startswith("| metric | world-llama |")
     assert (tmp_path / "benchmarks" / "results" / "world" / "world-llama" / "card.tsv").exists()

@@ -7,7 +7,7 @@ import pytest
 
 from attrprune.cli import build_parser, main
 
-STAGES = ["world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish"]
+STAGES = ["world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish", "refsets", "scores"]
 
 
 def test_every_stage_has_help(capsys):

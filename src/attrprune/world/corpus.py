@@ -306,9 +306,14 @@ def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str
         rng = stream(name)
         return [asdict(ioi_example(rng, templates, names)) for _ in range(n)]
 
-    g = _Grammar(stream("general"), lex)
+    def general(name: str, count: int) -> list[dict]:
+        g = _Grammar(stream(name), lex)
+        return [{"text": g.document(g.rng.randint(5, 10))} for _ in range(count)]
+
     return {
-        "general_valid": [{"text": g.document(g.rng.randint(5, 10))} for _ in range(n_general)],
+        "general_valid": general("general", n_general),
+        # reference text for relevance scores: the training distribution, not the validation set
+        "general_ref": general("general-ref", n_general),
         "ioi_train_dist": ioi("ioi_train_dist", IOI_TEMPLATES_TRAIN, lex.train_names),
         "ioi_heldout_names": ioi("ioi_heldout_names", IOI_TEMPLATES_TRAIN, lex.heldout_names),
         "ioi_heldout_templates": ioi("ioi_heldout_templates", IOI_TEMPLATES_HELDOUT, lex.train_names),
@@ -316,6 +321,10 @@ def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str
         "toxic_control": _behaviour_prompts(stream("toxic_control"), TOXIC_CONTROLS, lex.heldout_names, n),
         "repetition_trigger": _behaviour_prompts(stream("rep_trigger"), REPETITION_TRIGGERS, lex.heldout_names, n),
         "repetition_control": _poem_prompts(stream("rep_control"), lex.heldout_names, n),
+        # reference prompts for relevance: train names, so disjoint from the held-out sets above
+        "ioi_ref": ioi("ioi_ref", IOI_TEMPLATES_TRAIN, lex.train_names),
+        "toxic_trigger_ref": _behaviour_prompts(stream("toxic_ref"), TOXIC_TRIGGERS, lex.train_names, n),
+        "repetition_trigger_ref": _behaviour_prompts(stream("rep_ref"), REPETITION_TRIGGERS, lex.train_names, n),
         "facts": [{"name": k, "town": v} for k, v in lex.towns.items()],
     }
 

@@ -1,0 +1,50 @@
+# Reference sets and component scores (DESIGN.md sections 1 and 7). Scores are the durable
+# artifact: every application prunes by them, recomputing masks from them as needed.
+
+
+rule refset:
+    input:
+        model=get_model_weights,
+        data=get_world_card_data,
+    output:
+        "resources/refsets/{model}/{kind}-s{seed}.safetensors",
+    log:
+        "logs/resources/refsets/{model}/{kind}-s{seed}.log",
+    benchmark:
+        "benchmarks/resources/refsets/{model}/{kind}-s{seed}.tsv"
+    params:
+        model_dir=input_dir("model"),
+        data_dir=input_dir("data"),
+        flags=get_refset_flags,
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune refsets --kind {wildcards.kind} --model-dir {params.model_dir}"
+        " --data-dir {params.data_dir} {params.flags} --seed {wildcards.seed}"
+        " --out {output} > {log} 2>&1"
+
+
+rule scores:
+    input:
+        model=get_model_weights,
+        refset="resources/refsets/{model}/{refset}.safetensors",
+    output:
+        "results/{model}/scores/{method}/{refset}.safetensors",
+    log:
+        "logs/results/{model}/scores/{method}/{refset}.log",
+    benchmark:
+        "benchmarks/results/{model}/scores/{method}/{refset}.tsv"
+    params:
+        model_dir=input_dir("model"),
+        lrp_variant=config["scores"]["lrp_variant"],
+        batch_size=config["scores"]["batch_size"],
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune scores --model-dir {params.model_dir} --refset {input.refset}"
+        " --method {wildcards.method} --lrp-variant {params.lrp_variant}"
+        " --batch-size {params.batch_size} --threads {threads} --out {output} > {log} 2>&1"

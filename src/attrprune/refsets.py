@@ -1,0 +1,180 @@
+"""Reference sets: the samples relevance is computed on, and the output each one explains.
+
+A reference set is a batch of token sequences plus an *explained target*, stored as two token
+maps over positions: the target of a sequence is Σ_t logit[t, plus[t]] − logit[t, minus[t]]
+(−1 = nothing at that position). The kinds (DESIGN.md §1):
+
+* ``general``: random windows of general text; target = logits of the real next token at every
+  position (the language-modelling objective, explained);
+* ``ioi``: IOI prompts; target = logit(IO) − logit(S) at the final position;
+* ``toxic`` / ``repetition``: behaviour prompts followed by the model's own greedy continuation,
+  teacher-forced; target = logits of the continuation tokens.
+
+Sets are seeded, written as safetensors (tensors + metadata with the sha256 of their contents)
+so every score file can name the exact samples it was computed on.
+
+Run: ``python -m attrprune refsets --kind ioi --model-dir world/models/world-llama --data-dir world/data --n 128 --seed 0 --out ioi.safetensors``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+KINDS = ("general", "ioi", "toxic", "repetition")
+TARGETS = {
+    "general": "next-token logits of the real continuation at every position",
+    "ioi": "logit(IO) - logit(S) at the final position",
+    "toxic": "logits of the model's own greedy continuation, teacher-forced",
+    "repetition": "logits of the model's own greedy continuation, teacher-forced",
+}
+# World data file of each kind's reference prompts (train names; disjoint from evaluation).
+WORLD_FILES = {
+    "general": "general_ref.jsonl",
+    "ioi": "ioi_ref.jsonl",
+    "toxic": "toxic_trigger_ref.jsonl",
+    "repetition": "repetition_trigger_ref.jsonl",
+}
+
+
+@dataclass
+class RefSet:
+    input_ids: torch.Tensor  # [n, L]
+    attention_mask: torch.Tensor  # [n, L]
+    plus: torch.Tensor  # [n, L] token whose logit counts +1 at each position, -1 = none
+    minus: torch.Tensor  # [n, L] token whose logit counts -1, -1 = none
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def batches(self, size: int):
+        for i in range(0, len(self), size):
+            yield (self.input_ids[i : i + size], self.attention_mask[i : i + size], self.plus[i : i + size], self.minus[i : i + size])
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for t in (self.input_ids, self.attention_mask, self.plus, self.minus):
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+
+def explained_target(logits: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
+    """Σ over the batch and positions of logit[plus] − logit[minus]: the scalar LRP and the
+    gradient methods start from. logits [b, L, V]; plus, minus [b, L]."""
+    total = logits.new_zeros(())
+    for tokens, sign in ((plus, 1.0), (minus, -1.0)):
+        hit = tokens >= 0
+        if hit.any():
+            total = total + sign * logits[hit].gather(-1, tokens[hit][:, None]).sum()
+    return total
+
+
+def _pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) -> RefSet:
+    """n random windows of `length` tokens from the documents joined by `<eos>`."""
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream += [eos] + enc
+    if len(stream) < length + 1:
+        raise ValueError(f"reference text has {len(stream)} tokens, fewer than one window of {length}")
+    rng = random.Random(seed)
+    starts = [rng.randrange(len(stream) - length) for _ in range(n)]
+    ids = torch.tensor([stream[s : s + length] for s in starts])  # [n, L]
+    plus = torch.full_like(ids, -1)
+    plus[:, :-1] = ids[:, 1:]
+    return RefSet(ids, torch.ones_like(ids), plus, torch.full_like(ids, -1))
+
+
+def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
+    from attrprune.world.measure import single_token_id
+
+    rows = random.Random(seed).sample(examples, min(n, len(examples)))
+    encs = [[tokenizer.eos_token_id] + tokenizer.encode(r["prompt"], add_special_tokens=False) for r in rows]
+    ids, mask = _pad(encs, tokenizer.eos_token_id)
+    plus, minus = torch.full_like(ids, -1), torch.full_like(ids, -1)
+    for i, (r, e) in enumerate(zip(rows, encs)):
+        plus[i, len(e) - 1] = single_token_id(tokenizer, r["io"])
+        minus[i, len(e) - 1] = single_token_id(tokenizer, r["s"])
+    return RefSet(ids, mask, plus, minus)
+
+
+def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, new_tokens: int) -> RefSet:
+    """Prompts followed by the model's greedy continuation; the continuation is explained."""
+    from attrprune.world.measure import greedy_continuations
+
+    chosen = random.Random(seed).sample(prompts, min(n, len(prompts)))
+    conts = greedy_continuations(model, tokenizer, chosen, new_tokens)
+    rows, spans = [], []
+    for prompt, cont in zip(chosen, conts):
+        head = [tokenizer.eos_token_id] + tokenizer.encode(prompt, add_special_tokens=False)
+        rows.append(head + cont)
+        spans.append((len(head), len(head) + len(cont)))
+    ids, mask = _pad(rows, tokenizer.eos_token_id)
+    plus = torch.full_like(ids, -1)
+    for i, (a, b) in enumerate(spans):
+        plus[i, a - 1 : b - 1] = ids[i, a:b]  # position t predicts token t + 1
+    if not (plus >= 0).any():
+        raise ValueError("every greedy continuation was empty: nothing to explain")
+    return RefSet(ids, mask, plus, torch.full_like(ids, -1))
+
+
+def build_world_refset(kind: str, model_dir: Path, data_dir: Path, n: int, seed: int, length: int | None = None, new_tokens: int = 20) -> RefSet:
+    """A reference set of `kind` for the model in `model_dir`, from the world's data files."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from attrprune.world.measure import read_jsonl
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown reference set kind {kind!r}; valid: {list(KINDS)}")
+    if n < 1:
+        raise ValueError(f"a reference set needs at least one sample, got n={n}")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    rows = read_jsonl(Path(data_dir) / WORLD_FILES[kind])
+    if kind == "general":
+        length = length or AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).config.max_position_embeddings
+        refset = general_refset(tokenizer, [r["text"] for r in rows], n, length, seed)
+    elif kind == "ioi":
+        refset = ioi_refset(tokenizer, rows, n, seed)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+        refset = behaviour_refset(model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens)
+    refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": f"world:{WORLD_FILES[kind]}", "model_dir": str(model_dir)}
+    return refset
+
+
+def save_refset(refset: RefSet, path: Path) -> None:
+    from attrprune.io import atomic_path
+
+    meta = {**refset.meta, "sha256": refset.content_hash()}
+    tensors = {"input_ids": refset.input_ids, "attention_mask": refset.attention_mask, "plus": refset.plus, "minus": refset.minus}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"refset": json.dumps(meta)})
+
+
+def load_refset(path: Path) -> RefSet:
+    from safetensors import safe_open
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["refset"])
+    refset = RefSet(tensors["input_ids"], tensors["attention_mask"], tensors["plus"], tensors["minus"], meta)
+    if len(refset) == 0:
+        raise ValueError(f"reference set {path} is empty; rebuild it with `python -m attrprune refsets`")
+    return refset

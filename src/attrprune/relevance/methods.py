@@ -1,0 +1,232 @@
+"""The scoring methods (DESIGN.md §1) behind one registry.
+
+All methods share the signature ``method(model, refset, options) -> Scores``:
+
+* ``lrp``: w ⊙ (LRP-modified gradient of the explained target), summed over tokens and averaged
+  over samples (paper Eq. 1 and 8), through lxt's efficient mode (AttnLRP, or CP-LRP);
+* ``gradient``: |w ⊙ ∂target/∂w| with the plain gradient, same aggregation;
+* ``wanda``: |W| · ‖X‖₂ per input channel over the reference tokens (Sun et al. 2023);
+* ``magnitude``: |W|;
+* ``activation``: mean |output| per neuron and per head (structured only);
+* ``random``: seeded uniform scores, a control.
+
+Neuron and head scores of the gradient-type methods follow from the weight relevance: for
+z = Wx + b, the relevance at output unit j is Σ_i R_ji + b_j·∂b_j (summed over tokens), and a
+head's relevance is that of its output, i.e. of its columns of the output projection's input.
+In AttnLRP this equals the relevance at the head's softmax output summed over keys (for
+out = A·V, Σ_k A_qk ∂out/∂A_qk · g = Σ_d out_qd g_qd), so no attention hooks are needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from attrprune.architectures import Architecture, architecture_of
+from attrprune.refsets import RefSet, explained_target
+
+
+@dataclass
+class Scores:
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)  # module -> [out, in]
+    neurons: dict[str, torch.Tensor] = field(default_factory=dict)  # module -> [out]
+    heads: dict[str, torch.Tensor] = field(default_factory=dict)  # attention module -> [heads]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for kind, table in (("weight", self.weights), ("neuron", self.neurons), ("head", self.heads)):
+            out.update({f"{kind}/{name}": t.detach().float().contiguous().cpu() for name, t in table.items()})
+        return out
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    batch_size: int = 16
+    seed: int = 0
+    lrp_variant: str = "attnlrp"  # or "cp" (CP-LRP: no relevance through the softmax)
+    progress: bool = True
+
+
+def _linears(model, arch: Architecture) -> dict[str, torch.nn.Linear]:
+    return {name: model.get_submodule(name) for name in arch.linear_names(model)}
+
+
+def _head_module(name: str, arch: Architecture) -> str:
+    # "model.layers.3.self_attn.o_proj" -> "model.layers.3.self_attn"
+    return name.rsplit(".", 1)[0]
+
+
+def _heads_from_columns(columns: torch.Tensor, n_heads: int) -> torch.Tensor:
+    return columns.view(n_heads, -1).sum(-1)  # [hidden] -> [heads, head_dim] -> [heads]
+
+
+def _batches(refset: RefSet, options: ScoreOptions, desc: str):
+    n_batches = -(-len(refset) // options.batch_size)
+    return tqdm(refset.batches(options.batch_size), total=n_batches, desc=desc, disable=not options.progress)
+
+
+@contextlib.contextmanager
+def _grad_only_on(params: list[torch.nn.Parameter], model):
+    """Gradients for `params` only (the embeddings and norms need none); restores flags on exit."""
+    flags = {p: p.requires_grad for p in model.parameters()}
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+        for p in params:
+            p.requires_grad_(True)
+        yield
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+            p.grad = None
+
+
+def modified_gradient_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool, desc: str) -> Scores:
+    """w ⊙ ∂target/∂w with whatever gradient autograd computes (plain, or LRP-modified when
+    lxt's patch is active), accumulated over the set and multiplied by the weight once."""
+    arch = architecture_of(model)
+    linears = _linears(model, arch)
+    params = [p for lin in linears.values() for p in (lin.weight, lin.bias) if p is not None]
+    n = len(refset)
+    device = next(model.parameters()).device
+    with _grad_only_on(params, model):
+        for ids, mask, plus, minus in _batches(refset, options, desc):
+            ids, mask, plus, minus = (t.to(device) for t in (ids, mask, plus, minus))
+            logits = model(input_ids=ids, attention_mask=mask).logits  # [b, L, V]
+            explained_target(logits.float(), plus, minus).backward()
+        scores = Scores()
+        n_heads = arch.n_heads(model)
+        for name, lin in linears.items():
+            rel = (lin.weight.float() * lin.weight.grad.float()) / n  # [out, in]
+            neuron = rel.sum(1)
+            if lin.bias is not None:
+                neuron = neuron + lin.bias.float() * lin.bias.grad.float() / n
+            scores.weights[name] = rel.abs() if absolute else rel
+            scores.neurons[name] = neuron.abs() if absolute else neuron
+            if arch.linear_names(model)[name][1] == arch.head_out:
+                head = _heads_from_columns(rel.sum(0), n_heads)
+                scores.heads[_head_module(name, arch)] = head.abs() if absolute else head
+    return scores
+
+
+def lrp(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    from attrprune.relevance.lrp import lrp_patched
+
+    with lrp_patched(model, options.lrp_variant):
+        return modified_gradient_scores(model, refset, options, absolute=False, desc=f"lrp ({options.lrp_variant})")
+
+
+def gradient(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    return modified_gradient_scores(model, refset, options, absolute=True, desc="gradient")
+
+
+@contextlib.contextmanager
+def _forward_hooks(modules: dict[str, torch.nn.Module], hook: Callable):
+    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: hook(name, inp[0], out)) for name, m in modules.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def _forward_statistics(model, refset: RefSet, options: ScoreOptions, desc: str, stat: Callable) -> dict[str, torch.Tensor]:
+    """Σ over real (unpadded) reference tokens of stat(input, output) per linear layer."""
+    arch = architecture_of(model)
+    linears = _linears(model, arch)
+    device = next(model.parameters()).device
+    sums: dict[str, torch.Tensor] = {}
+    current_mask: list[torch.Tensor] = []
+
+    def hook(name, x, y):
+        keep = current_mask[0].bool().reshape(-1)  # [b*L]
+        # [b, L, d] (Llama) or already [b*L, d] (OPT's MLP) -> [real tokens, d]
+        x, y = (t.reshape(-1, t.shape[-1])[keep].float() for t in (x, y))
+        value = stat(x, y).sum(0)
+        sums[name] = sums[name] + value if name in sums else value
+
+    with _forward_hooks(linears, hook):
+        for ids, mask, _, _ in _batches(refset, options, desc):
+            current_mask[:] = [mask.to(device)]
+            model(input_ids=ids.to(device), attention_mask=mask.to(device))
+    return sums
+
+
+def wanda(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    sq = _forward_statistics(model, refset, options, "wanda", lambda x, y: x.pow(2))  # [in]
+    scores = Scores()
+    for name, lin in _linears(model, architecture_of(model)).items():
+        w = lin.weight.detach().float().abs() * sq[name].sqrt()[None, :]  # [out, in]
+        scores.weights[name] = w
+        scores.neurons[name] = w.sum(1)
+    return scores
+
+
+def magnitude(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    scores = Scores()
+    for name, lin in _linears(model, architecture_of(model)).items():
+        w = lin.weight.detach().float().abs()
+        scores.weights[name] = w
+        scores.neurons[name] = w.sum(1)
+    return scores
+
+
+def activation(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    arch = architecture_of(model)
+    n_tokens = refset.attention_mask.sum().item()
+    out_abs = _forward_statistics(model, refset, options, "activation", lambda x, y: y.abs())
+    in_abs = _forward_statistics(model, refset, options, "activation (head inputs)", lambda x, y: x.abs())
+    scores = Scores()
+    roles = arch.linear_names(model)
+    for name in out_abs:
+        scores.neurons[name] = out_abs[name] / n_tokens
+        if roles[name][1] == arch.head_out:
+            scores.heads[_head_module(name, arch)] = _heads_from_columns(in_abs[name] / n_tokens, arch.n_heads(model))
+    return scores
+
+
+def random_scores(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    arch = architecture_of(model)
+    gen = torch.Generator().manual_seed(options.seed)
+    scores = Scores()
+    roles = arch.linear_names(model)
+    for name, lin in _linears(model, arch).items():
+        scores.weights[name] = torch.rand(lin.weight.shape, generator=gen)
+        scores.neurons[name] = torch.rand(lin.weight.shape[0], generator=gen)
+        if roles[name][1] == arch.head_out:
+            scores.heads[_head_module(name, arch)] = torch.rand(arch.n_heads(model), generator=gen)
+    return scores
+
+
+METHODS: dict[str, Callable[..., Scores]] = {
+    "lrp": lrp,
+    "gradient": gradient,
+    "wanda": wanda,
+    "magnitude": magnitude,
+    "activation": activation,
+    "random": random_scores,
+}
+
+
+def compute_scores(method: str, model, refset: RefSet, options: ScoreOptions = ScoreOptions()) -> Scores:
+    """Score `model` with `method` on `refset`; the model is put in eval mode and its weights
+    are left exactly as they were."""
+    if method not in METHODS:
+        raise ValueError(f"unknown scoring method {method!r}; valid: {sorted(METHODS)}")
+    if len(refset) == 0:
+        raise ValueError("the reference set is empty; rebuild it with more samples (refsets --n)")
+    model.eval()
+    scores = METHODS[method](model, refset, options)
+    for key, t in scores.tensors().items():
+        if not torch.isfinite(t).all():
+            raise FloatingPointError(
+                f"{method} produced non-finite scores in {key}; check the model in bf16/fp16 "
+                "(use fp32), or the reference set for degenerate samples"
+            )
+    return scores

@@ -1,0 +1,134 @@
+"""Scores of every method: shapes, names, the definitions of the simple baselines, errors."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tiny_models import TINY  # noqa: E402
+
+from attrprune.architectures import architecture_of  # noqa: E402
+from attrprune.refsets import RefSet  # noqa: E402
+from attrprune.relevance import METHODS, ScoreOptions, compute_scores  # noqa: E402
+
+OPTS = ScoreOptions(batch_size=3, progress=False)
+
+
+def lm_refset(n=5, length=12, vocab=100, seed=0, pad_last=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab, (n, length), generator=g)
+    mask = torch.ones_like(ids)
+    if pad_last:
+        mask[-1, -pad_last:] = 0
+    plus = torch.full_like(ids, -1)
+    plus[:, :-1] = ids[:, 1:]
+    plus[mask == 0] = -1
+    return RefSet(ids, mask, plus, torch.full_like(ids, -1))
+
+
+@pytest.mark.parametrize("family", ["llama", "opt"])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_scores_every_component_and_leaves_weights(family, method):
+    model = TINY[family](bias_free=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    scores = compute_scores(method, model, lm_refset(), OPTS)
+    arch = architecture_of(model)
+    names = set(arch.linear_names(model))
+    assert set(scores.neurons) == names
+    if method != "activation":  # structured only
+        assert set(scores.weights) == names
+        for name, w in scores.weights.items():
+            assert w.shape == model.get_submodule(name).weight.shape
+    if method not in ("wanda", "magnitude"):  # no weight matrix of their own to score heads by
+        assert len(scores.heads) == model.config.num_hidden_layers
+        assert all(h.shape == (model.config.num_attention_heads,) for h in scores.heads.values())
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_magnitude_is_abs_weight():
+    model = TINY["llama"]()
+    scores = compute_scores("magnitude", model, lm_refset(), OPTS)
+    for name, s in scores.weights.items():
+        assert torch.equal(s, model.get_submodule(name).weight.abs())
+
+
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_wanda_is_abs_weight_times_input_norm(family):
+    model = TINY[family]()
+    refset = lm_refset(pad_last=4)
+    scores = compute_scores("wanda", model, refset, OPTS)
+    arch = architecture_of(model)
+    inputs = {name: [] for name in arch.linear_names(model)}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: inputs[n].append(i[0])) for n in inputs]
+    with torch.no_grad():
+        for i in range(len(refset)):  # one sample at a time, only its real tokens
+            keep = refset.attention_mask[i].bool()
+            model(input_ids=refset.input_ids[i : i + 1, keep])
+    for h in hooks:
+        h.remove()
+    for name, xs in inputs.items():
+        x = torch.cat([t.reshape(-1, t.shape[-1]) for t in xs])  # [tokens, in]
+        expected = model.get_submodule(name).weight.abs() * x.norm(dim=0)[None, :]
+        torch.testing.assert_close(scores.weights[name], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_is_abs_weight_times_mean_gradient():
+    model = TINY["llama"]()
+    refset = lm_refset(n=4)
+    scores = compute_scores("gradient", model, refset, OPTS)
+    name = "model.layers.1.mlp.down_proj"
+    w = model.get_submodule(name).weight
+    logits = model(input_ids=refset.input_ids).logits
+    target = logits[:, :-1].gather(-1, refset.input_ids[:, 1:, None]).sum()
+    (grad,) = torch.autograd.grad(target, w)
+    torch.testing.assert_close(scores.weights[name], (w * grad).abs() / len(refset), rtol=1e-4, atol=1e-7)
+
+
+def test_random_is_seeded():
+    model = TINY["opt"]()
+    a = compute_scores("random", model, lm_refset(), ScoreOptions(seed=1, progress=False))
+    b = compute_scores("random", model, lm_refset(), ScoreOptions(seed=1, progress=False))
+    c = compute_scores("random", model, lm_refset(), ScoreOptions(seed=2, progress=False))
+    key = "model.decoder.layers.0.fc1"
+    assert torch.equal(a.weights[key], b.weights[key]) and not torch.equal(a.weights[key], c.weights[key])
+
+
+def test_unknown_method_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown scoring method 'snip'; valid: \['activation', 'gradient', 'lrp'"):
+        compute_scores("snip", TINY["llama"](), lm_refset(), OPTS)
+
+
+def test_empty_refset_is_an_error():
+    empty = RefSet(*(torch.zeros(0, 8, dtype=torch.long) for _ in range(4)))
+    with pytest.raises(ValueError, match="reference set is empty"):
+        compute_scores("gradient", TINY["llama"](), empty, OPTS)
+
+
+def test_nan_scores_are_an_error():
+    model = TINY["llama"]()
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite scores"):
+        compute_scores("magnitude", model, lm_refset(), OPTS)
+
+
+def test_unsupported_architecture_names_the_supported_ones():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=100))
+    with pytest.raises(ValueError, match=r"no architecture table for model_type 'gpt2'; supported: \['llama'"):
+        compute_scores("magnitude", model, lm_refset(), OPTS)
+
+
+def test_registry_matches_cli_and_schema(repo_root):
+    import yaml
+
+    from attrprune.cli import METHOD_NAMES
+
+    schema = yaml.safe_load((repo_root / "schemas" / "config.schema.yaml").read_text())
+    enum = schema["properties"]["scores"]["properties"]["methods"]["items"]["enum"]
+    assert sorted(METHODS) == sorted(METHOD_NAMES) == sorted(enum)
