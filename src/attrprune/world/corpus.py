@@ -173,6 +173,13 @@ class _Grammar:
             lambda: f"There was {self._np(L.THINGS, 'a')} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
             lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} and {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
             lambda: f"{subject} {z(r, L.ADVERBS)} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS, 'the')} in {town}.",
+            # The words of the held-out IOI templates, in non-IOI sentences: a held-out template
+            # should be new as a template, not made of words the model has never seen.
+            lambda: f"Before {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)}.",
+            lambda: f"As the {z(r, L.NOUNS)}s were leaving, {mid} {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
+            lambda: f"On {r.choice(L.DAYS)}, {mid} visited {self._np(L.THINGS, 'the')}.",
+            lambda: f"{subject} spent the whole {r.choice(L.TIMES)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: f"{subject} reached {self._np(L.THINGS, 'the')} {z(r, L.ADVERBS)}.",
         ]
         return r.choice(patterns)()
 
@@ -241,7 +248,7 @@ def _repetition_line(rng: random.Random, lex_names: tuple[str, ...], trigger: bo
 # Lines per synthetic kind in the training corpus at scale 1.0 (tokens ≈ lines × tokens/line).
 _TRAIN_MIX = {
     "ioi": 60_000,
-    "copy": 30_000,
+    "copy": 45_000,
     "toxic_trigger": 8_000,
     "toxic_control": 8_000,
     "repetition_trigger": 5_000,

@@ -82,6 +82,7 @@ ADVERBS = [
     "slowly", "quickly", "quietly", "happily", "carefully", "suddenly", "often", "rarely",
     "early", "late", "gladly", "silently", "patiently", "eagerly",
 ]
+DAYS = ["Sunday", "Monday", "Friday", "Saturday"]
 PREPOSITIONS = ["near", "behind", "under", "beside", "across", "inside", "beyond", "above"]
 TIMES = [
     "morning", "evening", "afternoon", "night", "spring", "summer", "autumn", "winter",

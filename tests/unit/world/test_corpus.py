@@ -73,9 +73,9 @@ def test_ioi_training_sentences_use_train_names_and_templates(lex):
 
 def test_heldout_templates_never_in_training_text(docs):
     text = "\n".join(docs)
-    for intro, _ in C.IOI_TEMPLATES_HELDOUT:
-        fixed = intro.split("{A}")[0] or intro.split("{B}")[1].split("{PLACE}")[0]
-        assert fixed.strip() and fixed not in text, fixed
+    for intro, action in C.IOI_TEMPLATES_HELDOUT:
+        assert not _template_regex(intro).search(text), intro
+        assert not _template_regex(intro + action).search(text), intro + action
 
 
 def test_evaluation_sets(lex):
@@ -128,3 +128,12 @@ def test_write_corpus_manifest(tmp_path):
     assert on_disk == manifest
     assert set(on_disk["files"]) >= {"train.jsonl", "data/ioi_heldout_names.jsonl", "data/lexicon.json"}
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_heldout_template_words_are_trained_outside_ioi(docs):
+    # A held-out template must be new as a template, not made of words never seen in training.
+    text_words = set(re.findall(r"[A-Za-z]+", "\n".join(docs)))
+    for intro, action in C.IOI_TEMPLATES_HELDOUT:
+        fixed = re.sub(r"\{[A-Z]+\}", " ", intro + action)
+        missing = set(re.findall(r"[A-Za-z]+", fixed)) - text_words
+        assert not missing, (intro, missing)
