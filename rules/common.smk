@@ -174,6 +174,12 @@ def get_model_weights(wildcards):
     return path
 
 
+def get_gpu_count(wildcards):
+    """GPUs a model's job holds: the world models are CPU-sized, so they do not queue on the
+    `gpu=1` limit of the workstation profile; every other model takes the GPU."""
+    return 0 if config["models"][wildcards.model]["source"] == "world" else 1
+
+
 def get_refset_flags(wildcards):
     """CLI flags of the reference-set kind in the job's wildcards, from config.refsets."""
     spec = config["refsets"][wildcards.kind]

@@ -41,7 +41,7 @@ rule scores:
         batch_size=config["scores"]["batch_size"],
     threads: 1
     resources:
-        gpu=1,
+        gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:

@@ -1,0 +1,1 @@
+"""Evaluation of (pruned) models: lm-eval tasks; never imports lxt."""
