@@ -54,7 +54,7 @@ def evaluate_lm(model, tokenizer, tasks: list[str], data_dir: Path | None = None
     manager = TaskManager(include_defaults=needs_registry)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=specs, task_manager=manager, limit=limit, bootstrap_iters=0 if limit else 100,
+        model=lm, tasks=specs, task_manager=manager, limit=limit, bootstrap_iters=100,
         log_samples=False, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
     )
     keep = ("results", "n-samples", "versions", "higher_is_better", "n-shot")
