@@ -12,7 +12,8 @@
 #   resources/refsets/{model}/{refset}.safetensors   refset = {kind}-s{seed}: samples + target
 #   results/world/{model}/card.json          the planted behaviours, measured
 #   results/{model}/scores/{method}/{refset}.safetensors
-#   results/{model}/compression/{method}/{scope}/sparsity_{sparsity}/metrics.json
+#   results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json
+#                                            scope: row, layer, global, NofM (N:M)
 #   results/{model}/circuits/{task}/{method}/{granularity}/sparsity_{sparsity}/metrics.json
 #   results/{model}/correction/{behaviour}/{method}/{granularity}/k_{k}/metrics.json
 #   results/tables/{table}.csv (+ .md)       results/plots/{plot}.png
@@ -33,6 +34,7 @@ configfile: "config.yaml"
 include: "rules/common.smk"
 include: "rules/world.smk"
 include: "rules/relevance.smk"
+include: "rules/compression.smk"
 
 
 rule all:

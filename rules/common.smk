@@ -113,6 +113,9 @@ WORLD_DATA_DIR = os.path.join(WORLD_DIR, "data")
 
 
 REFSET_KINDS = ["general", "ioi", "toxic", "repetition"]
+# The one spelling of a sparsity in paths: two decimals.
+SPARSITIES = [f"{s:.2f}" for s in config["compression"]["sparsities"]]
+SCOPES = [s.replace(":", "of") for s in config["compression"]["scopes"]]  # "2:4" -> "2of4"
 SCORE_METHODS = config["scores"]["methods"]
 
 
@@ -123,6 +126,7 @@ wildcard_constraints:
     seed=r"\d+",
     method=_alternatives(SCORE_METHODS),
     refset=rf"({_alternatives(REFSET_KINDS)})-s\d+",
+    scope=r"row|layer|global|\d+of\d+",
 
 
 def model_dir(model):
@@ -159,11 +163,61 @@ def score_files():
     )
 
 
+# magnitude and random do not read the reference set: one reference seed is enough for them.
+SEEDLESS_METHODS = {"magnitude", "random"}
+
+
+def compression_runs():
+    """(model, method, scope, refset) of every compression job."""
+    general = refset_names("general")
+    return [
+        (model, method, scope, refset)
+        for model in MODELS
+        for method in config["compression"]["methods"]
+        for scope in SCOPES
+        for refset in (general[:1] if method in SEEDLESS_METHODS else general)
+    ]
+
+
+def compression_template(wildcards):
+    return (
+        f"results/{wildcards.model}/compression/{wildcards.method}/{wildcards.scope}/"
+        f"{wildcards.refset}/sparsity_{{sparsity}}/metrics.json"
+    )
+
+
+def compression_outputs():
+    return [
+        "results/{model}/compression/{method}/{scope}/{refset}/sparsity_" + s + "/metrics.json"
+        for s in SPARSITIES
+    ]
+
+
+def get_compression_metrics(wildcards):
+    return [
+        f"results/{model}/compression/{method}/{scope}/{refset}/sparsity_{s}/metrics.json"
+        for model, method, scope, refset in compression_runs()
+        for s in SPARSITIES
+    ]
+
+
+def get_scope_arg(wildcards):
+    return wildcards.scope.replace("of", ":")
+
+
+def get_limit_flag(wildcards):
+    limit = config["compression"]["limit"]
+    return f"--limit {limit}" if limit else ""
+
+
 def get_final_output():
     targets = world_cards()
     if WORLD_SOURCE_MODELS:
         targets.append("results/tables/world_card.md")
-    return targets + score_files()
+    targets += score_files()
+    if config["compression"]["methods"]:
+        targets += ["results/tables/compression.csv", "results/tables/compression.md"]
+    return targets
 
 
 def get_model_weights(wildcards):

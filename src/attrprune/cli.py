@@ -122,6 +122,31 @@ def _scores(a) -> None:
     print(f"{a.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, {len(scores.heads)} head tensors -> {a.out}", file=sys.stderr)
 
 
+def _sparsities(text: str) -> list[float]:
+    values = [float(t) for t in text.split(",") if t]
+    bad = [v for v in values if not 0.0 <= v < 1.0]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"sparsities must lie in [0, 1), got {text}")
+    return values
+
+
+def _compress(a) -> None:
+    from attrprune.compression import compress_and_evaluate
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    compress_and_evaluate(a.model_dir, a.scores, a.scope, a.sparsities, a.tasks, a.data_dir, a.out_template,
+                          batch_size=a.batch_size, limit=a.limit, seed=a.seed)
+
+
+def _tables(a) -> None:
+    from attrprune.tables import compression_tables
+
+    compression_tables(a.metrics, a.csv, a.markdown, a.plots_dir, a.at_sparsity)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m attrprune", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -197,6 +222,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_scores)
+
+    p = sub.add_parser("compress", help="prune by scores at many sparsities and evaluate each with lm-eval")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--scope", default="row", help="row, layer, global, or N:M such as 2:4")
+    p.add_argument("--sparsities", type=_sparsities, required=True, help="comma-separated, each in [0, 1)")
+    p.add_argument("--tasks", type=_names, required=True, help="comma-separated lm-eval task names (world_* ship with the package)")
+    p.add_argument("--data-dir", type=Path, default=None, help="the world's data folder (for world_* tasks)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N documents per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--out-template", required=True, help="output path with {sparsity}, e.g. out/sparsity_{sparsity}/metrics.json")
+    p.set_defaults(func=_compress)
+
+    p = sub.add_parser("tables", help="tidy CSV, paper-style Markdown pivot and plots of compression results")
+    p.add_argument("--metrics", type=_names, required=True, help="comma-separated metrics.json paths")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plots-dir", type=Path, required=True)
+    p.add_argument("--at-sparsity", type=float, default=0.5, help="sparsity of the pivot table (paper: 0.5)")
+    p.set_defaults(func=_tables)
     return parser
 
 

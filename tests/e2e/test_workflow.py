@@ -65,12 +65,16 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     assert not missing, f"committed world files missing: {missing}"
     r = snakemake(tmp_path, configfile, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
-    n_methods, n_refsets = (6, 4) if configfile == DEFAULT_CONFIG else (3, 2)
+    # default: 6 methods x (3 general seeds + IOI); compression: lrp, wanda, gradient on 3
+    # seeds, magnitude and random on one. e2e: 3 methods x 2 sets; lrp and random, one seed.
+    n_methods, n_refsets, n_compress = (6, 4, 11) if configfile == DEFAULT_CONFIG else (3, 2, 2)
     assert job_counts(r.stdout + r.stderr) == {
         "world_card": n_models,
         "world_card_table": 1,
         "refset": n_models * n_refsets,
         "scores": n_models * n_methods * n_refsets,
+        "compress": n_models * n_compress,
+        "compression_tables": 1,
         "all": 1,
     }
 
@@ -98,6 +102,14 @@ def _hub_without_revision(config):
     }
 
 
+def _sparsity_one(config):
+    config["compression"]["sparsities"] = [0.5, 1.0]
+
+
+def _unknown_method(config):
+    config["scores"]["methods"] = ["lrp", "snip"]
+
+
 def _world_model_without_recipe(config):
     config["models"]["world-gpt2"] = {"source": "world"}
 
@@ -110,6 +122,8 @@ def _world_model_without_recipe(config):
             "world: unknown key 'vocab_sise'; allowed: card, models, scale, seed, vocab_size",
         ),
         (_hub_without_revision, "models.tinyllama: source 'hub' needs 'revision'"),
+        (_sparsity_one, "compression.sparsities.1: 1.0 is greater than or equal to the maximum of 1"),
+        (_unknown_method, "scores.methods.1: 'snip' is not one of ['lrp', 'gradient', 'wanda'"),
         (
             _world_model_without_recipe,
             "models.world-gpt2: source 'world' needs a world model",
@@ -152,6 +166,14 @@ def test_full_run_of_the_tiny_config(tmp_path):
     scores, meta = load_scores(tmp_path / "results" / "world-llama" / "scores" / "lrp" / "ioi-s0.safetensors")
     assert meta["method"] == "lrp" and meta["n_samples"] == 8 and meta["refset_sha256"]
     assert "model.layers.0.mlp.down_proj" in scores.weights and scores.heads
+    import pandas as pd
+
+    tidy = pd.read_csv(tmp_path / "results" / "tables" / "compression.csv")
+    # one model x {lrp, random} x 2 sparsities x (world_ppl: 3 metrics + world_ioi: acc)
+    assert len(tidy) == 2 * 2 * 4 and set(tidy.method) == {"lrp", "random"}
+    assert set(tidy.sparsity) == {0.0, 0.5} and (tidy.sparsity_measured - tidy.sparsity).abs().max() < 1e-9
+    assert "| lrp |" in (tmp_path / "results" / "tables" / "compression.md").read_text()
+    assert (tmp_path / "results" / "plots" / "compression_world-llama.png").exists()
     table = (tmp_path / "results" / "tables" / "world_card.md").read_text()
     assert table.startswith("| metric | world-llama |")
     assert (tmp_path / "benchmarks" / "results" / "world" / "world-llama" / "card.tsv").exists()

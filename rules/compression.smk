@@ -1,0 +1,63 @@
+# Compression (paper section 4.1): prune by the general-text scores at every configured
+# sparsity and evaluate each pruned model with lm-eval; then tables and plots.
+#
+# One job per model x method x scope x reference set evaluates all sparsities: the scores are
+# sorted once and thresholded per sparsity (DESIGN.md section 7), and the per-job start-up of
+# torch and lm-eval is paid once instead of once per sparsity.
+
+
+rule compress:
+    input:
+        model=get_model_weights,
+        scores="results/{model}/scores/{method}/{refset}.safetensors",
+        data=get_world_card_data,
+    output:
+        compression_outputs(),
+    log:
+        "logs/results/{model}/compression/{method}/{scope}/{refset}.log",
+    benchmark:
+        "benchmarks/results/{model}/compression/{method}/{scope}/{refset}.tsv"
+    params:
+        model_dir=input_dir("model"),
+        data_dir=input_dir("data"),
+        scope=get_scope_arg,
+        sparsities=",".join(SPARSITIES),
+        tasks=",".join(config["compression"]["tasks"]),
+        limit=get_limit_flag,
+        batch_size=config["compression"]["batch_size"],
+        template=compression_template,
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune compress --model-dir {params.model_dir} --scores {input.scores}"
+        " --scope {params.scope} --sparsities {params.sparsities} --tasks {params.tasks}"
+        " --data-dir {params.data_dir} {params.limit} --batch-size {params.batch_size}"
+        " --threads {threads} --out-template '{params.template}' > {log} 2>&1"
+
+
+rule compression_tables:
+    input:
+        get_compression_metrics,
+    output:
+        csv=report("results/tables/compression.csv", category="Compression"),
+        md="results/tables/compression.md",
+        plots=report(
+            expand("results/plots/compression_{model}.png", model=MODELS),
+            category="Compression",
+        ),
+    log:
+        "logs/results/tables/compression.log",
+    benchmark:
+        "benchmarks/results/tables/compression.tsv"
+    params:
+        metrics=comma_joined_input,
+        at=config["compression"]["at_sparsity"],
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune tables --metrics {params.metrics} --csv {output.csv}"
+        " --markdown {output.md} --plots-dir results/plots --at-sparsity {params.at} > {log} 2>&1"

@@ -1,0 +1,55 @@
+"""Compression through the CLI on world-llama: sparsity 0 is the dense model, the measured
+sparsity is the requested one, and pruning by relevance beats pruning at random."""
+
+import json
+
+import pytest
+
+from attrprune.cli import main
+
+TASKS = "world_ppl,world_ioi"
+
+
+@pytest.fixture(scope="module")
+def runs(repo_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compression")
+    model = str(repo_root / "world/models/world-llama")
+    data = str(repo_root / "world/data")
+    assert main(["refsets", "--kind", "general", "--model-dir", model, "--data-dir", data, "--n", "32", "--out", str(tmp / "g.safetensors")]) == 0
+    for method in ("lrp", "random"):
+        assert main(["scores", "--model-dir", model, "--refset", str(tmp / "g.safetensors"), "--method", method,
+                     "--out", str(tmp / f"{method}.safetensors")]) == 0
+        assert main(["compress", "--model-dir", model, "--scores", str(tmp / f"{method}.safetensors"), "--scope", "row",
+                     "--sparsities", "0.0,0.5", "--tasks", TASKS, "--data-dir", data, "--limit", "40",
+                     "--out-template", str(tmp / method / "sparsity_{sparsity}" / "metrics.json")]) == 0
+    return tmp
+
+
+def _value(path, task, metric):
+    m = json.loads(path.read_text())
+    return next(r["value"] for r in m["metrics"] if r["task"] == task and r["metric"] == metric)
+
+
+def test_sparsity_zero_is_the_dense_model(repo_root, runs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from attrprune.evaluation.lm import evaluate_lm, flatten_results
+
+    d = repo_root / "world/models/world-llama"
+    dense = evaluate_lm(AutoModelForCausalLM.from_pretrained(d), AutoTokenizer.from_pretrained(d), TASKS.split(","),
+                        data_dir=repo_root / "world/data", limit=40)
+    for row in flatten_results(dense):
+        assert _value(runs / "lrp" / "sparsity_0.00" / "metrics.json", row["task"], row["metric"]) == row["value"]
+
+
+def test_measured_sparsity_and_provenance(runs):
+    m = json.loads((runs / "lrp" / "sparsity_0.50" / "metrics.json").read_text())
+    assert m["sparsity_measured"] == pytest.approx(0.5, abs=1e-9)
+    assert all(v == pytest.approx(0.5) for v in m["sparsity_per_layer"].values())
+    assert m["scores"]["method"] == "lrp" and m["git_commit"] and m["tasks"] == TASKS.split(",")
+
+
+def test_relevance_pruning_beats_random(runs):
+    ppl = {m: _value(runs / m / "sparsity_0.50" / "metrics.json", "world_ppl", "word_perplexity") for m in ("lrp", "random")}
+    dense = _value(runs / "lrp" / "sparsity_0.00" / "metrics.json", "world_ppl", "word_perplexity")
+    assert dense < ppl["lrp"] < ppl["random"]
