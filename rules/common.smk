@@ -187,10 +187,10 @@ def compression_template(wildcards):
 
 
 def compression_outputs():
-    return [
-        "results/{model}/compression/{method}/{scope}/{refset}/sparsity_" + s + "/metrics.json"
-        for s in SPARSITIES
-    ]
+    return expand(
+        "results/{{model}}/compression/{{method}}/{{scope}}/{{refset}}/sparsity_{s}/metrics.json",
+        s=SPARSITIES,
+    )
 
 
 def get_compression_metrics(wildcards):

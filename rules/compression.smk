@@ -44,6 +44,7 @@ rule compression_tables:
     output:
         csv=report("results/tables/compression.csv", category="Compression"),
         md="results/tables/compression.md",
+        html=report("results/tables/compression.html", category="Compression"),
         plots=report(
             expand("results/plots/compression_{model}.png", model=MODELS),
             category="Compression",

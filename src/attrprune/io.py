@@ -11,6 +11,10 @@ import tempfile
 from pathlib import Path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str):
     """Yield a temporary sibling path to write to; it is renamed to `path` only on success."""
@@ -18,6 +22,7 @@ def atomic_path(path: Path | str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; results should read like any file
     try:
         yield Path(tmp)
         os.replace(tmp, path)

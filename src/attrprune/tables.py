@@ -101,5 +101,7 @@ def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plo
         df.to_csv(tmp, index=False)
     summ = summary(df)
     atomic_write_text(markdown, "# Compression\n\n" + pivot_markdown(summ, at))
+    # Snakemake's report shows HTML inline (CSV only as a download).
+    atomic_write_text(Path(markdown).with_suffix(".html"), summ.round(4).to_html(index=False))
     for model in summ.model.unique():
         plot_model(summ, model, Path(plots_dir) / f"compression_{model}.png")
