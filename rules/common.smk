@@ -127,6 +127,7 @@ wildcard_constraints:
     method=_alternatives(SCORE_METHODS),
     refset=rf"({_alternatives(REFSET_KINDS)})-s\d+",
     scope=r"row|layer|global|\d+of\d+",
+    sparsity=r"0\.\d{2}",
 
 
 def model_dir(model):
@@ -217,6 +218,16 @@ def get_final_output():
     targets += score_files()
     if config["compression"]["methods"]:
         targets += ["results/tables/compression.csv", "results/tables/compression.md"]
+    export = config["compression"]["export"]
+    if export:
+        targets += expand(
+            "results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity:.2f}",
+            model=MODELS,
+            method=export["method"],
+            scope=export["scope"].replace(":", "of"),
+            refset=refset_names("general")[0],
+            sparsity=export["sparsity"],
+        )
     return targets
 
 

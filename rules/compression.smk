@@ -62,3 +62,24 @@ rule compression_tables:
     shell:
         "python -m attrprune tables --metrics {params.metrics} --csv {output.csv}"
         " --markdown {output.md} --plots-dir results/plots --at-sparsity {params.at} > {log} 2>&1"
+
+
+rule export_pruned:
+    input:
+        model=get_model_weights,
+        scores="results/{model}/scores/{method}/{refset}.safetensors",
+    output:
+        directory("results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}"),
+    log:
+        "logs/results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}.log",
+    benchmark:
+        "benchmarks/results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}.tsv"
+    params:
+        model_dir=input_dir("model"),
+        scope=get_scope_arg,
+    threads: 1
+    conda:
+        "../envs/attrprune.yaml"
+    shell:
+        "python -m attrprune export-pruned --model-dir {params.model_dir} --scores {input.scores}"
+        " --scope {params.scope} --sparsity {wildcards.sparsity} --out-dir {output} > {log} 2>&1"

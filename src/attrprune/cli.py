@@ -141,6 +141,13 @@ def _compress(a) -> None:
                           batch_size=a.batch_size, limit=a.limit, seed=a.seed)
 
 
+def _export_pruned(a) -> None:
+    from attrprune.compression import export_pruned
+
+    info = export_pruned(a.model_dir, a.scores, a.scope, a.sparsity, a.out_dir)
+    print(f"pruned model ({info['sparsity_measured']:.4f} sparse) -> {a.out_dir}", file=sys.stderr)
+
+
 def _tables(a) -> None:
     from attrprune.tables import compression_tables
 
@@ -236,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--out-template", required=True, help="output path with {sparsity}, e.g. out/sparsity_{sparsity}/metrics.json")
     p.set_defaults(func=_compress)
+
+    p = sub.add_parser("export-pruned", help="write one pruned model in Hugging Face format")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--scope", default="row")
+    p.add_argument("--sparsity", type=lambda t: _sparsities(t)[0], required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=_export_pruned)
 
     p = sub.add_parser("tables", help="tidy CSV, paper-style Markdown pivot and plots of compression results")
     p.add_argument("--metrics", type=_names, required=True, help="comma-separated metrics.json paths")

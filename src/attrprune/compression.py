@@ -59,3 +59,45 @@ def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsi
         print(f"sparsity {s:.2f}: measured {measured['overall']:.4f} -> {out}", file=sys.stderr)
         written.append(out)
     return written
+
+
+def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: float, out_dir: Path) -> dict:
+    """Write the model pruned at one sparsity in HF format (loadable with
+    `AutoModelForCausalLM.from_pretrained`), with a model card stating its measured sparsity."""
+    import shutil
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from attrprune.io import provenance, write_json
+    from attrprune.pruning import MaskBuilder, apply_masks_, model_sparsity
+    from attrprune.relevance.store import load_scores
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    scores, scores_meta = load_scores(scores_path)
+    masks = MaskBuilder(scores.weights, scope=scope).masks(sparsity)
+    apply_masks_(model, weight_masks=masks)
+    measured = model_sparsity(model, list(masks))
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        info = {"base_model": str(model_dir), "method": scores_meta["method"], "scope": scope, "sparsity": sparsity,
+                "sparsity_measured": measured["overall"], "scores": scores_meta, **provenance()}
+        write_json(tmp / "pruning.json", info)
+        (tmp / "README.md").write_text(
+            f"# {Path(model_dir).name}, pruned\n\n"
+            f"{Path(model_dir).name} with {measured['overall']:.2%} of the weights of its decoder-block linear layers "
+            f"set to zero (requested {sparsity:.2%}, {scope} scope), ranked by `{scores_meta['method']}` scores on "
+            f"`{scores_meta.get('refset')}` (target: {scores_meta.get('target')}). No fine-tuning. Written by "
+            f"attrprune {info['attrprune_version']} at commit {info['git_commit']}; details in pruning.json.\n"
+        )
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info

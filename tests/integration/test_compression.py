@@ -53,3 +53,18 @@ def test_relevance_pruning_beats_random(runs):
     ppl = {m: _value(runs / m / "sparsity_0.50" / "metrics.json", "world_ppl", "word_perplexity") for m in ("lrp", "random")}
     dense = _value(runs / "lrp" / "sparsity_0.00" / "metrics.json", "world_ppl", "word_perplexity")
     assert dense < ppl["lrp"] < ppl["random"]
+
+
+def test_export_pruned_model_loads_with_its_sparsity(repo_root, runs, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "pruned"
+    assert main(["export-pruned", "--model-dir", str(repo_root / "world/models/world-llama"),
+                 "--scores", str(runs / "lrp.safetensors"), "--scope", "row", "--sparsity", "0.5", "--out-dir", str(out)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+    down = model.model.layers[1].mlp.down_proj.weight
+    assert (down == 0).float().mean().item() == pytest.approx(0.5)
+    assert torch.equal((down == 0).sum(1), torch.full((down.shape[0],), down.shape[1] // 2))  # row-wise
+    assert "50.00% of the weights" in (out / "README.md").read_text()
+    assert json.loads((out / "pruning.json").read_text())["sparsity_measured"] == pytest.approx(0.5)

@@ -7,7 +7,7 @@ import pytest
 
 from attrprune.cli import build_parser, main
 
-STAGES = ["world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish", "refsets", "scores", "compress", "tables"]
+STAGES = ["world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish", "refsets", "scores", "compress", "export-pruned", "tables"]
 
 
 def test_every_stage_has_help(capsys):
