@@ -38,6 +38,7 @@ rule scores:
     params:
         model_dir=input_dir("model"),
         lrp_variant=config["scores"]["lrp_variant"],
+        aggregation=config["scores"]["aggregation"],
         batch_size=config["scores"]["batch_size"],
     threads: 1
     resources:
@@ -47,4 +48,5 @@ rule scores:
     shell:
         "python -m attrprune scores --model-dir {params.model_dir} --refset {input.refset}"
         " --method {wildcards.method} --lrp-variant {params.lrp_variant}"
+        " --aggregation {params.aggregation}"
         " --batch-size {params.batch_size} --threads {threads} --out {output} > {log} 2>&1"

@@ -110,10 +110,11 @@ def _scores(a) -> None:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(a.model_dir, local_files_only=True, torch_dtype=dtype).to(device)
     refset = load_refset(a.refset)
-    options = ScoreOptions(batch_size=a.batch_size, seed=a.seed, lrp_variant=a.lrp_variant)
+    options = ScoreOptions(batch_size=a.batch_size, seed=a.seed, lrp_variant=a.lrp_variant, aggregation=a.aggregation)
     scores = compute_scores(a.method, model, refset, options)
     meta = provenance(
         method=a.method, lrp_variant=a.lrp_variant if a.method == "lrp" else None, target=refset.meta.get("target"),
+        aggregation=a.aggregation if a.method in ("lrp", "gradient") else None,
         refset=str(a.refset), refset_kind=refset.meta.get("kind"), refset_sha256=refset.meta.get("sha256"),
         refset_seed=refset.meta.get("seed"), n_samples=len(refset), seed=a.seed, batch_size=a.batch_size,
         dtype=str(dtype).removeprefix("torch."), model_dir=str(a.model_dir),
@@ -224,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refset", type=Path, required=True)
     p.add_argument("--method", choices=METHOD_NAMES, required=True)
     p.add_argument("--lrp-variant", choices=["attnlrp", "cp"], default="attnlrp")
+    p.add_argument("--aggregation", choices=["abs", "signed"], default="abs",
+                   help="lrp / gradient over tokens: sum of |R| per token (default) or |sum of R|")
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the random method (and torch)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")

@@ -48,6 +48,10 @@ class ScoreOptions:
     batch_size: int = 16
     seed: int = 0
     lrp_variant: str = "attnlrp"  # or "cp" (CP-LRP: no relevance through the softmax)
+    # "abs": |R| per token, summed (the predecessor code's default, abs_flag); "signed": R summed
+    # over tokens, then |.| only for `gradient`. Signed sums cancel across tokens: on the world
+    # models, row-wise pruning by signed LRP at 50 % gave perplexity 9.5 against 7.4 with "abs".
+    aggregation: str = "abs"
     progress: bool = True
 
 
@@ -87,8 +91,18 @@ def _grad_only_on(params: list[torch.nn.Parameter], model):
 
 
 def modified_gradient_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool, desc: str) -> Scores:
-    """w ⊙ ∂target/∂w with whatever gradient autograd computes (plain, or LRP-modified when
-    lxt's patch is active), accumulated over the set and multiplied by the weight once."""
+    """Relevance R = w ⊙ ∂target/∂w with whatever gradient autograd computes (plain, or
+    LRP-modified when lxt's patch is active), aggregated over tokens as `options.aggregation` says
+    and averaged over samples."""
+    if options.aggregation == "signed":
+        return _signed_scores(model, refset, options, absolute, desc)
+    if options.aggregation == "abs":
+        return _token_abs_scores(model, refset, options, desc)
+    raise ValueError(f"unknown aggregation {options.aggregation!r}; valid: ['abs', 'signed']")
+
+
+def _signed_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool, desc: str) -> Scores:
+    """Σ over tokens of R, from the accumulated weight gradient multiplied by the weight once."""
     arch = architecture_of(model)
     linears = _linears(model, arch)
     params = [p for lin in linears.values() for p in (lin.weight, lin.bias) if p is not None]
@@ -101,6 +115,7 @@ def modified_gradient_scores(model, refset: RefSet, options: ScoreOptions, absol
             explained_target(logits.float(), plus, minus).backward()
         scores = Scores()
         n_heads = arch.n_heads(model)
+        roles = arch.linear_names(model)
         for name, lin in linears.items():
             rel = (lin.weight.float() * lin.weight.grad.float()) / n  # [out, in]
             neuron = rel.sum(1)
@@ -108,9 +123,60 @@ def modified_gradient_scores(model, refset: RefSet, options: ScoreOptions, absol
                 neuron = neuron + lin.bias.float() * lin.bias.grad.float() / n
             scores.weights[name] = rel.abs() if absolute else rel
             scores.neurons[name] = neuron.abs() if absolute else neuron
-            if arch.linear_names(model)[name][1] == arch.head_out:
+            if roles[name][1] == arch.head_out:
                 head = _heads_from_columns(rel.sum(0), n_heads)
                 scores.heads[_head_module(name, arch)] = head.abs() if absolute else head
+    return scores
+
+
+def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -> Scores:
+    """Σ over tokens of |R|. Per token, R_ji = w_ji x_i g_j, so Σ_t |R_ji| = |w_ji| (|G|ᵀ|X|)_ji:
+    one matmul of absolute activations and output gradients per layer, collected by hooks, in
+    place of the weight-gradient matmul (no weight requires grad). Neurons: Σ_t |z_j g_j|;
+    heads: Σ_t |Σ_{d in head} x_d (g W)_d| at the head-output projection's input."""
+    arch = architecture_of(model)
+    linears = _linears(model, arch)
+    roles = arch.linear_names(model)
+    n_heads = arch.n_heads(model)
+    device = next(model.parameters()).device
+    acc_w = {name: torch.zeros(lin.weight.shape, device=device) for name, lin in linears.items()}
+    acc_n = {name: torch.zeros(lin.weight.shape[0], device=device) for name, lin in linears.items()}
+    acc_h = {name: torch.zeros(n_heads, device=device) for name in linears if roles[name][1] == arch.head_out}
+
+    def on_forward(name, lin, x, out):
+        x, z = x.detach(), out.detach()
+
+        def on_grad(g):
+            g2 = g.reshape(-1, g.shape[-1]).float()  # [tokens, out]
+            x2 = x.reshape(-1, x.shape[-1]).float()  # [tokens, in]
+            acc_w[name] += g2.abs().T @ x2.abs()  # [out, in]
+            acc_n[name] += (z.reshape(-1, z.shape[-1]).float() * g2).abs().sum(0)
+            if name in acc_h:
+                per_head = (x2 * (g2 @ lin.weight.float())).view(len(x2), n_heads, -1).sum(-1)  # [tokens, heads]
+                acc_h[name] += per_head.abs().sum(0)
+
+        out.register_hook(on_grad)
+
+    hooks = [lin.register_forward_hook(lambda m, i, o, name=name, lin=lin: on_forward(name, lin, i[0], o)) for name, lin in linears.items()]
+    # Gradients must flow through the network but no weight needs one: start the graph at the
+    # token embeddings.
+    hooks.append(model.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True)))
+    try:
+        with _grad_only_on([], model):
+            for ids, mask, plus, minus in _batches(refset, options, desc):
+                ids, mask, plus, minus = (t.to(device) for t in (ids, mask, plus, minus))
+                logits = model(input_ids=ids, attention_mask=mask).logits  # [b, L, V]
+                explained_target(logits.float(), plus, minus).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    n = len(refset)
+    scores = Scores()
+    for name, lin in linears.items():
+        scores.weights[name] = lin.weight.detach().float().abs() * acc_w[name] / n
+        scores.neurons[name] = acc_n[name] / n
+        if name in acc_h:
+            scores.heads[_head_module(name, arch)] = acc_h[name] / n
     return scores
 
 

@@ -76,16 +76,43 @@ def test_wanda_is_abs_weight_times_input_norm(family):
         torch.testing.assert_close(scores.weights[name], expected, rtol=1e-4, atol=1e-6)
 
 
-def test_gradient_is_abs_weight_times_mean_gradient():
+def _per_token_grad(model, refset, name):
+    """(inputs [T, in], output gradients [T, out]) of module `name` for the LM target, plain autograd."""
+    lin, seen = model.get_submodule(name), []
+
+    def hook(module, inputs, out):
+        out.retain_grad()
+        seen.extend([inputs[0], out])
+
+    handle = lin.register_forward_hook(hook)
+    logits = model(input_ids=refset.input_ids).logits
+    logits[:, :-1].gather(-1, refset.input_ids[:, 1:, None]).sum().backward()
+    handle.remove()
+    x, out = seen
+    return x.reshape(-1, x.shape[-1]).detach(), out.grad.reshape(-1, out.shape[-1]), out.reshape(-1, out.shape[-1]).detach()
+
+
+def test_gradient_signed_is_abs_weight_times_mean_gradient():
     model = TINY["llama"]()
     refset = lm_refset(n=4)
-    scores = compute_scores("gradient", model, refset, OPTS)
+    scores = compute_scores("gradient", model, refset, ScoreOptions(batch_size=3, aggregation="signed", progress=False))
     name = "model.layers.1.mlp.down_proj"
-    w = model.get_submodule(name).weight
-    logits = model(input_ids=refset.input_ids).logits
-    target = logits[:, :-1].gather(-1, refset.input_ids[:, 1:, None]).sum()
-    (grad,) = torch.autograd.grad(target, w)
-    torch.testing.assert_close(scores.weights[name], (w * grad).abs() / len(refset), rtol=1e-4, atol=1e-7)
+    x, g, _ = _per_token_grad(model, refset, name)
+    w = model.get_submodule(name).weight.detach()
+    torch.testing.assert_close(scores.weights[name], (w * (g.T @ x)).abs() / len(refset), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_gradient_abs_sums_per_token_relevance(family):
+    model = TINY[family](bias_free=False)
+    refset = lm_refset(n=4)
+    scores = compute_scores("gradient", model, refset, OPTS)  # aggregation "abs" is the default
+    name = next(n for n in scores.weights if n.endswith(("down_proj", "fc2")))
+    x, g, z = _per_token_grad(model, refset, name)
+    w = model.get_submodule(name).weight.detach()
+    per_token = (w[None] * g[:, :, None] * x[:, None, :]).abs().sum(0)  # Σ_t |w_ji x_ti g_tj|
+    torch.testing.assert_close(scores.weights[name], per_token / len(refset), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(scores.neurons[name], (z * g).abs().sum(0) / len(refset), rtol=1e-4, atol=1e-7)
 
 
 def test_random_is_seeded():
