@@ -87,9 +87,10 @@ def _world_publish(a) -> None:
 
 
 def _refsets(a) -> None:
-    from attrprune.refsets import build_world_refset, save_refset
+    from attrprune.refsets import build_refset, save_refset
 
-    refset = build_world_refset(a.kind, a.model_dir, a.data_dir, a.n, a.seed, length=a.length, new_tokens=a.new_tokens)
+    refset = build_refset(a.kind, a.model_dir, a.data_dir, a.n, a.seed, length=a.length, new_tokens=a.new_tokens,
+                          source=a.source, text_file=a.text_file)
     save_refset(refset, a.out)
     print(f"{a.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {a.out}", file=sys.stderr)
 
@@ -212,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refsets", help="materialise a seeded reference set and its explained target")
     p.add_argument("--kind", choices=["general", "ioi", "toxic", "repetition"], required=True)
     p.add_argument("--model-dir", type=Path, required=True, help="tokenizer (and, for behaviours, generator)")
-    p.add_argument("--data-dir", type=Path, required=True, help="the world's data folder")
+    p.add_argument("--data-dir", type=Path, default=None, help="the world's data folder (world source, prompts)")
+    p.add_argument("--source", choices=["world", "wikitext2", "c4", "json"], default="world",
+                   help="general text: the world's, WikiText-2 / C4 from the local datasets cache, or --text-file")
+    p.add_argument("--text-file", type=Path, default=None, help="JSONL with a \"text\" field (source json)")
     p.add_argument("--n", type=_positive_int, default=128, help="number of samples")
     p.add_argument("--length", type=_positive_int, default=None, help="tokens per general-text window (default: model context)")
     p.add_argument("--new-tokens", type=_positive_int, default=20, help="greedy tokens explained per behaviour prompt")

@@ -135,8 +135,45 @@ def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, ne
     return RefSet(ids, mask, plus, torch.full_like(ids, -1))
 
 
-def build_world_refset(kind: str, model_dir: Path, data_dir: Path, n: int, seed: int, length: int | None = None, new_tokens: int = 20) -> RefSet:
-    """A reference set of `kind` for the model in `model_dir`, from the world's data files."""
+# Hugging Face datasets of the general-text sources (the Wanda / SparseGPT calibration data).
+HUB_TEXT = {
+    "wikitext2": {"path": "wikitext", "name": "wikitext-2-raw-v1", "split": "train"},
+    "c4": {"path": "allenai/c4", "data_files": {"train": "en/c4-train.00000-of-01024.json.gz"}, "split": "train"},
+}
+SOURCES = ("world", *HUB_TEXT, "json")
+
+
+def general_texts(source: str, data_dir: Path | None = None, text_file: Path | None = None) -> list[str]:
+    """Documents of a general-text source: the world's reference text, a local JSONL file with a
+    "text" field, or WikiText-2 / C4 from the local `datasets` cache (compute nodes are offline)."""
+    from attrprune.world.measure import read_jsonl
+
+    if source == "world":
+        return [r["text"] for r in read_jsonl(Path(data_dir) / WORLD_FILES["general"])]
+    if source == "json":
+        if text_file is None:
+            raise ValueError("source 'json' needs a text file (--text-file, JSONL with a \"text\" field)")
+        return [r["text"] for r in read_jsonl(text_file)]
+    if source not in HUB_TEXT:
+        raise ValueError(f"unknown general-text source {source!r}; valid: {list(SOURCES)}")
+    import datasets
+
+    spec = dict(HUB_TEXT[source])
+    try:
+        texts = datasets.load_dataset(**spec)["text"]
+    except Exception as err:  # offline: ConnectionError, FileNotFoundError, ValueError, ... by version
+        raise RuntimeError(
+            f"{source} is not in the local datasets cache ({type(err).__name__}: {err}). Download it on a "
+            "machine with internet first (same HF_DATASETS_CACHE), or use --source json --text-file FILE"
+        ) from err
+    # WikiText is one text split into lines; SparseGPT / Wanda join it with blank lines.
+    return ["\n\n".join(texts)] if source == "wikitext2" else list(texts)
+
+
+def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed: int, length: int | None = None,
+                 new_tokens: int = 20, source: str = "world", text_file: Path | None = None) -> RefSet:
+    """A reference set of `kind` for the model in `model_dir`. General text comes from `source`;
+    IOI and behaviour prompts from the world's data files."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from attrprune.world.measure import read_jsonl
@@ -145,17 +182,21 @@ def build_world_refset(kind: str, model_dir: Path, data_dir: Path, n: int, seed:
         raise ValueError(f"unknown reference set kind {kind!r}; valid: {list(KINDS)}")
     if n < 1:
         raise ValueError(f"a reference set needs at least one sample, got n={n}")
+    if kind != "general" and source != "world":
+        raise ValueError(f"{kind} prompts come from the world's data files; source {source!r} is for general text")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    rows = read_jsonl(Path(data_dir) / WORLD_FILES[kind])
     if kind == "general":
         length = length or AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).config.max_position_embeddings
-        refset = general_refset(tokenizer, [r["text"] for r in rows], n, length, seed)
-    elif kind == "ioi":
-        refset = ioi_refset(tokenizer, rows, n, seed)
+        refset = general_refset(tokenizer, general_texts(source, data_dir, text_file), n, length, seed)
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
-        refset = behaviour_refset(model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens)
-    refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": f"world:{WORLD_FILES[kind]}", "model_dir": str(model_dir)}
+        rows = read_jsonl(Path(data_dir) / WORLD_FILES[kind])
+        if kind == "ioi":
+            refset = ioi_refset(tokenizer, rows, n, seed)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+            refset = behaviour_refset(model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens)
+    origin = {"world": f"world:{WORLD_FILES[kind]}", "json": f"json:{text_file}"}.get(source, source)
+    refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": origin, "model_dir": str(model_dir)}
     return refset
 
 

@@ -54,3 +54,22 @@ def test_nan_model_writes_no_file(repo_root, ioi_set, tmp_path, monkeypatch):
     with pytest.raises(FloatingPointError, match="non-finite"):
         _score(repo_root, ioi_set, "magnitude", tmp_path / "nan.safetensors")
     assert not list(tmp_path.iterdir())
+
+
+def test_general_text_from_a_local_file_and_a_clear_error_for_uncached_hub_data(repo_root, tmp_path):
+    import json
+
+    from attrprune.refsets import load_refset
+
+    text = tmp_path / "corpus.jsonl"
+    text.write_text("".join(json.dumps({"text": f"Mary lives in Paris. The old dog {i} slept."}) + "\n" for i in range(200)))
+    out = tmp_path / "g.safetensors"
+    model = str(repo_root / "world/models/world-llama")
+    assert main(["refsets", "--kind", "general", "--model-dir", model, "--source", "json", "--text-file", str(text),
+                 "--n", "4", "--length", "16", "--out", str(out)]) == 0
+    rs = load_refset(out)
+    assert rs.input_ids.shape == (4, 16) and rs.meta["source"] == f"json:{text}"
+    # HF_DATASETS_OFFLINE=1 (conftest): WikiText-2 is not cached here, and the error says what to do
+    with pytest.raises(RuntimeError, match="wikitext2 is not in the local datasets cache.*--source json"):
+        main(["refsets", "--kind", "general", "--model-dir", model, "--source", "wikitext2", "--n", "4", "--out", str(tmp_path / "w.safetensors")])
+    assert not (tmp_path / "w.safetensors").exists()
