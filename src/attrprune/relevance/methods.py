@@ -2,17 +2,18 @@
 
 All methods share the signature ``method(model, refset, options) -> Scores``:
 
-* ``lrp``: w ⊙ (LRP-modified gradient of the explained target), summed over tokens and averaged
-  over samples (paper Eq. 1 and 8), through lxt's efficient mode (AttnLRP, or CP-LRP);
+* ``lrp``: R = w ⊙ (LRP-modified gradient of the explained target) per token (paper Eq. 8),
+  |R| summed over tokens (``aggregation="abs"``; or R summed, ``"signed"``) and averaged over
+  samples (Eq. 1), through lxt's efficient mode (AttnLRP, or CP-LRP);
 * ``gradient``: |w ⊙ ∂target/∂w| with the plain gradient, same aggregation;
 * ``wanda``: |W| · ‖X‖₂ per input channel over the reference tokens (Sun et al. 2023);
 * ``magnitude``: |W|;
 * ``activation``: mean |output| per neuron and per head (structured only);
 * ``random``: seeded uniform scores, a control.
 
-Neuron and head scores of the gradient-type methods follow from the weight relevance: for
-z = Wx + b, the relevance at output unit j is Σ_i R_ji + b_j·∂b_j (summed over tokens), and a
-head's relevance is that of its output, i.e. of its columns of the output projection's input.
+Neuron and head scores of the gradient-type methods are the relevance at a layer's output unit
+(z_j·g_j per token; for z = Wx + b that is Σ_i R_ji plus the bias share) and at a head's output,
+i.e. at its columns of the output projection's input.
 In AttnLRP this equals the relevance at the head's softmax output summed over keys (for
 out = A·V, Σ_k A_qk ∂out/∂A_qk · g = Σ_d out_qd g_qd), so no attention hooks are needed.
 """
@@ -59,7 +60,7 @@ def _linears(model, arch: Architecture) -> dict[str, torch.nn.Linear]:
     return {name: model.get_submodule(name) for name in arch.linear_names(model)}
 
 
-def _head_module(name: str, arch: Architecture) -> str:
+def _head_module(name: str) -> str:
     # "model.layers.3.self_attn.o_proj" -> "model.layers.3.self_attn"
     return name.rsplit(".", 1)[0]
 
@@ -125,7 +126,7 @@ def _signed_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool,
             scores.neurons[name] = neuron.abs() if absolute else neuron
             if roles[name][1] == arch.head_out:
                 head = _heads_from_columns(rel.sum(0), n_heads)
-                scores.heads[_head_module(name, arch)] = head.abs() if absolute else head
+                scores.heads[_head_module(name)] = head.abs() if absolute else head
     return scores
 
 
@@ -176,7 +177,7 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
         scores.weights[name] = lin.weight.detach().float().abs() * acc_w[name] / n
         scores.neurons[name] = acc_n[name] / n
         if name in acc_h:
-            scores.heads[_head_module(name, arch)] = acc_h[name] / n
+            scores.heads[_head_module(name)] = acc_h[name] / n
     return scores
 
 
@@ -253,7 +254,7 @@ def activation(model, refset: RefSet, options: ScoreOptions) -> Scores:
     for name in out_abs:
         scores.neurons[name] = out_abs[name] / n_tokens
         if roles[name][1] == arch.head_out:
-            scores.heads[_head_module(name, arch)] = _heads_from_columns(in_abs[name] / n_tokens, arch.n_heads(model))
+            scores.heads[_head_module(name)] = _heads_from_columns(in_abs[name] / n_tokens, arch.n_heads(model))
     return scores
 
 
@@ -266,7 +267,7 @@ def random_scores(model, refset: RefSet, options: ScoreOptions) -> Scores:
         scores.weights[name] = torch.rand(lin.weight.shape, generator=gen)
         scores.neurons[name] = torch.rand(lin.weight.shape[0], generator=gen)
         if roles[name][1] == arch.head_out:
-            scores.heads[_head_module(name, arch)] = torch.rand(arch.n_heads(model), generator=gen)
+            scores.heads[_head_module(name)] = torch.rand(arch.n_heads(model), generator=gen)
     return scores
 
 
