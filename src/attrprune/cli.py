@@ -97,9 +97,9 @@ def _refsets(a) -> None:
 
 def _scores(a) -> None:
     import torch
-    from transformers import AutoModelForCausalLM
 
     from attrprune.io import provenance
+    from attrprune.models import load_model
     from attrprune.refsets import load_refset
     from attrprune.relevance import ScoreOptions, compute_scores
     from attrprune.relevance.store import save_scores
@@ -107,9 +107,7 @@ def _scores(a) -> None:
     torch.manual_seed(a.seed)
     if a.threads:
         torch.set_num_threads(a.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(a.model_dir, local_files_only=True, torch_dtype=dtype).to(device)
+    model, _ = load_model(a.model_dir, accelerate=True)
     refset = load_refset(a.refset)
     options = ScoreOptions(batch_size=a.batch_size, seed=a.seed, lrp_variant=a.lrp_variant, aggregation=a.aggregation)
     scores = compute_scores(a.method, model, refset, options)
@@ -118,7 +116,7 @@ def _scores(a) -> None:
         aggregation=a.aggregation if a.method in ("lrp", "gradient") else None,
         refset=str(a.refset), refset_kind=refset.meta.get("kind"), refset_sha256=refset.meta.get("sha256"),
         refset_seed=refset.meta.get("seed"), n_samples=len(refset), seed=a.seed, batch_size=a.batch_size,
-        dtype=str(dtype).removeprefix("torch."), model_dir=str(a.model_dir),
+        dtype=str(model.dtype).removeprefix("torch."), model_dir=str(a.model_dir),
     )
     save_scores(scores, a.out, meta)
     print(f"{a.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, {len(scores.heads)} head tensors -> {a.out}", file=sys.stderr)

@@ -25,18 +25,13 @@ def format_sparsity(s: float) -> str:
 def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsities: list[float], tasks: list[str],
                           data_dir: Path | None, out_template: str, batch_size: int = 32, limit: int | None = None,
                           seed: int = 0) -> list[Path]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from attrprune.evaluation.lm import evaluate_lm, flatten_results
     from attrprune.io import provenance, write_json
+    from attrprune.models import load_model
     from attrprune.pruning import MaskBuilder, measured_sparsity, model_sparsity, pruned
     from attrprune.relevance.store import load_scores
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, torch_dtype=dtype).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model, tokenizer = load_model(model_dir, accelerate=True)
     scores, scores_meta = load_scores(scores_path)
     if not scores.weights:
         raise ValueError(f"{scores_path} has no weight scores ({scores_meta.get('method')} is structured only); "
@@ -67,14 +62,12 @@ def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: floa
     import shutil
     import tempfile
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from attrprune.io import provenance, write_json
+    from attrprune.models import load_model
     from attrprune.pruning import MaskBuilder, apply_masks_, model_sparsity
     from attrprune.relevance.store import load_scores
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model, tokenizer = load_model(model_dir)  # fp32 on CPU: the checkpoint keeps its dtype
     scores, scores_meta = load_scores(scores_path)
     masks = MaskBuilder(scores.weights, scope=scope).masks(sparsity)
     apply_masks_(model, weight_masks=masks)

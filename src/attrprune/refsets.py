@@ -76,16 +76,6 @@ def explained_target(logits: torch.Tensor, plus: torch.Tensor, minus: torch.Tens
     return total
 
 
-def _pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) -> RefSet:
     """n random windows of `length` tokens from the documents joined by `<eos>`."""
     eos = tokenizer.eos_token_id
@@ -103,11 +93,11 @@ def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) 
 
 
 def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
-    from attrprune.world.measure import single_token_id
+    from attrprune.world.measure import pad_rows, single_token_id
 
     rows = random.Random(seed).sample(examples, min(n, len(examples)))
     encs = [[tokenizer.eos_token_id] + tokenizer.encode(r["prompt"], add_special_tokens=False) for r in rows]
-    ids, mask = _pad(encs, tokenizer.eos_token_id)
+    ids, mask = pad_rows(encs, tokenizer.eos_token_id)
     plus, minus = torch.full_like(ids, -1), torch.full_like(ids, -1)
     for i, (r, e) in enumerate(zip(rows, encs)):
         plus[i, len(e) - 1] = single_token_id(tokenizer, r["io"])
@@ -117,7 +107,7 @@ def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
 
 def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, new_tokens: int) -> RefSet:
     """Prompts followed by the model's greedy continuation; the continuation is explained."""
-    from attrprune.world.measure import greedy_continuations
+    from attrprune.world.measure import greedy_continuations, pad_rows
 
     chosen = random.Random(seed).sample(prompts, min(n, len(prompts)))
     conts = greedy_continuations(model, tokenizer, chosen, new_tokens)
@@ -126,7 +116,7 @@ def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, ne
         head = [tokenizer.eos_token_id] + tokenizer.encode(prompt, add_special_tokens=False)
         rows.append(head + cont)
         spans.append((len(head), len(head) + len(cont)))
-    ids, mask = _pad(rows, tokenizer.eos_token_id)
+    ids, mask = pad_rows(rows, tokenizer.eos_token_id)
     plus = torch.full_like(ids, -1)
     for i, (a, b) in enumerate(spans):
         plus[i, a - 1 : b - 1] = ids[i, a:b]  # position t predicts token t + 1

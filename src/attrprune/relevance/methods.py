@@ -247,14 +247,15 @@ def magnitude(model, refset: RefSet, options: ScoreOptions) -> Scores:
 def activation(model, refset: RefSet, options: ScoreOptions) -> Scores:
     arch = architecture_of(model)
     n_tokens = refset.attention_mask.sum().item()
-    out_abs = _forward_statistics(model, refset, options, "activation", lambda x, y: y.abs())
-    in_abs = _forward_statistics(model, refset, options, "activation (head inputs)", lambda x, y: x.abs())
+    # One pass: |output| for the neurons and |input| for the heads, side by side per layer.
+    sums = _forward_statistics(model, refset, options, "activation", lambda x, y: torch.cat([y.abs(), x.abs()], -1))
     scores = Scores()
     roles = arch.linear_names(model)
-    for name in out_abs:
-        scores.neurons[name] = out_abs[name] / n_tokens
+    for name, lin in _linears(model, arch).items():
+        out_abs, in_abs = sums[name].split([lin.out_features, lin.in_features])  # [out + in] -> [out], [in]
+        scores.neurons[name] = out_abs / n_tokens
         if roles[name][1] == arch.head_out:
-            scores.heads[_head_module(name)] = _heads_from_columns(in_abs[name] / n_tokens, arch.n_heads(model))
+            scores.heads[_head_module(name)] = _heads_from_columns(in_abs / n_tokens, arch.n_heads(model))
     return scores
 
 

@@ -30,12 +30,10 @@ _ROWS = [
 
 def measure_card(model_dir: Path, data_dir: Path, n_prompts: int | None = None) -> dict:
     """Load a world model and measure its card; the result records what was measured on what."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from attrprune.models import load_model
     from attrprune.world.measure import measure_world_model
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model, tokenizer = load_model(model_dir)
     card, examples = measure_world_model(model, tokenizer, data_dir, n_prompts)
     return {
         "model": Path(model_dir).name,

@@ -51,16 +51,22 @@ def perplexity(model, tokenizer, texts: list[str], context: int) -> float:
     return math.exp(nll / count)
 
 
+def pad_rows(rows: list[list[int]], pad: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), both [n, longest row]; left padding for generation."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        span = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, span] = torch.tensor(r)
+        mask[i, span] = 1
+    return ids, mask
+
+
 def _encode_prompts(tokenizer, prompts: list[str], left_pad: bool):
     eot = tokenizer.eos_token_id
     encs = [[eot] + e for e in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    width = max(map(len, encs))
-    ids = torch.full((len(encs), width), eot, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, e in enumerate(encs):
-        span = slice(width - len(e), width) if left_pad else slice(0, len(e))
-        ids[i, span] = torch.tensor(e)
-        mask[i, span] = 1
+    ids, mask = pad_rows(encs, eot, left=left_pad)
     return ids, mask, [len(e) for e in encs]
 
 
