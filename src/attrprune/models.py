@@ -11,6 +11,11 @@ def load_model(model_dir: Path, accelerate: bool = False):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model_dir = Path(model_dir)
+    if (model_dir / "download.json").exists() or not (model_dir / "config.json").exists():
+        from attrprune.download import require_model
+
+        require_model(model_dir, model_dir.name)  # a hub download: complete, or an error naming the fix
     on_gpu = accelerate and torch.cuda.is_available()
     dtype = torch.bfloat16 if on_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, torch_dtype=dtype)

@@ -153,17 +153,20 @@ def general_texts(source: str, data_dir: Path | None = None, text_file: Path | N
         texts = datasets.load_dataset(**spec)["text"]
     except Exception as err:  # offline: ConnectionError, FileNotFoundError, ValueError, ... by version
         raise RuntimeError(
-            f"{source} is not in the local datasets cache ({type(err).__name__}: {err}). Download it on a "
-            "machine with internet first (same HF_DATASETS_CACHE), or use --source json --text-file FILE"
+            f"{source} is not in the local datasets cache ({type(err).__name__}: {err}). Run `snakemake download` "
+            "on a machine with internet first (same HF_HOME / HF_DATASETS_CACHE as the compute jobs; it caches "
+            "wikitext2 and c4 when download.datasets lists them), or use --source json --text-file FILE"
         ) from err
     # WikiText is one text split into lines; SparseGPT / Wanda join it with blank lines.
     return ["\n\n".join(texts)] if source == "wikitext2" else list(texts)
 
 
 def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed: int, length: int | None = None,
-                 new_tokens: int = 20, source: str = "world", text_file: Path | None = None) -> RefSet:
+                 new_tokens: int = 20, source: str = "world", text_file: Path | None = None,
+                 prompts_file: Path | None = None) -> RefSet:
     """A reference set of `kind` for the model in `model_dir`. General text comes from `source`;
-    IOI and behaviour prompts from the world's data files."""
+    IOI and behaviour prompts from `prompts_file` (JSONL rows as in the world's files, e.g. the
+    `ioi-data` stage's output) or else from the world's data files."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from attrprune.world.measure import read_jsonl
@@ -173,19 +176,24 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
     if n < 1:
         raise ValueError(f"a reference set needs at least one sample, got n={n}")
     if kind != "general" and source != "world":
-        raise ValueError(f"{kind} prompts come from the world's data files; source {source!r} is for general text")
+        raise ValueError(f"source {source!r} is for general text; {kind} prompts come from --prompts-file or the world's files")
+    if kind == "general" and prompts_file is not None:
+        raise ValueError("--prompts-file is for ioi / toxic / repetition prompts; general text comes from --source")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     if kind == "general":
         length = length or AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).config.max_position_embeddings
         refset = general_refset(tokenizer, general_texts(source, data_dir, text_file), n, length, seed)
     else:
-        rows = read_jsonl(Path(data_dir) / WORLD_FILES[kind])
+        rows = read_jsonl(prompts_file if prompts_file is not None else Path(data_dir) / WORLD_FILES[kind])
         if kind == "ioi":
             refset = ioi_refset(tokenizer, rows, n, seed)
         else:
             model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
             refset = behaviour_refset(model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens)
-    origin = {"world": f"world:{WORLD_FILES[kind]}", "json": f"json:{text_file}"}.get(source, source)
+    if prompts_file is not None:
+        origin = f"file:{prompts_file}"
+    else:
+        origin = {"world": f"world:{WORLD_FILES[kind]}", "json": f"json:{text_file}"}.get(source, source)
     refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": origin, "model_dir": str(model_dir)}
     return refset
 

@@ -103,3 +103,22 @@ def test_save_load_roundtrip_with_hash(tmp_path):
     save_refset(empty, tmp_path / "empty.safetensors")
     with pytest.raises(ValueError, match="is empty"):
         load_refset(tmp_path / "empty.safetensors")
+
+
+def test_ioi_refset_from_a_generated_prompts_file(tmp_path, repo_root):
+    """Hub models: IOI reference prompts come from the ioi-data stage's JSONL, not the world."""
+    from transformers import AutoTokenizer
+
+    from attrprune.ioi import ioi_prompts, write_ioi_file
+    from attrprune.refsets import build_refset
+
+    model_dir = repo_root / "world" / "models" / "world-llama"
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    rows = ioi_prompts(tok, 20, seed=0, split="reference")
+    write_ioi_file(rows, tmp_path / "reference.jsonl")
+    refset = build_refset("ioi", model_dir, None, n=8, seed=1, prompts_file=tmp_path / "reference.jsonl")
+    assert len(refset) == 8 and refset.meta["source"] == f"file:{tmp_path / 'reference.jsonl'}"
+    io_ids = {tok.encode(" " + r["io"], add_special_tokens=False)[0] for r in rows}
+    assert set(refset.plus[refset.plus >= 0].tolist()) <= io_ids
+    with pytest.raises(ValueError, match="--prompts-file is for ioi"):
+        build_refset("general", model_dir, None, n=2, seed=0, prompts_file=tmp_path / "reference.jsonl")
