@@ -35,9 +35,11 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/world.smk"
 include: "rules/relevance.smk"
 include: "rules/compression.smk"
+include: "rules/circuits.smk"
 
 
 rule all:

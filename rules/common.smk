@@ -78,12 +78,11 @@ def _check_config(config):
 
 _check_config(config)
 
-_hub = [m for m, spec in config["models"].items() if spec["source"] == "hub"]
-if _hub:
-    raise WorkflowError(
-        f"models {_hub}: hub models need download rules and C4 / WikiText reference sets, "
-        "which this version does not have yet; use the built-in world models (source: world)"
-    )
+# Compute jobs never touch the network (cluster nodes are usually offline): the hub and
+# datasets libraries read these from the environment that Snakemake (and the SLURM
+# executor, which submits with --export=ALL) passes on. Download rules set them back to 0.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
 
 
 def _alternatives(names):
@@ -117,6 +116,12 @@ REFSET_KINDS = ["general", "ioi", "toxic", "repetition"]
 SPARSITIES = [f"{s:.2f}" for s in config["compression"]["sparsities"]]
 SCOPES = [s.replace(":", "of") for s in config["compression"]["scopes"]]  # "2:4" -> "2of4"
 SCORE_METHODS = config["scores"]["methods"]
+# Every method some stage prunes by: each one's scores are built on demand.
+ALL_METHODS = sorted(
+    set(SCORE_METHODS)
+    | set(config["compression"]["methods"])
+    | set(config["circuits"]["methods"])
+)
 
 
 wildcard_constraints:
@@ -124,7 +129,9 @@ wildcard_constraints:
     world_model=_alternatives(WORLD_MODELS),
     kind=_alternatives(REFSET_KINDS),
     seed=r"\d+",
-    method=_alternatives(SCORE_METHODS),
+    method=_alternatives(ALL_METHODS),
+    granularity="weight|neuron|head",
+    task="ioi",
     refset=rf"({_alternatives(REFSET_KINDS)})-s\d+",
     scope=r"row|layer|global|\d+of\d+",
     sparsity=r"0\.\d{2}",
@@ -218,6 +225,8 @@ def get_final_output():
     targets += score_files()
     if config["compression"]["methods"]:
         targets += ["results/tables/compression.csv", "results/tables/compression.md"]
+    if config["circuits"]["methods"] and config["circuits"]["granularities"]:
+        targets += ["results/tables/circuits.csv", "results/tables/circuits.md"]
     export = config["compression"]["export"]
     if export:
         targets += expand(
@@ -232,11 +241,15 @@ def get_final_output():
 
 
 def get_model_weights(wildcards):
-    """The checkpoint file of the job's model; committed for world models."""
-    path = os.path.join(model_dir(wildcards.model), "model.safetensors")
+    """The file that stands for a model's checkpoint: the committed weights of a world model,
+    the download record (written last by rule download_model) of a hub model."""
     if config["models"][wildcards.model]["source"] == "world":
-        return _committed_world_file(path)
-    return path
+        return _committed_world_file(os.path.join(model_dir(wildcards.model), "model.safetensors"))
+    return f"resources/models/{wildcards.model}/download.json"
+
+
+def is_world(model):
+    return config["models"][model]["source"] == "world"
 
 
 def get_gpu_count(wildcards):
@@ -245,7 +258,21 @@ def get_gpu_count(wildcards):
     return 0 if config["models"][wildcards.model]["source"] == "world" else 1
 
 
-def get_refset_flags(wildcards):
+def get_refset_data(wildcards):
+    """What a reference set is drawn from: the world's data for world models; for hub models
+    the generated IOI prompts or the selected behaviour prompts (general text comes from the
+    datasets cache)."""
+    if is_world(wildcards.model):
+        return get_world_card_data(wildcards)
+    return {
+        "general": [],
+        "ioi": f"resources/ioi/{wildcards.model}/reference.jsonl",
+        "toxic": f"resources/prompts/{wildcards.model}/toxic.jsonl",
+        "repetition": f"resources/prompts/{wildcards.model}/repetition.jsonl",
+    }[wildcards.kind]
+
+
+def get_refset_flags(wildcards, input):
     """CLI flags of the reference-set kind in the job's wildcards, from config.refsets."""
     spec = config["refsets"][wildcards.kind]
     flags = f"--n {spec['n']}"
@@ -253,7 +280,23 @@ def get_refset_flags(wildcards):
         flags += f" --length {spec['length']}"
     if "new_tokens" in spec:
         flags += f" --new-tokens {spec['new_tokens']}"
+    if is_world(wildcards.model):
+        flags += f" --data-dir {os.path.dirname(input.data)}"
+    elif wildcards.kind == "general":
+        flags += f" --source {spec['hub_source']}"
+    else:
+        flags += f" --prompts-file {input.data}"
     return flags
+
+
+def get_data_dir_flag(wildcards, input):
+    """--data-dir of the world's data (world_* lm-eval tasks), for world models only."""
+    return f"--data-dir {os.path.dirname(input.data)}" if input.data else ""
+
+
+def get_world_data(wildcards):
+    """The world's data manifest for world models (their tasks read it); nothing for hub models."""
+    return get_world_card_data(wildcards) if is_world(wildcards.model) else []
 
 
 def get_world_card_model(wildcards):
@@ -298,3 +341,101 @@ def world_train_param(key):
 
 def comma_joined_input(wildcards, input):
     return ",".join(input)
+
+
+# Granularities each method scores (paper: wanda cannot score heads; activation is
+# structured only); methods not listed score all three.
+METHOD_GRANULARITIES = {"wanda": ["weight"], "activation": ["neuron", "head"]}
+
+
+def circuit_runs():
+    """(model, method, granularity, scope) of every circuit job."""
+    c = config["circuits"]
+    return [
+        (model, method, gran, scope)
+        for model in MODELS
+        for method in c["methods"]
+        for gran in c["granularities"]
+        if gran in METHOD_GRANULARITIES.get(method, ["weight", "neuron", "head"])
+        for scope in (c["weight_scopes"] if gran == "weight" else ["global"])
+    ]
+
+
+def circuit_curves():
+    return [
+        f"results/{model}/circuits/ioi/{method}/{gran}/{scope}/curve.json"
+        for model, method, gran, scope in circuit_runs()
+    ]
+
+
+def get_circuit_scores(wildcards):
+    return expand(
+        "results/{model}/scores/{method}/{refset}.safetensors",
+        model=wildcards.model,
+        method=wildcards.method,
+        refset=refset_names("ioi"),
+    )
+
+
+def get_ioi_eval_file(wildcards):
+    """Held-out IOI prompts of the job's model: the world's files for world models, generated
+    prompts with names disjoint from the reference prompts for hub models."""
+    if not is_world(wildcards.model):
+        return f"resources/ioi/{wildcards.model}/evaluation.jsonl"
+    name = f"ioi_{config['circuits']['eval_set']}.jsonl"
+    return _committed_world_file(os.path.join(WORLD_DATA_DIR, name))
+
+
+def get_circuit_ablation(wildcards):
+    if config["circuits"]["ablation"] is None:
+        return []
+    return f"results/{wildcards.model}/circuits/{wildcards.task}/ablation.safetensors"
+
+
+def get_circuit_flags(wildcards, input):
+    c = config["circuits"]
+    flags = f"--threshold {c['threshold']} --weight-modules {c['weight_modules']}"
+    if c["limit"]:
+        flags += f" --limit {c['limit']}"
+    if c["ablation"] is not None:
+        flags += f" --ablation {input.ablation} --top-fraction {c['ablation']['top_fraction']}"
+    return flags
+
+
+# Downloads (rules/download.smk): the only network access of the workflow.
+
+
+def hub_models():
+    return [m for m, spec in config["models"].items() if spec["source"] == "hub"]
+
+
+def download_dataset_names():
+    """download.datasets, plus the data of every lm-eval task the compression stage evaluates
+    (world_* tasks ship with the package and need none)."""
+    names = list(config.get("download", {}).get("datasets", []))
+    tasks = config.get("compression", {}).get("tasks", [])
+    names += [f"lmeval:{t}" for t in tasks if not t.startswith("world_")]
+    return list(dict.fromkeys(names))
+
+
+def download_targets():
+    """Every download the config needs: the input of the target rule `download`."""
+    targets = expand("resources/models/{model}/download.json", model=hub_models())
+    if download_dataset_names():
+        targets.append("resources/downloads/datasets.json")
+    if config.get("download", {}).get("detoxify"):
+        targets.append("resources/downloads/detoxify.json")
+    return targets
+
+
+def hub_model_param(key):
+    def get(wildcards):
+        spec = config["models"][wildcards.model]
+        if spec["source"] != "hub":
+            raise WorkflowError(
+                f"resources/models/{wildcards.model}: only source 'hub' models are "
+                f"downloaded; {wildcards.model} is a {spec['source']} model"
+            )
+        return spec[key]
+
+    return get

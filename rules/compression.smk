@@ -10,7 +10,7 @@ rule compress:
     input:
         model=get_model_weights,
         scores="results/{model}/scores/{method}/{refset}.safetensors",
-        data=get_world_card_data,
+        data=get_world_data,
     output:
         compression_outputs(),
     log:
@@ -19,7 +19,7 @@ rule compress:
         "benchmarks/results/{model}/compression/{method}/{scope}/{refset}.tsv"
     params:
         model_dir=input_dir("model"),
-        data_dir=input_dir("data"),
+        data_dir=get_data_dir_flag,
         scope=get_scope_arg,
         sparsities=",".join(SPARSITIES),
         tasks=",".join(config["compression"]["tasks"]),
@@ -34,7 +34,7 @@ rule compress:
     shell:
         "python -m attrprune compress --model-dir {params.model_dir} --scores {input.scores}"
         " --scope {params.scope} --sparsities {params.sparsities} --tasks {params.tasks}"
-        " --data-dir {params.data_dir} {params.limit} --batch-size {params.batch_size}"
+        " {params.data_dir} {params.limit} --batch-size {params.batch_size}"
         " --threads {threads} --out-template '{params.template}' > {log} 2>&1"
 
 

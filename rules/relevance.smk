@@ -5,7 +5,7 @@
 rule refset:
     input:
         model=get_model_weights,
-        data=get_world_card_data,
+        data=get_refset_data,
     output:
         "resources/refsets/{model}/{kind}-s{seed}.safetensors",
     log:
@@ -14,14 +14,13 @@ rule refset:
         "benchmarks/resources/refsets/{model}/{kind}-s{seed}.tsv"
     params:
         model_dir=input_dir("model"),
-        data_dir=input_dir("data"),
         flags=get_refset_flags,
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
         "python -m attrprune refsets --kind {wildcards.kind} --model-dir {params.model_dir}"
-        " --data-dir {params.data_dir} {params.flags} --seed {wildcards.seed}"
+        " {params.flags} --seed {wildcards.seed}"
         " --out {output} > {log} 2>&1"
 
 

@@ -18,3 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def world_llama(repo_root):
+    """(model, tokenizer, data dir) of the committed world-llama. Tests must leave it unchanged."""
+    from attrprune.models import load_model
+
+    model, tokenizer = load_model(repo_root / "world" / "models" / "world-llama")
+    return model.eval(), tokenizer, repo_root / "world" / "data"

@@ -22,6 +22,9 @@ class Architecture:
     linears: dict[str, str]  # role -> module path inside a block
     mlp_in: tuple[str, ...]  # roles whose output units are the MLP neurons
     mlp_out: str  # role that reads the MLP neurons (its input columns)
+    # The mlp_in role whose output unit stands for the MLP neuron in scores and neuron masks.
+    # Llama: up (z_up * dL/dz_up = h * dL/dh for h = act(gate) * up, the neuron's own x * grad).
+    neuron_role: str
     head_out: str  # role whose input columns, grouped per head, carry each head's output
 
     def block_list(self, model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -34,6 +37,13 @@ class Architecture:
             for role, rel in self.linears.items():
                 out[f"{self.blocks}.{i}.{rel}"] = (i, role)
         return out
+
+    def names_with_roles(self, model: torch.nn.Module, roles: tuple[str, ...]) -> list[str]:
+        """Module names of the given roles, in block order."""
+        return [name for name, (_, role) in self.linear_names(model).items() if role in roles]
+
+    def mlp_roles(self) -> tuple[str, ...]:
+        return (*self.mlp_in, self.mlp_out)
 
     def n_heads(self, model: torch.nn.Module) -> int:
         return model.config.num_attention_heads
@@ -49,6 +59,7 @@ LLAMA = Architecture(
     },
     mlp_in=("gate", "up"),
     mlp_out="down",
+    neuron_role="up",
     head_out="o",
 )
 
@@ -62,6 +73,7 @@ OPT = Architecture(
     },
     mlp_in=("fc1",),
     mlp_out="fc2",
+    neuron_role="fc1",
     head_out="o",
 )
 

@@ -90,7 +90,7 @@ def _refsets(a) -> None:
     from attrprune.refsets import build_refset, save_refset
 
     refset = build_refset(a.kind, a.model_dir, a.data_dir, a.n, a.seed, length=a.length, new_tokens=a.new_tokens,
-                          source=a.source, text_file=a.text_file)
+                          source=a.source, text_file=a.text_file, prompts_file=a.prompts_file)
     save_refset(refset, a.out)
     print(f"{a.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {a.out}", file=sys.stderr)
 
@@ -133,10 +133,7 @@ def _sparsities(text: str) -> list[float]:
 def _compress(a) -> None:
     from attrprune.compression import compress_and_evaluate
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    _set_threads(a.threads)
     compress_and_evaluate(a.model_dir, a.scores, a.scope, a.sparsities, a.tasks, a.data_dir, a.out_template,
                           batch_size=a.batch_size, limit=a.limit, seed=a.seed)
 
@@ -152,6 +149,65 @@ def _tables(a) -> None:
     from attrprune.tables import compression_tables
 
     compression_tables(a.metrics, a.csv, a.markdown, a.plots_dir, a.at_sparsity)
+
+
+def _ioi_data(a) -> None:
+    from attrprune.ioi import ioi_data
+
+    rows = ioi_data(a.model_dir, a.n, a.seed, a.split, a.out)
+    print(f"{len(rows)} {a.split} IOI prompts -> {a.out}", file=sys.stderr)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _circuit(a) -> None:
+    from attrprune.circuits.export import run_circuit
+
+    _set_threads(a.threads)
+    run_circuit(a.model_dir, a.scores, a.eval_file, a.granularity, a.scope, a.sparsities, a.threshold, a.out_dir,
+                weight_modules=a.weight_modules, ablation_path=a.ablation, top_fraction=a.top_fraction, limit=a.limit,
+                batch_size=a.batch_size)
+
+
+def _circuit_ablation(a) -> None:
+    from attrprune.circuits.ablation import run_ablation
+
+    _set_threads(a.threads)
+    run_ablation(a.model_dir, a.eval_file, a.out, n_weights=a.n_weights, weight_modules=a.weight_modules,
+                 seed=a.seed, limit=a.limit)
+
+
+def _circuit_tables(a) -> None:
+    from attrprune.circuits.tables import circuit_tables
+
+    circuit_tables(a.curves, a.csv, a.summary_csv, a.markdown, a.plots_dir)
+
+
+def _download_model(a) -> None:
+    from attrprune.download import download_model
+
+    record = download_model(a.hf_id, a.revision, a.out_dir)
+    print(f"{a.hf_id} at {record['commit_sha']}: {len(record['files'])} files ({record['weights_format']}) -> {a.out_dir}", file=sys.stderr)
+
+
+def _download_data(a) -> None:
+    from attrprune.download import download_datasets, write_marker
+
+    write_marker(a.out, "datasets", download_datasets(a.names))
+    print(f"cached {', '.join(a.names)}; marker {a.out}", file=sys.stderr)
+
+
+def _download_detoxify(a) -> None:
+    from attrprune.download import download_detoxify, write_marker
+
+    record = download_detoxify(a.model_type)
+    write_marker(a.out, "detoxify", record)
+    print(f"Detoxify {a.model_type}: {record['checkpoint']}; marker {a.out}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=["world", "wikitext2", "c4", "json"], default="world",
                    help="general text: the world's, WikiText-2 / C4 from the local datasets cache, or --text-file")
     p.add_argument("--text-file", type=Path, default=None, help="JSONL with a \"text\" field (source json)")
+    p.add_argument("--prompts-file", type=Path, default=None,
+                   help="ioi / toxic / repetition prompts as JSONL (default: the world's files under --data-dir)")
     p.add_argument("--n", type=_positive_int, default=128, help="number of samples")
     p.add_argument("--length", type=_positive_int, default=None, help="tokens per general-text window (default: model context)")
     p.add_argument("--new-tokens", type=_positive_int, default=20, help="greedy tokens explained per behaviour prompt")
@@ -264,6 +322,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots-dir", type=Path, required=True)
     p.add_argument("--at-sparsity", type=float, default=0.5, help="sparsity of the pivot table (paper: 0.5)")
     p.set_defaults(func=_tables)
+
+    p = sub.add_parser("ioi-data", help="write seeded IOI prompts (single-token names of a model's tokenizer) as JSONL")
+    p.add_argument("--model-dir", type=Path, required=True, help="model folder whose tokenizer picks the names")
+    p.add_argument("--n", type=_positive_int, default=256, help="number of prompts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=["reference", "evaluation"], required=True, help="disjoint name halves")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_ioi_data)
+
+    p = sub.add_parser("circuit", help="IOI circuit: prune by task scores over sparsities, find the sparsest circuit above a threshold")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--scores", type=lambda t: [Path(x) for x in _names(t)], required=True,
+                   help="comma-separated score files, one per reference seed (curves per seed, circuit on their mean)")
+    p.add_argument("--eval-file", type=Path, required=True, help="JSONL of held-out IOI prompts (prompt, io, s)")
+    p.add_argument("--granularity", choices=["weight", "neuron", "head"], required=True)
+    p.add_argument("--scope", default="global", help="global or row (weights), global or layer (neurons, heads)")
+    p.add_argument("--weight-modules", choices=["mlp", "all"], default="mlp", help="weights of the MLP projections only, or of every linear layer")
+    p.add_argument("--sparsities", type=_sparsities, required=True)
+    p.add_argument("--threshold", type=_positive_float, default=0.9, help="normalised logit difference the circuit keeps")
+    p.add_argument("--ablation", type=Path, default=None, help="circuit-ablation output: score the ranking against it")
+    p.add_argument("--top-fraction", type=_positive_float, default=0.1, help="ablation-important components = this top fraction")
+    p.add_argument("--limit", type=_positive_int, default=None, help="first N evaluation prompts")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--out-dir", type=Path, required=True, help="curve.json (written last), circuit.safetensors/.json/.png")
+    p.set_defaults(func=_circuit)
+
+    p = sub.add_parser("circuit-ablation", help="ground truth: IOI drop when each head, neuron and sampled weight is removed alone")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--eval-file", type=Path, required=True)
+    p.add_argument("--n-weights", type=_positive_int, default=256, help="single weights sampled for ablation")
+    p.add_argument("--weight-modules", choices=["mlp", "all"], default="mlp")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weight sample")
+    p.add_argument("--limit", type=_positive_int, default=None, help="first N evaluation prompts")
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_circuit_ablation)
+
+    p = sub.add_parser("circuit-tables", help="circuit tables (CSV, Markdown) and plots from curve.json files")
+    p.add_argument("--curves", type=_names, required=True, help="comma-separated curve.json paths")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--summary-csv", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plots-dir", type=Path, required=True)
+    p.set_defaults(func=_circuit_tables)
+
+    p = sub.add_parser("download-model", help="fetch a hub model at a pinned revision (login node: needs internet)")
+    p.add_argument("--hf-id", required=True, help="Hugging Face repository id, e.g. TinyLlama/TinyLlama_v1.1")
+    p.add_argument("--revision", required=True, help="commit id (40 hex digits) or release tag; never main")
+    p.add_argument("--out-dir", type=Path, required=True, help="model folder; download.json is written last")
+    p.set_defaults(func=_download_model)
+
+    p = sub.add_parser("download-data", help="pre-cache datasets and lm-eval task data (login node: needs internet)")
+    p.add_argument("--names", type=_names, required=True, help="comma-separated: wikitext2, c4, realtoxicityprompts, lmeval:<task>")
+    p.add_argument("--out", type=Path, required=True, help="marker JSON, written last")
+    p.set_defaults(func=_download_data)
+
+    p = sub.add_parser("download-detoxify", help="pre-cache a Detoxify checkpoint and its tokenizer (login node: needs internet)")
+    p.add_argument("--model-type", default="original", help="original, unbiased, multilingual, original-small or unbiased-small")
+    p.add_argument("--out", type=Path, required=True, help="marker JSON, written last")
+    p.set_defaults(func=_download_detoxify)
     return parser
 
 

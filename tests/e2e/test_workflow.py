@@ -65,16 +65,24 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     assert not missing, f"committed world files missing: {missing}"
     r = snakemake(tmp_path, configfile, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
-    # default: 6 methods x (3 general seeds + IOI); compression: lrp, wanda, gradient on 3
-    # seeds, magnitude and random on one. e2e: 3 methods x 2 sets; lrp and random, one seed.
-    n_methods, n_refsets, n_compress = (6, 4, 11) if configfile == DEFAULT_CONFIG else (3, 2, 2)
+    if configfile == DEFAULT_CONFIG:
+        # scores: 6 methods x 3 general seeds, plus the 5 circuit methods x 3 IOI seeds;
+        # compression: lrp, wanda, gradient on 3 seeds, magnitude and random on one;
+        # circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
+        # weight scopes, activation x (neuron, head)
+        n_refsets, n_scores, n_compress, n_circuits = 6, 6 * 3 + 5 * 3, 11, 3 * 4 + 2 + 2
+    else:  # 3 methods x {general, ioi}, one seed; lrp and random x (weight global, head)
+        n_refsets, n_scores, n_compress, n_circuits = 2, 3 * 2, 2, 2 * 2
     expected = {
         "world_card": n_models,
         "world_card_table": 1,
         "refset": n_models * n_refsets,
-        "scores": n_models * n_methods * n_refsets,
+        "scores": n_models * n_scores,
         "compress": n_models * n_compress,
         "compression_tables": 1,
+        "circuit": n_models * n_circuits,
+        "circuit_ablation": n_models,
+        "circuit_tables": 1,
         "all": 1,
     }
     if configfile == DEFAULT_CONFIG:  # the default also exports one pruned model per model

@@ -7,7 +7,12 @@ import pytest
 
 from attrprune.cli import build_parser, main
 
-STAGES = ["world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish", "refsets", "scores", "compress", "export-pruned", "tables"]
+STAGES = [
+    "world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish",
+    "refsets", "scores", "compress", "export-pruned", "tables",
+    "ioi-data", "circuit", "circuit-ablation", "circuit-tables",
+    "download-model", "download-data", "download-detoxify",
+]
 
 
 def test_every_stage_has_help(capsys):
@@ -28,6 +33,10 @@ def test_every_stage_has_help(capsys):
         (["world-tokenizer", "--corpus-dir", "c", "--out-dir", "o", "--vocab-size", "0"], "must be a positive integer"),
         (["world-card", "--model-dir", "m", "--data-dir", "d"], "the following arguments are required: --out"),
         (["no-such-stage"], "invalid choice: 'no-such-stage'"),
+        (["circuit", "--model-dir", "m", "--scores", "s", "--eval-file", "e", "--granularity", "edge",
+          "--sparsities", "0.5", "--out-dir", "o"], "invalid choice: 'edge'"),
+        (["circuit", "--model-dir", "m", "--scores", "s", "--eval-file", "e", "--granularity", "head",
+          "--sparsities", "1.0", "--out-dir", "o"], "sparsities must lie in [0, 1)"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_problem(capsys, argv, message):

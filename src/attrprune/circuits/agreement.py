@@ -1,0 +1,54 @@
+"""How well a method's component ranking agrees with ablation importance.
+
+* `roc_auc`: the score as a classifier of the top-k ablation-important components (the
+  Mann-Whitney form: the probability that a random important component outscores a random other
+  one, ties counting one half);
+* `spearman`: rank correlation of score and ablation drop (average ranks for ties).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(pd.Series(x.double().numpy()).rank(method="average").to_numpy())
+
+
+def roc_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """ROC AUC of `scores` [n] for the boolean labels `positive` [n]."""
+    positive = positive.bool()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"ROC AUC needs both classes; got {n_pos} positive and {n_neg} negative")
+    rank_sum = _ranks(scores)[positive].sum().item()
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = (ra.norm() * rb.norm()).item()
+    return (ra @ rb).item() / denom if denom else float("nan")
+
+
+def top_k_mask(importance: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The ceil(fraction · n) most important components (largest drop), ties by position."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"top fraction must be in (0, 1), got {fraction}")
+    k = max(1, math.ceil(round(fraction * len(importance), 6)))  # round: 0.1 * 30 is 3.0000000000000004
+    order = torch.sort(importance, descending=True, stable=True).indices
+    mask = torch.zeros(len(importance), dtype=torch.bool)
+    mask[order[:k]] = True
+    return mask
+
+
+def agreement(scores: torch.Tensor, importance: torch.Tensor, top_fraction: float) -> dict:
+    """ROC AUC (top `top_fraction` by importance as positives) and Spearman of flat tensors."""
+    scores, importance = scores.flatten().float(), importance.flatten().float()
+    top = top_k_mask(importance, top_fraction)
+    return {"roc_auc": roc_auc(scores, top), "spearman": spearman(scores, importance),
+            "n_components": len(scores), "n_important": int(top.sum()), "top_fraction": top_fraction}

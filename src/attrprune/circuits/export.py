@@ -1,0 +1,134 @@
+"""The `circuit` stage end to end, and the circuit written for people and programs.
+
+Writes into one output folder:
+
+* ``curve.json``: per-seed curves, dense and ablated ends, the circuit's size and metrics, and
+  (with an ablation file) the ranking's agreement with ablation importance;
+* ``circuit.safetensors``: the kept components as uint8 keep-masks (1 = in the circuit), keyed by
+  module name, with the same metadata;
+* ``circuit.json``: what a reader wants to see: kept heads per layer, kept neurons per layer,
+  kept weights per module;
+* ``circuit.png``: a heat map of the kept fraction per layer and unit (heads / neurons) or
+  per layer and projection (weights).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from attrprune.architectures import architecture_of
+
+
+def summary(model, granularity: str, masks: dict[str, torch.Tensor]) -> dict:
+    """Kept components per module, with their indices for heads and neurons."""
+    roles = architecture_of(model).linear_names(model)
+    modules = {}
+    for name, keep in masks.items():
+        entry = {"kept": int(keep.sum()), "total": keep.numel()}
+        if granularity in ("head", "neuron"):
+            entry["indices"] = torch.nonzero(keep.flatten()).flatten().tolist()
+        # heads are keyed by their attention module, which is not a linear layer
+        entry["layer"] = roles[name][0] if name in roles else _layer_of(name)
+        modules[name] = entry
+    kept = sum(e["kept"] for e in modules.values())
+    total = sum(e["total"] for e in modules.values())
+    return {"granularity": granularity, "kept": kept, "total": total, "kept_fraction": kept / total if total else 0.0,
+            "modules": modules}
+
+
+def _layer_of(name: str) -> int | None:
+    digits = [p for p in name.split(".") if p.isdigit()]
+    return int(digits[0]) if digits else None
+
+
+def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attrprune.io import atomic_path
+
+    if granularity == "weight":
+        arch = architecture_of(model)
+        roles = arch.linear_names(model)
+        role_names = sorted({roles[n][1] for n in masks}, key=list(arch.linears).index)
+        n_layers = len(arch.block_list(model))
+        grid = torch.full((n_layers, len(role_names)), float("nan"))
+        for name, keep in masks.items():
+            layer, role = roles[name]
+            grid[layer, role_names.index(role)] = keep.float().mean()
+        xlabels, xlabel = role_names, "projection"
+    else:
+        rows = [masks[n].float().flatten() for n in masks]
+        grid = torch.stack(rows)  # [layers, units]
+        xlabels, xlabel = None, "head" if granularity == "head" else "neuron"
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * grid.shape[0]))
+    im = ax.imshow(grid.numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_ylabel("layer")
+    ax.set_xlabel(xlabel)
+    ax.set_yticks(range(grid.shape[0]))
+    if xlabels:
+        ax.set_xticks(range(len(xlabels)), xlabels)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="kept fraction" if granularity == "weight" else "kept")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granularity: str, scope: str,
+                sparsities: list[float], threshold: float, out_dir: Path, weight_modules: str = "mlp",
+                ablation_path: Path | None = None, top_fraction: float = 0.1, limit: int | None = None,
+                batch_size: int = 256) -> dict:
+    from safetensors.torch import save_file
+
+    from attrprune.circuits.ablation import importance_and_scores, load_ablation
+    from attrprune.circuits.agreement import agreement
+    from attrprune.circuits.components import component_names, select
+    from attrprune.circuits.metrics import IOIBatch
+    from attrprune.circuits.sweep import discover
+    from attrprune.io import atomic_path, provenance, write_json
+    from attrprune.models import load_model
+    from attrprune.relevance.store import load_scores
+    from attrprune.world.measure import read_jsonl
+
+    model, tokenizer = load_model(model_dir, accelerate=True)
+    rows = read_jsonl(eval_file)[:limit]
+    batch = IOIBatch.encode(tokenizer, rows)
+    names = component_names(model, granularity, weight_modules)
+    seed_scores, metas = [], []
+    for path in score_paths:
+        scores, meta = load_scores(path)
+        seed_scores.append(select(scores, names, granularity, meta.get("method", str(path))))
+        metas.append(meta)
+    result, masks, pooled = discover(model, batch, seed_scores, granularity, scope, sparsities, threshold, batch_size)
+    if ablation_path is not None:
+        ablation, _ = load_ablation(ablation_path)
+        importance, ranked = importance_and_scores(ablation, granularity, pooled)
+        result["groundtruth"] = agreement(ranked, importance, top_fraction)
+    result.update({"method": metas[0].get("method"), "weight_modules": weight_modules if granularity == "weight" else None,
+                   "eval_file": str(eval_file), "scores": [str(p) for p in score_paths],
+                   "refset_sha256": [m.get("refset_sha256") for m in metas],
+                   **provenance(model_dir=str(model_dir), limit=limit)})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "circuit.json", {**summary(model, granularity, masks), "method": result["method"],
+                                          "scope": scope, "threshold": threshold, "metrics": result["circuit"]})
+    title = (f"{Path(model_dir).name} IOI circuit, {result['method']} {granularity} ({scope}): "
+             f"{result['circuit']['n_kept']}/{result['circuit']['n_components']} kept, "
+             f"norm. LD {result['circuit']['normalized_logit_diff']:.2f}")
+    heatmap(model, granularity, masks, title, out_dir / "circuit.png")
+    with atomic_path(out_dir / "circuit.safetensors") as tmp:
+        save_file({n: m.to(torch.uint8).contiguous() for n, m in masks.items()}, str(tmp),
+                  metadata={"circuit": json.dumps({k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold})})
+    write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
+    c = result["circuit"]
+    print(f"circuit: {c['n_kept']}/{c['n_components']} {granularity}s kept, normalised LD {c['normalized_logit_diff']:.3f}, "
+          f"accuracy {c['accuracy']:.3f} ({c['evaluations']} bisection steps)", file=sys.stderr)
+    return result

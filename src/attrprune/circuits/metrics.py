@@ -1,0 +1,84 @@
+"""IOI metrics on a fixed evaluation split: accuracy, logit difference, normalised logit difference.
+
+The prompts are tokenised once (`IOIBatch.encode`) and re-evaluated for every pruned model of a
+sweep, so a circuit search costs forward passes only.
+
+* accuracy: fraction of prompts where logit(IO) > logit(S) at the last prompt position;
+* logit difference: mean of logit(IO) − logit(S) (Wang et al. 2022);
+* normalised logit difference: (LD − LD_ablated) / (LD_dense − LD_ablated), 1 for the dense
+  model and 0 with every component of the granularity removed.
+
+Use::
+
+    batch = IOIBatch.encode(tokenizer, rows)  # rows: {"prompt", "io", "s"} dicts
+    ld = logit_differences(model, batch)      # [n]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class IOIBatch:
+    input_ids: torch.Tensor  # [n, L], right-padded
+    attention_mask: torch.Tensor  # [n, L]
+    last: torch.Tensor  # [n] index of the last prompt token
+    io: torch.Tensor  # [n] token id of the indirect object
+    s: torch.Tensor  # [n] token id of the subject
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    @classmethod
+    def encode(cls, tokenizer, rows: list[dict]) -> "IOIBatch":
+        """Each prompt as [eos] + tokens (the world models' training format; harmless for others),
+        names as the single token of " Name"."""
+        from attrprune.world.measure import pad_rows, single_token_id
+
+        if not rows:
+            raise ValueError("the IOI evaluation split is empty")
+        eos = tokenizer.eos_token_id
+        encs = [[eos] + tokenizer.encode(r["prompt"], add_special_tokens=False) for r in rows]
+        ids, mask = pad_rows(encs, eos)
+        return cls(
+            ids, mask, torch.tensor([len(e) - 1 for e in encs]),
+            torch.tensor([single_token_id(tokenizer, r["io"]) for r in rows]),
+            torch.tensor([single_token_id(tokenizer, r["s"]) for r in rows]),
+        )
+
+
+@torch.no_grad()
+def logit_differences(model, batch: IOIBatch, batch_size: int = 256) -> torch.Tensor:
+    """logit(IO) − logit(S) at the last prompt position, one value per prompt ([n], float32, CPU).
+
+    Runs the base model and applies the output embedding to the last prompt position only (a
+    third of the world models' cost is the vocabulary projection of every position)."""
+    device = next(model.parameters()).device
+    head = model.get_output_embeddings()
+    out = []
+    for i in range(0, len(batch), batch_size):
+        sl = slice(i, i + batch_size)
+        hidden = model.base_model(input_ids=batch.input_ids[sl].to(device),
+                                  attention_mask=batch.attention_mask[sl].to(device)).last_hidden_state  # [b, L, d]
+        rows = torch.arange(hidden.shape[0], device=device)
+        io, s = batch.io[sl].to(device), batch.s[sl].to(device)
+        w = head.weight[torch.stack([io, s], 1)]  # [b, 2, d]: only the two names' output rows
+        logits = torch.einsum("bd,bkd->bk", hidden[rows, batch.last[sl].to(device)], w).float()  # [b, 2]
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[torch.stack([io, s], 1)].float()
+        out.append((logits[:, 0] - logits[:, 1]).cpu())
+    return torch.cat(out)
+
+
+def summarize(ld: torch.Tensor, dense: float, ablated: float) -> dict:
+    """accuracy, mean logit difference and normalised logit difference of per-prompt `ld`."""
+    mean = ld.mean().item()
+    span = dense - ablated
+    return {
+        "accuracy": (ld > 0).float().mean().item(),
+        "logit_diff": mean,
+        "normalized_logit_diff": (mean - ablated) / span if span else float("nan"),
+    }

@@ -1,0 +1,143 @@
+"""Circuit discovery (paper §3.3, §4.2): prune the components least relevant on IOI reference
+samples and measure IOI on held-out prompts, over a sparsity sweep and at a performance threshold.
+
+For one model × method × granularity × scope, `discover` takes the score files of every
+reference seed and
+
+1. measures the dense model and the fully ablated one (every component of the granularity
+   removed), the two ends of the normalised logit difference;
+2. per seed, prunes each configured sparsity and measures accuracy, logit difference and
+   normalised logit difference (the paper's curves, mean ± std over seeds);
+3. on the seed-averaged scores (relevance over all reference samples), finds the sparsest point
+   whose normalised logit difference stays ≥ the threshold: a 16-step scan, then bisection
+   between the sparsest passing step and the next, over one sorted score order (exact pruned
+   counts for the global scope, 1/1000 steps of sparsity for the others). The curve need not be
+   monotone; a passing point hidden between two failing scan steps is not found;
+4. with an ablation file (`circuits.ablation`), scores the ranking against ablation importance.
+
+Run: ``python -m attrprune circuit --model-dir world/models/world-llama --scores s0.safetensors,s1.safetensors
+--eval-file world/data/ioi_heldout_names.jsonl --granularity neuron --scope global
+--sparsities 0.5,0.9 --out-dir out/``
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import torch
+
+from attrprune.circuits.components import all_pruned, mask_arguments
+from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
+from attrprune.pruning import MaskBuilder, measured_sparsity, pruned
+
+STRUCTURED_SCOPES = ("global", "layer")
+WEIGHT_SCOPES = ("global", "row", "layer")
+ROW_STEPS = 1000  # bisection resolution of non-global scopes: sparsity in steps of 0.001
+
+
+def check_scope(granularity: str, scope: str) -> None:
+    valid = WEIGHT_SCOPES if granularity == "weight" else STRUCTURED_SCOPES
+    if scope not in valid:
+        raise ValueError(f"scope {scope!r} does not apply to {granularity} circuits; valid: {list(valid)}")
+
+
+class CircuitEvaluator:
+    """IOI metrics of `model` with keep-masks of one granularity applied, normalised between the
+    dense and the fully ablated model."""
+
+    def __init__(self, model, batch: IOIBatch, granularity: str, components: dict[str, torch.Tensor], batch_size: int = 256):
+        self.model, self.batch, self.granularity, self.batch_size = model, batch, granularity, batch_size
+        dense_ld, ablated_ld = self._ld(None), self._ld(all_pruned(components))
+        self.dense, self.ablated = dense_ld.mean().item(), ablated_ld.mean().item()
+        self.dense_metrics = summarize(dense_ld, self.dense, self.ablated)
+        self.ablated_metrics = summarize(ablated_ld, self.dense, self.ablated)
+        self.n_evaluations = 0
+
+    def _ld(self, masks: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        if masks is None:
+            return logit_differences(self.model, self.batch, self.batch_size)
+        with pruned(self.model, **mask_arguments(self.granularity, masks)):
+            return logit_differences(self.model, self.batch, self.batch_size)
+
+    def __call__(self, masks: dict[str, torch.Tensor]) -> dict:
+        self.n_evaluations += 1
+        sparsity = measured_sparsity(masks)["overall"]
+        return {"kept_fraction": 1.0 - sparsity, "sparsity_measured": sparsity,
+                **summarize(self._ld(masks), self.dense, self.ablated)}
+
+
+def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -> int:
+    """Largest step k in [0, n_steps] with passes(k) that a grid scan then bisection finds.
+
+    The scan evaluates `grid` + 1 evenly spaced steps and takes the sparsest passing one; the
+    bisection then narrows the gap to the next (failing) grid step. A plain bisection from 0 would
+    stop at the first dip of a non-monotone curve; the scan sees past dips wider than a grid cell.
+    Step 0 (nothing pruned) is taken to pass.
+    """
+    points = sorted({round(i * n_steps / grid) for i in range(grid + 1)})
+    passing = [k for k in points if k == 0 or passes(k)]
+    lo = passing[-1]
+    if lo == n_steps:
+        return lo
+    hi = points[points.index(lo) + 1]  # fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if passes(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def sparsest_circuit(evaluate: CircuitEvaluator, scores: dict[str, torch.Tensor], scope: str, threshold: float,
+                     grid: int = 16) -> tuple[dict[str, torch.Tensor], dict]:
+    """Keep-masks and metrics of the sparsest point with normalised logit difference ≥ threshold."""
+    builder = MaskBuilder(scores, scope)
+    if builder.scope == "global":
+        n_steps = builder.numel
+
+        def masks_at(k: int) -> dict[str, torch.Tensor]:
+            return builder.lowest(k)
+    else:
+        n_steps = ROW_STEPS
+
+        def masks_at(k: int) -> dict[str, torch.Tensor]:
+            return builder.masks(k / ROW_STEPS) if k < ROW_STEPS else all_pruned(scores)
+
+    seen: dict[int, dict] = {}
+
+    def passes(k: int) -> bool:
+        seen[k] = evaluate(masks_at(k))
+        return seen[k]["normalized_logit_diff"] >= threshold
+
+    k = sparsest_step(passes, n_steps, grid)
+    masks = masks_at(k)
+    metrics = seen.get(k) or evaluate(masks)
+    return masks, {**metrics, "threshold": threshold, "n_components": builder.numel,
+                   "n_kept": int(sum(m.sum() for m in masks.values())), "evaluations": len(seen)}
+
+
+def discover(model, batch: IOIBatch, seed_scores: list[dict[str, torch.Tensor]], granularity: str, scope: str,
+             sparsities: list[float], threshold: float, batch_size: int = 256) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(result, circuit keep-masks, seed-averaged scores): curves per seed, the dense and ablated
+    ends, and the circuit at `threshold`."""
+    check_scope(granularity, scope)
+    if not seed_scores:
+        raise ValueError("no score files given")
+    model.eval()
+    pooled = {n: torch.stack([s[n].float() for s in seed_scores]).mean(0) for n in seed_scores[0]}  # mean over seeds
+    evaluate = CircuitEvaluator(model, batch, granularity, pooled, batch_size)
+    curves = []
+    for seed_index, scores in enumerate(seed_scores):
+        builder = MaskBuilder(scores, scope)
+        for s in sparsities:
+            curves.append({"seed_index": seed_index, "sparsity": s, **evaluate(builder.masks(s))})
+        print(f"seed {seed_index}: " + " ".join(f"{c['sparsity']:.2f}:{c['normalized_logit_diff']:.2f}"
+                                                for c in curves if c["seed_index"] == seed_index), file=sys.stderr)
+    masks, circuit = sparsest_circuit(evaluate, pooled, scope, threshold)
+    result = {
+        "granularity": granularity, "scope": scope, "n_seeds": len(seed_scores), "n_prompts": len(batch),
+        "dense": evaluate.dense_metrics, "ablated": evaluate.ablated_metrics, "curve": curves, "circuit": circuit,
+    }
+    return result, masks, pooled

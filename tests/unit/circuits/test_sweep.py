@@ -1,0 +1,58 @@
+"""The circuit search: grid scan + bisection, and `discover` on a real tiny model."""
+
+import pytest
+import torch
+
+from attrprune.circuits.components import component_names, select
+from attrprune.circuits.metrics import IOIBatch
+from attrprune.circuits.sweep import check_scope, discover, sparsest_step
+from attrprune.relevance import ScoreOptions, compute_scores
+from attrprune.refsets import RefSet
+from tiny_models import tiny_llama
+
+
+@pytest.mark.parametrize("boundary", [0, 1, 37, 99, 100])
+def test_monotone_boundary_is_found_exactly(boundary):
+    calls = []
+
+    def passes(k):
+        calls.append(k)
+        return k <= boundary
+
+    assert sparsest_step(passes, 100) == boundary
+    assert len(calls) <= 16 + 8  # scan + log2(grid cell)
+
+
+def test_scan_sees_past_a_narrow_dip():
+    # fails at 30..34 only, passes again up to 80: plain bisection from 0 would stop near 30
+    assert sparsest_step(lambda k: k <= 80 and not 30 <= k <= 34, 100) == 80
+
+
+def test_structured_granularities_refuse_row_scope():
+    with pytest.raises(ValueError, match="valid: \\['global', 'layer'\\]"):
+        check_scope("head", "row")
+
+
+def test_discover_on_a_tiny_model():
+    torch.manual_seed(0)
+    model = tiny_llama()
+    n, length = 12, 8
+    ids = torch.randint(3, 100, (n, length))
+    io, s = ids[:, 1].clone(), ids[:, 2].clone()  # names that occur in the prompt
+    batch = IOIBatch(ids, torch.ones_like(ids), torch.full((n,), length - 1), io, s)
+    minus, plus = torch.full_like(ids, -1), torch.full_like(ids, -1)
+    plus[:, -1], minus[:, -1] = io, s
+    refset = RefSet(ids, torch.ones_like(ids), plus, minus)
+    scores = compute_scores("gradient", model, refset, ScoreOptions(batch_size=4, progress=False))
+    names = component_names(model, "neuron")
+    seed_scores = [select(scores, names, "neuron"), {k: torch.rand(v.shape) for k, v in select(scores, names, "neuron").items()}]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result, masks, pooled = discover(model, batch, seed_scores, "neuron", "global", [0.0, 0.5], threshold=0.9)
+    assert [c["sparsity"] for c in result["curve"]] == [0.0, 0.5, 0.0, 0.5]
+    assert result["dense"]["normalized_logit_diff"] == pytest.approx(1.0)
+    assert result["ablated"]["normalized_logit_diff"] == pytest.approx(0.0)
+    c = result["circuit"]
+    assert c["normalized_logit_diff"] >= 0.9 and c["n_components"] == 2 * 128
+    assert c["n_kept"] == sum(int(m.sum()) for m in masks.values())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # restored
+    torch.testing.assert_close(pooled[names[0]], (seed_scores[0][names[0]] + seed_scores[1][names[0]]) / 2)
