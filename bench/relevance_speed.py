@@ -34,12 +34,17 @@ from attrprune.relevance import ScoreOptions, compute_scores
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# TinyLlama 1.1B's shape (its config.json); the benches use it with random weights, no download.
+TINYLLAMA = dict(
+    vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+    num_key_value_heads=4, max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+)
+
+
 def scaled_tinyllama() -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=32000, hidden_size=512, intermediate_size=1408, num_hidden_layers=4, num_attention_heads=8,
-        num_key_value_heads=1, max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
-    )
+    cfg = LlamaConfig(**{**TINYLLAMA, "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 4,
+                         "num_attention_heads": 8, "num_key_value_heads": 1})  # fmt: skip
     return LlamaForCausalLM(cfg).eval()
 
 
