@@ -97,7 +97,7 @@ rule circuit_tables:
         summary="results/tables/circuits_summary.csv",
         md="results/tables/circuits.md",
         plots=report(
-            expand("results/plots/circuits_{model}.png", model=MODELS),
+            expand("results/plots/circuits_{model}.png", model=stage_models("circuits")),
             category="Circuits",
         ),
     log:

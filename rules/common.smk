@@ -68,6 +68,13 @@ def _check_config(config):
                     f"{key}: source 'world' needs a world model of the same alias; "
                     f"world.models has {sorted(world_models) or 'none'}"
                 )
+    for stage in ("compression", "circuits"):
+        unknown = sorted(set(config[stage]["models"] or []) - set(config["models"]))
+        if unknown:
+            raise WorkflowError(
+                f"{stage}.models: unknown model alias(es) {unknown}; "
+                f"defined under models: {sorted(config['models'])}"
+            )
     for alias, spec in world_models.items():
         if spec["hidden_size"] % spec["heads"]:
             raise WorkflowError(
@@ -93,6 +100,11 @@ def _alternatives(names):
 MODELS = list(config["models"])
 WORLD_SOURCE_MODELS = [m for m in MODELS if config["models"][m]["source"] == "world"]
 WORLD_MODELS = list(config["world"]["models"])
+
+
+def stage_models(stage):
+    """Models a stage runs on: its own `models` list, or every model."""
+    return config[stage]["models"] or MODELS
 
 
 def _repo_path(rel):
@@ -180,7 +192,7 @@ def compression_runs():
     general = refset_names("general")
     return [
         (model, method, scope, refset)
-        for model in MODELS
+        for model in stage_models("compression")
         for method in config["compression"]["methods"]
         for scope in SCOPES
         for refset in (general[:1] if method in SEEDLESS_METHODS else general)
@@ -223,15 +235,15 @@ def get_final_output():
     if WORLD_SOURCE_MODELS:
         targets.append("results/tables/world_card.md")
     targets += score_files()
-    if config["compression"]["methods"]:
+    if compression_runs():
         targets += ["results/tables/compression.csv", "results/tables/compression.md"]
-    if config["circuits"]["methods"] and config["circuits"]["granularities"]:
+    if circuit_runs():
         targets += ["results/tables/circuits.csv", "results/tables/circuits.md"]
     export = config["compression"]["export"]
     if export:
         targets += expand(
             "results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity:.2f}",
-            model=MODELS,
+            model=stage_models("compression"),
             method=export["method"],
             scope=export["scope"].replace(":", "of"),
             refset=refset_names("general")[0],
@@ -353,7 +365,7 @@ def circuit_runs():
     c = config["circuits"]
     return [
         (model, method, gran, scope)
-        for model in MODELS
+        for model in stage_models("circuits")
         for method in c["methods"]
         for gran in c["granularities"]
         if gran in METHOD_GRANULARITIES.get(method, ["weight", "neuron", "head"])

@@ -44,9 +44,10 @@ rule compression_tables:
     output:
         csv=report("results/tables/compression.csv", category="Compression"),
         md="results/tables/compression.md",
+        paper="results/tables/compression_paper.md",
         html=report("results/tables/compression.html", category="Compression"),
         plots=report(
-            expand("results/plots/compression_{model}.png", model=MODELS),
+            expand("results/plots/compression_{model}.png", model=stage_models("compression")),
             category="Compression",
         ),
     log:
@@ -61,7 +62,7 @@ rule compression_tables:
         "../envs/attrprune.yaml"
     shell:
         "python -m attrprune tables --metrics {params.metrics} --csv {output.csv}"
-        " --markdown {output.md} --plots-dir results/plots --at-sparsity {params.at} > {log} 2>&1"
+        " --markdown {output.md} --paper-markdown {output.paper} --plots-dir results/plots --at-sparsity {params.at} > {log} 2>&1"
 
 
 rule export_pruned:

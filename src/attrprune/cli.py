@@ -148,7 +148,7 @@ def _export_pruned(a) -> None:
 def _tables(a) -> None:
     from attrprune.tables import compression_tables
 
-    compression_tables(a.metrics, a.csv, a.markdown, a.plots_dir, a.at_sparsity)
+    compression_tables(a.metrics, a.csv, a.markdown, a.plots_dir, a.at_sparsity, a.paper_markdown)
 
 
 def _ioi_data(a) -> None:
@@ -321,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, required=True)
     p.add_argument("--plots-dir", type=Path, required=True)
     p.add_argument("--at-sparsity", type=float, default=0.5, help="sparsity of the pivot table (paper: 0.5)")
+    p.add_argument("--paper-markdown", type=Path, default=None, help="also write the paper's Table 1 beside ours here")
     p.set_defaults(func=_tables)
 
     p = sub.add_parser("ioi-data", help="write seeded IOI prompts (single-token names of a model's tokenizer) as JSONL")

@@ -167,7 +167,7 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
     """A reference set of `kind` for the model in `model_dir`. General text comes from `source`;
     IOI and behaviour prompts from `prompts_file` (JSONL rows as in the world's files, e.g. the
     `ioi-data` stage's output) or else from the world's data files."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from attrprune.world.measure import read_jsonl
 
@@ -181,7 +181,7 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
         raise ValueError("--prompts-file is for ioi / toxic / repetition prompts; general text comes from --source")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     if kind == "general":
-        length = length or AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).config.max_position_embeddings
+        length = length or AutoConfig.from_pretrained(model_dir, local_files_only=True).max_position_embeddings
         refset = general_refset(tokenizer, general_texts(source, data_dir, text_file), n, length, seed)
     else:
         rows = read_jsonl(prompts_file if prompts_file is not None else Path(data_dir) / WORLD_FILES[kind])

@@ -95,12 +95,17 @@ def plot_model(summ: pd.DataFrame, model: str, path: Path) -> None:
     plt.close(fig)
 
 
-def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, at: float = 0.5) -> None:
+def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, at: float = 0.5,
+                       paper_markdown: Path | None = None) -> None:
+    from attrprune.paper import paper_table
+
     df = tidy_compression(metrics_files)
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
     summ = summary(df)
     atomic_write_text(markdown, "# Compression\n\n" + pivot_markdown(summ, at))
+    if paper_markdown is not None:
+        atomic_write_text(paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at))
     # Snakemake's report shows HTML inline (CSV only as a download).
     atomic_write_text(Path(markdown).with_suffix(".html"), summ.round(4).to_html(index=False))
     for model in summ.model.unique():

@@ -174,7 +174,9 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
     n = len(refset)
     scores = Scores()
     for name, lin in linears.items():
-        scores.weights[name] = lin.weight.detach().float().abs() * acc_w[name] / n
+        # In place and off the device layer by layer: for an 8B model a second fp32 copy of
+        # every accumulator would not fit next to the first on an 80 GB GPU.
+        scores.weights[name] = acc_w.pop(name).mul_(lin.weight.detach().abs()).div_(n).cpu()
         scores.neurons[name] = acc_n[name] / n
         if name in acc_h:
             scores.heads[_head_module(name)] = acc_h[name] / n
