@@ -39,6 +39,8 @@ rule scores:
         lrp_variant=config["scores"]["lrp_variant"],
         aggregation=config["scores"]["aggregation"],
         batch_size=config["scores"]["batch_size"],
+        # the reference seed: random scores of different seeds are independent draws
+        seed=lambda wildcards: wildcards.refset.rsplit("-s", 1)[1],
     threads: 1
     resources:
         gpu=get_gpu_count,
@@ -47,5 +49,5 @@ rule scores:
     shell:
         "python -m attrprune scores --model-dir {params.model_dir} --refset {input.refset}"
         " --method {wildcards.method} --lrp-variant {params.lrp_variant}"
-        " --aggregation {params.aggregation}"
+        " --aggregation {params.aggregation} --seed {params.seed}"
         " --batch-size {params.batch_size} --threads {threads} --out {output} > {log} 2>&1"

@@ -188,3 +188,24 @@ def test_full_run_of_the_tiny_config(tmp_path):
     table = (tmp_path / "results" / "tables" / "world_card.md").read_text()
     assert table.startswith("| metric | world-llama |")
     assert (tmp_path / "benchmarks" / "results" / "world" / "world-llama" / "card.tsv").exists()
+
+
+def test_dry_run_of_the_paper_preset(tmp_path):
+    """configs/paper.yaml lists the paper's whole DAG without any network access: downloads
+    are scheduled, not run, in a dry run."""
+    r = snakemake(tmp_path, ROOT / "configs" / "paper.yaml", "-n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert job_counts(r.stdout + r.stderr) == {
+        "download_model": 4,  # TinyLlama, Llama-2-7B, Llama-3-8B, OPT-125M
+        "ioi_data": 2,  # OPT-125M reference + evaluation prompts
+        # 3 compression models x 3 C4 seeds + OPT-125M x 6 IOI seeds
+        "refset": 3 * 3 + 6,
+        # compression: (lrp, wanda) x 3 seeds + magnitude x 1, per model; circuits: 5 methods x 6 seeds
+        "scores": 3 * (2 * 3 + 1) + 5 * 6,
+        "compress": 3 * (2 * 3 + 1),
+        "circuit": 3 * 4 + 2 + 2,
+        "circuit_ablation": 1,
+        "compression_tables": 1,
+        "circuit_tables": 1,
+        "all": 1,
+    }

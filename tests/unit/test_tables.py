@@ -45,3 +45,20 @@ def test_missing_pivot_sparsity_is_an_error(tmp_path):
     files = [_metrics(tmp_path, "lrp", 0, 0.3, 9.0, 0.9, 0.9)]
     with pytest.raises(ValueError, match="no results at sparsity 0.50"):
         compression_tables(files, tmp_path / "c.csv", tmp_path / "c.md", tmp_path / "p", at=0.5)
+
+
+def test_paper_table_fills_our_cells_only_where_we_have_results():
+    import pandas as pd
+
+    from attrprune.paper import paper_table
+
+    summ = pd.DataFrame([
+        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 12.34, "accuracy": 0.4471},
+        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.0, "perplexity": 7.99, "accuracy": 0.4874},
+        {"model": "world-llama", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 7.4, "accuracy": 0.9},
+    ])
+    lines = paper_table(summ, 0.5).splitlines()
+    assert "| TinyLlama | lrp | 11.85 | 12.34 | 44.71 | 44.71 |" in lines
+    assert "| TinyLlama | dense | 7.98 | 7.99 | 48.74 | 48.74 |" in lines
+    assert "| TinyLlama | wanda | 11.52 | – | 45.46 | – |" in lines
+    assert "| Llama3-8B | lrp | 9.82 | – | 55.18 | – |" in lines
