@@ -22,7 +22,7 @@ COMMITTED_WORLD = [
 ]
 
 
-def snakemake(workdir, configfile, *args):
+def snakemake(workdir, configfile, *args, timeout=120):
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(ROOT / "Snakefile"),
@@ -32,7 +32,7 @@ def snakemake(workdir, configfile, *args):
         "--cores", "1",
         *args,
     ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def job_counts(output):
@@ -159,14 +159,14 @@ def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
 def test_full_run_of_the_tiny_config(tmp_path):
     """`snakemake world` retrains the tiny world into the work dir; the default target
     then measures the committed world's card, and both leave complete, valid outputs."""
-    r = snakemake(tmp_path, E2E_CONFIG, "world", "--cores", "2")
+    r = snakemake(tmp_path, E2E_CONFIG, "world", "--cores", "2", timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     published = tmp_path / "world"
     assert (tmp_path / "resources" / "world" / "published.json").exists()
     assert (published / "models" / "world-llama" / "model.safetensors").exists()
     assert "IOI accuracy, held-out names" in (published / "CARD.md").read_text()
 
-    r = snakemake(tmp_path, E2E_CONFIG, "--cores", "2")
+    r = snakemake(tmp_path, E2E_CONFIG, "--cores", "2", timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     card = yaml.safe_load((tmp_path / "results" / "world" / "world-llama" / "card.json").read_text())
     assert card["card"]["ioi_heldout_names"]["n"] == 16
@@ -185,6 +185,17 @@ def test_full_run_of_the_tiny_config(tmp_path):
     assert set(tidy.sparsity) == {0.0, 0.5} and (tidy.sparsity_measured - tidy.sparsity).abs().max() < 1e-9
     assert "| lrp |" in (tmp_path / "results" / "tables" / "compression.md").read_text()
     assert (tmp_path / "results" / "plots" / "compression_world-llama.png").exists()
+    # circuits: lrp and random x (weight global, head); lrp's ranking agrees with ablation
+    # better than random's, and every circuit keeps the threshold
+    summary = pd.read_csv(tmp_path / "results" / "tables" / "circuits_summary.csv")
+    assert len(summary) == 4 and set(summary.granularity) == {"weight", "head"}
+    assert (summary.normalized_logit_diff >= summary.threshold - 1e-9).all()
+    lrp_w = summary[(summary.method == "lrp") & (summary.granularity == "weight")].iloc[0]
+    rnd_w = summary[(summary.method == "random") & (summary.granularity == "weight")].iloc[0]
+    assert lrp_w.n_kept < rnd_w.n_kept and lrp_w.roc_auc > rnd_w.roc_auc
+    circuit = tmp_path / "results" / "world-llama" / "circuits" / "ioi" / "lrp" / "head" / "global"
+    assert all((circuit / f).exists() for f in ("curve.json", "circuit.safetensors", "circuit.json", "circuit.png"))
+    assert (tmp_path / "results" / "plots" / "circuits_world-llama.png").exists()
     table = (tmp_path / "results" / "tables" / "world_card.md").read_text()
     assert table.startswith("| metric | world-llama |")
     assert (tmp_path / "benchmarks" / "results" / "world" / "world-llama" / "card.tsv").exists()
