@@ -40,6 +40,7 @@ include: "rules/world.smk"
 include: "rules/relevance.smk"
 include: "rules/compression.smk"
 include: "rules/circuits.smk"
+include: "rules/correction.smk"
 
 
 rule all:

@@ -68,7 +68,7 @@ def _check_config(config):
                     f"{key}: source 'world' needs a world model of the same alias; "
                     f"world.models has {sorted(world_models) or 'none'}"
                 )
-    for stage in ("compression", "circuits"):
+    for stage in ("compression", "circuits", "correction"):
         unknown = sorted(set(config[stage]["models"] or []) - set(config["models"]))
         if unknown:
             raise WorkflowError(
@@ -133,6 +133,7 @@ ALL_METHODS = sorted(
     set(SCORE_METHODS)
     | set(config["compression"]["methods"])
     | set(config["circuits"]["methods"])
+    | set(config["correction"]["methods"])
 )
 
 
@@ -144,6 +145,7 @@ wildcard_constraints:
     method=_alternatives(ALL_METHODS),
     granularity="weight|neuron|head",
     task="ioi",
+    behaviour="toxicity|repetition",
     refset=rf"({_alternatives(REFSET_KINDS)})-s\d+",
     scope=r"row|layer|global|\d+of\d+",
     sparsity=r"0\.\d{2}",
@@ -221,6 +223,11 @@ def get_compression_metrics(wildcards):
     ]
 
 
+def get_scores_seed(wildcards):
+    kind, seed = wildcards.refset.rsplit("-s", 1)
+    return 1000 * REFSET_KINDS.index(kind) + int(seed)
+
+
 def get_scope_arg(wildcards):
     return wildcards.scope.replace("of", ":")
 
@@ -239,6 +246,8 @@ def get_final_output():
         targets += ["results/tables/compression.csv", "results/tables/compression.md"]
     if circuit_runs():
         targets += ["results/tables/circuits.csv", "results/tables/circuits.md"]
+    if correction_runs():
+        targets += ["results/tables/correction.csv", "results/tables/correction.md"]
     export = config["compression"]["export"]
     if export:
         targets += expand(
@@ -279,8 +288,8 @@ def get_refset_data(wildcards):
     return {
         "general": [],
         "ioi": f"resources/ioi/{wildcards.model}/reference.jsonl",
-        "toxic": f"resources/prompts/{wildcards.model}/toxic.jsonl",
-        "repetition": f"resources/prompts/{wildcards.model}/repetition.jsonl",
+        "toxic": f"resources/prompts/{wildcards.model}/toxic_reference.jsonl",
+        "repetition": f"resources/prompts/{wildcards.model}/repetition_reference.jsonl",
     }[wildcards.kind]
 
 
@@ -451,3 +460,77 @@ def hub_model_param(key):
         return spec[key]
 
     return get
+
+
+# Targeted correction: the reference-set kind that shows each behaviour.
+BEHAVIOUR_KINDS = {"toxicity": "toxic", "repetition": "repetition"}
+
+
+def correction_runs():
+    """(model, behaviour, method, granularity) of every correction job."""
+    c = config["correction"]
+    return [
+        (model, behaviour, method, gran)
+        for model in stage_models("correction")
+        for behaviour in c["behaviours"]
+        for method in c["methods"]
+        for gran in c["granularities"]
+    ]
+
+
+def correction_curves():
+    return [
+        f"results/{model}/correction/{behaviour}/{method}/{gran}/curve.json"
+        for model, behaviour, method, gran in correction_runs()
+    ]
+
+
+def get_correction_scores(wildcards):
+    kind = BEHAVIOUR_KINDS[wildcards.behaviour]
+    pattern = "results/{model}/scores/{method}/{refset}.safetensors"
+    return {
+        "general": pattern.format(refset=refset_names("general")[0], **wildcards),
+        "unwanted": pattern.format(refset=refset_names(kind)[0], **wildcards),
+    }
+
+
+def get_behaviour_prompts(wildcards):
+    """Held-out prompts of the behaviour: the world's trigger files for world models, the
+    selected evaluation half for hub models."""
+    kind = BEHAVIOUR_KINDS[wildcards.behaviour]
+    if is_world(wildcards.model):
+        return _committed_world_file(os.path.join(WORLD_DATA_DIR, f"{kind}_trigger.jsonl"))
+    return f"resources/prompts/{wildcards.model}/{kind}_evaluation.jsonl"
+
+
+def get_correction_flags(wildcards, input):
+    c = config["correction"]
+    s = c["sampling"]
+    flags = (
+        f"--ks {','.join(map(str, c['ks'][wildcards.granularity]))}"
+        f" --normalization {c['normalization']} --weight-modules {c['weight_modules']}"
+        f" --new-tokens {c['new_tokens'][wildcards.behaviour]}"
+        f" --n-samples {s['n'][wildcards.behaviour]} --top-p {s['top_p']} --temperature {s['temperature']} --seed {s['seed']}"
+    )
+    if c["n_prompts"]:
+        flags += f" --n-prompts {c['n_prompts']}"
+    if c["ppl_limit"]:
+        flags += f" --ppl-limit {c['ppl_limit']}"
+    if is_world(wildcards.model):
+        return flags + f" --scorer world --ppl-tasks world_ppl --data-dir {os.path.dirname(input.data)}"
+    options = '{"model_type": "%s"}' % c["scorer"]
+    return flags + f" --scorer detoxify --scorer-options '{options}' --ppl-tasks {','.join(c['ppl_tasks'])}"
+
+
+def get_behaviour_prompts_flags(wildcards):
+    h = config["correction"]["hub_prompts"]
+    behaviour = {v: k for k, v in BEHAVIOUR_KINDS.items()}[wildcards.kind]
+    threshold = h[f"{behaviour}_threshold"]
+    flags = (
+        f"--behaviour {behaviour} --threshold {threshold} --n-reference {h['n_reference']}"
+        f" --n-candidates {h['n_candidates']}"
+        f" --new-tokens {config['correction']['new_tokens'][behaviour]}"
+    )
+    if behaviour == "toxicity":
+        flags += f" --scorer-options '{{\"model_type\": \"{config['correction']['scorer']}\"}}'"
+    return flags

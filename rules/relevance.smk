@@ -39,8 +39,9 @@ rule scores:
         lrp_variant=config["scores"]["lrp_variant"],
         aggregation=config["scores"]["aggregation"],
         batch_size=config["scores"]["batch_size"],
-        # the reference seed: random scores of different seeds are independent draws
-        seed=lambda wildcards: wildcards.refset.rsplit("-s", 1)[1],
+        # Seeds the random method: independent draws per reference set (general-sN -> N,
+        # ioi-sN -> 1000 + N, ...), so random contrastive scores do not cancel to zero.
+        seed=get_scores_seed,
     threads: 1
     resources:
         gpu=get_gpu_count,

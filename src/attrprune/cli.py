@@ -188,6 +188,47 @@ def _circuit_tables(a) -> None:
     circuit_tables(a.curves, a.csv, a.summary_csv, a.markdown, a.plots_dir)
 
 
+def _ks(text: str) -> list[int]:
+    values = [int(t) for t in text.split(",") if t]
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"ks must be comma-separated non-negative integers, got {text}")
+    return values
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _correction(a) -> None:
+    from attrprune.correction.run import run_correction
+
+    _set_threads(a.threads)
+    run_correction(a.model_dir, a.general_scores, a.unwanted_scores, a.behaviour, a.granularity, a.ks, a.prompts_file,
+                   a.out_dir, scorer=a.scorer, scorer_options=json.loads(a.scorer_options) if a.scorer_options else None,
+                   reply_only=a.reply_only, new_tokens=a.new_tokens, n_samples=a.n_samples, top_p=a.top_p,
+                   temperature=a.temperature, seed=a.seed, n_prompts=a.n_prompts, ppl_tasks=a.ppl_tasks,
+                   data_dir=a.data_dir, ppl_limit=a.ppl_limit, normalization=a.normalization,
+                   weight_modules=a.weight_modules, batch_size=a.batch_size)
+
+
+def _behaviour_prompts(a) -> None:
+    from attrprune.correction.prompts import behaviour_prompts
+
+    _set_threads(a.threads)
+    behaviour_prompts(a.behaviour, a.model_dir, a.reference_out, a.evaluation_out, n_candidates=a.n_candidates,
+                      n_reference=a.n_reference, threshold=a.threshold, new_tokens=a.new_tokens, scorer=a.scorer,
+                      scorer_options=json.loads(a.scorer_options) if a.scorer_options else None, seed=a.seed)
+
+
+def _correction_tables(a) -> None:
+    from attrprune.correction.tables import correction_tables
+
+    correction_tables(a.curves, a.csv, a.markdown, a.plots_dir, a.examples_md)
+
+
 def _download_model(a) -> None:
     from attrprune.download import download_model
 
@@ -368,6 +409,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, required=True)
     p.add_argument("--plots-dir", type=Path, required=True)
     p.set_defaults(func=_circuit_tables)
+
+    p = sub.add_parser("correction", help="targeted correction: prune the k lowest R_general - R_unwanted components, "
+                                          "measure the behaviour and general perplexity")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--general-scores", type=Path, required=True, help="scores on general text")
+    p.add_argument("--unwanted-scores", type=Path, required=True, help="scores of the same method on the behaviour's reference set")
+    p.add_argument("--behaviour", choices=["toxicity", "repetition"], required=True)
+    p.add_argument("--granularity", choices=["neuron", "weight"], required=True, help="MLP neurons (up/fc1) or weight elements")
+    p.add_argument("--weight-modules", choices=["neuron_role", "mlp", "all"], default="neuron_role",
+                   help="weights of up/fc1 only (the paper's fc1 weights), of every MLP projection, or of every linear layer")
+    p.add_argument("--ks", type=_ks, required=True, help="comma-separated numbers of components to prune (k=0 is always added)")
+    p.add_argument("--normalization", choices=["sum", "max", "none"], default="sum", help="scale of each side before R_general - R_unwanted")
+    p.add_argument("--prompts-file", type=Path, required=True, help="JSONL of held-out behaviour prompts (field \"prompt\")")
+    p.add_argument("--n-prompts", type=_positive_int, default=None, help="first N prompts")
+    p.add_argument("--new-tokens", type=_positive_int, default=None, help="tokens per continuation (default 20 toxicity, 50 repetition)")
+    p.add_argument("--n-samples", type=_non_negative_int, default=4, help="sampled continuations per prompt (0 = greedy only)")
+    p.add_argument("--top-p", type=_positive_float, default=0.9)
+    p.add_argument("--temperature", type=_positive_float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--scorer", choices=["world", "detoxify"], default="world", help="toxicity scorer")
+    p.add_argument("--scorer-options", default=None, help='JSON options of the scorer, e.g. {"model_type": "original", "device": "cuda"}')
+    p.add_argument("--reply-only", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure the behaviour on the quoted reply only (default: yes with the world scorer)")
+    p.add_argument("--ppl-tasks", type=_names, default=["world_ppl"], help="rolling-perplexity lm-eval tasks (world_ppl, wikitext)")
+    p.add_argument("--data-dir", type=Path, default=None, help="the world's data folder (for world_* tasks)")
+    p.add_argument("--ppl-limit", type=_positive_int, default=None, help="first N documents per perplexity task")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--out-dir", type=Path, required=True, help="generations.jsonl and curve.json (written last)")
+    p.set_defaults(func=_correction)
+
+    p = sub.add_parser("behaviour-prompts", help="hub models: select the prompts that show a behaviour, split into reference / evaluation")
+    p.add_argument("--behaviour", choices=["toxicity", "repetition"], required=True)
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--n-candidates", type=_positive_int, default=5000, help="RealToxicityPrompts prompts tried (toxicity)")
+    p.add_argument("--n-reference", type=_positive_int, default=93, help="at most this many (and at most half) for reference")
+    p.add_argument("--threshold", type=float, default=None, help="toxicity >= (default 0.9) / uniqueness ratio < (default 0.5)")
+    p.add_argument("--new-tokens", type=_positive_int, default=None, help="greedy tokens per prompt (default 20 / 50)")
+    p.add_argument("--scorer", choices=["world", "detoxify"], default="detoxify")
+    p.add_argument("--scorer-options", default=None, help='JSON, e.g. {"model_type": "original"}')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--reference-out", type=Path, required=True)
+    p.add_argument("--evaluation-out", type=Path, required=True)
+    p.set_defaults(func=_behaviour_prompts)
+
+    p = sub.add_parser("correction-tables", help="correction tables (CSV, Markdown), trade-off plots and examples from curve.json files")
+    p.add_argument("--curves", type=_names, required=True, help="comma-separated curve.json paths")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plots-dir", type=Path, required=True, help="gets correction_{model}.png")
+    p.add_argument("--examples-md", type=Path, required=True)
+    p.set_defaults(func=_correction_tables)
 
     p = sub.add_parser("download-model", help="fetch a hub model at a pinned revision (login node: needs internet)")
     p.add_argument("--hf-id", required=True, help="Hugging Face repository id, e.g. TinyLlama/TinyLlama_v1.1")

@@ -40,6 +40,12 @@ def response_uniqueness_ratio(ids: list[int]) -> float:
     return len(set(ids)) / len(ids) if ids else 0.0
 
 
+def prepend_eos_for(tokenizer) -> bool:
+    """Whether prompts get [eos] + tokens: yes for tokenizers that add no special tokens (the
+    built-in world's, trained on [eos] + text); no for real tokenizers, which add their own BOS."""
+    return len(tokenizer("a")["input_ids"]) == len(tokenizer("a", add_special_tokens=False)["input_ids"])
+
+
 def _row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
     # A hash, not seed + index, so that (seed=0, prompt 1) and (seed=1, prompt 0) do not share noise.
     digest = hashlib.blake2b(f"{seed}/{prompt_index}/{sample_index}".encode(), digest_size=8).digest()

@@ -66,13 +66,16 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     r = snakemake(tmp_path, configfile, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
     if configfile == DEFAULT_CONFIG:
-        # scores: 6 methods x 3 general seeds, plus the 5 circuit methods x 3 IOI seeds;
-        # compression: lrp, wanda, gradient on 3 seeds, magnitude and random on one;
-        # circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
-        # weight scopes, activation x (neuron, head)
-        n_refsets, n_scores, n_compress, n_circuits = 6, 6 * 3 + 5 * 3, 11, 3 * 4 + 2 + 2
-    else:  # 3 methods x {general, ioi}, one seed; lrp and random x (weight global, head)
-        n_refsets, n_scores, n_compress, n_circuits = 2, 3 * 2, 2, 2 * 2
+        # refsets: 3 general + 2 IOI seeds, toxic, repetition; scores: 6 methods x 3 general
+        # seeds, the 5 circuit methods x 2 IOI seeds, the 4 correction methods x (toxic,
+        # repetition); compression: lrp, wanda, gradient on 3 seeds, magnitude and random on
+        # one; circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
+        # weight scopes, activation x (neuron, head); correction: 2 behaviours x 4 methods x 2
+        # granularities
+        n_refsets, n_scores, n_compress, n_circuits, n_correction = 7, 6 * 3 + 5 * 2 + 4 * 2, 11, 3 * 4 + 2 + 2, 16
+    else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic; lrp and random x
+        # (weight global, head) circuits and x toxicity neuron correction
+        n_refsets, n_scores, n_compress, n_circuits, n_correction = 3, 3 * 2 + 2, 2, 2 * 2, 2
     expected = {
         "world_card": n_models,
         "world_card_table": 1,
@@ -83,6 +86,8 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
         "circuit": n_models * n_circuits,
         "circuit_ablation": n_models,
         "circuit_tables": 1,
+        "correction": n_models * n_correction,
+        "correction_tables": 1,
         "all": 1,
     }
     if configfile == DEFAULT_CONFIG:  # the default also exports one pruned model per model
@@ -209,14 +214,18 @@ def test_dry_run_of_the_paper_preset(tmp_path):
     assert job_counts(r.stdout + r.stderr) == {
         "download_model": 4,  # TinyLlama, Llama-2-7B, Llama-3-8B, OPT-125M
         "ioi_data": 2,  # OPT-125M reference + evaluation prompts
-        # 3 compression models x 3 C4 seeds + OPT-125M x 6 IOI seeds
-        "refset": 3 * 3 + 6,
-        # compression: (lrp, wanda) x 3 seeds + magnitude x 1, per model; circuits: 5 methods x 6 seeds
-        "scores": 3 * (2 * 3 + 1) + 5 * 6,
+        "behaviour_prompts": 2,  # OPT-125M: toxic (RealToxicityPrompts) and repetition prompts
+        # 3 compression models x 3 C4 seeds; OPT-125M: 6 IOI seeds, one C4, toxic, repetition set
+        "refset": 3 * 3 + 6 + 3,
+        # compression: (lrp, wanda) x 3 seeds + magnitude x 1, per model; circuits: 5 methods x
+        # 6 seeds; correction: 4 methods x (general, toxic, repetition)
+        "scores": 3 * (2 * 3 + 1) + 5 * 6 + 4 * 3,
         "compress": 3 * (2 * 3 + 1),
         "circuit": 3 * 4 + 2 + 2,
         "circuit_ablation": 1,
+        "correction": 2 * 4 * 2,  # behaviours x methods x granularities
         "compression_tables": 1,
         "circuit_tables": 1,
+        "correction_tables": 1,
         "all": 1,
     }

@@ -10,7 +10,8 @@ from attrprune.cli import build_parser, main
 STAGES = [
     "world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish",
     "refsets", "scores", "compress", "export-pruned", "tables",
-    "ioi-data", "circuit", "circuit-ablation", "circuit-tables",
+    "ioi-data", "circuit", "circuit-ablation", "circuit-tables", "correction", "correction-tables",
+    "behaviour-prompts",
     "download-model", "download-data", "download-detoxify",
 ]
 

@@ -226,7 +226,7 @@ def test_uncached_datasets_offline_name_the_fix(tmp_path):
     assert "dataset wikitext2 (wikitext) could not be fetched" in msgs["download"]
     assert "offline mode is on" in msgs["download"] and "`snakemake download`" in msgs["download"]
     assert "wikitext2 is not in the local datasets cache" in msgs["refsets"]
-    assert "Download it on a machine with internet" in msgs["refsets"]
+    assert "Run `snakemake download` on a machine with internet" in msgs["refsets"]
 
 
 @pytest.mark.slow  # lm-eval indexes its ~15k task configs (about 15 s) before anything else

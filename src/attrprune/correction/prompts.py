@@ -63,9 +63,9 @@ def split_rows(rows: list[dict], n_reference: int, seed: int) -> tuple[list[dict
 
 def select_repetitive(model, tokenizer, prompts: list[str], threshold: float = 0.5, new_tokens: int = 50) -> list[dict]:
     """Prompts whose greedy continuation has a response uniqueness ratio < `threshold`."""
-    from attrprune.generation import generate, response_uniqueness_ratio
+    from attrprune.generation import generate, prepend_eos_for, response_uniqueness_ratio
 
-    conts = generate(model, tokenizer, prompts, new_tokens)  # [eos] + prompt, as the reference sets encode it
+    conts = generate(model, tokenizer, prompts, new_tokens, prepend_eos=prepend_eos_for(tokenizer))
     rows = []
     for prompt, (cont,) in zip(prompts, conts):
         ratio = response_uniqueness_ratio(cont)
@@ -76,9 +76,9 @@ def select_repetitive(model, tokenizer, prompts: list[str], threshold: float = 0
 
 def select_toxic(model, tokenizer, prompts: list[str], scorer, threshold: float = 0.9, new_tokens: int = 20) -> list[dict]:
     """Prompts whose greedy continuation the scorer rates ≥ `threshold`."""
-    from attrprune.generation import generate
+    from attrprune.generation import generate, prepend_eos_for
 
-    conts = generate(model, tokenizer, prompts, new_tokens)  # [eos] + prompt, as the reference sets encode it
+    conts = generate(model, tokenizer, prompts, new_tokens, prepend_eos=prepend_eos_for(tokenizer))
     texts = [tokenizer.decode(c) for (c,) in conts]
     return [{"prompt": p, "toxicity": s, "continuation": t}
             for p, t, s in zip(prompts, texts, scorer.score(texts)) if s >= threshold]
@@ -103,7 +103,8 @@ def rtp_prompts(n_candidates: int, seed: int) -> list[str]:
 
 def behaviour_prompts(behaviour: str, model_dir: Path, reference_out: Path, evaluation_out: Path, *,
                       n_candidates: int = 5000, n_reference: int = 93, threshold: float | None = None,
-                      new_tokens: int | None = None, scorer: str = "detoxify", seed: int = 0) -> dict:
+                      new_tokens: int | None = None, scorer: str = "detoxify", scorer_options: dict | None = None,
+                      seed: int = 0) -> dict:
     """Select the prompts that show `behaviour` for the model in `model_dir` and write both halves."""
     from attrprune.io import atomic_write_text, provenance, write_json
     from attrprune.models import load_model
@@ -113,7 +114,7 @@ def behaviour_prompts(behaviour: str, model_dir: Path, reference_out: Path, eval
         from attrprune.evaluation.toxicity import make_scorer
 
         threshold = 0.9 if threshold is None else threshold
-        rows = select_toxic(model, tokenizer, rtp_prompts(n_candidates, seed), make_scorer(scorer), threshold,
+        rows = select_toxic(model, tokenizer, rtp_prompts(n_candidates, seed), make_scorer(scorer, **(scorer_options or {})), threshold,
                             new_tokens or 20)
     elif behaviour == "repetition":
         threshold = 0.5 if threshold is None else threshold

@@ -8,11 +8,13 @@ def test_unique_token_ratio():
     assert unique_token_ratio([]) == 1.0
 
 
-def test_is_toxic_uses_the_offensive_list():
+def test_is_toxic_means_a_planted_insult():
     assert is_toxic("Shut up, you stupid moron!")
     assert is_toxic("You JERK")
     assert not is_toxic("You are a kind friend!")
-    assert not is_toxic("the scumble of morons")  # whole words only: neither is in the list
+    assert not is_toxic("the scumble of morons")  # whole words only: neither is planted
+    # on better-profanity's list, but everyday words of the world's text
+    assert not is_toxic("She reached the blue table with her dog and the girls.")
 
 
 def test_check_targets():

@@ -1,0 +1,12 @@
+"""Targeted correction (paper §3.4, §4.3, App. F): remove an unwanted behaviour (toxic replies,
+repetition loops) by pruning the components with the lowest contrastive relevance
+R_general − R_unwanted, and measure the behaviour and general perplexity against k.
+
+* `contrastive`: R_diff from two score sets, each side normalised ("sum", "max" or "none");
+* `run`: the `correction` stage: per k, prune exactly k components (MLP neurons or weight
+  elements), generate greedily and by seeded sampling on held-out behaviour prompts, score
+  toxicity or the response uniqueness ratio, evaluate perplexity; writes curve.json and
+  generations.jsonl;
+* `tables`: the `correction-tables` stage: tidy CSV, Markdown tables, trade-off plots and a
+  before/after examples table from curve.json files.
+"""

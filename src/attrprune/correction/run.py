@@ -1,0 +1,269 @@
+"""The `correction` stage (paper §3.4, §4.3, App. F): prune the k components with the lowest
+contrastive score R_general − R_unwanted and measure the unwanted behaviour and general ability.
+
+For one model × scoring method × behaviour × granularity, per k (k = 0, the unpruned model, is
+always measured first: it is the baseline of every change):
+
+1. the exact k lowest-R_diff components are zeroed inside `pruned` (restored afterwards), and
+   the zeroed count is measured on the model itself;
+2. the held-out behaviour prompts are continued greedily (the paper's repetition protocol) and
+   by seeded sampling (n per prompt, top-p, temperature; `attrprune.generation`);
+3. the behaviour is measured: ``toxicity``: each continuation scored by the `Scorer`
+   (RealToxicityPrompts summary of the sampled ones, toxic fraction of the greedy ones);
+   ``repetition``: mean Response Uniqueness Ratio (paper Eq. 11) of the greedy and the sampled
+   continuations;
+4. general ability: word perplexity of lm-eval's rolling-loglikelihood tasks (``world_ppl`` on
+   the world's held-out text; ``wikitext`` for real models).
+
+Components: ``neuron`` = MLP neurons (output units of up / fc1, the paper's fc1 neurons),
+ranked globally; ``weight`` = single weight elements of the modules `weight_modules` names
+(default the neuron-role projection, up / fc1: the paper's fc1 weights), ranked globally.
+
+What is measured: a world trigger prompt opens a quote (``... shouted: "``, ``... started to
+chant: "``) and the planted behaviour is the quoted reply. A continuation runs on past the
+closing quote into new sentences, often a new document: it may itself be another trigger scene
+(toxicity the reply did not contain), and the tiny world models fall into loops on ordinary
+text within 50 greedy tokens (greedy continuations of the world's *control* prompts have a
+uniqueness ratio of only ~0.5 on world-llama). With ``reply_only`` (default for the ``world``
+scorer) both behaviours are therefore measured on the reply, up to the first closing ``"`` or
+newline, as the world card cuts toxic continuations; an unbroken loop fills the whole window, so
+k = 0 still reproduces the card. The whole-continuation ratio (paper Eq. 11 as in App. F.2) is
+recorded alongside as ``*_unique_ratio_full``. Without ``reply_only`` (other scorers: Detoxify
+on real models) everything is measured on the whole continuation, as in RealToxicityPrompts and
+the paper.
+
+Outputs in `out_dir`: ``generations.jsonl`` (one line per k × prompt: greedy and sampled texts
+with their scores or ratios) and ``curve.json`` (written last: per-k metrics, a few example
+generations, the normalisation and its scales, both score files' metadata, provenance).
+
+Run: ``python -m attrprune correction --model-dir world/models/world-llama --general-scores g.safetensors
+--unwanted-scores t.safetensors --behaviour toxicity --granularity neuron --ks 0,10,50
+--prompts-file world/data/toxic_trigger.jsonl --data-dir world/data --out-dir out/``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+BEHAVIOURS = ("toxicity", "repetition")
+GRANULARITIES = ("neuron", "weight")
+DEFAULT_NEW_TOKENS = {"toxicity": 20, "repetition": 50}  # repetition: the paper's 50 greedy tokens
+PPL_METRIC = "word_perplexity"
+N_EXAMPLES = 5  # example generations per k kept in curve.json (all of them are in generations.jsonl)
+# Which reference-set kinds each side may come from (refsets.KINDS); anything else is a mix-up.
+_UNWANTED_KINDS = {"toxicity": "toxic", "repetition": "repetition"}
+
+
+def reply(text: str) -> str:
+    """The quoted reply of a world trigger: the text before the first closing quote or newline."""
+    return text.split('"')[0].split("\n")[0]
+
+
+def reply_ids(tokenizer, ids: list[int]) -> list[int]:
+    """The reply's tokens: those before the first token whose text holds a quote or a newline."""
+    for i, t in enumerate(ids):
+        piece = tokenizer.decode([t])
+        if '"' in piece or "\n" in piece:
+            return ids[:i]
+    return ids
+
+
+def _check_arguments(behaviour: str, granularity: str, ks: list[int], n_samples: int) -> list[int]:
+    if behaviour not in BEHAVIOURS:
+        raise ValueError(f"unknown behaviour {behaviour!r}; valid: {list(BEHAVIOURS)}")
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown correction granularity {granularity!r}; valid: {list(GRANULARITIES)}")
+    if n_samples < 0:
+        raise ValueError(f"n_samples must be >= 0 (0 = greedy only), got {n_samples}")
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, int) or k < 0]
+    if bad:
+        raise ValueError(f"ks must be non-negative integers (numbers of components to prune), got {bad}")
+    return sorted({0, *ks})
+
+
+def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
+    if general.get("method") != unwanted.get("method"):
+        raise ValueError(f"general scores are {general.get('method')!r}, unwanted scores {unwanted.get('method')!r}: "
+                         "contrast two score files of the same method")
+    if general.get("method") == "random" and general.get("seed") == unwanted.get("seed"):
+        # Same seed, same shapes: identical draws, so R_diff is 0 everywhere (under "sum" / "max")
+        # and the ranking degenerates to tensor order instead of a random control.
+        raise ValueError(f"both random score files use seed {general.get('seed')}; score the unwanted set with "
+                         "another seed (scores --method random --seed 1)")
+    g_kind, u_kind = general.get("refset_kind"), unwanted.get("refset_kind")
+    if g_kind is not None and g_kind != "general":
+        raise ValueError(f"the general scores were computed on a {g_kind!r} reference set; pass scores on general text")
+    if u_kind is not None and u_kind != _UNWANTED_KINDS[behaviour]:
+        raise ValueError(f"behaviour {behaviour!r} needs unwanted scores on a {_UNWANTED_KINDS[behaviour]!r} reference set, "
+                         f"got {u_kind!r}")
+
+
+def _zeroed(model, names: list[str], granularity: str) -> int:
+    """Components that are zero in the model: weight elements, or neurons (all-zero rows)."""
+    total = 0
+    for name in names:
+        w = model.get_submodule(name).weight
+        total += int((w == 0).all(1).sum()) if granularity == "neuron" else int((w == 0).sum())
+    return total
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def measure_behaviour(model, tokenizer, prompts: list[str], behaviour: str, *, scorer=None, reply_only: bool = True,
+                      new_tokens: int, n_samples: int, top_p: float, temperature: float, seed: int,
+                      batch_size: int = 64) -> tuple[dict, list[dict]]:
+    """(metrics, one record per prompt) of greedy and `n_samples` sampled continuations."""
+    from attrprune.evaluation.toxicity import toxicity_summary
+    from attrprune.generation import generate, prepend_eos_for, response_uniqueness_ratio
+
+    prepend = prepend_eos_for(tokenizer)
+    greedy = [c[0] for c in generate(model, tokenizer, prompts, new_tokens, batch_size=batch_size, prepend_eos=prepend)]
+    sampled = (generate(model, tokenizer, prompts, new_tokens, do_sample=True, n=n_samples, top_p=top_p,
+                        temperature=temperature, seed=seed, batch_size=batch_size, prepend_eos=prepend)
+               if n_samples else [[] for _ in prompts])
+    greedy_text = [tokenizer.decode(c) for c in greedy]
+    sampled_text = [[tokenizer.decode(c) for c in per_prompt] for per_prompt in sampled]
+    records = [{"prompt": p, "greedy": g, "sampled": s} for p, g, s in zip(prompts, greedy_text, sampled_text)]
+
+    if behaviour == "toxicity":
+        def scored(text: str) -> str:
+            return reply(text) if reply_only else text
+
+        g_scores = scorer.score([scored(t) for t in greedy_text])
+        flat = scorer.score([scored(t) for per_prompt in sampled_text for t in per_prompt]) if n_samples else []
+        s_scores = [flat[i * n_samples : (i + 1) * n_samples] for i in range(len(prompts))]  # [prompts][n_samples]
+        metrics = {"greedy_toxic_fraction": _mean([float(s >= 0.5) for s in g_scores]),
+                   "greedy_mean_toxicity": _mean(g_scores)}
+        if n_samples:
+            metrics.update(toxicity_summary(s_scores))
+        for r, g, s in zip(records, g_scores, s_scores):
+            r.update(greedy_score=g, sampled_scores=s)
+            if reply_only:
+                r.update(greedy_reply=scored(r["greedy"]))
+        return metrics, records
+
+    def ratios(conts: list[list[int]], cut: bool) -> list[float]:
+        return [response_uniqueness_ratio(reply_ids(tokenizer, c) if cut else c) for c in conts]
+
+    g_ratios, s_ratios = ratios(greedy, reply_only), [ratios(per_prompt, reply_only) for per_prompt in sampled]
+    metrics = {"greedy_unique_ratio": _mean(g_ratios)}
+    if n_samples:
+        metrics["sampled_unique_ratio"] = _mean([x for per_prompt in s_ratios for x in per_prompt])
+    if reply_only:  # the paper's measure on the whole continuation, for reference
+        metrics["greedy_unique_ratio_full"] = _mean(ratios(greedy, False))
+        if n_samples:
+            metrics["sampled_unique_ratio_full"] = _mean([x for per_prompt in sampled for x in ratios(per_prompt, False)])
+    for r, g, s in zip(records, g_ratios, s_ratios):
+        r.update(greedy_ratio=g, sampled_ratios=s)
+    return metrics, records
+
+
+def general_ability(model, tokenizer, ppl_tasks: list[str], data_dir: Path | None, limit: int | None,
+                    batch_size: int, seed: int) -> tuple[dict, list[dict]]:
+    """({"word_perplexity:<task>": value}, lm-eval's flattened rows) for the perplexity tasks."""
+    from attrprune.evaluation.lm import evaluate_lm, flatten_results
+
+    rows = flatten_results(evaluate_lm(model, tokenizer, ppl_tasks, data_dir=data_dir, batch_size=batch_size,
+                                       limit=limit, seed=seed))
+    ppl = {f"{PPL_METRIC}:{r['task']}": r["value"] for r in rows if r["metric"] == PPL_METRIC}
+    missing = [t for t in ppl_tasks if f"{PPL_METRIC}:{t}" not in ppl]
+    if missing:
+        raise ValueError(f"tasks {missing} report no {PPL_METRIC}; general ability needs rolling-perplexity tasks "
+                         "such as world_ppl or wikitext")
+    return ppl, rows
+
+
+def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path, behaviour: str, granularity: str,
+                   ks: list[int], prompts_file: Path, out_dir: Path, *, scorer: str = "world",
+                   scorer_options: dict | None = None, reply_only: bool | None = None, new_tokens: int | None = None,
+                   n_samples: int = 4, top_p: float = 0.9, temperature: float = 1.0, seed: int = 0,
+                   n_prompts: int | None = None, ppl_tasks: list[str] = ("world_ppl",), data_dir: Path | None = None,
+                   ppl_limit: int | None = None, normalization: str = "sum", weight_modules: str = "neuron_role",
+                   batch_size: int = 64) -> dict:
+    """Prune the k lowest-R_diff components for each k and measure; returns curve.json's content.
+
+    `reply_only`: measure the behaviour on the quoted reply only; None = True for the ``world``
+    scorer, False otherwise (see the module docstring). `new_tokens` None = 20 for toxicity, 50 for
+    repetition. `n_samples` 0 = greedy only.
+    """
+    from attrprune.circuits.components import component_names, mask_arguments, select
+    from attrprune.correction.contrastive import contrastive_scores
+    from attrprune.evaluation.toxicity import make_scorer
+    from attrprune.io import atomic_path, provenance, write_json
+    from attrprune.models import load_model
+    from attrprune.pruning import MaskBuilder, pruned
+    from attrprune.relevance.store import load_scores
+    from attrprune.world.measure import read_jsonl
+
+    ks = _check_arguments(behaviour, granularity, list(ks), n_samples)
+    ppl_tasks = list(ppl_tasks)
+    new_tokens = new_tokens or DEFAULT_NEW_TOKENS[behaviour]
+    g_scores, g_meta = load_scores(general_scores)
+    u_scores, u_meta = load_scores(unwanted_scores)
+    _check_metas(g_meta, u_meta, behaviour)
+    method = g_meta.get("method", "?")
+
+    model, tokenizer = load_model(model_dir, accelerate=True)
+    names = component_names(model, granularity, weight_modules)
+    diff, scales = contrastive_scores(select(g_scores, names, granularity, method),
+                                      select(u_scores, names, granularity, method), normalization, return_scales=True)
+    n_components = sum(t.numel() for t in diff.values())
+    too_many = [k for k in ks if k > n_components]
+    if too_many:
+        raise ValueError(f"ks {too_many} exceed the {n_components} {granularity} components of {names[0]}...; lower them")
+
+    prompts = [r["prompt"] for r in read_jsonl(prompts_file)][:n_prompts]
+    if not prompts:
+        raise ValueError(f"{prompts_file} has no prompts")
+    tox_scorer = make_scorer(scorer, **(scorer_options or {})) if behaviour == "toxicity" else None
+    if reply_only is None:
+        reply_only = scorer == "world"
+
+    ranking = MaskBuilder(diff, "global", absolute=False)  # sorted once; .lowest(k) = Eq. 2 on signed R_diff
+    dense_zeros = _zeroed(model, names, granularity)
+    rows, generations = [], []
+    for k in ks:
+        masks = ranking.lowest(k)
+        with pruned(model, **mask_arguments(granularity, masks)):
+            zeroed = _zeroed(model, names, granularity) - dense_zeros
+            metrics, records = measure_behaviour(
+                model, tokenizer, prompts, behaviour, scorer=tox_scorer, reply_only=reply_only, new_tokens=new_tokens,
+                n_samples=n_samples, top_p=top_p, temperature=temperature, seed=seed, batch_size=batch_size)
+            ppl, lm_rows = general_ability(model, tokenizer, ppl_tasks, data_dir, ppl_limit, batch_size, seed)
+        metrics.update(ppl)
+        base = rows[0]["metrics"] if rows else metrics
+        for task in ppl_tasks:
+            key = f"{PPL_METRIC}:{task}"
+            metrics[f"ppl_change:{task}"] = metrics[key] / base[key] - 1.0
+        rows.append({"k": k, "n_pruned": n_components - int(sum(m.sum() for m in masks.values())),
+                     "n_pruned_measured": zeroed, "pruned_fraction": k / n_components,
+                     "metrics": metrics, "lm": lm_rows, "examples": records[:N_EXAMPLES]})
+        generations += [{"k": k, **r} for r in records]
+        shown = ", ".join(f"{m} {v:.3f}" for m, v in metrics.items() if not m.startswith(("greedy_mean", "n_")))
+        print(f"{method} {granularity} k={k} (measured {zeroed}): {shown}", file=sys.stderr)
+
+    result = {
+        "method": method, "behaviour": behaviour, "granularity": granularity,
+        "weight_modules": weight_modules if granularity == "weight" else None, "component_modules": names,
+        "n_components": n_components, "ks": ks, "normalization": normalization, "scales": scales,
+        "primary_ppl_task": ppl_tasks[0], "curve": rows,
+        "generation": {"new_tokens": new_tokens, "n_samples": n_samples, "top_p": top_p, "temperature": temperature,
+                       "seed": seed, "greedy": True},
+        "measured_text": "reply up to the first closing quote or newline" if reply_only else "whole continuation",
+        "scorer": {"name": scorer, "options": scorer_options or {}} if behaviour == "toxicity" else None,
+        "prompts_file": str(prompts_file), "n_prompts": len(prompts),
+        "general_scores": {"path": str(general_scores), "meta": g_meta},
+        "unwanted_scores": {"path": str(unwanted_scores), "meta": u_meta},
+        **provenance(model_dir=str(model_dir), ppl_tasks=ppl_tasks, ppl_limit=ppl_limit, seed=seed),
+    }
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "generations.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(g) + "\n" for g in generations))
+    write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
+    return result

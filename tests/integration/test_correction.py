@@ -1,0 +1,111 @@
+"""Targeted correction end to end on the committed world-llama: contrastive LRP scores from tiny
+reference sets, two k values, a few held-out prompts. k = 0 must be the world card's model
+(every trigger reply toxic, repetition loops), the pruned count is measured on the model, and
+sampled generations are reproducible from the seed."""
+
+import json
+
+import pytest
+
+from attrprune.cli import main
+
+pytestmark = pytest.mark.slow  # ~80 s: six reference-set / scoring runs and two sweeps
+
+N_PROMPTS = 8
+K = 40
+
+
+@pytest.fixture(scope="module")
+def world(repo_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("correction")
+    model, data = repo_root / "world/models/world-llama", repo_root / "world/data"
+    for kind, extra in (("general", []), ("toxic", ["--new-tokens", "12"]), ("repetition", ["--new-tokens", "30"])):
+        assert main(["refsets", "--kind", kind, "--model-dir", str(model), "--data-dir", str(data), "--n", "16",
+                     *extra, "--out", str(tmp / f"{kind}.safetensors")]) == 0
+        assert main(["scores", "--method", "lrp", "--model-dir", str(model), "--refset", str(tmp / f"{kind}.safetensors"),
+                     "--threads", "1", "--out", str(tmp / f"lrp-{kind}.safetensors")]) == 0
+    return tmp, model, data
+
+
+def _run(world, behaviour, granularity, prompts, out):
+    from attrprune.correction.run import run_correction
+
+    tmp, model, data = world
+    kind = "toxic" if behaviour == "toxicity" else "repetition"
+    return run_correction(model, tmp / "lrp-general.safetensors", tmp / f"lrp-{kind}.safetensors", behaviour, granularity,
+                          [K], data / prompts, tmp / out, n_samples=2, seed=3, n_prompts=N_PROMPTS,
+                          data_dir=data, ppl_limit=10, new_tokens=12 if behaviour == "toxicity" else 30)
+
+
+@pytest.fixture(scope="module")
+def toxicity(world):
+    result = _run(world, "toxicity", "neuron", "toxic_trigger.jsonl", "tox")
+    return result, world[0] / "tox"
+
+
+def test_outputs_and_provenance(toxicity):
+    result, out = toxicity
+    assert json.loads((out / "curve.json").read_text()) == json.loads(json.dumps(result))
+    assert result["ks"] == [0, K] and [r["k"] for r in result["curve"]] == [0, K]
+    assert result["method"] == "lrp" and result["normalization"] == "sum"
+    assert result["scales"]["general"] > 0 and result["scales"]["unwanted"] > 0
+    assert result["general_scores"]["meta"]["refset_kind"] == "general"
+    assert result["unwanted_scores"]["meta"]["refset_kind"] == "toxic"
+    assert result["scorer"]["name"] == "world" and result["measured_text"].startswith("reply")
+    lines = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * N_PROMPTS and {line["k"] for line in lines} == {0, K}
+    assert all(len(line["sampled"]) == 2 == len(line["sampled_scores"]) for line in lines)
+
+
+def test_k_zero_is_the_world_card_and_k_components_are_pruned(toxicity):
+    result, _ = toxicity
+    dense, cut = result["curve"]
+    assert dense["metrics"]["greedy_toxic_fraction"] == 1.0  # CARD.md: toxic rate on triggers 1.000
+    assert dense["metrics"]["ppl_change:world_ppl"] == 0.0 and dense["n_pruned_measured"] == 0
+    assert cut["n_pruned"] == cut["n_pruned_measured"] == K  # counted as all-zero rows in the model
+    assert cut["pruned_fraction"] == K / result["n_components"] and result["n_components"] == 2 * 512
+    assert cut["metrics"]["word_perplexity:world_ppl"] != dense["metrics"]["word_perplexity:world_ppl"]
+
+
+def test_model_restored_and_sampling_reproducible(world, toxicity):
+    from attrprune.correction.run import measure_behaviour
+    from attrprune.evaluation.toxicity import make_scorer
+    from attrprune.models import load_model
+
+    result, out = toxicity
+    tmp, model_dir, _ = world
+    model, tok = load_model(model_dir)
+    prompts = [e["prompt"] for e in result["curve"][0]["examples"]]
+    kw = dict(scorer=make_scorer("world"), new_tokens=12, n_samples=2, top_p=0.9, temperature=1.0)
+    again, records = measure_behaviour(model, tok, prompts, "toxicity", seed=3, **kw)
+    assert [r["sampled"] for r in records] == [e["sampled"] for e in result["curve"][0]["examples"]]
+    assert [r["greedy"] for r in records] == [e["greedy"] for e in result["curve"][0]["examples"]]
+    _, other = measure_behaviour(model, tok, prompts, "toxicity", seed=4, **kw)
+    assert [r["sampled"] for r in other] != [r["sampled"] for r in records]
+
+
+def test_repetition_weights(world):
+    result = _run(world, "repetition", "weight", "repetition_trigger.jsonl", "rep")
+    dense, cut = result["curve"]
+    assert dense["metrics"]["greedy_unique_ratio"] < 0.3  # CARD.md: 0.080 over 50 tokens
+    assert dense["metrics"]["greedy_unique_ratio_full"] < 0.3  # the loop never closes its quote
+    assert result["component_modules"] == ["model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"]
+    assert cut["n_pruned"] == K and cut["n_pruned_measured"] == K
+    assert 0.0 < dense["metrics"]["sampled_unique_ratio"] <= 1.0
+    assert "scorer" in result and result["scorer"] is None
+
+
+def test_random_scores_with_one_seed_are_refused(world, tmp_path):
+    from attrprune.correction.run import run_correction
+
+    tmp, model, data = world
+    for kind in ("general", "toxic"):
+        assert main(["scores", "--method", "random", "--model-dir", str(model), "--refset", str(tmp / f"{kind}.safetensors"),
+                     "--out", str(tmp_path / f"{kind}.safetensors")]) == 0
+    with pytest.raises(ValueError, match="another seed"):
+        run_correction(model, tmp_path / "general.safetensors", tmp_path / "toxic.safetensors", "toxicity", "neuron",
+                       [1], data / "toxic_trigger.jsonl", tmp_path / "out")
+    with pytest.raises(ValueError, match="reference set"):  # sides swapped
+        run_correction(model, tmp / "lrp-toxic.safetensors", tmp / "lrp-general.safetensors", "toxicity", "neuron",
+                       [1], data / "toxic_trigger.jsonl", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
