@@ -41,4 +41,5 @@ def paper_table(summ: pd.DataFrame, at: float = 0.5) -> str:
             ours_ppl, ours_acc = _ours(summ, by_model[model], method, at)
             lines.append(f"| {model} | {method} | {ppl:.2f} | {ours_ppl} | {acc:.2f} | {ours_acc} |")
     return (f"Paper Table 1 (50 % row-wise, mean over 3 C4 seeds) and this suite's measurement at sparsity "
-            f"{at:.2f} (first seed's row where several exist; model aliases {sorted(ALIASES)}).\n\n" + "\n".join(lines) + "\n")
+            f"{at:.2f}, row-wise, mean over its reference seeds (dense: sparsity 0; model aliases "
+            f"{sorted(ALIASES)}).\n\n" + "\n".join(lines) + "\n")

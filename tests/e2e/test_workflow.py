@@ -66,16 +66,18 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     r = snakemake(tmp_path, configfile, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
     if configfile == DEFAULT_CONFIG:
-        # refsets: 3 general + 2 IOI seeds, toxic, repetition; scores: 6 methods x 3 general
-        # seeds, the 5 circuit methods x 2 IOI seeds, the 4 correction methods x (toxic,
-        # repetition); compression: lrp, wanda, gradient on 3 seeds, magnitude and random on
-        # one; circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
+        # refsets: 3 general + 2 IOI seeds, toxic, repetition; scores: what the stages prune by:
+        # compression (lrp, wanda, gradient x 3 general seeds, magnitude and random x 1), the 5
+        # circuit methods x 2 IOI seeds, the 4 correction methods x (toxic, repetition);
+        # circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
         # weight scopes, activation x (neuron, head); correction: 2 behaviours x 4 methods x 2
         # granularities
-        n_refsets, n_scores, n_compress, n_circuits, n_correction = 7, 6 * 3 + 5 * 2 + 4 * 2, 11, 3 * 4 + 2 + 2, 16
+        n_scores = 3 * 3 + 2 + 5 * 2 + 4 * 2
+        n_refsets, n_compress, n_circuits, n_correction = 7, 11, 3 * 4 + 2 + 2, 16
     else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic; lrp and random x
         # (weight global, head) circuits and x toxicity neuron correction
-        n_refsets, n_scores, n_compress, n_circuits, n_correction = 3, 3 * 2 + 2, 2, 2 * 2, 2
+        n_scores = 3 * 2 + 2
+        n_refsets, n_compress, n_circuits, n_correction = 3, 2, 2 * 2, 2
     expected = {
         "world_card": n_models,
         "world_card_table": 1,
