@@ -271,12 +271,13 @@ def download_datasets(names: list[str]) -> dict:
 
 def detoxify_checkpoint(model_type: str) -> Path:
     """Where torch.hub keeps the checkpoint of a Detoxify model type (under TORCH_HOME)."""
-    import torch
     from detoxify.detoxify import MODEL_URLS
+
+    from attrprune.evaluation.toxicity import detoxify_checkpoint_path
 
     if model_type not in MODEL_URLS:
         raise ValueError(f"unknown Detoxify model type {model_type!r}; valid: {sorted(MODEL_URLS)}")
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(MODEL_URLS[model_type])
+    return detoxify_checkpoint_path(model_type)
 
 
 def download_detoxify(model_type: str = "original") -> dict:

@@ -52,7 +52,7 @@ def _precache_fix(model_type: str) -> str:
     )
 
 
-def _hub_checkpoint_path(model_type: str) -> Path:
+def detoxify_checkpoint_path(model_type: str) -> Path:
     """Where torch.hub keeps Detoxify's checkpoint for `model_type` (read at call time: TORCH_HOME may change)."""
     import torch
     from detoxify.detoxify import MODEL_URLS
@@ -107,7 +107,7 @@ class DetoxifyScorer:
         if checkpoint is None:
             if model_type not in MODEL_URLS:
                 raise ValueError(f"unknown Detoxify model_type {model_type!r}; valid ones: {sorted(MODEL_URLS)}")
-            path = _hub_checkpoint_path(model_type)
+            path = detoxify_checkpoint_path(model_type)
             if not path.is_file():
                 # torch.hub would download ~0.4-1 GB from GitHub here, or hang on an offline node.
                 raise RuntimeError(
