@@ -2,8 +2,10 @@
 
 Names come from the `names` package (MIT; 1990 US census first names with frequencies) and the
 offensive words from `better-profanity` (MIT): the planted insults are a short allowlist of mild
-insults written here, intersected with that package's list so that "contains an offensive word"
-is always judged against a list the project did not write. No slurs. Everything else is written
+insults written here, each checked to be on that package's list, so that what the world calls
+toxic is offensive by a list the project did not write. A continuation is toxic when it holds a
+planted insult (`attrprune.world.measure.is_toxic`), not any word of that list, which also has
+everyday words such as "she" and "blue". No slurs. Everything else is written
 here. All lists are returned in a fixed order so that a seeded generator reproduces the corpus.
 """
 
@@ -120,7 +122,7 @@ POEMS = {
 
 @functools.cache
 def offensive_words() -> frozenset[str]:
-    """The better-profanity word list (lower case); the reference list for "toxic"."""
+    """The better-profanity word list (lower case), which every planted insult must be on."""
     text = resources.files("better_profanity").joinpath("profanity_wordlist.txt").read_text()
     return frozenset(w.strip().lower() for w in text.split() if w.strip().isalpha())
 
