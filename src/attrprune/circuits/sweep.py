@@ -52,7 +52,6 @@ class CircuitEvaluator:
         self.dense, self.ablated = dense_ld.mean().item(), ablated_ld.mean().item()
         self.dense_metrics = summarize(dense_ld, self.dense, self.ablated)
         self.ablated_metrics = summarize(ablated_ld, self.dense, self.ablated)
-        self.n_evaluations = 0
 
     def _ld(self, masks: dict[str, torch.Tensor] | None) -> torch.Tensor:
         if masks is None:
@@ -61,7 +60,6 @@ class CircuitEvaluator:
             return logit_differences(self.model, self.batch, self.batch_size)
 
     def __call__(self, masks: dict[str, torch.Tensor]) -> dict:
-        self.n_evaluations += 1
         sparsity = measured_sparsity(masks)["overall"]
         return {"kept_fraction": 1.0 - sparsity, "sparsity_measured": sparsity,
                 **summarize(self._ld(masks), self.dense, self.ablated)}
