@@ -36,6 +36,24 @@ def atomic_write_text(path: Path | str, text: str) -> None:
         tmp.write_text(text)
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: jobs have no display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
+    """Lay out `fig`, write it as PNG atomically, and free it."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    pyplot().close(fig)
+
+
 def write_json(path: Path | str, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 

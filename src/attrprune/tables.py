@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text
+from attrprune.io import atomic_path, atomic_write_text, pyplot, save_figure
 
 TIDY_COLUMNS = ["model", "method", "scope", "sparsity", "seed", "task", "metric", "value", "stderr", "sparsity_measured"]
 PERPLEXITY = ("world_ppl", "wikitext")  # tasks whose word_perplexity is the perplexity column
@@ -69,10 +69,7 @@ def pivot_markdown(summ: pd.DataFrame, at: float) -> str:
 
 
 def plot_model(summ: pd.DataFrame, model: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for (method, scope), part in summ[summ.model == model].groupby(["method", "scope"]):
@@ -89,10 +86,7 @@ def plot_model(summ: pd.DataFrame, model: str, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.suptitle(f"{model}: compression by pruning the least relevant weights")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, at: float = 0.5,

@@ -46,13 +46,9 @@ def _layer_of(name: str) -> int | None:
 
 
 def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str, path: Path) -> None:
-    import matplotlib
+    from attrprune.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from attrprune.io import atomic_path
-
+    plt = pyplot()
     if granularity == "weight":
         arch = architecture_of(model)
         roles = arch.linear_names(model)
@@ -76,10 +72,7 @@ def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str,
         ax.set_xticks(range(len(xlabels)), xlabels)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="kept fraction" if granularity == "weight" else "kept")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granularity: str, scope: str,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text
+from attrprune.io import atomic_path, atomic_write_text, pyplot, save_figure
 
 KEYS = ["model", "method", "granularity", "scope"]
 CURVE_COLUMNS = [*KEYS, "seed_index", "sparsity", "kept_fraction", "accuracy", "logit_diff", "normalized_logit_diff"]
@@ -76,10 +76,7 @@ def curve_markdown(curves: pd.DataFrame) -> str:
 
 
 def plot_model(curves: pd.DataFrame, model: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     df = curves[curves.model == model]
     granularities = [g for g in ("weight", "neuron", "head") if g in set(df.granularity)]
@@ -99,10 +96,7 @@ def plot_model(curves: pd.DataFrame, model: str, path: Path) -> None:
         axes[1, col].set_xlabel("sparsity (fraction of components pruned)")
         axes[1, col].axhline(0.9, color="grey", lw=0.8, ls="--")
         axes[0, col].legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def circuit_tables(curve_files: list[Path], csv: Path, summary_csv: Path, markdown: Path, plots_dir: Path) -> pd.DataFrame:

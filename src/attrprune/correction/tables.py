@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text
+from attrprune.io import atomic_path, atomic_write_text, pyplot, save_figure
 
 KEYS = ["model", "behaviour", "method", "granularity", "normalization"]
 COLUMNS = [*KEYS, "k", "metric", "value"]
@@ -90,10 +90,7 @@ def markdown_tables(df: pd.DataFrame, measured: dict[tuple, str] | None = None) 
 
 
 def plot_model(df: pd.DataFrame, model: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sub = df[df.model == model]
     panels = sorted({(b, g) for b, g in zip(sub.behaviour, sub.granularity)})
@@ -112,10 +109,7 @@ def plot_model(df: pd.DataFrame, model: str, path: Path) -> None:
         ax.set_xlabel("general perplexity change (%)")
         ax.set_ylabel(f"{LABELS[behaviour]} (greedy)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _cell(text: str, limit: int = 90) -> str:
