@@ -26,7 +26,7 @@ rule ioi_data:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune ioi-data --model-dir {params.model_dir} --n {params.n} --seed 0"
+        "python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n} --seed 0"
         " --split {wildcards.split} --out {output} > {log} 2>&1"
 
 
@@ -45,15 +45,16 @@ rule circuit_ablation:
         limit=config["circuits"]["ablation"]["limit"] if config["circuits"]["ablation"] else 1,
         n_weights=config["circuits"]["ablation"]["n_weights"] if config["circuits"]["ablation"] else 1,
         weight_modules=config["circuits"]["weight_modules"],
+        model_flags=get_model_flags,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune circuit-ablation --model-dir {params.model_dir} --eval-file {input.eval}"
+        "python -m attrprune circuit-ablation --model-dir {params.model_dir:q} --eval-file {input.eval}"
         " --limit {params.limit} --n-weights {params.n_weights} --weight-modules {params.weight_modules}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " {params.model_flags} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule circuit:
@@ -76,6 +77,7 @@ rule circuit:
         scores=lambda wildcards, input: ",".join(input.scores),
         sparsities=CIRCUIT_SPARSITIES,
         flags=get_circuit_flags,
+        model_flags=get_model_flags,
         out_dir=lambda wildcards, output: os.path.dirname(output.curve),
     threads: 1
     resources:
@@ -83,9 +85,9 @@ rule circuit:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune circuit --model-dir {params.model_dir} --scores {params.scores}"
+        "python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model} --scores {params.scores}"
         " --eval-file {input.eval} --granularity {wildcards.granularity} --scope {wildcards.scope}"
-        " --sparsities {params.sparsities} {params.flags} --threads {threads}"
+        " --sparsities {params.sparsities} {params.flags} {params.model_flags} --threads {threads}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -1,8 +1,10 @@
 # Everything Pythonic that the DAG needs: config validation, wildcard constraints and
 # the get_* functions that rules use for input and params. No numerics, no torch.
 
+import json
 import os
 import re
+import shlex
 
 import jsonschema
 import yaml
@@ -45,6 +47,9 @@ def _check_config(config):
     for alias, spec in config["models"].items():
         key = f"models.{alias}"
         if spec["source"] == "hub":
+            extra = sorted({"path", "data"} & spec.keys())
+            if extra:
+                raise WorkflowError(f"{key}: {extra} only apply to source 'local'")
             for field in ("hf_id", "revision"):
                 if field not in spec:
                     raise WorkflowError(
@@ -56,17 +61,44 @@ def _check_config(config):
                     f"{key}.revision: '{spec['revision']}' is a moving branch; "
                     "pin a commit id (40 hex digits) or a release tag"
                 )
-        else:
+        elif spec["source"] == "local":
             extra = sorted({"hf_id", "revision"} & spec.keys())
             if extra:
                 raise WorkflowError(
-                    f"{key}: {extra} only apply to source 'hub'; source 'world' "
+                    f"{key}: {extra} only apply to source 'hub'; a local model is its 'path'"
+                )
+            if "path" not in spec:
+                raise WorkflowError(
+                    f"{key}: source 'local' needs 'path', the model folder (config.json, "
+                    "weights, tokenizer)"
+                )
+            if not os.path.isfile(os.path.join(spec["path"], "config.json")):
+                raise WorkflowError(
+                    f"{key}.path: no config.json in {spec['path']!r}; give the folder of a "
+                    "Hugging Face model (save_pretrained writes config.json, weights, tokenizer)"
+                )
+        else:
+            extra = sorted({"hf_id", "revision", "path", "data"} & spec.keys())
+            if extra:
+                raise WorkflowError(
+                    f"{key}: {extra} do not apply to source 'world'; world "
                     "models are defined under world.models"
                 )
             if alias not in world_models:
                 raise WorkflowError(
                     f"{key}: source 'world' needs a world model of the same alias; "
                     f"world.models has {sorted(world_models) or 'none'}"
+                )
+            if spec["dtype"] in ("bfloat16", "float16"):
+                raise WorkflowError(
+                    f"{key}.dtype: '{spec['dtype']}' for a world model; world models are "
+                    "CPU-sized and run in float32 (their card and tests are float32): "
+                    "set float32 or auto (which means float32 for world models)"
+                )
+            if spec["device_map"] != "none":
+                raise WorkflowError(
+                    f"{key}.device_map: '{spec['device_map']}' for a world model; world "
+                    "models fit on one device (and take no GPU): set none"
                 )
     for stage in ("compression", "circuits", "correction"):
         unknown = sorted(set(config[stage]["models"] or []) - set(config["models"]))
@@ -75,6 +107,17 @@ def _check_config(config):
                 f"{stage}.models: unknown model alias(es) {unknown}; "
                 f"defined under models: {sorted(config['models'])}"
             )
+    seqlen = config["compression"]["seqlen"]
+    if seqlen and config["compression"]["ppl_source"] != "none":
+        for alias in config["compression"]["models"] or config["models"]:
+            world = config["models"][alias]["source"] == "world"
+            context = world_models.get(alias, {}).get("context") if world else None
+            if context is not None and seqlen > context:
+                raise WorkflowError(
+                    f"compression.seqlen: {seqlen} exceeds world model {alias}'s context "
+                    f"({context} tokens, world.models.{alias}.context); use null (each "
+                    f"model's max_position_embeddings) or at most {context}"
+                )
     for alias, spec in world_models.items():
         if spec["hidden_size"] % spec["heads"]:
             raise WorkflowError(
@@ -153,8 +196,11 @@ wildcard_constraints:
 
 def model_dir(model):
     """Directory holding the HF-format checkpoint of a model alias."""
-    if config["models"][model]["source"] == "world":
+    spec = config["models"][model]
+    if spec["source"] == "world":
         return os.path.join(WORLD_DIR, "models", model)
+    if spec["source"] == "local":
+        return spec["path"]
     return f"resources/models/{model}"
 
 
@@ -264,19 +310,31 @@ def get_final_output():
 def get_model_weights(wildcards):
     """The file that stands for a model's checkpoint: the committed weights of a world model,
     the download record (written last by rule download_model) of a hub model."""
-    if config["models"][wildcards.model]["source"] == "world":
+    source = config["models"][wildcards.model]["source"]
+    if source == "world":
         return _committed_world_file(os.path.join(model_dir(wildcards.model), "model.safetensors"))
+    if source == "local":  # checked to exist by _check_config
+        return os.path.join(model_dir(wildcards.model), "config.json")
     return f"resources/models/{wildcards.model}/download.json"
 
 
 def is_world(model):
-    return config["models"][model]["source"] == "world"
+    """Whether the model is evaluated on the world's data (its text, prompts, lm-eval tasks and
+    toxicity scorer): the world models, and local models with `data: world`."""
+    spec = config["models"][model]
+    return spec["source"] == "world" or spec.get("data") == "world"
 
 
 def get_gpu_count(wildcards):
-    """GPUs a model's job holds: the world models are CPU-sized, so they do not queue on the
-    `gpu=1` limit of the workstation profile; every other model takes the GPU."""
-    return 0 if config["models"][wildcards.model]["source"] == "world" else 1
+    """GPUs a model's job holds: models.<alias>.gpus, else none for the world models (CPU-sized,
+    so they do not queue on the `gpu=1` limit of the workstation profile) and one otherwise."""
+    spec = config["models"][wildcards.model]
+    return spec.get("gpus", 0 if spec["source"] == "world" else 1)
+
+
+def get_refset_gpu_count(wildcards):
+    """Only behaviour reference sets run the model (they explain its own continuation)."""
+    return get_gpu_count(wildcards) if wildcards.kind in ("toxic", "repetition") else 0
 
 
 def get_refset_data(wildcards):
@@ -310,9 +368,45 @@ def get_refset_flags(wildcards, input):
     return flags
 
 
+def get_model_flags(wildcards):
+    """--dtype and --device-map of the job's model, from models.<alias>.dtype / .device_map
+    (schema enums, safe in a shell). World models always run in float32: `auto` would pick
+    bfloat16 for them on a GPU machine and change their committed numbers."""
+    spec = config["models"][wildcards.model]
+    dtype = "float32" if spec["source"] == "world" else spec["dtype"]
+    return f"--dtype {dtype} --device-map {spec['device_map']}"
+
+
+def get_base_model(wildcards):
+    """base_model of an exported model's card: the hub id of hub models, the alias of world models."""
+    spec = config["models"][wildcards.model]
+    return shlex.quote(spec["hf_id"] if spec["source"] == "hub" else wildcards.model)
+
+
+def detoxify_options_flag():
+    """--scorer-options of the Detoxify scorer (checkpoint type and device), as shell-quoted JSON."""
+    c = config["correction"]
+    options = {"model_type": c["scorer"], "device": c["scorer_device"]}
+    return f"--scorer-options {shlex.quote(json.dumps(options))}"
+
+
 def get_data_dir_flag(wildcards, input):
     """--data-dir of the world's data (world_* lm-eval tasks), for world models only."""
     return f"--data-dir {os.path.dirname(input.data)}" if input.data else ""
+
+
+def ppl_source(model):
+    """Text of the compression stage's token perplexity: the world's held-out text for world
+    models, compression.ppl_source (wikitext2 or none) for hub models; none turns it off for all."""
+    source = config["compression"]["ppl_source"]
+    return "world" if source != "none" and is_world(model) else source
+
+
+def get_ppl_flags(wildcards):
+    """--ppl-source and, when compression.seqlen is set, --seqlen of a compress job."""
+    flags = f"--ppl-source {ppl_source(wildcards.model)}"
+    seqlen = config["compression"]["seqlen"]
+    return flags + (f" --seqlen {int(seqlen)}" if seqlen else "")
 
 
 def get_world_data(wildcards):
@@ -436,6 +530,10 @@ def download_dataset_names():
     names = list(config.get("download", {}).get("datasets", []))
     tasks = config.get("compression", {}).get("tasks", [])
     names += [f"lmeval:{t}" for t in tasks if not t.startswith("world_")]
+    # Token perplexity of hub models reads the WikiText-2 test split (load_dataset prepares
+    # every split of wikitext-2-raw-v1, so "wikitext2" caches it).
+    if any(ppl_source(m) == "wikitext2" for m in stage_models("compression")):
+        names.append("wikitext2")
     return list(dict.fromkeys(names))
 
 
@@ -518,8 +616,7 @@ def get_correction_flags(wildcards, input):
         flags += f" --ppl-limit {c['ppl_limit']}"
     if is_world(wildcards.model):
         return flags + f" --scorer world --ppl-tasks world_ppl --data-dir {os.path.dirname(input.data)}"
-    options = '{"model_type": "%s"}' % c["scorer"]
-    return flags + f" --scorer detoxify --scorer-options '{options}' --ppl-tasks {','.join(c['ppl_tasks'])}"
+    return flags + f" --scorer detoxify {detoxify_options_flag()} --ppl-tasks {','.join(c['ppl_tasks'])}"
 
 
 def get_behaviour_prompts_flags(wildcards):
@@ -532,5 +629,5 @@ def get_behaviour_prompts_flags(wildcards):
         f" --new-tokens {config['correction']['new_tokens'][behaviour]}"
     )
     if behaviour == "toxicity":
-        flags += f" --scorer-options '{{\"model_type\": \"{config['correction']['scorer']}\"}}'"
+        flags += f" {detoxify_options_flag()}"
     return flags

@@ -1,5 +1,6 @@
 # Compression (paper section 4.1): prune by the general-text scores at every configured
-# sparsity and evaluate each pruned model with lm-eval; then tables and plots.
+# sparsity and evaluate each pruned model with lm-eval and by token perplexity (the Wanda /
+# SparseGPT protocol at compression.seqlen); then tables and plots.
 #
 # One job per model x method x scope x reference set evaluates all sparsities: the scores are
 # sorted once and thresholded per sparsity (DESIGN.md section 7), and the per-job start-up of
@@ -24,18 +25,20 @@ rule compress:
         sparsities=",".join(SPARSITIES),
         tasks=",".join(config["compression"]["tasks"]),
         limit=get_limit_flag,
+        ppl=get_ppl_flags,
         batch_size=config["compression"]["batch_size"],
         template=compression_template,
+        model_flags=get_model_flags,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune compress --model-dir {params.model_dir} --scores {input.scores}"
+        "python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model} --scores {input.scores}"
         " --scope {params.scope} --sparsities {params.sparsities} --tasks {params.tasks}"
-        " {params.data_dir} {params.limit} --batch-size {params.batch_size}"
-        " --threads {threads} --out-template '{params.template}' > {log} 2>&1"
+        " {params.data_dir} {params.limit} {params.ppl} --batch-size {params.batch_size}"
+        " {params.model_flags} --threads {threads} --out-template '{params.template}' > {log} 2>&1"
 
 
 rule compression_tables:
@@ -78,9 +81,12 @@ rule export_pruned:
     params:
         model_dir=input_dir("model"),
         scope=get_scope_arg,
+        # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
+        base_model=get_base_model,
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune export-pruned --model-dir {params.model_dir} --scores {input.scores}"
-        " --scope {params.scope} --sparsity {wildcards.sparsity} --out-dir {output} > {log} 2>&1"
+        "python -m attrprune export-pruned --model-dir {params.model_dir:q} --scores {input.scores}"
+        " --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model}"
+        " --out-dir {output} > {log} 2>&1"

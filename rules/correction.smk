@@ -20,13 +20,14 @@ rule behaviour_prompts:
     params:
         model_dir=input_dir("model"),
         flags=get_behaviour_prompts_flags,
+        model_flags=get_model_flags,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune behaviour-prompts --model-dir {params.model_dir} {params.flags}"
+        "python -m attrprune behaviour-prompts --model-dir {params.model_dir:q} {params.flags} {params.model_flags}"
         " --reference-out {output.reference} --evaluation-out {output.evaluation} > {log} 2>&1"
 
 
@@ -48,6 +49,7 @@ rule correction:
     params:
         model_dir=input_dir("model"),
         flags=get_correction_flags,
+        model_flags=get_model_flags,
         out_dir=lambda wildcards, output: os.path.dirname(output.curve),
     threads: 1
     resources:
@@ -55,9 +57,10 @@ rule correction:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune correction --model-dir {params.model_dir} --general-scores {input.general}"
+        "python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model}"
+        " --general-scores {input.general}"
         " --unwanted-scores {input.unwanted} --behaviour {wildcards.behaviour}"
-        " --granularity {wildcards.granularity} --prompts-file {input.prompts} {params.flags}"
+        " --granularity {wildcards.granularity} --prompts-file {input.prompts} {params.flags} {params.model_flags}"
         " --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -15,12 +15,15 @@ rule refset:
     params:
         model_dir=input_dir("model"),
         flags=get_refset_flags,
+        model_flags=get_model_flags,
     threads: 1
+    resources:
+        gpu=get_refset_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune refsets --kind {wildcards.kind} --model-dir {params.model_dir}"
-        " {params.flags} --seed {wildcards.seed}"
+        "python -m attrprune refsets --kind {wildcards.kind} --model-dir {params.model_dir:q}"
+        " {params.flags} {params.model_flags} --seed {wildcards.seed}"
         " --out {output} > {log} 2>&1"
 
 
@@ -42,13 +45,14 @@ rule scores:
         # Seeds the random method: independent draws per reference set (general-sN -> N,
         # ioi-sN -> 1000 + N, ...), so random contrastive scores do not cancel to zero.
         seed=get_scores_seed,
+        model_flags=get_model_flags,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune scores --model-dir {params.model_dir} --refset {input.refset}"
+        "python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset}"
         " --method {wildcards.method} --lrp-variant {params.lrp_variant}"
         " --aggregation {params.aggregation} --seed {params.seed}"
-        " --batch-size {params.batch_size} --threads {threads} --out {output} > {log} 2>&1"
+        " --batch-size {params.batch_size} {params.model_flags} --threads {threads} --out {output} > {log} 2>&1"

@@ -127,7 +127,7 @@ rule world_card:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-card --model-dir {params.model_dir}"
+        "python -m attrprune world-card --model-dir {params.model_dir:q}"
         " --data-dir {params.data_dir} --n-prompts {params.n_prompts}"
         " --out {output} > {log} 2>&1"
 

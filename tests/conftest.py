@@ -25,5 +25,5 @@ def world_llama(repo_root):
     """(model, tokenizer, data dir) of the committed world-llama. Tests must leave it unchanged."""
     from attrprune.models import load_model
 
-    model, tokenizer = load_model(repo_root / "world" / "models" / "world-llama")
+    model, tokenizer = load_model(repo_root / "world" / "models" / "world-llama", dtype="float32", device_map="cpu")
     return model.eval(), tokenizer, repo_root / "world" / "data"

@@ -38,6 +38,20 @@ def _names(text: str) -> list[str]:
     return [t for t in text.split(",") if t]
 
 
+def _model_args(p: argparse.ArgumentParser, device_map: bool = True) -> None:
+    """--dtype and --device-map of a stage that loads a model (attrprune.models.load_model)."""
+    from attrprune.models import DEVICE_MAPS, DTYPES  # no torch import: --help stays fast
+
+    p.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 on CPU; "
+                        "float16 is refused on CPU" if device_map else
+                        "auto: the checkpoint's own dtype (config.json); otherwise cast to this dtype")
+    if device_map:
+        p.add_argument("--device-map", choices=DEVICE_MAPS, default="none",
+                       help="none: the whole model on one device (the GPU if any, else CPU); "
+                            "auto: spread over all visible GPUs with accelerate (needs CUDA)")
+
+
 def _world_corpus(a) -> None:
     from attrprune.world.corpus import write_corpus
 
@@ -90,7 +104,8 @@ def _refsets(a) -> None:
     from attrprune.refsets import build_refset, save_refset
 
     refset = build_refset(a.kind, a.model_dir, a.data_dir, a.n, a.seed, length=a.length, new_tokens=a.new_tokens,
-                          source=a.source, text_file=a.text_file, prompts_file=a.prompts_file)
+                          source=a.source, text_file=a.text_file, prompts_file=a.prompts_file, dtype=a.dtype,
+                          device_map=a.device_map)
     save_refset(refset, a.out)
     print(f"{a.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {a.out}", file=sys.stderr)
 
@@ -99,7 +114,7 @@ def _scores(a) -> None:
     import torch
 
     from attrprune.io import provenance
-    from attrprune.models import load_model
+    from attrprune.models import load_model, placement
     from attrprune.refsets import load_refset
     from attrprune.relevance import ScoreOptions, compute_scores
     from attrprune.relevance.store import save_scores
@@ -107,7 +122,7 @@ def _scores(a) -> None:
     torch.manual_seed(a.seed)
     if a.threads:
         torch.set_num_threads(a.threads)
-    model, _ = load_model(a.model_dir, accelerate=True)
+    model, _ = load_model(a.model_dir, dtype=a.dtype, device_map=a.device_map)
     refset = load_refset(a.refset)
     options = ScoreOptions(batch_size=a.batch_size, seed=a.seed, lrp_variant=a.lrp_variant, aggregation=a.aggregation)
     scores = compute_scores(a.method, model, refset, options)
@@ -116,7 +131,7 @@ def _scores(a) -> None:
         aggregation=a.aggregation if a.method in ("lrp", "gradient") else None,
         refset=str(a.refset), refset_kind=refset.meta.get("kind"), refset_sha256=refset.meta.get("sha256"),
         refset_seed=refset.meta.get("seed"), n_samples=len(refset), seed=a.seed, batch_size=a.batch_size,
-        dtype=str(model.dtype).removeprefix("torch."), model_dir=str(a.model_dir),
+        **placement(model, a.device_map), dtype_requested=a.dtype, model_dir=str(a.model_dir),
     )
     save_scores(scores, a.out, meta)
     print(f"{a.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, {len(scores.heads)} head tensors -> {a.out}", file=sys.stderr)
@@ -135,13 +150,15 @@ def _compress(a) -> None:
 
     _set_threads(a.threads)
     compress_and_evaluate(a.model_dir, a.scores, a.scope, a.sparsities, a.tasks, a.data_dir, a.out_template,
-                          batch_size=a.batch_size, limit=a.limit, seed=a.seed)
+                          batch_size=a.batch_size, limit=a.limit, seed=a.seed,
+                          ppl_source=None if a.ppl_source == "none" else a.ppl_source, seqlen=a.seqlen,
+                          dtype=a.dtype, device_map=a.device_map, model_name=a.model_name)
 
 
 def _export_pruned(a) -> None:
     from attrprune.compression import export_pruned
 
-    info = export_pruned(a.model_dir, a.scores, a.scope, a.sparsity, a.out_dir)
+    info = export_pruned(a.model_dir, a.scores, a.scope, a.sparsity, a.out_dir, base_model=a.base_model, dtype=a.dtype)
     print(f"pruned model ({info['sparsity_measured']:.4f} sparse) -> {a.out_dir}", file=sys.stderr)
 
 
@@ -171,7 +188,7 @@ def _circuit(a) -> None:
     _set_threads(a.threads)
     run_circuit(a.model_dir, a.scores, a.eval_file, a.granularity, a.scope, a.sparsities, a.threshold, a.out_dir,
                 weight_modules=a.weight_modules, ablation_path=a.ablation, top_fraction=a.top_fraction, limit=a.limit,
-                batch_size=a.batch_size)
+                batch_size=a.batch_size, dtype=a.dtype, device_map=a.device_map, model_name=a.model_name)
 
 
 def _circuit_ablation(a) -> None:
@@ -179,7 +196,7 @@ def _circuit_ablation(a) -> None:
 
     _set_threads(a.threads)
     run_ablation(a.model_dir, a.eval_file, a.out, n_weights=a.n_weights, weight_modules=a.weight_modules,
-                 seed=a.seed, limit=a.limit)
+                 seed=a.seed, limit=a.limit, dtype=a.dtype, device_map=a.device_map)
 
 
 def _circuit_tables(a) -> None:
@@ -211,7 +228,8 @@ def _correction(a) -> None:
                    reply_only=a.reply_only, new_tokens=a.new_tokens, n_samples=a.n_samples, top_p=a.top_p,
                    temperature=a.temperature, seed=a.seed, n_prompts=a.n_prompts, ppl_tasks=a.ppl_tasks,
                    data_dir=a.data_dir, ppl_limit=a.ppl_limit, normalization=a.normalization,
-                   weight_modules=a.weight_modules, batch_size=a.batch_size)
+                   weight_modules=a.weight_modules, batch_size=a.batch_size, dtype=a.dtype, device_map=a.device_map,
+                   model_name=a.model_name)
 
 
 def _behaviour_prompts(a) -> None:
@@ -220,7 +238,8 @@ def _behaviour_prompts(a) -> None:
     _set_threads(a.threads)
     behaviour_prompts(a.behaviour, a.model_dir, a.reference_out, a.evaluation_out, n_candidates=a.n_candidates,
                       n_reference=a.n_reference, threshold=a.threshold, new_tokens=a.new_tokens, scorer=a.scorer,
-                      scorer_options=json.loads(a.scorer_options) if a.scorer_options else None, seed=a.seed)
+                      scorer_options=json.loads(a.scorer_options) if a.scorer_options else None, seed=a.seed,
+                      dtype=a.dtype, device_map=a.device_map)
 
 
 def _correction_tables(a) -> None:
@@ -318,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=_positive_int, default=None, help="tokens per general-text window (default: model context)")
     p.add_argument("--new-tokens", type=_positive_int, default=20, help="greedy tokens explained per behaviour prompt")
     p.add_argument("--seed", type=int, default=0)
+    _model_args(p)  # toxic / repetition sets generate with the model
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_refsets)
 
@@ -331,21 +351,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the random method (and torch)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    _model_args(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_scores)
 
     p = sub.add_parser("compress", help="prune by scores at many sparsities and evaluate each with lm-eval")
     p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--model-name", default=None, help="the model's name in outputs and tables (default: the folder name)")
     p.add_argument("--scores", type=Path, required=True)
     p.add_argument("--scope", default="row", help="row, layer, global, or N:M such as 2:4")
     p.add_argument("--sparsities", type=_sparsities, required=True, help="comma-separated, each in [0, 1)")
     p.add_argument("--tasks", type=_names, required=True, help="comma-separated lm-eval task names (world_* ship with the package)")
     p.add_argument("--data-dir", type=Path, default=None, help="the world's data folder (for world_* tasks)")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="lm-eval batch size; also windows per token-perplexity pass")
     p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N documents per task")
+    p.add_argument("--ppl-source", choices=["world", "wikitext2", "none"], default="none",
+                   help="token perplexity (Wanda/SparseGPT protocol) on the world's held-out text (needs --data-dir) "
+                        "or the WikiText-2 test split; none: skip it")
+    p.add_argument("--seqlen", type=_positive_int, default=None,
+                   help="tokens per token-perplexity window (default: the model's max_position_embeddings)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--out-template", required=True, help="output path with {sparsity}, e.g. out/sparsity_{sparsity}/metrics.json")
+    _model_args(p)
     p.set_defaults(func=_compress)
 
     p = sub.add_parser("export-pruned", help="write one pruned model in Hugging Face format")
@@ -353,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", type=Path, required=True)
     p.add_argument("--scope", default="row")
     p.add_argument("--sparsity", type=lambda t: _sparsities(t)[0], required=True)
+    p.add_argument("--base-model", default=None,
+                   help="base_model of the model card: the hub id (e.g. facebook/opt-125m); default --model-dir")
+    _model_args(p, device_map=False)  # runs on the CPU: zeroing weights needs no accelerator
     p.add_argument("--out-dir", type=Path, required=True)
     p.set_defaults(func=_export_pruned)
 
@@ -375,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("circuit", help="IOI circuit: prune by task scores over sparsities, find the sparsest circuit above a threshold")
     p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--model-name", default=None, help="the model's name in outputs and tables (default: the folder name)")
     p.add_argument("--scores", type=lambda t: [Path(x) for x in _names(t)], required=True,
                    help="comma-separated score files, one per reference seed (curves per seed, circuit on their mean)")
     p.add_argument("--eval-file", type=Path, required=True, help="JSONL of held-out IOI prompts (prompt, io, s)")
@@ -389,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--out-dir", type=Path, required=True, help="curve.json (written last), circuit.safetensors/.json/.png")
+    _model_args(p)
     p.set_defaults(func=_circuit)
 
     p = sub.add_parser("circuit-ablation", help="ground truth: IOI drop when each head, neuron and sampled weight is removed alone")
@@ -400,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=None, help="first N evaluation prompts")
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--out", type=Path, required=True)
+    _model_args(p)
     p.set_defaults(func=_circuit_ablation)
 
     p = sub.add_parser("circuit-tables", help="circuit tables (CSV, Markdown) and plots from curve.json files")
@@ -413,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("correction", help="targeted correction: prune the k lowest R_general - R_unwanted components, "
                                           "measure the behaviour and general perplexity")
     p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--model-name", default=None, help="the model's name in outputs and tables (default: the folder name)")
     p.add_argument("--general-scores", type=Path, required=True, help="scores on general text")
     p.add_argument("--unwanted-scores", type=Path, required=True, help="scores of the same method on the behaviour's reference set")
     p.add_argument("--behaviour", choices=["toxicity", "repetition"], required=True)
@@ -438,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--out-dir", type=Path, required=True, help="generations.jsonl and curve.json (written last)")
+    _model_args(p)
     p.set_defaults(func=_correction)
 
     p = sub.add_parser("behaviour-prompts", help="hub models: select the prompts that show a behaviour, split into reference / evaluation")
@@ -453,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--reference-out", type=Path, required=True)
     p.add_argument("--evaluation-out", type=Path, required=True)
+    _model_args(p)
     p.set_defaults(func=_behaviour_prompts)
 
     p = sub.add_parser("correction-tables", help="correction tables (CSV, Markdown), trade-off plots and examples from curve.json files")

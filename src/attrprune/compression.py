@@ -3,12 +3,16 @@ each pruned model with lm-eval, in memory, from one scores file.
 
 The masks of all requested sparsities come from one `MaskBuilder` (sorted once, thresholded per
 sparsity); each pruned model exists only inside `pruned(...)`, so nothing is written back to the
-model directory. One metrics JSON per sparsity records the lm-eval results, the requested and
-the measured sparsity (counted as exact zeros in the pruned weights), the scores' provenance
-and this run's.
+model directory. One metrics JSON per sparsity records the lm-eval results, the token perplexity
+of the Wanda / SparseGPT protocol (`evaluation.perplexity`; a metrics row of task
+``wikitext2_tokens`` or ``world_tokens``, metric ``token_perplexity``, and a ``token_perplexity``
+block with its seqlen and window count; always on the whole text, `limit` is lm-eval's only),
+the requested and the measured sparsity (counted as exact zeros in the pruned weights), the
+scores' provenance and this run's.
 
 Run: ``python -m attrprune compress --model-dir M --scores S --scope row --sparsities 0.00,0.50
---tasks world_ppl,world_ioi --data-dir world/data --out-template 'out/sparsity_{sparsity}/metrics.json'``
+--tasks world_ppl,world_ioi --data-dir world/data --ppl-source world --seqlen 64
+--out-template 'out/sparsity_{sparsity}/metrics.json'``
 """
 
 from __future__ import annotations
@@ -24,50 +28,126 @@ def format_sparsity(s: float) -> str:
 
 def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsities: list[float], tasks: list[str],
                           data_dir: Path | None, out_template: str, batch_size: int = 32, limit: int | None = None,
-                          seed: int = 0) -> list[Path]:
+                          seed: int = 0, ppl_source: str | None = None, seqlen: int | None = None,
+                          dtype: str = "auto", device_map: str = "none", model_name: str | None = None) -> list[Path]:
+    """Prune at each sparsity, evaluate, write one metrics JSON each. `ppl_source` (world,
+    wikitext2 or None = skip) adds the token perplexity at `seqlen` tokens per window (None = the
+    model's max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
     from attrprune.evaluation.lm import evaluate_lm, flatten_results
+    from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, write_json
-    from attrprune.models import load_model
+    from attrprune.models import load_model, placement
     from attrprune.pruning import MaskBuilder, measured_sparsity, model_sparsity, pruned
     from attrprune.relevance.store import load_scores
 
-    model, tokenizer = load_model(model_dir, accelerate=True)
+    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     scores, scores_meta = load_scores(scores_path)
     if not scores.weights:
         raise ValueError(f"{scores_path} has no weight scores ({scores_meta.get('method')} is structured only); "
                          "compression prunes weights: use lrp, gradient, wanda, magnitude or random")
+    texts = None
+    if ppl_source is not None:
+        # Checked before any pruning: a seqlen the model cannot take, or text missing from an
+        # offline cache, must fail in seconds, not after the first sparsity's lm-eval run.
+        max_positions = model.config.max_position_embeddings
+        seqlen = seqlen or max_positions
+        if seqlen > max_positions:
+            raise ValueError(f"--seqlen {seqlen} exceeds {model_dir}'s max_position_embeddings ({max_positions}); "
+                             f"use at most {max_positions} (compression.seqlen in the config; null = the model's)")
+        texts = perplexity_texts(ppl_source, data_dir)  # loaded once, reused at every sparsity
     builder = MaskBuilder(scores.weights, scope=scope)
     written = []
     for s in sparsities:
         masks = builder.masks(s)
+        ppl = None
         with pruned(model, weight_masks=masks):
             measured = model_sparsity(model, list(masks))
+            if texts is not None:
+                # Before lm-eval, so that a text shorter than one window stops the job at once.
+                ppl = {"source": ppl_source, "task": metric_task(ppl_source),
+                       **token_perplexity(model, tokenizer, texts, seqlen, batch_size=batch_size, progress=True,
+                                          documents=ppl_source == "world")}
             res = evaluate_lm(model, tokenizer, tasks, data_dir=data_dir, batch_size=batch_size, limit=limit, seed=seed)
+        rows = flatten_results(res)
+        if ppl is not None:
+            rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
         out = Path(out_template.format(sparsity=format_sparsity(s)))
         write_json(out, {
             "sparsity": s, "scope": scope,
             "sparsity_requested_masks": measured_sparsity(masks)["overall"],
             "sparsity_measured": measured["overall"], "sparsity_per_layer": measured["per_layer"],
-            "metrics": flatten_results(res), "n_samples": res.get("n-samples"), "task_versions": res.get("versions"),
-            "scores": scores_meta, **provenance(seed=seed, limit=limit, tasks=tasks, model_dir=str(model_dir)),
+            "metrics": rows, "token_perplexity": ppl, "n_samples": res.get("n-samples"),
+            "task_versions": res.get("versions"), "scores": scores_meta,
+            **provenance(seed=seed, limit=limit, tasks=tasks, model_dir=str(model_dir),
+                         model=model_name or Path(model_dir).name, ppl_source=ppl_source,
+                         seqlen=seqlen if ppl_source is not None else None, **placement(model, device_map)),
         })
-        print(f"sparsity {s:.2f}: measured {measured['overall']:.4f} -> {out}", file=sys.stderr)
+        token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
+        print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
         written.append(out)
     return written
 
 
-def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: float, out_dir: Path) -> dict:
+def model_card(info: dict) -> str:
+    """README.md of an exported model: Hugging Face model-card metadata (YAML front matter, written
+    with yaml.safe_dump so that no value can break out of it) and a paragraph saying what was done."""
+    import yaml
+
+    pruning = {
+        "method": info["method"], "scope": info["scope"], "sparsity_requested": info["sparsity"],
+        "sparsity_measured": info["sparsity_measured"], "reference_set": info["scores"].get("refset"),
+        "reference_set_kind": info["scores"].get("refset_kind"), "reference_set_sha256": info["scores"].get("refset_sha256"),
+        "target": info["scores"].get("target"), "dtype": info["dtype"], "fine_tuned": False,
+        "attrprune_version": info["attrprune_version"], "git_commit": info["git_commit"],
+    }
+    front = {
+        "base_model": info["base_model"], "library_name": "transformers", "pipeline_tag": "text-generation",
+        "tags": list(dict.fromkeys(["pruned", "attrprune", str(info["method"])])),
+        "pruning": {k: v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in pruning.items()},
+    }
+    name = Path(str(info["model_dir"])).name
+    text = (
+        f"# {name}, pruned\n\n"
+        f"`{info['base_model']}` with {info['sparsity_measured']:.2%} of the weights of its decoder-block linear layers "
+        f"set to zero (requested {info['sparsity']:.2%}, {info['scope']} scope), ranked by `{info['method']}` scores on "
+        f"the reference set `{pruning['reference_set']}` (target: {pruning['target']}). No fine-tuning; weights in "
+        f"{info['dtype']}. Written by attrprune {info['attrprune_version']} at commit {info['git_commit']}; "
+        "details in pruning.json.\n"
+    )
+    return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + text
+
+
+def read_model_card(path: Path) -> tuple[dict, str]:
+    """(front-matter metadata, Markdown text) of a README.md written by `model_card`."""
+    import yaml
+
+    text = Path(path).read_text()
+    if not text.startswith("---\n"):
+        return {}, text
+    head, sep, body = text[4:].partition("\n---\n")
+    if not sep:
+        raise ValueError(f"{path}: front matter opened with --- but never closed")
+    return yaml.safe_load(head) or {}, body.lstrip("\n")
+
+
+def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: float, out_dir: Path,
+                  base_model: str | None = None, dtype: str = "auto") -> dict:
     """Write the model pruned at one sparsity in HF format (loadable with
-    `AutoModelForCausalLM.from_pretrained`), with a model card stating its measured sparsity."""
+    `AutoModelForCausalLM.from_pretrained`), with a model card (README.md with Hugging Face
+    metadata) stating its measured sparsity, and pruning.json.
+
+    Runs on the CPU (zeroing weights needs no accelerator) in the checkpoint's own dtype (`dtype`
+    "auto", from its config.json) and saves in it, so a bf16 base stays bf16; another `dtype`
+    casts. `base_model`: the hub id for the card (default: `model_dir`)."""
     import shutil
     import tempfile
 
     from attrprune.io import provenance, write_json
-    from attrprune.models import load_model
+    from attrprune.models import load_checkpoint_on_cpu
     from attrprune.pruning import MaskBuilder, apply_masks_, model_sparsity
     from attrprune.relevance.store import load_scores
 
-    model, tokenizer = load_model(model_dir)  # fp32 on CPU: the checkpoint keeps its dtype
+    model, tokenizer = load_checkpoint_on_cpu(model_dir, dtype)
     scores, scores_meta = load_scores(scores_path)
     masks = MaskBuilder(scores.weights, scope=scope).masks(sparsity)
     apply_masks_(model, weight_masks=masks)
@@ -78,16 +158,11 @@ def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: floa
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        info = {"base_model": str(model_dir), "method": scores_meta["method"], "scope": scope, "sparsity": sparsity,
-                "sparsity_measured": measured["overall"], "scores": scores_meta, **provenance()}
+        info = {"base_model": base_model or str(model_dir), "model_dir": str(model_dir), "method": scores_meta["method"],
+                "scope": scope, "sparsity": sparsity, "sparsity_measured": measured["overall"],
+                "dtype": str(model.dtype).removeprefix("torch."), "scores": scores_meta, **provenance()}
         write_json(tmp / "pruning.json", info)
-        (tmp / "README.md").write_text(
-            f"# {Path(model_dir).name}, pruned\n\n"
-            f"{Path(model_dir).name} with {measured['overall']:.2%} of the weights of its decoder-block linear layers "
-            f"set to zero (requested {sparsity:.2%}, {scope} scope), ranked by `{scores_meta['method']}` scores on "
-            f"`{scores_meta.get('refset')}` (target: {scores_meta.get('target')}). No fine-tuning. Written by "
-            f"attrprune {info['attrprune_version']} at commit {info['git_commit']}; details in pruning.json.\n"
-        )
+        (tmp / "README.md").write_text(model_card(info))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

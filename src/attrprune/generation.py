@@ -27,7 +27,8 @@ import hashlib
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from attrprune.world.measure import _encode_prompts, pad_rows
+from attrprune.tokens import encode_prompts
+from attrprune.world.measure import pad_rows
 
 
 def response_uniqueness_ratio(ids: list[int]) -> float:
@@ -38,12 +39,6 @@ def response_uniqueness_ratio(ids: list[int]) -> float:
     for an empty continuation.)
     """
     return len(set(ids)) / len(ids) if ids else 0.0
-
-
-def prepend_eos_for(tokenizer) -> bool:
-    """Whether prompts get [eos] + tokens: yes for tokenizers that add no special tokens (the
-    built-in world's, trained on [eos] + text); no for real tokenizers, which add their own BOS."""
-    return len(tokenizer("a")["input_ids"]) == len(tokenizer("a", add_special_tokens=False)["input_ids"])
 
 
 def _row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
@@ -75,24 +70,13 @@ class _SeededGumbelSampler(LogitsProcessor):
         return warped + gumbel.to(warped.device)
 
 
-def _encode(tokenizer, prompts: list[str], prepend_eos: bool) -> list[list[int]]:
-    if prepend_eos:
-        # [eos] + tokens, as the built-in world models were trained; left-padded to the longest.
-        ids, _, lengths = _encode_prompts(tokenizer, prompts, left_pad=True)  # ids: [prompts, longest]
-        width = ids.shape[1]
-        return [ids[i, width - n :].tolist() for i, n in enumerate(lengths)]
-    # The tokenizer's own special tokens (e.g. <s> for Llama, </s> for OPT).
-    return tokenizer(prompts)["input_ids"]
-
-
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, *, do_sample: bool = False, n: int = 1,
-             top_p: float = 1.0, temperature: float = 1.0, seed: int = 0, batch_size: int = 32,
-             prepend_eos: bool = True) -> list[list[list[int]]]:
+             top_p: float = 1.0, temperature: float = 1.0, seed: int = 0, batch_size: int = 32) -> list[list[list[int]]]:
     """Per prompt, `n` continuations as token-id lists, each cut at the first eos token.
 
-    Prompts are left-padded with eos (also the pad id) and, with `prepend_eos`, encoded as
-    [eos] + tokens; otherwise with the tokenizer's own special tokens. Greedy decoding
+    Prompts are encoded by the BOS policy of `attrprune.tokens` (the tokenizer's BOS + tokens) and
+    left-padded with eos (also the pad id). Greedy decoding
     (`do_sample=False`) needs n == 1 and ignores `top_p`, `temperature` and `seed`. Sampling
     draws from softmax(logits / temperature) restricted to the top-p nucleus; the same `seed`
     gives the same tokens whatever `batch_size` (up to float round-off between padded batches
@@ -114,10 +98,10 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, *, do_sa
     if eos is None:
         raise ValueError("the tokenizer has no eos token; generation needs it to pad and to stop")
 
-    encoded = _encode(tokenizer, prompts, prepend_eos)
+    encoded = encode_prompts(tokenizer, prompts)  # the BOS policy of attrprune.tokens
     empty = [i for i, e in enumerate(encoded) if not e]
     if empty:
-        raise ValueError(f"prompts {empty[:5]} encode to no tokens; use prepend_eos=True or non-empty prompts")
+        raise ValueError(f"prompts {empty[:5]} encode to no tokens (the tokenizer has no BOS); use non-empty prompts")
     limit = getattr(model.config, "max_position_embeddings", None)
     longest = max(map(len, encoded))
     if limit is not None and longest + max_new_tokens > limit:

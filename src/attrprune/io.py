@@ -15,6 +15,12 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def model_name(record: dict) -> str:
+    """The model a result belongs to, for tables: its recorded name (the config alias), else the
+    name of its model folder (outputs written before names were recorded)."""
+    return record.get("model") or Path(record["model_dir"]).name
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str):
     """Yield a temporary sibling path to write to; it is renamed to `path` only on success."""

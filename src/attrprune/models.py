@@ -1,23 +1,134 @@
-"""Loading a local Hugging Face causal LM for a stage (never from the hub: compute is offline)."""
+"""Loading a local Hugging Face causal LM for a stage (never from the hub: compute is offline).
+
+Precision and placement are two choices per model (config `models.<alias>.dtype` and
+`.device_map`, CLI `--dtype` and `--device-map`):
+
+- dtype `auto`: bfloat16 on a GPU that supports it (Ampere and later), float16 on an older
+  GPU (V100), float32 on the CPU. `float32` works everywhere (use it when a method reports
+  non-finite scores in bf16 / fp16). `float16` on the CPU is refused (many CPU kernels lack
+  it and relevance overflows in it), and so is `bfloat16` on a GPU without bf16 support.
+- device_map `none`: the whole model on one device, the GPU when one is visible, else the
+  CPU. `auto`: accelerate's ``device_map="auto"`` spreads the layers over every visible GPU,
+  for models larger than one GPU; it needs CUDA and is refused on a CPU-only machine (a
+  silent fall-back would run a 7B model on the CPU for days). Inputs go to the device of the
+  first parameter (the embedding); accelerate's hooks move activations between GPUs.
+
+Use::
+
+    model, tokenizer = load_model("resources/models/llama-2-7b", dtype="bfloat16", device_map="auto")
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+DEVICE_MAPS = ("none", "auto")
 
-def load_model(model_dir: Path, accelerate: bool = False):
-    """(model in eval mode, tokenizer) from `model_dir`. With `accelerate`, the model goes to the
-    GPU in bf16 when there is one (DESIGN.md §7); otherwise it stays in fp32 on the CPU."""
+
+def _cuda() -> bool:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    return torch.cuda.is_available()
+
+
+def resolve_dtype(dtype: str = "auto", device: str | None = None):
+    """The torch dtype a model is computed in on `device` ("cpu" or "cuda"; None = the GPU when
+    one is visible), or a one-line ValueError naming the problem and the fix."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    if device is None:
+        device = "cuda" if _cuda() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; use cpu or cuda")
+    if device == "cpu":
+        if dtype == "float16":
+            raise ValueError("dtype float16 on the CPU: many CPU kernels lack float16 and relevance scores overflow "
+                             "in it; use float32 on CPU (or auto, which is float32 there)")
+        return torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    bf16 = torch.cuda.is_bf16_supported()
+    if dtype == "bfloat16" and not bf16:
+        raise ValueError(f"dtype bfloat16: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16; "
+                         "use float16 or float32 (auto picks float16 here)")
+    if dtype == "auto":
+        return torch.bfloat16 if bf16 else torch.float16
+    return getattr(torch, dtype)
+
+
+def checkpoint_dtype(model_dir: Path):
+    """The dtype a checkpoint was saved in (config.json's `torch_dtype`, or `dtype` as written by
+    transformers >= 4.56); float32 when it records none, as transformers assumes."""
+    import torch
+
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    name = config.get("torch_dtype") or config.get("dtype")
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(name, torch.float32)
+
+
+def _dtype_kwarg(torch_dtype) -> dict:
+    """from_pretrained's dtype argument: `dtype` since transformers 4.56 (`torch_dtype` warns there),
+    `torch_dtype` before (where `dtype` would be silently ignored)."""
+    import transformers
+    from packaging.version import Version
+
+    return {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": torch_dtype}
+
+
+def _checked_dir(model_dir: Path) -> Path:
     model_dir = Path(model_dir)
     if (model_dir / "download.json").exists() or not (model_dir / "config.json").exists():
         from attrprune.download import require_model
 
         require_model(model_dir, model_dir.name)  # a hub download: complete, or an error naming the fix
-    on_gpu = accelerate and torch.cuda.is_available()
-    dtype = torch.bfloat16 if on_gpu else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, torch_dtype=dtype)
-    model = model.to("cuda" if on_gpu else "cpu").eval()
-    return model, AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    return model_dir
+
+
+def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
+    """(model in eval mode, tokenizer) from `model_dir`, in `dtype` and placed by `device_map`
+    (see the module docstring). `device_map="cpu"` keeps the model on the CPU even when a GPU is
+    visible (the world card and tests use it; not offered on the command line)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if device_map not in (*DEVICE_MAPS, "cpu"):
+        raise ValueError(f"unknown device_map {device_map!r}; use one of {', '.join(DEVICE_MAPS)}")
+    if device_map == "auto" and not _cuda():
+        raise ValueError("device_map auto spreads a model over GPUs, but no CUDA GPU is visible; "
+                         "use device_map none (the whole model on the CPU)")
+    device = "cpu" if device_map == "cpu" else "cuda" if _cuda() else "cpu"
+    torch_dtype = resolve_dtype(dtype, device)
+    model_dir = _checked_dir(model_dir)
+    if device_map == "auto":
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, device_map="auto",
+                                                     **_dtype_kwarg(torch_dtype))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **_dtype_kwarg(torch_dtype))
+        model = model.to(device)
+    return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+
+
+def load_checkpoint_on_cpu(model_dir: Path, dtype: str = "auto"):
+    """(model, tokenizer) on the CPU in the checkpoint's own dtype (`auto`) or in `dtype`, for
+    stages that only edit and save weights (export): no compute, so float16 is fine here."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    model_dir = _checked_dir(model_dir)
+    import torch
+
+    torch_dtype = checkpoint_dtype(model_dir) if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **_dtype_kwarg(torch_dtype))
+    return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+
+
+def placement(model, device_map: str = "none") -> dict:
+    """What outputs record about how a model ran: its dtype, the device_map asked for and the
+    devices its parameters ended up on."""
+    return {
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "device_map": device_map,
+        "devices": sorted({str(p.device) for p in model.parameters()}),
+    }

@@ -5,6 +5,11 @@ WinoGrande, ARC-e, ARC-c, OBQA at 50 % row-wise unstructured sparsity; ± is the
 over 3 C4 reference seeds. `paper_table` puts our measurement of the same cell beside each
 published one when our results have that model (by the aliases of configs/paper.yaml) and
 method; every other cell of ours stays "–".
+
+The paper's perplexity is token perplexity on the WikiText-2 test split in windows of 2,048
+tokens (the Wanda / SparseGPT protocol), so our perplexity cells are the compression stage's
+``token_perplexity`` on ``wikitext2`` at compression.seqlen, never lm-eval's ``wikitext`` word
+perplexity (about 1.6x larger); a model without a WikiText-2 token perplexity gets "–".
 """
 
 from __future__ import annotations
@@ -21,25 +26,51 @@ TABLE_1 = {
 ALIASES = {"tinyllama-1.1b": "TinyLlama", "llama-2-7b": "Llama2-7B", "llama-3-8b": "Llama3-8B"}
 
 
-def _ours(summ: pd.DataFrame, alias: str, method: str, at: float) -> tuple[str, str]:
+PAPER_SEQLEN = 2048  # tokens per window of the paper's (and Wanda's, SparseGPT's) perplexity
+
+
+def _ours(summ: pd.DataFrame, alias: str, method: str, at: float, wikitext2: bool) -> tuple[str, str]:
     rows = summ[(summ.model == alias) & (summ.scope == "row")]
     rows = rows[rows.sparsity.round(4) == 0.0] if method == "dense" else rows[(rows.method == method) & (rows.sparsity.round(4) == round(at, 4))]
     if rows.empty:
         return "–", "–"
     r = rows.iloc[0]
-    ppl = "–" if pd.isna(r.perplexity) else f"{r.perplexity:.2f}"
+    ppl = "–" if not wikitext2 or pd.isna(r.token_perplexity) else f"{r.token_perplexity:.2f}"
     acc = "–" if pd.isna(r.accuracy) else f"{100 * r.accuracy:.2f}"
     return ppl, acc
 
 
-def paper_table(summ: pd.DataFrame, at: float = 0.5) -> str:
-    """Markdown: per paper model and method, published perplexity / accuracy and ours."""
+def _seqlen_text(settings: dict[str, dict]) -> str:
+    seqlens = {alias: s["seqlen"] for alias, s in settings.items() if alias in ALIASES and s["source"] == "wikitext2"}
+    if not seqlens:
+        return "no WikiText-2 token perplexity in our results (compression.ppl_source: wikitext2 measures it)"
+    values = sorted(set(seqlens.values()))
+    where = (f"{values[0]:,} tokens" if len(values) == 1
+             else ", ".join(f"{alias} {n:,} tokens" for alias, n in sorted(seqlens.items())))
+    note = "" if values == [PAPER_SEQLEN] else f"; the paper's windows are {PAPER_SEQLEN:,} tokens, so these differ"
+    return f"ours at windows of {where}{note}"
+
+
+def paper_table(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, dict] | None = None) -> str:
+    """Markdown: per paper model and method, published perplexity / accuracy and ours.
+
+    `token_settings` ({model: {"source", "seqlen"}}, `tables.token_perplexity_settings`) says
+    which models' `token_perplexity` is WikiText-2's and at what seqlen; only those fill our
+    perplexity cells."""
+    settings = token_settings or {}
     by_model = {v: k for k, v in ALIASES.items()}
-    lines = [f"| model | method | paper PPL ↓ | ours PPL ↓ | paper ACC % ↑ | ours ACC % ↑ |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| model | method | paper PPL ↓ | ours PPL ↓ | paper ACC % ↑ | ours ACC % ↑ |", "|---|---|---:|---:|---:|---:|"]
     for model, methods in TABLE_1.items():
+        alias = by_model[model]
+        wikitext2 = settings.get(alias, {}).get("source") == "wikitext2"
         for method, (ppl, acc) in methods.items():
-            ours_ppl, ours_acc = _ours(summ, by_model[model], method, at)
+            ours_ppl, ours_acc = _ours(summ, alias, method, at, wikitext2)
             lines.append(f"| {model} | {method} | {ppl:.2f} | {ours_ppl} | {acc:.2f} | {ours_acc} |")
     return (f"Paper Table 1 (50 % row-wise, mean over 3 C4 seeds) and this suite's measurement at sparsity "
             f"{at:.2f}, row-wise, mean over its reference seeds (dense: sparsity 0; model aliases "
-            f"{sorted(ALIASES)}).\n\n" + "\n".join(lines) + "\n")
+            f"{sorted(ALIASES)}).\n\n"
+            f"PPL is token perplexity on the WikiText-2 test split (documents joined with blank lines, tokenised "
+            f"once, non-overlapping windows, the Wanda / SparseGPT protocol): the paper's at windows of "
+            f"{PAPER_SEQLEN:,} tokens, {_seqlen_text(settings)}. lm-eval's `wikitext` word perplexity (in "
+            f"compression.md) is a different, larger number and is not compared here.\n\n"
+            + "\n".join(lines) + "\n")

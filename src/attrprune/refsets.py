@@ -77,11 +77,11 @@ def explained_target(logits: torch.Tensor, plus: torch.Tensor, minus: torch.Tens
 
 
 def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) -> RefSet:
-    """n random windows of `length` tokens from the documents joined by `<eos>`."""
-    eos = tokenizer.eos_token_id
-    stream: list[int] = []
-    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        stream += [eos] + enc
+    """n random windows of `length` tokens from the documents, each document preceded by the
+    tokenizer's document separator (`attrprune.tokens`: its BOS, or eos where it has none)."""
+    from attrprune.tokens import document_stream
+
+    stream = document_stream(tokenizer, texts)
     if len(stream) < length + 1:
         raise ValueError(f"reference text has {len(stream)} tokens, fewer than one window of {length}")
     rng = random.Random(seed)
@@ -93,10 +93,11 @@ def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) 
 
 
 def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
+    from attrprune.tokens import encode_prompts
     from attrprune.world.measure import pad_rows, single_token_id
 
     rows = random.Random(seed).sample(examples, min(n, len(examples)))
-    encs = [[tokenizer.eos_token_id] + tokenizer.encode(r["prompt"], add_special_tokens=False) for r in rows]
+    encs = encode_prompts(tokenizer, [r["prompt"] for r in rows])
     ids, mask = pad_rows(encs, tokenizer.eos_token_id)
     plus, minus = torch.full_like(ids, -1), torch.full_like(ids, -1)
     for i, (r, e) in enumerate(zip(rows, encs)):
@@ -107,13 +108,14 @@ def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
 
 def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, new_tokens: int) -> RefSet:
     """Prompts followed by the model's greedy continuation; the continuation is explained."""
-    from attrprune.world.measure import greedy_continuations, pad_rows
+    from attrprune.generation import generate
+    from attrprune.tokens import encode_prompts
+    from attrprune.world.measure import pad_rows
 
     chosen = random.Random(seed).sample(prompts, min(n, len(prompts)))
-    conts = greedy_continuations(model, tokenizer, chosen, new_tokens)
+    conts = [c for (c,) in generate(model, tokenizer, chosen, new_tokens, batch_size=100)]
     rows, spans = [], []
-    for prompt, cont in zip(chosen, conts):
-        head = [tokenizer.eos_token_id] + tokenizer.encode(prompt, add_special_tokens=False)
+    for head, cont in zip(encode_prompts(tokenizer, chosen), conts):
         rows.append(head + cont)
         spans.append((len(head), len(head) + len(cont)))
     ids, mask = pad_rows(rows, tokenizer.eos_token_id)
@@ -163,12 +165,13 @@ def general_texts(source: str, data_dir: Path | None = None, text_file: Path | N
 
 def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed: int, length: int | None = None,
                  new_tokens: int = 20, source: str = "world", text_file: Path | None = None,
-                 prompts_file: Path | None = None) -> RefSet:
+                 prompts_file: Path | None = None, dtype: str = "auto", device_map: str = "none") -> RefSet:
     """A reference set of `kind` for the model in `model_dir`. General text comes from `source`;
     IOI and behaviour prompts from `prompts_file` (JSONL rows as in the world's files, e.g. the
     `ioi-data` stage's output) or else from the world's data files."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
+    from attrprune.tokens import bos_policy
     from attrprune.world.measure import read_jsonl
 
     if kind not in KINDS:
@@ -188,13 +191,16 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
         if kind == "ioi":
             refset = ioi_refset(tokenizer, rows, n, seed)
         else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+            from attrprune.models import load_model
+
+            model, _ = load_model(model_dir, dtype=dtype, device_map=device_map)  # generates the continuations
             refset = behaviour_refset(model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens)
     if prompts_file is not None:
         origin = f"file:{prompts_file}"
     else:
         origin = {"world": f"world:{WORLD_FILES[kind]}", "json": f"json:{text_file}"}.get(source, source)
-    refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": origin, "model_dir": str(model_dir)}
+    refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": origin,
+                   "model_dir": str(model_dir), "bos_policy": bos_policy(tokenizer)}
     return refset
 
 

@@ -1,10 +1,15 @@
 """Result tables and plots (pandas, matplotlib) from the per-sparsity metrics files.
 
 `compression_tables` writes the tidy table (one row per model × method × scope × sparsity ×
-seed × task × metric), a paper-style pivot at one sparsity (perplexity and mean zero-shot
-accuracy per method, mean ± standard error over reference seeds, like the paper's Table 1),
-and one plot per model (perplexity and mean accuracy vs sparsity, a line per method, a band of
-± s.e. over seeds).
+seed × task × metric), a paper-style pivot at one sparsity (token perplexity, lm-eval's word
+perplexity and mean zero-shot accuracy per method, mean ± standard error over reference seeds,
+like the paper's Table 1), and one plot per model (word perplexity and mean accuracy vs sparsity,
+a line per method, a band of ± s.e. over seeds).
+
+Two perplexities, never mixed: ``token_perplexity`` (rows of task ``wikitext2_tokens`` /
+``world_tokens``; the Wanda / SparseGPT protocol at the job's seqlen, the number the paper's
+Table 1 reports) and lm-eval's ``word_perplexity`` of ``wikitext`` / ``world_ppl`` (document-level
+rolling windows; about 1.6x larger on Llama-2-7B).
 
 Run: ``python -m attrprune tables --metrics a.json,b.json --csv c.csv --markdown c.md --plots-dir plots``
 """
@@ -16,10 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text, pyplot, save_figure
+from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 
 TIDY_COLUMNS = ["model", "method", "scope", "sparsity", "seed", "task", "metric", "value", "stderr", "sparsity_measured"]
 PERPLEXITY = ("world_ppl", "wikitext")  # tasks whose word_perplexity is the perplexity column
+TOKEN_PERPLEXITY = "token_perplexity"  # metric of the token_perplexity column (evaluation.perplexity)
 
 
 def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
@@ -27,7 +33,7 @@ def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
     for path in metrics_files:
         m = json.loads(Path(path).read_text())
         ident = {
-            "model": Path(m["model_dir"]).name, "method": m["scores"]["method"], "scope": m["scope"],
+            "model": model_name(m), "method": m["scores"]["method"], "scope": m["scope"],
             "sparsity": m["sparsity"], "seed": m["scores"].get("refset_seed"), "sparsity_measured": m["sparsity_measured"],
         }
         rows += [{**ident, **r} for r in m["metrics"]]
@@ -36,16 +42,42 @@ def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)[TIDY_COLUMNS].sort_values(["model", "method", "scope", "sparsity", "seed", "task", "metric"])
 
 
+def token_perplexity_settings(metrics_files: list[Path]) -> dict[str, dict]:
+    """{model: {"source", "seqlen"}} of the token perplexity in the metrics files (models without
+    one are absent). One setting per model: means over seeds and methods of numbers measured at
+    different seqlens would compare unlike with like, so that is an error."""
+    seen: dict[str, set] = {}
+    for path in metrics_files:
+        m = json.loads(Path(path).read_text())
+        if m.get("token_perplexity"):
+            t = m["token_perplexity"]
+            seen.setdefault(model_name(m), set()).add((t["source"], t["seqlen"]))
+    mixed = {model: sorted(s) for model, s in seen.items() if len(s) > 1}
+    if mixed:
+        raise ValueError(f"token perplexity of one model measured on different (source, seqlen): {mixed}; "
+                         "rerun the compression jobs of the old setting")
+    return {model: dict(zip(("source", "seqlen"), next(iter(s)))) for model, s in seen.items()}
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model × method × scope × sparsity: perplexity and mean accuracy, mean and s.e. over seeds."""
-    ppl = df[df.task.isin(PERPLEXITY) & (df.metric == "word_perplexity")]
-    acc = df[df.metric == "acc"].groupby(["model", "method", "scope", "sparsity", "seed"], as_index=False)["value"].mean()
-    per_seed = ppl.groupby(["model", "method", "scope", "sparsity", "seed"], as_index=False)["value"].mean().rename(columns={"value": "perplexity"})
-    per_seed = per_seed.merge(acc.rename(columns={"value": "accuracy"}), how="outer")
-    keys = ["model", "method", "scope", "sparsity"]
-    g = per_seed.groupby(keys)
-    out = g[["perplexity", "accuracy"]].mean()
-    se = g[["perplexity", "accuracy"]].sem()  # NaN for a single seed
+    """Per model × method × scope × sparsity: lm-eval's word perplexity (`perplexity`), token
+    perplexity (`token_perplexity`) and mean accuracy, mean and s.e. over seeds."""
+    keys = ["model", "method", "scope", "sparsity", "seed"]
+
+    def per_seed_mean(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+        return rows.groupby(keys, as_index=False)["value"].mean().rename(columns={"value": name})
+
+    per_seed = df[keys].drop_duplicates()
+    for rows, name in (
+        (df[df.task.isin(PERPLEXITY) & (df.metric == "word_perplexity")], "perplexity"),
+        (df[df.metric == TOKEN_PERPLEXITY], "token_perplexity"),
+        (df[df.metric == "acc"], "accuracy"),
+    ):
+        per_seed = per_seed.merge(per_seed_mean(rows, name), how="left")
+    g = per_seed.groupby(keys[:-1])
+    cols = ["perplexity", "token_perplexity", "accuracy"]
+    out = g[cols].mean()
+    se = g[cols].sem()  # NaN for a single seed
     out = out.join(se.add_suffix("_se")).join(g.size().rename("n_seeds"))
     return out.reset_index()
 
@@ -56,12 +88,19 @@ def _pm(mean: float, se: float, digits: int) -> str:
     return f"{mean:.{digits}f}" + ("" if pd.isna(se) else f" ± {se:.{digits}f}")
 
 
-def pivot_markdown(summ: pd.DataFrame, at: float) -> str:
+def pivot_markdown(summ: pd.DataFrame, at: float, token_settings: dict[str, dict] | None = None) -> str:
+    """Per model and scope at sparsity `at`: token perplexity (at the seqlen of
+    `token_settings[model]`), lm-eval's word perplexity and mean accuracy per method."""
+    token_settings = token_settings or {}
     lines = []
     for (model, scope), part in summ[summ.sparsity.round(4) == round(at, 4)].groupby(["model", "scope"]):
-        lines += [f"### {model}, {scope} scope, sparsity {at:.2f}", "", "| method | perplexity ↓ | mean accuracy ↑ | seeds |", "|---|---|---|---|"]
-        for _, r in part.sort_values("perplexity").iterrows():
-            lines.append(f"| {r.method} | {_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {r.n_seeds} |")
+        t = token_settings.get(model)
+        token = f"{t['source']} token PPL @{t['seqlen']} ↓" if t else "token PPL ↓"
+        lines += [f"### {model}, {scope} scope, sparsity {at:.2f}", "",
+                  f"| method | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |", "|---|---|---|---|---|"]
+        for _, r in part.sort_values(["token_perplexity", "perplexity"]).iterrows():
+            lines.append(f"| {r.method} | {_pm(r.token_perplexity, r.token_perplexity_se, 2)} | "
+                         f"{_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {r.n_seeds} |")
         lines.append("")
     if not lines:
         raise ValueError(f"no results at sparsity {at:.2f}; add it to compression.sparsities")
@@ -97,9 +136,13 @@ def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plo
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
     summ = summary(df)
-    atomic_write_text(markdown, "# Compression\n\n" + pivot_markdown(summ, at))
+    token_settings = token_perplexity_settings(metrics_files)
+    intro = ("token PPL: token perplexity by the Wanda / SparseGPT protocol (non-overlapping windows of the "
+             "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n")
+    atomic_write_text(markdown, "# Compression\n\n" + intro + pivot_markdown(summ, at, token_settings))
     if paper_markdown is not None:
-        atomic_write_text(paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at))
+        atomic_write_text(paper_markdown, "# Compression: the paper's Table 1 and ours\n\n"
+                          + paper_table(summ, at, token_settings))
     # Snakemake's report shows HTML inline (CSV only as a download).
     atomic_write_text(Path(markdown).with_suffix(".html"), summ.round(4).to_html(index=False))
     for model in summ.model.unique():

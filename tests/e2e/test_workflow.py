@@ -132,9 +132,40 @@ def _world_model_without_recipe(config):
     config["models"]["world-gpt2"] = {"source": "world"}
 
 
+def _seqlen_beyond_world_context(config):
+    config["compression"]["seqlen"] = 128
+
+
+def _world_model_in_bf16(config):
+    config["models"]["world-llama"]["dtype"] = "bfloat16"
+
+
+def _world_model_spread(config):
+    config["models"]["world-opt"]["device_map"] = "auto"
+
+
+def _bad_dtype(config):
+    config["models"]["world-llama"]["dtype"] = "fp16"
+
+
+def _local_without_path(config):
+    config["models"]["mine"] = {"source": "local", "data": "world"}
+
+
+def _local_folder_without_config(config):
+    config["models"]["mine"] = {"source": "local", "path": "/nonexistent/model"}
+
+
+def _world_model_with_path(config):
+    config["models"]["world-opt"]["path"] = "world/models/world-opt"
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
+        (_local_without_path, "models.mine: source 'local' needs 'path'"),
+        (_local_folder_without_config, "models.mine.path: no config.json in '/nonexistent/model'"),
+        (_world_model_with_path, "models.world-opt: ['path'] do not apply to source 'world'"),
         (
             _typo,
             "world: unknown key 'vocab_sise'; allowed: card, models, scale, seed, vocab_size",
@@ -146,6 +177,13 @@ def _world_model_without_recipe(config):
             _world_model_without_recipe,
             "models.world-gpt2: source 'world' needs a world model",
         ),
+        (
+            _seqlen_beyond_world_context,
+            "compression.seqlen: 128 exceeds world model world-llama's context (64 tokens",
+        ),
+        (_world_model_in_bf16, "models.world-llama.dtype: 'bfloat16' for a world model; world models are CPU-sized"),
+        (_world_model_spread, "models.world-opt.device_map: 'auto' for a world model"),
+        (_bad_dtype, "models.world-llama.dtype: 'fp16' is not one of ['auto', 'bfloat16', 'float16', 'float32']"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
@@ -187,8 +225,10 @@ def test_full_run_of_the_tiny_config(tmp_path):
     import pandas as pd
 
     tidy = pd.read_csv(tmp_path / "results" / "tables" / "compression.csv")
-    # one model x {lrp, random} x 2 sparsities x (world_ppl: 3 metrics + world_ioi: acc)
-    assert len(tidy) == 2 * 2 * 4 and set(tidy.method) == {"lrp", "random"}
+    # one model x {lrp, random} x 2 sparsities x (world_ppl: 3 metrics + world_ioi: acc +
+    # world_tokens: token_perplexity)
+    assert len(tidy) == 2 * 2 * 5 and set(tidy.method) == {"lrp", "random"}
+    assert set(tidy[tidy.metric == "token_perplexity"].task) == {"world_tokens"}
     assert set(tidy.sparsity) == {0.0, 0.5} and (tidy.sparsity_measured - tidy.sparsity).abs().max() < 1e-9
     assert "| lrp |" in (tmp_path / "results" / "tables" / "compression.md").read_text()
     assert (tmp_path / "results" / "plots" / "compression_world-llama.png").exists()
@@ -231,3 +271,67 @@ def test_dry_run_of_the_paper_preset(tmp_path):
         "correction_tables": 1,
         "all": 1,
     }
+
+
+def test_dry_run_of_the_families_preset(tmp_path):
+    """configs/families.yaml: compression on one current model of every family, offline dry run."""
+    r = snakemake(tmp_path, ROOT / "configs" / "families.yaml", "-n", "-p")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # 6 models: (lrp, wanda) x 3 C4 seeds + magnitude x 1 scores and compress jobs each
+    assert job_counts(r.stdout + r.stderr) == {
+        "download_model": 6, "refset": 6 * 3, "scores": 6 * 7, "compress": 6 * 7, "compression_tables": 1, "all": 1,
+    }
+    assert "--ppl-source wikitext2 --seqlen 1024" in r.stdout
+    assert "--hf-id google/gemma-3-1b-pt --revision fcf18a2a879aab110ca39f8bffbccd5d49d8eb29" in r.stdout
+
+
+def test_precision_placement_and_scorer_device_reach_the_commands(tmp_path):
+    """models.<alias>.dtype / device_map become --dtype / --device-map of every model-loading
+    job (world models: float32), correction.scorer_device reaches Detoxify in shell-safe JSON,
+    and export-pruned gets the card's --base-model."""
+    import json
+    import shlex
+
+    r = snakemake(tmp_path, ROOT / "configs" / "paper.yaml", "-n", "-p")
+    assert r.returncode == 0, r.stdout + r.stderr
+    commands = [shlex.split(line.split(" > ")[0]) for line in r.stdout.splitlines() if "python -m attrprune" in line]
+    flags = {}
+    for argv in commands:
+        stage = argv[argv.index("attrprune") + 1]
+        if stage in ("scores", "compress", "circuit", "circuit-ablation", "correction", "behaviour-prompts"):
+            model = argv[argv.index("--model-dir") + 1].rsplit("/", 1)[-1]
+            flags.setdefault(model, set()).add((argv[argv.index("--dtype") + 1], argv[argv.index("--device-map") + 1]))
+        if "--scorer-options" in argv:
+            assert json.loads(argv[argv.index("--scorer-options") + 1]) == {"model_type": "original", "device": "auto"}
+    assert flags == {"tinyllama-1.1b": {("auto", "none")}, "llama-2-7b": {("bfloat16", "none")},
+                     "llama-3-8b": {("bfloat16", "none")}, "opt-125m": {("auto", "none")}}
+
+    r = snakemake(tmp_path, DEFAULT_CONFIG, "-n", "-p")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line for line in r.stdout.splitlines() if "python -m attrprune scores" in line]
+    assert lines and all("--dtype float32 --device-map none" in line for line in lines)
+    export = next(line for line in r.stdout.splitlines() if "attrprune export-pruned" in line)
+    assert "--base-model world-" in export and "--dtype" not in export
+
+
+def test_download_caches_wikitext2_for_hub_token_perplexity(tmp_path):
+    """A hub model's compression measures token perplexity on WikiText-2's test split, so
+    `snakemake download` caches wikitext2 even when download.datasets does not list it."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["models"]["tiny-hub"] = {"source": "hub", "hf_id": "org/tiny", "revision": "v1.0"}
+    config["compression"]["models"] = ["tiny-hub"]
+    config["compression"]["tasks"] = ["world_ppl"]
+    config["compression"]["seqlen"] = 2048
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, path, "-n", "-p", "download")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "download-data --names wikitext2 " in r.stdout
+    r = snakemake(tmp_path, path, "-n", "-p", "results/tiny-hub/compression/lrp/row/general-s0/sparsity_0.50/metrics.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "--ppl-source wikitext2 --seqlen 2048 " in r.stdout
+    config["compression"]["ppl_source"] = "none"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, path, "-n", "-p", "download")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "download-data" not in r.stdout

@@ -1,5 +1,6 @@
 """Compression through the CLI on world-llama: sparsity 0 is the dense model, the measured
-sparsity is the requested one, and pruning by relevance beats pruning at random."""
+sparsity is the requested one, pruning by relevance beats pruning at random, and the token
+perplexity (Wanda / SparseGPT protocol) is written beside lm-eval's rows."""
 
 import json
 
@@ -21,7 +22,7 @@ def runs(repo_root, tmp_path_factory):
                      "--out", str(tmp / f"{method}.safetensors")]) == 0
         assert main(["compress", "--model-dir", model, "--scores", str(tmp / f"{method}.safetensors"), "--scope", "row",
                      "--sparsities", "0.0,0.5", "--tasks", TASKS, "--data-dir", data, "--limit", "40",
-                     "--out-template", str(tmp / method / "sparsity_{sparsity}" / "metrics.json")]) == 0
+                     "--ppl-source", "world", "--seqlen", "64", "--out-template", str(tmp / method / "sparsity_{sparsity}" / "metrics.json")]) == 0
     return tmp
 
 
@@ -68,3 +69,33 @@ def test_export_pruned_model_loads_with_its_sparsity(repo_root, runs, tmp_path):
     assert torch.equal((down == 0).sum(1), torch.full((down.shape[0],), down.shape[1] // 2))  # row-wise
     assert "50.00% of the weights" in (out / "README.md").read_text()
     assert json.loads((out / "pruning.json").read_text())["sparsity_measured"] == pytest.approx(0.5)
+
+
+def test_token_perplexity_row(repo_root, runs, world_llama):
+    from attrprune.evaluation.perplexity import perplexity_texts, token_perplexity
+
+    model, tokenizer, data = world_llama
+    dense = token_perplexity(model, tokenizer, perplexity_texts("world", data), 64, documents=True)["value"]
+    ppl = {}
+    for method in ("lrp", "random"):
+        for s in ("0.00", "0.50"):
+            m = json.loads((runs / method / f"sparsity_{s}" / "metrics.json").read_text())
+            row = next(r for r in m["metrics"] if r["metric"] == "token_perplexity")
+            assert row["task"] == "world_tokens" and row["stderr"] is None
+            assert m["token_perplexity"]["seqlen"] == m["seqlen"] == 64
+            assert m["token_perplexity"]["source"] == m["ppl_source"] == "world"
+            assert m["token_perplexity"]["n_tokens"] == m["token_perplexity"]["n_windows"] * 63
+            ppl[method, s] = row["value"]
+    assert ppl["lrp", "0.00"] == pytest.approx(dense, rel=1e-6) == ppl["random", "0.00"]  # sparsity 0 = dense
+    # Half the weights gone: by lrp a little worse, at random much worse.
+    assert dense < ppl["lrp", "0.50"] < 1.1 * dense < 2 * dense < ppl["random", "0.50"]
+    # lm-eval's word perplexity is still there, under its own task and metric
+    assert _value(runs / "lrp" / "sparsity_0.50" / "metrics.json", "world_ppl", "word_perplexity") > 1
+
+
+def test_seqlen_beyond_the_context_stops_before_pruning(repo_root, runs, tmp_path):
+    with pytest.raises(ValueError, match="--seqlen 128 exceeds .*max_position_embeddings \\(64\\)"):
+        main(["compress", "--model-dir", str(repo_root / "world/models/world-llama"), "--scores", str(runs / "lrp.safetensors"),
+              "--sparsities", "0.5", "--tasks", "world_ppl", "--data-dir", str(repo_root / "world/data"),
+              "--ppl-source", "world", "--seqlen", "128", "--out-template", str(tmp_path / "{sparsity}.json")])
+    assert not list(tmp_path.iterdir())

@@ -56,3 +56,49 @@ def test_help_does_not_import_torch():
     code = "import sys; from attrprune.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "False"
+
+
+# Every stage that loads a model for compute, with its required arguments.
+MODEL_STAGES = {
+    "refsets": ["--kind", "toxic", "--model-dir", "m", "--out", "o"],
+    "scores": ["--model-dir", "m", "--refset", "r", "--method", "lrp", "--out", "o"],
+    "compress": ["--model-dir", "m", "--scores", "s", "--sparsities", "0.5", "--tasks", "t", "--out-template", "o"],
+    "circuit": ["--model-dir", "m", "--scores", "s", "--eval-file", "e", "--granularity", "head",
+                "--sparsities", "0.5", "--out-dir", "o"],
+    "circuit-ablation": ["--model-dir", "m", "--eval-file", "e", "--out", "o"],
+    "correction": ["--model-dir", "m", "--general-scores", "g", "--unwanted-scores", "u", "--behaviour", "toxicity",
+                   "--granularity", "neuron", "--ks", "1", "--prompts-file", "p", "--out-dir", "o"],
+    "behaviour-prompts": ["--behaviour", "toxicity", "--model-dir", "m", "--reference-out", "r", "--evaluation-out", "e"],
+}
+
+
+@pytest.mark.parametrize("stage", sorted(MODEL_STAGES))
+def test_model_stages_take_dtype_and_device_map(stage):
+    parser = build_parser()
+    a = parser.parse_args([stage, *MODEL_STAGES[stage]])
+    assert (a.dtype, a.device_map) == ("auto", "none")
+    for dtype in ("auto", "bfloat16", "float16", "float32"):
+        for device_map in ("none", "auto"):
+            a = parser.parse_args([stage, *MODEL_STAGES[stage], "--dtype", dtype, "--device-map", device_map])
+            assert (a.dtype, a.device_map) == (dtype, device_map)
+
+
+@pytest.mark.parametrize("stage", sorted(MODEL_STAGES))
+def test_model_stages_reject_unknown_dtypes(capsys, stage):
+    with pytest.raises(SystemExit) as e:
+        main([stage, *MODEL_STAGES[stage], "--dtype", "fp16"])
+    assert e.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([stage, *MODEL_STAGES[stage], "--device-map", "balanced"])
+    assert "invalid choice: 'balanced'" in capsys.readouterr().err
+
+
+def test_export_pruned_takes_dtype_and_base_model_but_runs_on_cpu(capsys):
+    argv = ["export-pruned", "--model-dir", "m", "--scores", "s", "--sparsity", "0.5", "--out-dir", "o"]
+    a = build_parser().parse_args(argv)
+    assert (a.dtype, a.base_model) == ("auto", None)
+    a = build_parser().parse_args([*argv, "--dtype", "bfloat16", "--base-model", "org/name"])
+    assert (a.dtype, a.base_model) == ("bfloat16", "org/name")
+    with pytest.raises(SystemExit):
+        main([*argv, "--device-map", "auto"])
+    assert "unrecognized arguments: --device-map" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def _negative_lr(c):
 
 
 def _bad_source(c):
-    c["models"]["world-llama"]["source"] = "local"
+    c["models"]["world-llama"]["source"] = "s3"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def _bad_source(c):
         (_bad_family, "'gpt2' is not one of ['llama', 'opt']"),
         (_bad_alias, "'World_Llama' does not match"),
         (_negative_lr, "['world-llama']['lr']"),
-        (_bad_source, "'local' is not one of ['world', 'hub']"),
+        (_bad_source, "'s3' is not one of ['world', 'hub', 'local']"),
     ],
 )
 def test_bad_config_names_the_key(mutate, expected):

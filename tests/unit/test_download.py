@@ -294,7 +294,8 @@ def test_detoxify_is_loaded_from_the_torch_hub_cache_and_recorded(tmp_path, monk
 
 def test_download_rules_fetch_what_the_config_needs(tmp_path):
     """Dry run of the target `download` with a hub model: hub models only, lm-eval data of
-    non-world tasks, every rule local and forced online."""
+    non-world tasks, WikiText-2 for the hub model's token perplexity, every rule local and
+    forced online."""
     config = {
         "models": {"tiny": {"source": "hub", "hf_id": "org/tiny", "revision": SHA}},
         "compression": {"tasks": ["world_ppl", "arc_easy"]},
@@ -309,7 +310,7 @@ def test_download_rules_fetch_what_the_config_needs(tmp_path):
     assert "resources/models/tiny/download.json" in out and "world-llama/download.json" not in out
     assert (f"HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model "
             f"--hf-id org/tiny --revision {SHA} --out-dir resources/models/tiny > logs/resources/models/tiny/download.log 2>&1") in out
-    assert "download-data --names c4,lmeval:arc_easy --out resources/downloads/datasets.json" in out
+    assert "download-data --names c4,lmeval:arc_easy,wikitext2 --out resources/downloads/datasets.json" in out
     assert "download-detoxify --model-type original --out resources/downloads/detoxify.json" in out
     # the SLURM executor runs these in the submitting process (login node, with internet)
     block = re.search(r"localrules:(.*?)\n\n", (ROOT / "rules" / "download.smk").read_text(), re.S)[1]

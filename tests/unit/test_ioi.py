@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from attrprune import ioi
 from attrprune.refsets import ioi_refset
+from attrprune.tokens import start_ids
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,8 @@ def test_refset_targets_io_and_s_at_last_position(tok):
     assert len(refset) == len(rows)
     for i in range(len(refset)):
         last = int(refset.attention_mask[i].sum()) - 1
-        row = by_prompt[tok.decode(refset.input_ids[i, 1 : last + 1])]  # position 0 is <eos>
+        start = len(start_ids(tok))  # the BOS policy: <|endoftext|> for the world, nothing for this BPE
+        row = by_prompt[tok.decode(refset.input_ids[i, start : last + 1])]
         assert refset.plus[i, last] == tok.encode(" " + row["io"], add_special_tokens=False)[0]
         assert refset.minus[i, last] == tok.encode(" " + row["s"], add_special_tokens=False)[0]
         assert (refset.plus[i] >= 0).sum() == 1 and (refset.minus[i] >= 0).sum() == 1

@@ -24,6 +24,7 @@ class CharTokenizer:
     """Whitespace 'tokenizer' over a fixed vocabulary: enough to test the set builders."""
 
     eos_token_id = 0
+    bos_token_id, bos_token = 0, "<eos>"  # the world's convention: documents and prompts start with <eos>
 
     def __init__(self):
         self.vocab = {"<eos>": 0}

@@ -8,17 +8,22 @@ import pytest
 from attrprune.tables import TIDY_COLUMNS, compression_tables
 
 
-def _metrics(tmp_path, method, seed, sparsity, ppl, ioi, facts):
-    path = tmp_path / method / f"s{seed}" / f"sparsity_{sparsity:.2f}" / "metrics.json"
+def _metrics(tmp_path, method, seed, sparsity, ppl, ioi, facts, token_ppl=None, seqlen=64, model="world-llama",
+             source="world"):
+    path = tmp_path / model / method / f"s{seed}" / f"sparsity_{sparsity:.2f}" / "metrics.json"
     path.parent.mkdir(parents=True)
+    rows = [
+        {"task": "world_ppl", "metric": "word_perplexity", "value": ppl, "stderr": None},
+        {"task": "world_ioi", "metric": "acc", "value": ioi, "stderr": 0.01},
+        {"task": "world_facts", "metric": "acc", "value": facts, "stderr": 0.02},
+    ]
+    token = None
+    if token_ppl is not None:  # as the compress stage writes it (evaluation.perplexity)
+        rows.append({"task": f"{source}_tokens", "metric": "token_perplexity", "value": token_ppl, "stderr": None})
+        token = {"source": source, "task": f"{source}_tokens", "seqlen": seqlen, "value": token_ppl}
     path.write_text(json.dumps({
-        "model_dir": "world/models/world-llama", "scope": "row", "sparsity": sparsity, "sparsity_measured": sparsity,
-        "scores": {"method": method, "refset_seed": seed},
-        "metrics": [
-            {"task": "world_ppl", "metric": "word_perplexity", "value": ppl, "stderr": None},
-            {"task": "world_ioi", "metric": "acc", "value": ioi, "stderr": 0.01},
-            {"task": "world_facts", "metric": "acc", "value": facts, "stderr": 0.02},
-        ],
+        "model_dir": f"models/{model}", "scope": "row", "sparsity": sparsity, "sparsity_measured": sparsity,
+        "scores": {"method": method, "refset_seed": seed}, "metrics": rows, "token_perplexity": token,
     }))
     return path
 
@@ -26,17 +31,22 @@ def _metrics(tmp_path, method, seed, sparsity, ppl, ioi, facts):
 def test_compression_tables(tmp_path):
     files = []
     for seed, bump in ((0, 0.0), (1, 2.0)):
-        files += [_metrics(tmp_path, "lrp", seed, 0.0, 8.0, 0.9, 1.0), _metrics(tmp_path, "lrp", seed, 0.5, 10.0 + bump, 0.8, 0.6)]
-    files += [_metrics(tmp_path, "random", 0, 0.0, 8.0, 0.9, 1.0), _metrics(tmp_path, "random", 0, 0.5, 300.0, 0.5, 0.1)]
+        files += [_metrics(tmp_path, "lrp", seed, 0.0, 8.0, 0.9, 1.0, 5.0),
+                  _metrics(tmp_path, "lrp", seed, 0.5, 10.0 + bump, 0.8, 0.6, 6.0 + bump)]
+    files += [_metrics(tmp_path, "random", 0, 0.0, 8.0, 0.9, 1.0, 5.0), _metrics(tmp_path, "random", 0, 0.5, 300.0, 0.5, 0.1, 200.0)]
     out = tmp_path / "out"
     compression_tables(files, out / "c.csv", out / "c.md", out / "plots", at=0.5)
     df = pd.read_csv(out / "c.csv")
-    assert list(df.columns) == TIDY_COLUMNS and len(df) == 6 * 3
+    assert list(df.columns) == TIDY_COLUMNS and len(df) == 6 * 4
     assert set(df.method) == {"lrp", "random"} and set(df.seed) == {0, 1}
+    token = df[df.metric == "token_perplexity"]
+    assert set(token.task) == {"world_tokens"} and len(token) == 6  # its own metric, beside lm-eval's rows
     md = (out / "c.md").read_text()
-    # lrp at 50 %: perplexity mean 11 over seeds 10 and 12, s.e. = std / sqrt(2) = 1.0
-    assert "| lrp | 11.00 ± 1.00 | 0.700 ± 0.000 | 2 |" in md
-    assert "| random | 300.00 | 0.300 | 1 |" in md
+    assert "| method | world token PPL @64 ↓ | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |" in md
+    # lrp at 50 %: token perplexity mean 7 over seeds 6 and 8, word perplexity mean 11 over 10
+    # and 12; s.e. = std / sqrt(2) = 1.0
+    assert "| lrp | 7.00 ± 1.00 | 11.00 ± 1.00 | 0.700 ± 0.000 | 2 |" in md
+    assert "| random | 200.00 | 300.00 | 0.300 | 1 |" in md
     assert md.index("| lrp |") < md.index("| random |")  # sorted by perplexity
     assert (out / "plots" / "compression_world-llama.png").stat().st_size > 1000
 
@@ -52,13 +62,63 @@ def test_paper_table_fills_our_cells_only_where_we_have_results():
 
     from attrprune.paper import paper_table
 
+    # perplexity = lm-eval's word perplexity (never in the paper table), token_perplexity = ours
     summ = pd.DataFrame([
-        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 12.34, "accuracy": 0.4471},
-        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.0, "perplexity": 7.99, "accuracy": 0.4874},
-        {"model": "world-llama", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 7.4, "accuracy": 0.9},
+        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 19.0,
+         "token_perplexity": 12.34, "accuracy": 0.4471},
+        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.0, "perplexity": 13.0,
+         "token_perplexity": 7.99, "accuracy": 0.4874},
+        {"model": "llama-2-7b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 11.0,
+         "token_perplexity": float("nan"), "accuracy": 0.5472},
+        {"model": "world-llama", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 7.4,
+         "token_perplexity": 8.1, "accuracy": 0.9},
     ])
-    lines = paper_table(summ, 0.5).splitlines()
+    settings = {"tinyllama-1.1b": {"source": "wikitext2", "seqlen": 2048}, "world-llama": {"source": "world", "seqlen": 64}}
+    table = paper_table(summ, 0.5, settings)
+    lines = table.splitlines()
     assert "| TinyLlama | lrp | 11.85 | 12.34 | 44.71 | 44.71 |" in lines
     assert "| TinyLlama | dense | 7.98 | 7.99 | 48.74 | 48.74 |" in lines
     assert "| TinyLlama | wanda | 11.52 | – | 45.46 | – |" in lines
+    assert "| Llama2-7B | lrp | 7.14 | – | 54.72 | 54.72 |" in lines  # no token perplexity: never the word one
     assert "| Llama3-8B | lrp | 9.82 | – | 55.18 | – |" in lines
+    assert "ours at windows of 2,048 tokens." in table and "word perplexity" in table
+
+
+def test_paper_table_says_when_our_seqlen_differs():
+    import pandas as pd
+
+    from attrprune.paper import paper_table
+
+    summ = pd.DataFrame([{"model": "llama-2-7b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 11.0,
+                          "token_perplexity": 7.0, "accuracy": 0.55}])
+    table = paper_table(summ, 0.5, {"llama-2-7b": {"source": "wikitext2", "seqlen": 4096}})
+    assert "| Llama2-7B | lrp | 7.14 | 7.00 | 54.72 | 55.00 |" in table.splitlines()
+    assert "ours at windows of 4,096 tokens; the paper's windows are 2,048 tokens, so these differ" in table
+
+
+def test_compression_paper_markdown_uses_token_perplexity(tmp_path):
+    files = []
+    for method, sparsity, word, token in (("lrp", 0.0, 13.0, 8.0), ("lrp", 0.5, 19.0, 12.0), ("wanda", 0.5, 18.0, 11.5)):
+        files.append(_metrics(tmp_path, method, 0, sparsity, word, 0.4, 0.5, token, seqlen=2048,
+                              model="tinyllama-1.1b", source="wikitext2"))
+    out = tmp_path / "out"
+    compression_tables(files, out / "c.csv", out / "c.md", out / "plots", at=0.5, paper_markdown=out / "paper.md")
+    paper = (out / "paper.md").read_text()
+    assert "| TinyLlama | lrp | 11.85 | 12.00 | 44.71 | 45.00 |" in paper
+    assert "| TinyLlama | wanda | 11.52 | 11.50 | 45.46 | 45.00 |" in paper
+    assert "| TinyLlama | dense | 7.98 | 8.00 | 48.74 | 45.00 |" in paper
+    assert "ours at windows of 2,048 tokens." in paper
+
+
+def test_token_perplexity_at_mixed_seqlens_is_an_error(tmp_path):
+    files = [_metrics(tmp_path, "lrp", 0, 0.5, 10.0, 0.9, 0.9, 7.0, seqlen=64),
+             _metrics(tmp_path, "lrp", 1, 0.5, 10.0, 0.9, 0.9, 7.0, seqlen=32)]
+    with pytest.raises(ValueError, match="different \\(source, seqlen\\)"):
+        compression_tables(files, tmp_path / "c.csv", tmp_path / "c.md", tmp_path / "p", at=0.5)
+
+
+def test_metrics_without_token_perplexity_still_tabulate(tmp_path):
+    """Metrics files written before the token perplexity existed (or with ppl_source none)."""
+    files = [_metrics(tmp_path, "lrp", 0, 0.5, 10.0, 0.9, 0.9)]
+    compression_tables(files, tmp_path / "c.csv", tmp_path / "c.md", tmp_path / "p", at=0.5)
+    assert "| lrp | – | 10.00 | 0.900 | 1 |" in (tmp_path / "c.md").read_text()

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from attrprune.architectures import architecture_of
 from attrprune.circuits.components import component_names, mask_arguments
 from attrprune.circuits.metrics import IOIBatch, logit_differences
 from attrprune.pruning import pruned
@@ -40,19 +41,21 @@ def _unit_drops(model, batch: IOIBatch, granularity: str, shapes: dict[str, int]
 
 def _weight_drops(model, batch: IOIBatch, names: list[str], n_weights: int, seed: int, dense: float, progress: bool):
     """(flat indices, drops) per module for `n_weights` elements drawn uniformly over all of them."""
-    sizes = torch.tensor([model.get_submodule(n).weight.numel() for n in names])
+    arch = architecture_of(model)
+    shapes = [arch.weight(model.get_submodule(n)).shape for n in names]  # [out, in] each
+    sizes = torch.tensor([s.numel() for s in shapes])
     flat = torch.randperm(int(sizes.sum()), generator=torch.Generator().manual_seed(seed))[:n_weights].sort().values
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
     out = {}
     with tqdm(total=len(flat), desc="ablate weights", disable=not progress) as bar:
         for i, name in enumerate(names):
-            w = model.get_submodule(name).weight
+            shape = shapes[i]
             local = flat[(flat >= offsets[i]) & (flat < offsets[i + 1])] - offsets[i]
             drops = torch.empty(len(local))
             for j, idx in enumerate(local.tolist()):
-                keep = torch.ones(w.numel(), dtype=torch.bool)
+                keep = torch.ones(shape.numel(), dtype=torch.bool)
                 keep[idx] = False
-                with pruned(model, weight_masks={name: keep.view(w.shape)}):
+                with pruned(model, weight_masks={name: keep.view(shape)}):
                     drops[j] = dense - logit_differences(model, batch).mean()
                 bar.update()
             out[name] = (local, drops)
@@ -68,11 +71,12 @@ def ablation_importance(model, batch: IOIBatch, n_weights: int = 256, weight_mod
     dense = logit_differences(model, batch).mean().item()
     heads = component_names(model, "head")
     neurons = component_names(model, "neuron")
-    n_heads = model.config.num_attention_heads
+    arch = architecture_of(model)
+    n_heads = arch.n_heads(model)
     return {
         "dense_logit_diff": dense,
         "head": _unit_drops(model, batch, "head", {n: n_heads for n in heads}, dense, progress),
-        "neuron": _unit_drops(model, batch, "neuron", {n: model.get_submodule(n).weight.shape[0] for n in neurons}, dense, progress),
+        "neuron": _unit_drops(model, batch, "neuron", {n: arch.weight(model.get_submodule(n)).shape[0] for n in neurons}, dense, progress),
         "weight": _weight_drops(model, batch, component_names(model, "weight", weight_modules), n_weights, seed, dense, progress),
     }
 
@@ -129,20 +133,22 @@ def importance_and_scores(ablation: dict, granularity: str, scores: dict[str, to
 
 
 def run_ablation(model_dir: Path, eval_file: Path, out: Path, n_weights: int = 256, weight_modules: str = "mlp",
-                 seed: int = 0, limit: int | None = None, threads: int | None = None) -> dict:
+                 seed: int = 0, limit: int | None = None, threads: int | None = None, dtype: str = "auto",
+                 device_map: str = "none") -> dict:
     """The `circuit-ablation` stage: ablation importance of every head and neuron and of
     `n_weights` sampled weights on the first `limit` prompts of `eval_file`."""
     import sys
 
     from attrprune.io import provenance
-    from attrprune.models import load_model
+    from attrprune.models import load_model, placement
     from attrprune.world.measure import read_jsonl
 
-    model, tokenizer = load_model(model_dir, accelerate=True)
+    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file)[:limit])
     result = ablation_importance(model, batch, n_weights, weight_modules, seed)
     save_ablation(result, out, provenance(model_dir=str(model_dir), eval_file=str(eval_file), n_prompts=len(batch),
-                                          n_weights=n_weights, weight_modules=weight_modules, seed=seed))
+                                          n_weights=n_weights, weight_modules=weight_modules, seed=seed,
+                                          **placement(model, device_map)))
     top = {kind: max(((n, float(t.max())) for n, t in result[kind].items()), key=lambda x: x[1]) for kind in ("head", "neuron")}
     print(f"dense logit difference {result['dense_logit_diff']:.3f}; largest single drops: {top}", file=sys.stderr)
     return result

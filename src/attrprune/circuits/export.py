@@ -78,7 +78,7 @@ def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str,
 def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granularity: str, scope: str,
                 sparsities: list[float], threshold: float, out_dir: Path, weight_modules: str = "mlp",
                 ablation_path: Path | None = None, top_fraction: float = 0.1, limit: int | None = None,
-                batch_size: int = 256) -> dict:
+                batch_size: int = 256, dtype: str = "auto", device_map: str = "none", model_name: str | None = None) -> dict:
     from safetensors.torch import save_file
 
     from attrprune.circuits.ablation import importance_and_scores, load_ablation
@@ -87,11 +87,11 @@ def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granu
     from attrprune.circuits.metrics import IOIBatch
     from attrprune.circuits.sweep import discover
     from attrprune.io import atomic_path, provenance, write_json
-    from attrprune.models import load_model
+    from attrprune.models import load_model, placement
     from attrprune.relevance.store import load_scores
     from attrprune.world.measure import read_jsonl
 
-    model, tokenizer = load_model(model_dir, accelerate=True)
+    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     rows = read_jsonl(eval_file)[:limit]
     batch = IOIBatch.encode(tokenizer, rows)
     names = component_names(model, granularity, weight_modules)
@@ -108,7 +108,8 @@ def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granu
     result.update({"method": metas[0].get("method"), "weight_modules": weight_modules if granularity == "weight" else None,
                    "eval_file": str(eval_file), "scores": [str(p) for p in score_paths],
                    "refset_sha256": [m.get("refset_sha256") for m in metas],
-                   **provenance(model_dir=str(model_dir), limit=limit)})
+                   **provenance(model_dir=str(model_dir), model=model_name or Path(model_dir).name, limit=limit,
+                                 **placement(model, device_map))})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "circuit.json", {**summary(model, granularity, masks), "method": result["method"],

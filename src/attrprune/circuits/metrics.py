@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from attrprune.architectures import architecture_of
+
 
 @dataclass
 class IOIBatch:
@@ -34,15 +36,15 @@ class IOIBatch:
 
     @classmethod
     def encode(cls, tokenizer, rows: list[dict]) -> "IOIBatch":
-        """Each prompt as [eos] + tokens (the world models' training format; harmless for others),
-        names as the single token of " Name"."""
+        """Each prompt encoded by the BOS policy of `attrprune.tokens`, names as the single token
+        of " Name"."""
+        from attrprune.tokens import encode_prompts
         from attrprune.world.measure import pad_rows, single_token_id
 
         if not rows:
             raise ValueError("the IOI evaluation split is empty")
-        eos = tokenizer.eos_token_id
-        encs = [[eos] + tokenizer.encode(r["prompt"], add_special_tokens=False) for r in rows]
-        ids, mask = pad_rows(encs, eos)
+        encs = encode_prompts(tokenizer, [r["prompt"] for r in rows])
+        ids, mask = pad_rows(encs, tokenizer.eos_token_id)
         return cls(
             ids, mask, torch.tensor([len(e) - 1 for e in encs]),
             torch.tensor([single_token_id(tokenizer, r["io"]) for r in rows]),
@@ -56,13 +58,17 @@ def logit_differences(model, batch: IOIBatch, batch_size: int = 256) -> torch.Te
 
     Runs the base model and applies the output embedding to the last prompt position only (a
     third of the world models' cost is the vocabulary projection of every position)."""
-    device = next(model.parameters()).device
     head = model.get_output_embeddings()
+    backbone = model.get_submodule(architecture_of(model).backbone)
+    # Inputs go where the embedding is, the rest where the output head is (the two differ when
+    # accelerate spreads the model over GPUs, whose output hook the backbone does not run).
+    device, out_device = model.get_input_embeddings().weight.device, head.weight.device
     out = []
     for i in range(0, len(batch), batch_size):
         sl = slice(i, i + batch_size)
-        hidden = model.base_model(input_ids=batch.input_ids[sl].to(device),
-                                  attention_mask=batch.attention_mask[sl].to(device)).last_hidden_state  # [b, L, d]
+        hidden = backbone(input_ids=batch.input_ids[sl].to(device),
+                          attention_mask=batch.attention_mask[sl].to(device)).last_hidden_state  # [b, L, d]
+        hidden, device = hidden.to(out_device), out_device
         rows = torch.arange(hidden.shape[0], device=device)
         io, s = batch.io[sl].to(device), batch.s[sl].to(device)
         w = head.weight[torch.stack([io, s], 1)]  # [b, 2, d]: only the two names' output rows

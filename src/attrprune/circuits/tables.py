@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text, pyplot, save_figure
+from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 
 KEYS = ["model", "method", "granularity", "scope"]
 CURVE_COLUMNS = [*KEYS, "seed_index", "sparsity", "kept_fraction", "accuracy", "logit_diff", "normalized_logit_diff"]
@@ -32,7 +32,7 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     curves, summary = [], []
     for path in paths:
         r = json.loads(Path(path).read_text())
-        ident = {"model": Path(r["model_dir"]).name, "method": r["method"], "granularity": r["granularity"], "scope": r["scope"]}
+        ident = {"model": model_name(r), "method": r["method"], "granularity": r["granularity"], "scope": r["scope"]}
         curves += [{**ident, **point} for point in r["curve"]]
         c, gt = r["circuit"], r.get("groundtruth") or {}
         summary.append({

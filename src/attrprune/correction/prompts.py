@@ -63,9 +63,9 @@ def split_rows(rows: list[dict], n_reference: int, seed: int) -> tuple[list[dict
 
 def select_repetitive(model, tokenizer, prompts: list[str], threshold: float = 0.5, new_tokens: int = 50) -> list[dict]:
     """Prompts whose greedy continuation has a response uniqueness ratio < `threshold`."""
-    from attrprune.generation import generate, prepend_eos_for, response_uniqueness_ratio
+    from attrprune.generation import generate, response_uniqueness_ratio
 
-    conts = generate(model, tokenizer, prompts, new_tokens, prepend_eos=prepend_eos_for(tokenizer))
+    conts = generate(model, tokenizer, prompts, new_tokens)
     rows = []
     for prompt, (cont,) in zip(prompts, conts):
         ratio = response_uniqueness_ratio(cont)
@@ -76,9 +76,9 @@ def select_repetitive(model, tokenizer, prompts: list[str], threshold: float = 0
 
 def select_toxic(model, tokenizer, prompts: list[str], scorer, threshold: float = 0.9, new_tokens: int = 20) -> list[dict]:
     """Prompts whose greedy continuation the scorer rates ≥ `threshold`."""
-    from attrprune.generation import generate, prepend_eos_for
+    from attrprune.generation import generate
 
-    conts = generate(model, tokenizer, prompts, new_tokens, prepend_eos=prepend_eos_for(tokenizer))
+    conts = generate(model, tokenizer, prompts, new_tokens)
     texts = [tokenizer.decode(c) for (c,) in conts]
     return [{"prompt": p, "toxicity": s, "continuation": t}
             for p, t, s in zip(prompts, texts, scorer.score(texts)) if s >= threshold]
@@ -104,12 +104,13 @@ def rtp_prompts(n_candidates: int, seed: int) -> list[str]:
 def behaviour_prompts(behaviour: str, model_dir: Path, reference_out: Path, evaluation_out: Path, *,
                       n_candidates: int = 5000, n_reference: int = 93, threshold: float | None = None,
                       new_tokens: int | None = None, scorer: str = "detoxify", scorer_options: dict | None = None,
-                      seed: int = 0) -> dict:
-    """Select the prompts that show `behaviour` for the model in `model_dir` and write both halves."""
+                      seed: int = 0, dtype: str = "auto", device_map: str = "none") -> dict:
+    """Select the prompts that show `behaviour` for the model in `model_dir` and write both halves
+    (`dtype`, `device_map`: `attrprune.models.load_model`)."""
     from attrprune.io import atomic_write_text, provenance, write_json
-    from attrprune.models import load_model
+    from attrprune.models import load_model, placement
 
-    model, tokenizer = load_model(model_dir, accelerate=True)
+    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     if behaviour == "toxicity":
         from attrprune.evaluation.toxicity import make_scorer
 
@@ -125,7 +126,7 @@ def behaviour_prompts(behaviour: str, model_dir: Path, reference_out: Path, eval
     atomic_write_text(evaluation_out, _jsonl(evaluation))
     atomic_write_text(reference_out, _jsonl(reference))
     summary = {"behaviour": behaviour, "threshold": threshold, "selected": len(rows), "reference": len(reference),
-               "evaluation": len(evaluation), **provenance(model_dir=str(model_dir), seed=seed)}
+               "evaluation": len(evaluation), **provenance(model_dir=str(model_dir), seed=seed, **placement(model, device_map))}
     write_json(Path(reference_out).with_suffix(".json"), summary)
     print(f"{behaviour}: {len(rows)} prompts show it; {len(reference)} reference, {len(evaluation)} evaluation",
           file=sys.stderr)

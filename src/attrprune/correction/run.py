@@ -47,7 +47,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+
+from attrprune.architectures import architecture_of
 
 BEHAVIOURS = ("toxicity", "repetition")
 GRANULARITIES = ("neuron", "weight")
@@ -104,9 +105,10 @@ def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
 
 def _zeroed(model, names: list[str], granularity: str) -> int:
     """Components that are zero in the model: weight elements, or neurons (all-zero rows)."""
+    arch = architecture_of(model)
     total = 0
     for name in names:
-        w = model.get_submodule(name).weight
+        w = arch.weight(model.get_submodule(name))  # [out, in]
         total += int((w == 0).all(1).sum()) if granularity == "neuron" else int((w == 0).sum())
     return total
 
@@ -120,12 +122,11 @@ def measure_behaviour(model, tokenizer, prompts: list[str], behaviour: str, *, s
                       batch_size: int = 64) -> tuple[dict, list[dict]]:
     """(metrics, one record per prompt) of greedy and `n_samples` sampled continuations."""
     from attrprune.evaluation.toxicity import toxicity_summary
-    from attrprune.generation import generate, prepend_eos_for, response_uniqueness_ratio
+    from attrprune.generation import generate, response_uniqueness_ratio
 
-    prepend = prepend_eos_for(tokenizer)
-    greedy = [c[0] for c in generate(model, tokenizer, prompts, new_tokens, batch_size=batch_size, prepend_eos=prepend)]
+    greedy = [c[0] for c in generate(model, tokenizer, prompts, new_tokens, batch_size=batch_size)]
     sampled = (generate(model, tokenizer, prompts, new_tokens, do_sample=True, n=n_samples, top_p=top_p,
-                        temperature=temperature, seed=seed, batch_size=batch_size, prepend_eos=prepend)
+                        temperature=temperature, seed=seed, batch_size=batch_size)
                if n_samples else [[] for _ in prompts])
     greedy_text = [tokenizer.decode(c) for c in greedy]
     sampled_text = [[tokenizer.decode(c) for c in per_prompt] for per_prompt in sampled]
@@ -185,7 +186,8 @@ def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path,
                    n_samples: int = 4, top_p: float = 0.9, temperature: float = 1.0, seed: int = 0,
                    n_prompts: int | None = None, ppl_tasks: list[str] = ("world_ppl",), data_dir: Path | None = None,
                    ppl_limit: int | None = None, normalization: str = "sum", weight_modules: str = "neuron_role",
-                   batch_size: int = 64) -> dict:
+                   batch_size: int = 64, dtype: str = "auto", device_map: str = "none",
+                   model_name: str | None = None) -> dict:
     """Prune the k lowest-R_diff components for each k and measure; returns curve.json's content.
 
     `reply_only`: measure the behaviour on the quoted reply only; None = True for the ``world``
@@ -196,7 +198,7 @@ def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path,
     from attrprune.correction.contrastive import contrastive_scores
     from attrprune.evaluation.toxicity import make_scorer
     from attrprune.io import atomic_path, provenance, write_json
-    from attrprune.models import load_model
+    from attrprune.models import load_model, placement
     from attrprune.pruning import MaskBuilder, pruned
     from attrprune.relevance.store import load_scores
     from attrprune.world.measure import read_jsonl
@@ -209,7 +211,7 @@ def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path,
     _check_metas(g_meta, u_meta, behaviour)
     method = g_meta.get("method", "?")
 
-    model, tokenizer = load_model(model_dir, accelerate=True)
+    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     names = component_names(model, granularity, weight_modules)
     diff, scales = contrastive_scores(select(g_scores, names, granularity, method),
                                       select(u_scores, names, granularity, method), normalization, return_scales=True)
@@ -260,7 +262,9 @@ def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path,
         "prompts_file": str(prompts_file), "n_prompts": len(prompts),
         "general_scores": {"path": str(general_scores), "meta": g_meta},
         "unwanted_scores": {"path": str(unwanted_scores), "meta": u_meta},
-        **provenance(model_dir=str(model_dir), ppl_tasks=ppl_tasks, ppl_limit=ppl_limit, seed=seed),
+        **provenance(model_dir=str(model_dir), model=model_name or Path(model_dir).name, ppl_tasks=ppl_tasks,
+                     ppl_limit=ppl_limit, seed=seed,
+                     **placement(model, device_map)),
     }
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "generations.jsonl") as tmp:

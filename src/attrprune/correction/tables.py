@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text, pyplot, save_figure
+from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 
 KEYS = ["model", "behaviour", "method", "granularity", "normalization"]
 COLUMNS = [*KEYS, "k", "metric", "value"]
@@ -32,7 +32,7 @@ _SKIP = ("n_prompts", "n_generations")
 
 
 def _ident(r: dict) -> dict:
-    return {"model": Path(r["model_dir"]).name, "behaviour": r["behaviour"], "method": r["method"],
+    return {"model": model_name(r), "behaviour": r["behaviour"], "method": r["method"],
             "granularity": r["granularity"], "normalization": r["normalization"]}
 
 
@@ -124,7 +124,7 @@ def examples_markdown(curves: list[dict], n_prompts: int = 3) -> str:
            "response uniqueness ratio (repetition).", ""]
     groups: dict[tuple, list[dict]] = {}
     for r in curves:
-        groups.setdefault((Path(r["model_dir"]).name, r["behaviour"], r["granularity"]), []).append(r)
+        groups.setdefault((model_name(r), r["behaviour"], r["granularity"]), []).append(r)
     for (model, behaviour, gran), rs in sorted(groups.items()):
         r = next((c for c in rs if c["method"] == "lrp"), sorted(rs, key=lambda c: c["method"])[0])
         points = sorted(r["curve"], key=lambda p: p["k"])

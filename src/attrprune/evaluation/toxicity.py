@@ -10,7 +10,7 @@ Scorers (registry `SCORERS`, built by `make_scorer(name, **options)`):
 
 Use::
 
-    scorer = make_scorer("detoxify", model_type="original", device="cuda")
+    scorer = make_scorer("detoxify", model_type="original", device="auto")   # auto: cuda when available
     scores = [scorer.score(texts_of_prompt) for texts_of_prompt in generations]   # n per prompt
     toxicity_summary(scores)   # mean / expected max toxicity, toxic fraction, toxicity probability
 """
@@ -85,6 +85,21 @@ def _missing_hf_files(repo_id: str, tokenizer_name: str) -> list[str]:
     return [f for f in needed if not isinstance(huggingface_hub.try_to_load_from_cache(repo_id, f), str)]
 
 
+def resolve_scorer_device(device: str) -> str:
+    """The torch device of a classifier scorer: "auto" = "cuda" when a GPU is visible, else "cpu";
+    a CUDA device without a GPU is a one-line ValueError."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
+        raise ValueError(f"unknown scorer device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"scorer device {device!r}, but no CUDA GPU is visible; use auto or cpu "
+                         "(correction.scorer_device in the config)")
+    return device
+
+
 class DetoxifyScorer:
     """Detoxify's "toxicity" probability per text (sigmoid of the classifier's first class).
 
@@ -93,16 +108,19 @@ class DetoxifyScorer:
     huggingface_config_path: a local directory with the HF config and tokenizer. Detoxify still
     loads the config of the checkpoint's own model_type first (unitaryai/detoxify PR #126), so
     that one must be cached as well.
+    device: "auto" (the GPU when one is visible, else the CPU), "cpu", "cuda" or "cuda:N"; the
+    workflow passes config correction.scorer_device here through --scorer-options.
     """
 
     name = "detoxify"
 
     def __init__(self, model_type: str = "original", checkpoint: str | os.PathLike | None = None,
-                 huggingface_config_path: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 32):
+                 huggingface_config_path: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32):
         from detoxify.detoxify import MODEL_URLS, Detoxify
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        device = resolve_scorer_device(device)
         self.model_type, self.batch_size, self.device = model_type, batch_size, device
         if checkpoint is None:
             if model_type not in MODEL_URLS:

@@ -40,12 +40,14 @@ def _drops(
     """(parameter, BoolTensor of elements to zero) per touched parameter, each parameter once."""
     drops: dict[int, tuple[torch.nn.Parameter, torch.Tensor]] = {}  # keyed by id: tied params merge
 
-    def drop(param: torch.nn.Parameter | None) -> torch.Tensor | None:
+    def drop(param: torch.nn.Parameter | None, out_in: bool = False) -> torch.Tensor | None:
+        """The parameter's drop mask; with `out_in`, as the [out, in] view of a prunable weight."""
         if param is None:
             return None
         if id(param) not in drops:
             drops[id(param)] = (param, torch.zeros_like(param, dtype=torch.bool))
-        return drops[id(param)][1]
+        gone = drops[id(param)][1]
+        return arch.as_out_in(gone) if out_in else gone
 
     def linear(name: str) -> torch.nn.Module:
         try:
@@ -58,25 +60,29 @@ def _drops(
             raise ValueError(f"{what}: mask shape {tuple(mask.shape)} != expected {tuple(shape)}")
         return mask.to(dtype=torch.bool)
 
-    for name, keep in (weight_masks or {}).items():
-        w = linear(name).weight
-        drop(w).logical_or_(~check(keep, w.shape, name).to(w.device))
+    arch = architecture_of(model)
+    roles = arch.linear_names(model)  # name -> (block, role)
+    by_role = {v: k for k, v in roles.items()}  # (block, role) -> name
 
-    if neuron_masks or head_masks:
-        arch = architecture_of(model)
-        roles = arch.linear_names(model)  # name -> (block, role)
-        by_role = {v: k for k, v in roles.items()}  # (block, role) -> name
+    # Masks are [out, in]; a prunable weight stored [in, out] (GPT-2's Conv1D) is masked through
+    # its transposed view. Any other module (e.g. the LM head) is masked as it is stored.
+    for name, keep in (weight_masks or {}).items():
+        module = linear(name)
+        out_in = name in roles
+        w = arch.weight(module) if out_in else module.weight
+        drop(module.weight, out_in).logical_or_(~check(keep, w.shape, name).to(w.device))
 
     for name, keep in (neuron_masks or {}).items():
         module = linear(name)
-        gone = ~check(keep, module.weight.shape[:1], f"neurons of {name}").to(module.weight.device)  # [out]
-        drop(module.weight)[gone] = True
+        w = arch.weight(module)  # [out, in]
+        gone = ~check(keep, w.shape[:1], f"neurons of {name}").to(w.device)  # [out]
+        drop(module.weight, out_in=True)[gone] = True
         if getattr(module, "bias", None) is not None:
             drop(module.bias)[gone] = True
         block, role = roles.get(name, (None, None))
         if role in arch.mlp_in:
-            w_out = linear(by_role[(block, arch.mlp_out)]).weight  # [hidden, neurons]
-            drop(w_out)[:, gone.to(w_out.device)] = True
+            down = linear(by_role[(block, arch.mlp_out)])
+            drop(down.weight, out_in=True)[:, gone.to(down.weight.device)] = True  # [hidden, neurons]
 
     if head_masks:
         head_out = {n.rsplit(".", 1)[0]: n for n, (_, role) in roles.items() if role == arch.head_out}
@@ -84,10 +90,11 @@ def _drops(
     for name, keep in (head_masks or {}).items():
         if name not in head_out:
             raise ValueError(f"head mask names {name!r}, not an attention module; valid e.g. {sorted(head_out)[:3]}")
-        w = linear(head_out[name]).weight  # [hidden, heads * head_dim]
+        module = linear(head_out[name])
+        w = arch.weight(module)  # [hidden, heads * head_dim]
         gone = ~check(keep, (n_heads,), f"heads of {name}").to(w.device)  # [heads]
         cols = gone.repeat_interleave(w.shape[1] // n_heads)  # [heads] -> [heads * head_dim]
-        drop(w)[:, cols] = True
+        drop(module.weight, out_in=True)[:, cols] = True
 
     return list(drops.values())
 

@@ -56,8 +56,18 @@ class ScoreOptions:
     progress: bool = True
 
 
-def _linears(model, arch: Architecture) -> dict[str, torch.nn.Linear]:
+def _linears(model, arch: Architecture) -> dict[str, torch.nn.Module]:
     return {name: model.get_submodule(name) for name in arch.linear_names(model)}
+
+
+def _weights(model, arch: Architecture) -> dict[str, torch.Tensor]:
+    """Every prunable weight as [out, in], whatever its storage layout (GPT-2's Conv1D is [in, out])."""
+    return {name: arch.weight(lin) for name, lin in _linears(model, arch).items()}
+
+
+def _input_device(model) -> torch.device:
+    """Where the input ids go: the token embedding's device (also under a device map)."""
+    return model.get_input_embeddings().weight.device
 
 
 def _head_module(name: str) -> str:
@@ -108,7 +118,7 @@ def _signed_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool,
     linears = _linears(model, arch)
     params = [p for lin in linears.values() for p in (lin.weight, lin.bias) if p is not None]
     n = len(refset)
-    device = next(model.parameters()).device
+    device = _input_device(model)
     with _grad_only_on(params, model):
         for ids, mask, plus, minus in _batches(refset, options, desc):
             ids, mask, plus, minus = (t.to(device) for t in (ids, mask, plus, minus))
@@ -118,7 +128,7 @@ def _signed_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool,
         n_heads = arch.n_heads(model)
         roles = arch.linear_names(model)
         for name, lin in linears.items():
-            rel = (lin.weight.float() * lin.weight.grad.float()) / n  # [out, in]
+            rel = (arch.weight(lin).float() * arch.as_out_in(lin.weight.grad).float()) / n  # [out, in]
             neuron = rel.sum(1)
             if lin.bias is not None:
                 neuron = neuron + lin.bias.float() * lin.bias.grad.float() / n
@@ -139,12 +149,14 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
     linears = _linears(model, arch)
     roles = arch.linear_names(model)
     n_heads = arch.n_heads(model)
-    device = next(model.parameters()).device
-    acc_w = {name: torch.zeros(lin.weight.shape, device=device) for name, lin in linears.items()}
-    acc_n = {name: torch.zeros(lin.weight.shape[0], device=device) for name, lin in linears.items()}
-    acc_h = {name: torch.zeros(n_heads, device=device) for name in linears if roles[name][1] == arch.head_out}
+    device = _input_device(model)
+    weights = _weights(model, arch)  # [out, in] views
+    # Each accumulator lives with its layer (layers sit on different GPUs under a device map).
+    acc_w = {name: torch.zeros(w.shape, device=w.device) for name, w in weights.items()}
+    acc_n = {name: torch.zeros(w.shape[0], device=w.device) for name, w in weights.items()}
+    acc_h = {name: torch.zeros(n_heads, device=weights[name].device) for name in linears if roles[name][1] == arch.head_out}
 
-    def on_forward(name, lin, x, out):
+    def on_forward(name, x, out):
         x, z = x.detach(), out.detach()
 
         def on_grad(g):
@@ -153,12 +165,12 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
             acc_w[name] += g2.abs().T @ x2.abs()  # [out, in]
             acc_n[name] += (z.reshape(-1, z.shape[-1]).float() * g2).abs().sum(0)
             if name in acc_h:
-                per_head = (x2 * (g2 @ lin.weight.float())).view(len(x2), n_heads, -1).sum(-1)  # [tokens, heads]
+                per_head = (x2 * (g2 @ weights[name].float())).view(len(x2), n_heads, -1).sum(-1)  # [tokens, heads]
                 acc_h[name] += per_head.abs().sum(0)
 
         out.register_hook(on_grad)
 
-    hooks = [lin.register_forward_hook(lambda m, i, o, name=name, lin=lin: on_forward(name, lin, i[0], o)) for name, lin in linears.items()]
+    hooks = [lin.register_forward_hook(lambda m, i, o, name=name: on_forward(name, i[0], o)) for name, lin in linears.items()]
     # Gradients must flow through the network but no weight needs one: start the graph at the
     # token embeddings.
     hooks.append(model.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True)))
@@ -173,10 +185,10 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
             h.remove()
     n = len(refset)
     scores = Scores()
-    for name, lin in linears.items():
+    for name in linears:
         # In place and off the device layer by layer: for an 8B model a second fp32 copy of
         # every accumulator would not fit next to the first on an 80 GB GPU.
-        scores.weights[name] = acc_w.pop(name).mul_(lin.weight.detach().abs()).div_(n).cpu()
+        scores.weights[name] = acc_w.pop(name).mul_(weights[name].detach().abs()).div_(n).cpu()
         scores.neurons[name] = acc_n[name] / n
         if name in acc_h:
             scores.heads[_head_module(name)] = acc_h[name] / n
@@ -209,12 +221,12 @@ def _forward_statistics(model, refset: RefSet, options: ScoreOptions, desc: str,
     """Σ over real (unpadded) reference tokens of stat(input, output) per linear layer."""
     arch = architecture_of(model)
     linears = _linears(model, arch)
-    device = next(model.parameters()).device
+    device = _input_device(model)
     sums: dict[str, torch.Tensor] = {}
     current_mask: list[torch.Tensor] = []
 
     def hook(name, x, y):
-        keep = current_mask[0].bool().reshape(-1)  # [b*L]
+        keep = current_mask[0].to(x.device).bool().reshape(-1)  # [b*L]
         # [b, L, d] (Llama) or already [b*L, d] (OPT's MLP) -> [real tokens, d]
         x, y = (t.reshape(-1, t.shape[-1])[keep].float() for t in (x, y))
         value = stat(x, y).sum(0)
@@ -230,8 +242,8 @@ def _forward_statistics(model, refset: RefSet, options: ScoreOptions, desc: str,
 def wanda(model, refset: RefSet, options: ScoreOptions) -> Scores:
     sq = _forward_statistics(model, refset, options, "wanda", lambda x, y: x.pow(2))  # [in]
     scores = Scores()
-    for name, lin in _linears(model, architecture_of(model)).items():
-        w = lin.weight.detach().float().abs() * sq[name].sqrt()[None, :]  # [out, in]
+    for name, weight in _weights(model, architecture_of(model)).items():
+        w = weight.detach().float().abs() * sq[name].sqrt()[None, :]  # [out, in]
         scores.weights[name] = w
         scores.neurons[name] = w.sum(1)
     return scores
@@ -239,8 +251,8 @@ def wanda(model, refset: RefSet, options: ScoreOptions) -> Scores:
 
 def magnitude(model, refset: RefSet, options: ScoreOptions) -> Scores:
     scores = Scores()
-    for name, lin in _linears(model, architecture_of(model)).items():
-        w = lin.weight.detach().float().abs()
+    for name, weight in _weights(model, architecture_of(model)).items():
+        w = weight.detach().float().abs()
         scores.weights[name] = w
         scores.neurons[name] = w.sum(1)
     return scores
@@ -253,8 +265,8 @@ def activation(model, refset: RefSet, options: ScoreOptions) -> Scores:
     sums = _forward_statistics(model, refset, options, "activation", lambda x, y: torch.cat([y.abs(), x.abs()], -1))
     scores = Scores()
     roles = arch.linear_names(model)
-    for name, lin in _linears(model, arch).items():
-        out_abs, in_abs = sums[name].split([lin.out_features, lin.in_features])  # [out + in] -> [out], [in]
+    for name, w in _weights(model, arch).items():
+        out_abs, in_abs = sums[name].split(list(w.shape))  # [out + in] -> [out], [in]
         scores.neurons[name] = out_abs / n_tokens
         if roles[name][1] == arch.head_out:
             scores.heads[_head_module(name)] = _heads_from_columns(in_abs / n_tokens, arch.n_heads(model))
@@ -266,9 +278,9 @@ def random_scores(model, refset: RefSet, options: ScoreOptions) -> Scores:
     gen = torch.Generator().manual_seed(options.seed)
     scores = Scores()
     roles = arch.linear_names(model)
-    for name, lin in _linears(model, arch).items():
-        scores.weights[name] = torch.rand(lin.weight.shape, generator=gen)
-        scores.neurons[name] = torch.rand(lin.weight.shape[0], generator=gen)
+    for name, w in _weights(model, arch).items():
+        scores.weights[name] = torch.rand(w.shape, generator=gen)
+        scores.neurons[name] = torch.rand(w.shape[0], generator=gen)
         if roles[name][1] == arch.head_out:
             scores.heads[_head_module(name)] = torch.rand(arch.n_heads(model), generator=gen)
     return scores
@@ -296,7 +308,7 @@ def compute_scores(method: str, model, refset: RefSet, options: ScoreOptions = S
     for key, t in scores.tensors().items():
         if not torch.isfinite(t).all():
             raise FloatingPointError(
-                f"{method} produced non-finite scores in {key}; check the model in bf16/fp16 "
-                "(use fp32), or the reference set for degenerate samples"
+                f"{method} produced non-finite scores in {key}; in bfloat16 / float16 use float32 "
+                "(--dtype float32; models.<alias>.dtype in the config), or check the reference set for degenerate samples"
             )
     return scores

@@ -33,7 +33,7 @@ def measure_card(model_dir: Path, data_dir: Path, n_prompts: int | None = None) 
     from attrprune.models import load_model
     from attrprune.world.measure import measure_world_model
 
-    model, tokenizer = load_model(model_dir)
+    model, tokenizer = load_model(model_dir, dtype="float32", device_map="cpu")  # the committed card's numbers: fp32 CPU
     card, examples = measure_world_model(model, tokenizer, data_dir, n_prompts)
     return {
         "model": Path(model_dir).name,

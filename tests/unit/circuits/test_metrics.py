@@ -4,8 +4,9 @@ import pytest
 import torch
 from types import SimpleNamespace
 
+import attrprune.circuits.metrics as metrics
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
-from tiny_models import TINY
+from tiny_models import FAMILIES, tiny_family
 
 
 class EchoModel(torch.nn.Module):
@@ -20,15 +21,21 @@ class EchoModel(torch.nn.Module):
             self.head.weight.copy_(3 * torch.eye(vocab))
             self.head.bias.zero_()
 
-    @property
-    def base_model(self):
-        return lambda input_ids, attention_mask: SimpleNamespace(last_hidden_state=self.embed(input_ids))
+    def backbone(self, input_ids, attention_mask):
+        return SimpleNamespace(last_hidden_state=self.embed(input_ids))
+
+    def get_submodule(self, target):  # the family entry's backbone path, see below
+        return self.backbone
+
+    def get_input_embeddings(self):
+        return self.embed
 
     def get_output_embeddings(self):
         return self.head
 
 
-def test_known_answer_of_a_hand_built_model():
+def test_known_answer_of_a_hand_built_model(monkeypatch):
+    monkeypatch.setattr(metrics, "architecture_of", lambda model: SimpleNamespace(backbone="backbone"))
     # prompt i ends on token last[i]; IO = 5, S = 6: LD is +3 when the prompt ends on IO,
     # -3 when on S, 0 otherwise
     ids = torch.tensor([[1, 5, 0], [1, 2, 6], [1, 2, 3]])
@@ -40,9 +47,9 @@ def test_known_answer_of_a_hand_built_model():
     assert m["normalized_logit_diff"] == pytest.approx((0.0 + 1.0) / 3.0)
 
 
-@pytest.mark.parametrize("family", ["llama", "opt"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_fast_path_equals_full_logits(family):
-    model = TINY[family](bias_free=False)
+    model = tiny_family(family)
     ids = torch.randint(3, 100, (5, 9))
     mask = torch.ones_like(ids)
     mask[0, 6:] = 0  # right padding: the last real token is not the last column

@@ -174,3 +174,25 @@ def test_toxicity_summary_hand_computed():
 def test_toxicity_summary_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         toxicity_summary(bad)
+
+
+def test_scorer_device_auto_is_the_gpu_when_there_is_one(monkeypatch):
+    from attrprune.evaluation.toxicity import resolve_scorer_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_scorer_device("auto") == "cpu" and resolve_scorer_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="scorer device 'cuda', but no CUDA GPU is visible; use auto or cpu"):
+        resolve_scorer_device("cuda")
+    with pytest.raises(ValueError, match="unknown scorer device 'tpu'"):
+        resolve_scorer_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_scorer_device("auto") == "cuda" and resolve_scorer_device("cuda:1") == "cuda:1"
+
+
+def test_detoxify_device_option_reaches_the_classifier(tiny, monkeypatch):
+    """The workflow's --scorer-options JSON carries {"model_type", "device"}; auto on CPU is cpu."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    scorer = make_scorer("detoxify", checkpoint=str(tiny[0]), device="auto")
+    assert scorer.device == "cpu" and scorer.model.device == "cpu"
+    with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+        make_scorer("detoxify", checkpoint=str(tiny[0]), device="cuda")

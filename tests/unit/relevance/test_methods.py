@@ -144,10 +144,12 @@ def test_nan_scores_are_an_error():
 
 
 def test_unsupported_architecture_names_the_supported_ones():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=100))
-    with pytest.raises(ValueError, match=r"no architecture table for model_type 'gpt2'; supported: \['llama'"):
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                                             intermediate_size=64, vocab_size=100))
+    with pytest.raises(ValueError, match=r"no architecture entry for GPTNeoXForCausalLM \(model_type 'gpt_neox'.*"
+                                         r"supported families: llama \(model_type llama\), mistral"):
         compute_scores("magnitude", model, lm_refset(), OPTS)
 
 
