@@ -102,3 +102,31 @@ def test_export_pruned_takes_dtype_and_base_model_but_runs_on_cpu(capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--device-map", "auto"])
     assert "unrecognized arguments: --device-map" in capsys.readouterr().err
+
+
+class _Loaded(Exception):
+    """Raised by the stand-in load_model: the stage got as far as loading, with these arguments."""
+
+
+@pytest.mark.parametrize("stage", sorted(MODEL_STAGES))
+def test_model_stages_pass_dtype_and_device_map_to_the_loader(monkeypatch, repo_root, tmp_path, stage):
+    import attrprune.models
+    from attrprune.relevance.methods import Scores
+    from attrprune.relevance.store import save_scores
+
+    def fake_load_model(model_dir, dtype="auto", device_map="none"):
+        raise _Loaded(dtype, device_map)
+
+    monkeypatch.setattr(attrprune.models, "load_model", fake_load_model)
+    world = repo_root / "world"
+    args = list(MODEL_STAGES[stage])
+    args[args.index("--model-dir") + 1] = str(world / "models" / "world-llama")
+    if stage == "refsets":
+        args += ["--data-dir", str(world / "data")]
+    if stage == "correction":  # reads its two score files before the model
+        for flag, kind in (("--general-scores", "general"), ("--unwanted-scores", "toxic")):
+            save_scores(Scores(), tmp_path / f"{kind}.safetensors", {"method": "lrp", "refset_kind": kind})
+            args[args.index(flag) + 1] = str(tmp_path / f"{kind}.safetensors")
+    with pytest.raises(_Loaded) as loaded:
+        main([stage, *args, "--dtype", "bfloat16", "--device-map", "auto"])
+    assert loaded.value.args == ("bfloat16", "auto")
