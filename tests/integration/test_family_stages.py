@@ -2,7 +2,7 @@
 world's tokenizer (no BOS for the Qwen stand-ins): reference sets with the family's BOS policy,
 scores of every method, masks at every scope applied through the family's weight layout,
 circuit components, correction neurons, export and reload. (The Snakemake run over the same
-models is tests/e2e/test_families.py.)"""
+models is tests/e2e/test_family_workflow.py.)"""
 
 import sys
 from pathlib import Path
