@@ -6,7 +6,7 @@ import torch
 from attrprune.circuits.components import component_names
 from attrprune.correction.contrastive import contrastive_scores, side_scale
 from attrprune.pruning import lowest_k, pruned
-from tests.tiny_models import TINY
+from tiny_models import TINY
 
 GENERAL = {"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([[2.0, -4.0]])}  # sum |.| = 10, max |.| = 4
 UNWANTED = {"a": torch.tensor([10.0, 0.0]), "b": torch.tensor([[30.0, 60.0]])}  # sum = 100, max = 60
