@@ -1,4 +1,5 @@
-"""Small I/O helpers: atomic writes, hashes and provenance shared by every stage."""
+"""Small I/O helpers: atomic writes, hashes, provenance and the offline datasets cache, shared by
+every stage."""
 
 from __future__ import annotations
 
@@ -58,6 +59,21 @@ def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     pyplot().close(fig)
+
+
+def cached_dataset(spec: dict, what: str, cached_when: str, otherwise: str | None = None):
+    """`datasets.load_dataset(**spec)` from the local cache (compute jobs are offline), or a
+    one-line RuntimeError naming `snakemake download` and, if given, the `otherwise` alternative."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(**spec)
+    except Exception as err:  # offline: ConnectionError, FileNotFoundError, ValueError, ... by version
+        raise RuntimeError(
+            f"{what} is not in the local datasets cache ({type(err).__name__}: {err}). Run `snakemake download` "
+            "on a machine with internet first (same HF_HOME / HF_DATASETS_CACHE as the compute jobs; it caches "
+            f"{cached_when})" + (f", or {otherwise}" if otherwise else "")
+        ) from err
 
 
 def write_json(path: Path | str, obj) -> None:

@@ -148,17 +148,10 @@ def general_texts(source: str, data_dir: Path | None = None, text_file: Path | N
         return [r["text"] for r in read_jsonl(text_file)]
     if source not in HUB_TEXT:
         raise ValueError(f"unknown general-text source {source!r}; valid: {list(SOURCES)}")
-    import datasets
+    from attrprune.io import cached_dataset
 
-    spec = dict(HUB_TEXT[source])
-    try:
-        texts = datasets.load_dataset(**spec)["text"]
-    except Exception as err:  # offline: ConnectionError, FileNotFoundError, ValueError, ... by version
-        raise RuntimeError(
-            f"{source} is not in the local datasets cache ({type(err).__name__}: {err}). Run `snakemake download` "
-            "on a machine with internet first (same HF_HOME / HF_DATASETS_CACHE as the compute jobs; it caches "
-            "wikitext2 and c4 when download.datasets lists them), or use --source json --text-file FILE"
-        ) from err
+    texts = cached_dataset(HUB_TEXT[source], source, "wikitext2 and c4 when download.datasets lists them",
+                           "use --source json --text-file FILE")["text"]
     # WikiText is one text split into lines; SparseGPT / Wanda join it with blank lines.
     return ["\n\n".join(texts)] if source == "wikitext2" else list(texts)
 

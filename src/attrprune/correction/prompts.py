@@ -86,17 +86,11 @@ def select_toxic(model, tokenizer, prompts: list[str], scorer, threshold: float 
 
 def rtp_prompts(n_candidates: int, seed: int) -> list[str]:
     """`n_candidates` seeded RealToxicityPrompts prompt texts from the local datasets cache."""
-    import datasets
-
     from attrprune.download import HUB_DATASETS
+    from attrprune.io import cached_dataset
 
-    try:
-        ds = datasets.load_dataset(**HUB_DATASETS["realtoxicityprompts"])
-    except Exception as err:  # offline: ConnectionError, FileNotFoundError, ... by version
-        raise RuntimeError(
-            f"RealToxicityPrompts is not in the local datasets cache ({type(err).__name__}: {err}). Run "
-            "`snakemake download` with download.datasets listing realtoxicityprompts on a machine with internet"
-        ) from err
+    ds = cached_dataset(HUB_DATASETS["realtoxicityprompts"], "RealToxicityPrompts",
+                        "RealToxicityPrompts when download.datasets lists realtoxicityprompts")
     index = random.Random(seed).sample(range(ds.num_rows), min(n_candidates, ds.num_rows))
     return [ds[i]["prompt"]["text"] for i in index]
 

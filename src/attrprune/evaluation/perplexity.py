@@ -60,18 +60,12 @@ def perplexity_texts(source: str, data_dir: Path | None = None) -> list[str]:
         return [r["text"] for r in read_jsonl(path)]
     if source != "wikitext2":
         raise ValueError(f"unknown token-perplexity source {source!r}; valid: {list(PPL_SOURCES)}")
-    import datasets
+    from attrprune.io import cached_dataset
 
-    try:
-        # One list item per line of WikiText (blank lines included), as Wanda / SparseGPT read it.
-        return list(datasets.load_dataset(**WIKITEXT2_TEST)["text"])
-    except Exception as err:  # offline: ConnectionError, FileNotFoundError, ValueError, ... by version
-        raise RuntimeError(
-            f"wikitext2 (test split) is not in the local datasets cache ({type(err).__name__}: {err}). Run "
-            "`snakemake download` on a machine with internet first (same HF_HOME / HF_DATASETS_CACHE as the compute "
-            "jobs; it caches wikitext2 when download.datasets lists it or a hub model's compression measures token "
-            "perplexity), or pass --ppl-source none"
-        ) from err
+    # One list item per line of WikiText (blank lines included), as Wanda / SparseGPT read it.
+    return list(cached_dataset(WIKITEXT2_TEST, "wikitext2 (test split)",
+                               "wikitext2 when download.datasets lists it or a hub model's compression measures "
+                               "token perplexity", "pass --ppl-source none")["text"])
 
 
 def token_perplexity(model, tokenizer, texts: list[str], seqlen: int, batch_size: int = 8,
