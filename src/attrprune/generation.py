@@ -27,6 +27,7 @@ import hashlib
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
+from attrprune.models import input_device
 from attrprune.tokens import encode_prompts
 from attrprune.world.measure import pad_rows
 
@@ -112,7 +113,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, *, do_sa
 
     rows = [(p, s) for p in range(len(prompts)) for s in range(n)]  # row order: prompt-major
     out: list[list[list[int]]] = [[None] * n for _ in prompts]
-    device = next(model.parameters()).device
+    device = input_device(model)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         ids, mask = pad_rows([encoded[p] for p, _ in batch], eos, left=True)  # [rows, width]

@@ -10,8 +10,8 @@ Precision and placement are two choices per model (config `models.<alias>.dtype`
 - device_map `none`: the whole model on one device, the GPU when one is visible, else the
   CPU. `auto`: accelerate's ``device_map="auto"`` spreads the layers over every visible GPU,
   for models larger than one GPU; it needs CUDA and is refused on a CPU-only machine (a
-  silent fall-back would run a 7B model on the CPU for days). Inputs go to the device of the
-  first parameter (the embedding); accelerate's hooks move activations between GPUs.
+  silent fall-back would run a 7B model on the CPU for days). Inputs go to the embedding's
+  device (`input_device`); accelerate's hooks move activations between GPUs.
 
 Use::
 
@@ -122,6 +122,12 @@ def load_checkpoint_on_cpu(model_dir: Path, dtype: str = "auto"):
     torch_dtype = checkpoint_dtype(model_dir) if dtype == "auto" else getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **_dtype_kwarg(torch_dtype))
     return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+
+
+def input_device(model):
+    """Where input ids go: the token embedding's device (the first layer also under a device map,
+    whose hooks then move activations between GPUs)."""
+    return model.get_input_embeddings().weight.device
 
 
 def placement(model, device_map: str = "none") -> dict:

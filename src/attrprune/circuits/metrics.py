@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from attrprune.architectures import architecture_of
+from attrprune.models import input_device
 
 
 @dataclass
@@ -62,7 +63,7 @@ def logit_differences(model, batch: IOIBatch, batch_size: int = 256) -> torch.Te
     backbone = model.get_submodule(architecture_of(model).backbone)
     # Inputs go where the embedding is, the rest where the output head is (the two differ when
     # accelerate spreads the model over GPUs, whose output hook the backbone does not run).
-    device, out_device = model.get_input_embeddings().weight.device, head.weight.device
+    device, out_device = input_device(model), head.weight.device
     out = []
     for i in range(0, len(batch), batch_size):
         sl = slice(i, i + batch_size)

@@ -80,6 +80,7 @@ def token_perplexity(model, tokenizer, texts: list[str], seqlen: int, batch_size
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
+    from attrprune.models import input_device
     from attrprune.tokens import document_stream, encode_prompt, start_ids
 
     if seqlen < 2:
@@ -94,8 +95,7 @@ def token_perplexity(model, tokenizer, texts: list[str], seqlen: int, batch_size
         raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of seqlen {seqlen}")
     # The trailing partial window is dropped, as in the papers' code.
     windows = torch.tensor(ids[: n_windows * seqlen], dtype=torch.long).view(n_windows, seqlen)
-    # Inputs go where the embedding lives (the model's device, also with a device map).
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
     nll = 0.0  # Python float (double): summing ~10^5-10^6 token losses in fp32 would lose digits
     was_training = model.training
     model.eval()

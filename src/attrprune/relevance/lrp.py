@@ -96,6 +96,7 @@ def block_input_relevance(model, refset, variant: str = "attnlrp") -> tuple[floa
     token + position embeddings (OPT, GPT-2) with Gemma's scaling, i.e. everything the embeddings
     pass on. Measures conservation (tests, bench/conservation.py)."""
     from attrprune.architectures import architecture_of
+    from attrprune.models import input_device
     from attrprune.refsets import explained_target
 
     first = architecture_of(model).block_list(model)[0]
@@ -106,7 +107,7 @@ def block_input_relevance(model, refset, variant: str = "attnlrp") -> tuple[floa
         held["h"] = h
         return ((h, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": h})
 
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids, mask, plus, minus = (t.to(device) for t in (refset.input_ids, refset.attention_mask, refset.plus, refset.minus))
     handle = first.register_forward_pre_hook(make_leaf, with_kwargs=True)
     try:

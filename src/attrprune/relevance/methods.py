@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from attrprune.architectures import Architecture, architecture_of
+from attrprune.models import input_device
 from attrprune.refsets import RefSet, explained_target
 
 
@@ -63,11 +64,6 @@ def _linears(model, arch: Architecture) -> dict[str, torch.nn.Module]:
 def _weights(model, arch: Architecture) -> dict[str, torch.Tensor]:
     """Every prunable weight as [out, in], whatever its storage layout (GPT-2's Conv1D is [in, out])."""
     return {name: arch.weight(lin) for name, lin in _linears(model, arch).items()}
-
-
-def _input_device(model) -> torch.device:
-    """Where the input ids go: the token embedding's device (also under a device map)."""
-    return model.get_input_embeddings().weight.device
 
 
 def _head_module(name: str) -> str:
@@ -118,7 +114,7 @@ def _signed_scores(model, refset: RefSet, options: ScoreOptions, absolute: bool,
     linears = _linears(model, arch)
     params = [p for lin in linears.values() for p in (lin.weight, lin.bias) if p is not None]
     n = len(refset)
-    device = _input_device(model)
+    device = input_device(model)
     with _grad_only_on(params, model):
         for ids, mask, plus, minus in _batches(refset, options, desc):
             ids, mask, plus, minus = (t.to(device) for t in (ids, mask, plus, minus))
@@ -149,7 +145,7 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
     linears = _linears(model, arch)
     roles = arch.linear_names(model)
     n_heads = arch.n_heads(model)
-    device = _input_device(model)
+    device = input_device(model)
     weights = _weights(model, arch)  # [out, in] views
     # Each accumulator lives with its layer (layers sit on different GPUs under a device map).
     acc_w = {name: torch.zeros(w.shape, device=w.device) for name, w in weights.items()}
@@ -221,7 +217,7 @@ def _forward_statistics(model, refset: RefSet, options: ScoreOptions, desc: str,
     """Σ over real (unpadded) reference tokens of stat(input, output) per linear layer."""
     arch = architecture_of(model)
     linears = _linears(model, arch)
-    device = _input_device(model)
+    device = input_device(model)
     sums: dict[str, torch.Tensor] = {}
     current_mask: list[torch.Tensor] = []
 
