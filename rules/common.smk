@@ -360,7 +360,7 @@ def get_refset_flags(wildcards, input):
     if "new_tokens" in spec:
         flags += f" --new-tokens {spec['new_tokens']}"
     if is_world(wildcards.model):
-        flags += f" --data-dir {os.path.dirname(input.data)}"
+        flags += f" --data-dir {shlex.quote(os.path.dirname(input.data))}"
     elif wildcards.kind == "general":
         flags += f" --source {spec['hub_source']}"
     else:
@@ -392,7 +392,7 @@ def detoxify_options_flag():
 
 def get_data_dir_flag(wildcards, input):
     """--data-dir of the world's data (world_* lm-eval tasks), for world models only."""
-    return f"--data-dir {os.path.dirname(input.data)}" if input.data else ""
+    return f"--data-dir {shlex.quote(os.path.dirname(input.data))}" if input.data else ""
 
 
 def ppl_source(model):
@@ -615,7 +615,7 @@ def get_correction_flags(wildcards, input):
     if c["ppl_limit"]:
         flags += f" --ppl-limit {c['ppl_limit']}"
     if is_world(wildcards.model):
-        return flags + f" --scorer world --ppl-tasks world_ppl --data-dir {os.path.dirname(input.data)}"
+        return flags + f" --scorer world --ppl-tasks world_ppl --data-dir {shlex.quote(os.path.dirname(input.data))}"
     return flags + f" --scorer detoxify {detoxify_options_flag()} --ppl-tasks {','.join(c['ppl_tasks'])}"
 
 
