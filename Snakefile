@@ -1,27 +1,46 @@
 # Attribution-guided pruning benchmark (Hatefi et al., arXiv:2506.13727). See DESIGN.md.
 #
-# Path grammar: every file the workflow reads or writes has one of these shapes.
+# Path grammar: every file the workflow writes, and every file it reads that no rule writes,
+# has one of these shapes. {name} is a wildcard (one path segment or part of one), {a,b} one
+# of the listed spellings, a trailing / a folder and everything in it.
+# tests/unit/test_path_grammar.py checks every job's outputs, logs, benchmarks and inputs
+# against it (a dry run of the e2e config with a hub model, `world` and `download`).
 #
-#   resources/world/corpus/manifest.json     generated corpus; manifest written last
+#   world/models/{model}/                    committed world (read, never a declared output;
+#   world/data/                              see rule world_publish): weights, tokenizer, data
+#   resources/world/corpus/manifest.json     `snakemake world`: generated corpus, manifest last
 #   resources/world/tokenizer/tokenizer.json
 #   resources/world/models/{world_model}/model.safetensors
-#   resources/world/published.json           written last by `snakemake world`
-#   world/models/{model}/  world/data/       committed world: source files, never a
-#                                            declared output (see rule `world`)
-#   resources/models/{model}/                hub snapshot at a pinned revision
-#   resources/refsets/{model}/{refset}.safetensors   refset = {kind}-s{seed}: samples + target
-#   results/world/{model}/card.json          the planted behaviours, measured
+#   resources/world/published.json           written last when world/ has been republished
+#   resources/models/{model}/download.json   hub snapshot at a pinned revision (the folder),
+#                                            download.json written last (`snakemake download`)
+#   resources/downloads/{datasets,detoxify}.json     datasets / Detoxify caches filled
+#   resources/ioi/{model}/{split}.jsonl      hub models' IOI prompts; split: reference, evaluation
+#   resources/prompts/{model}/{kind}_{reference,evaluation}.jsonl    hub models' behaviour
+#                                            prompts; kind: toxic, repetition
+#   resources/refsets/{model}/{kind}-s{seed}.safetensors    a reference set ({refset} below):
+#                                            samples + explained target; kind: general, ioi,
+#                                            toxic, repetition
+#   results/world/{model}/card.json          a world model's planted behaviours, measured
 #   results/{model}/scores/{method}/{refset}.safetensors
 #   results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json
 #                                            scope: row, layer, global, NofM (N:M)
-#   results/{model}/circuits/{task}/{method}/{granularity}/sparsity_{sparsity}/metrics.json
-#   results/{model}/correction/{behaviour}/{method}/{granularity}/k_{k}/metrics.json
-#   results/tables/{table}.csv (+ .md)       results/plots/{plot}.png
-#   logs/<output path>.log                   benchmarks/<output path>.tsv
-#                                            (output extension dropped)
+#   results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}/
+#   results/{model}/circuits/{task}/ablation.safetensors
+#   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json
+#   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.{safetensors,json,png}
+#   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl}
+#   results/tables/world_card.md
+#   results/tables/{compression,circuits,correction}.{csv,md}
+#   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,correction_examples.md}
+#   results/plots/{compression,circuits,correction}_{model}.png
+#   logs/{job}.log                           {job}: the job's output path without its extension
+#   benchmarks/{job}.tsv                     (a folder: the folder), or the folder or name prefix
+#                                            its outputs share (downloads have no benchmark)
 #
 # {model} and {world_model} are config aliases ([a-z0-9.-]); {sparsity} always has two
-# decimals (0.50).
+# decimals (0.50); {task} is ioi; {granularity} weight, neuron or head; {behaviour} toxicity or
+# repetition. A local model's folder (models.<alias>.path) is read where it lies.
 
 from snakemake.utils import min_version
 
@@ -43,7 +62,12 @@ include: "rules/circuits.smk"
 include: "rules/correction.smk"
 
 
+# Each stage's targets: what its config section asks for (nothing for a stage without models).
 rule all:
     default_target: True
     input:
-        get_final_output(),
+        world_targets,
+        score_targets,
+        compression_targets,
+        circuit_targets,
+        correction_targets,

@@ -62,7 +62,7 @@ def main() -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from attrprune.world.measure import read_jsonl
+    from attrprune.text import read_jsonl
 
     rows = read_jsonl(ROOT / "world" / "data" / "ioi_heldout_names.jsonl")
     for name in ("world-llama", "world-opt"):

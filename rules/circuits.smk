@@ -3,11 +3,12 @@
 # sparsity sweep, and writes the sparsest circuit above the threshold. One ablation job per
 # model gives the ground truth the rankings are scored against.
 
-CIRCUIT_SPARSITIES = ",".join(f"{s:.4g}" for s in config["circuits"]["sparsities"])
+
+include: "circuits_helpers.smk"
 
 
 rule ioi_data:
-    # Hub models: IOI prompts with names that are single tokens for the model's tokenizer;
+    # Hub-data models: IOI prompts with names that are single tokens for the model's tokenizer;
     # reference and evaluation prompts use disjoint names (attrprune.ioi).
     input:
         model=get_model_weights,
@@ -20,14 +21,15 @@ rule ioi_data:
     benchmark:
         "benchmarks/resources/ioi/{model}/{split}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
         n=config["refsets"]["ioi"]["generated"],
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n} --seed 0"
-        " --split {wildcards.split} --out {output} > {log} 2>&1"
+        "{params.offline} python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n} --seed 0"
+        " --split {wildcards.split} --out {output:q} > {log:q} 2>&1"
 
 
 rule circuit_ablation:
@@ -41,20 +43,23 @@ rule circuit_ablation:
     benchmark:
         "benchmarks/results/{model}/circuits/{task}/ablation.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
-        limit=config["circuits"]["ablation"]["limit"] if config["circuits"]["ablation"] else 1,
-        n_weights=config["circuits"]["ablation"]["n_weights"] if config["circuits"]["ablation"] else 1,
+        limit=ablation_param("limit", 1),
+        n_weights=ablation_param("n_weights", 1),
         weight_modules=config["circuits"]["weight_modules"],
-        model_flags=get_model_flags,
+        dtype=get_dtype,
+        device_map=get_device_map,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune circuit-ablation --model-dir {params.model_dir:q} --eval-file {input.eval}"
+        "{params.offline} python -m attrprune circuit-ablation --model-dir {params.model_dir:q} --eval-file {input.eval:q}"
         " --limit {params.limit} --n-weights {params.n_weights} --weight-modules {params.weight_modules}"
-        " {params.model_flags} --threads {threads} --out {output} > {log} 2>&1"
+        " --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule circuit:
@@ -73,27 +78,35 @@ rule circuit:
     benchmark:
         "benchmarks/results/{model}/circuits/{task}/{method}/{granularity}/{scope}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
-        scores=lambda wildcards, input: ",".join(input.scores),
+        scores=joined_input("scores"),
         sparsities=CIRCUIT_SPARSITIES,
-        flags=get_circuit_flags,
-        model_flags=get_model_flags,
-        out_dir=lambda wildcards, output: os.path.dirname(output.curve),
+        threshold=config["circuits"]["threshold"],
+        weight_modules=config["circuits"]["weight_modules"],
+        limit=or_none(config["circuits"]["limit"]),
+        ablation=get_ablation_file,
+        top_fraction=ablation_param("top_fraction", 0.1),
+        dtype=get_dtype,
+        device_map=get_device_map,
+        out_dir=output_dir("curve"),
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model} --scores {params.scores}"
-        " --eval-file {input.eval} --granularity {wildcards.granularity} --scope {wildcards.scope}"
-        " --sparsities {params.sparsities} {params.flags} {params.model_flags} --threads {threads}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "{params.offline} python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model}"
+        " --scores {params.scores:q} --eval-file {input.eval:q} --granularity {wildcards.granularity}"
+        " --scope {wildcards.scope} --sparsities {params.sparsities} --threshold {params.threshold}"
+        " --weight-modules {params.weight_modules} --limit {params.limit} --ablation {params.ablation:q}"
+        " --top-fraction {params.top_fraction} --dtype {params.dtype} --device-map {params.device_map}"
+        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule circuit_tables:
     input:
-        circuit_curves(),
+        get_circuit_curves,
     output:
         csv=report("results/tables/circuits.csv", category="Circuits"),
         summary="results/tables/circuits_summary.csv",
@@ -107,10 +120,12 @@ rule circuit_tables:
     benchmark:
         "benchmarks/results/tables/circuits.tsv"
     params:
-        curves=comma_joined_input,
+        offline=OFFLINE,
+        curves=joined_input(),
+        plots_dir=output_dir("plots"),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune circuit-tables --curves {params.curves} --csv {output.csv}"
-        " --summary-csv {output.summary} --markdown {output.md} --plots-dir results/plots > {log} 2>&1"
+        "{params.offline} python -m attrprune circuit-tables --curves {params.curves:q} --csv {output.csv:q}"
+        " --summary-csv {output.summary:q} --markdown {output.md:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

@@ -1,15 +1,25 @@
-# Everything Pythonic that the DAG needs: config validation, wildcard constraints and
-# the get_* functions that rules use for input and params. No numerics, no torch.
+# What every stage shares: config validation, the domain tables (attrprune.registry),
+# wildcard constraints, model / world helpers and params helpers. No numerics, no torch.
+# Helpers that one stage uses are in rules/<stage>_helpers.smk, which rules/<stage>.smk includes
+# first. Every path a rule writes is spelled once, in its output; others build it with
+# expand(rules.<name>.output...), lazily (input functions), so rules may refer to later ones.
 
-import json
+import copy
 import os
 import re
-import shlex
+import sys
 
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# The registry is torch-free and needs no install: import it from this checkout.
+if os.path.join(workflow.basedir, "src") not in sys.path:
+    sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from attrprune import registry  # noqa: E402
+
+SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 
 
 def _schema_errors(config):
@@ -18,7 +28,7 @@ def _schema_errors(config):
     Snakemake's own message dumps the whole sub-schema and, for a typo, never lists
     the valid keys.
     """
-    with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as f:
+    with open(SCHEMA) as f:
         schema = yaml.safe_load(f)
     lines = []
     for err in jsonschema.Draft202012Validator(schema).iter_errors(config):
@@ -34,11 +44,29 @@ def _schema_errors(config):
     return sorted(lines)
 
 
-_errors = _schema_errors(config)
-if _errors:
-    raise WorkflowError("Invalid config:\n  " + "\n  ".join(_errors))
-# Passes now; called for its side effect of filling in the schema defaults.
-validate(config, "../schemas/config.schema.yaml")
+def _validate(config):
+    """Validate once, filling in the schema defaults; on failure, one readable line per error."""
+    given = copy.deepcopy(config)  # validate() fills defaults in as it goes
+    try:
+        validate(config, SCHEMA)
+    except WorkflowError:
+        errors = _schema_errors(given)
+        if not errors:
+            raise
+        raise WorkflowError("Invalid config:\n  " + "\n  ".join(errors)) from None
+
+
+_validate(config)
+
+MODELS = list(config["models"])
+WORLD_SOURCE_MODELS = [m for m in MODELS if config["models"][m]["source"] == "world"]
+WORLD_MODELS = list(config["world"]["models"])
+
+
+def stage_models(stage):
+    """Models a stage runs on: its `models` list (`[]`: none), or every model when null."""
+    models = config[stage]["models"]
+    return MODELS if models is None else list(models)
 
 
 def _check_config(config):
@@ -109,7 +137,7 @@ def _check_config(config):
             )
     seqlen = config["compression"]["seqlen"]
     if seqlen and config["compression"]["ppl_source"] != "none":
-        for alias in config["compression"]["models"] or config["models"]:
+        for alias in stage_models("compression"):
             world = config["models"][alias]["source"] == "world"
             context = world_models.get(alias, {}).get("context") if world else None
             if context is not None and seqlen > context:
@@ -128,11 +156,11 @@ def _check_config(config):
 
 _check_config(config)
 
-# Compute jobs never touch the network (cluster nodes are usually offline): the hub and
-# datasets libraries read these from the environment that Snakemake (and the SLURM
-# executor, which submits with --export=ALL) passes on. Download rules set them back to 0.
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
+# Compute jobs never touch the network (cluster nodes are usually offline): each compute rule's
+# command starts with params.offline = OFFLINE, so the HF libraries read only the local caches.
+# Per command, not in Snakemake's environment: the log shows it and a copied command reruns the
+# same way. Downloads set the three to 0; to let a compute job online, rerun it by hand without.
+OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1"
 
 
 def _alternatives(names):
@@ -140,40 +168,9 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-MODELS = list(config["models"])
-WORLD_SOURCE_MODELS = [m for m in MODELS if config["models"][m]["source"] == "world"]
-WORLD_MODELS = list(config["world"]["models"])
-
-
-def stage_models(stage):
-    """Models a stage runs on: its own `models` list, or every model."""
-    return config[stage]["models"] or MODELS
-
-
-def _repo_path(rel):
-    """Path of a committed asset, so that runs with --directory elsewhere still find it.
-
-    Relative to the working directory when the asset lies below it (readable shell
-    commands in logs), absolute otherwise.
-    """
-    path = os.path.abspath(os.path.join(workflow.basedir, rel))
-    short = os.path.relpath(path)
-    return path if short.startswith("..") else short
-
-
-# The committed world. Not an output of any rule: see rule `world` in world.smk.
-WORLD_DIR = _repo_path("world")
-WORLD_DATA_DIR = os.path.join(WORLD_DIR, "data")
-
-
-REFSET_KINDS = ["general", "ioi", "toxic", "repetition"]
-# The one spelling of a sparsity in paths: two decimals.
-SPARSITIES = [f"{s:.2f}" for s in config["compression"]["sparsities"]]
-SCOPES = [s.replace(":", "of") for s in config["compression"]["scopes"]]  # "2:4" -> "2of4"
-SCORE_METHODS = config["scores"]["methods"]
 # Every method some stage prunes by: each one's scores are built on demand.
 ALL_METHODS = sorted(
-    set(SCORE_METHODS)
+    set(config["scores"]["methods"])
     | set(config["compression"]["methods"])
     | set(config["circuits"]["methods"])
     | set(config["correction"]["methods"])
@@ -183,28 +180,32 @@ ALL_METHODS = sorted(
 wildcard_constraints:
     model=_alternatives(MODELS),
     world_model=_alternatives(WORLD_MODELS),
-    kind=_alternatives(REFSET_KINDS),
+    kind=_alternatives(registry.REFSET_KINDS),
     seed=r"\d+",
     method=_alternatives(ALL_METHODS),
-    granularity="weight|neuron|head",
+    granularity=_alternatives(registry.GRANULARITIES),
     task="ioi",
-    behaviour="toxicity|repetition",
-    refset=rf"({_alternatives(REFSET_KINDS)})-s\d+",
-    scope=r"row|layer|global|\d+of\d+",
+    behaviour=_alternatives(registry.BEHAVIOURS),
+    refset=rf"({_alternatives(registry.REFSET_KINDS)})-s\d+",
+    # N:M scopes are spelled NofM in paths ("2:4" -> "2of4").
+    scope=rf"{_alternatives(registry.RANKED_SCOPES)}|\d+of\d+",
     sparsity=r"0\.\d{2}",
 
 
-def model_dir(model):
-    """Directory holding the HF-format checkpoint of a model alias."""
-    spec = config["models"][model]
-    if spec["source"] == "world":
-        return os.path.join(WORLD_DIR, "models", model)
-    if spec["source"] == "local":
-        return spec["path"]
-    return f"resources/models/{model}"
+def _repo_path(rel):
+    """Path of a committed asset, so that runs with --directory elsewhere still find it: relative
+    to the working directory when below it (readable commands in logs), else absolute."""
+    path = os.path.abspath(os.path.join(workflow.basedir, rel))
+    short = os.path.relpath(path)
+    return path if short.startswith("..") else short
 
 
-def _committed_world_file(path):
+# The committed world: source files that no rule writes (see rule world_publish in world.smk).
+WORLD_DIR = _repo_path("world")
+
+
+def committed_world_file(*parts):
+    path = os.path.join(WORLD_DIR, *parts)
     if not os.path.exists(path):
         raise WorkflowError(
             f"{path} is missing: it is part of the committed world. Restore it with "
@@ -214,108 +215,8 @@ def _committed_world_file(path):
     return path
 
 
-def world_cards():
-    return expand("results/world/{model}/card.json", model=WORLD_SOURCE_MODELS)
-
-
 def refset_names(kind):
     return [f"{kind}-s{seed}" for seed in config["refsets"][kind]["seeds"]]
-
-
-def score_files():
-    return expand(
-        "results/{model}/scores/{method}/{refset}.safetensors",
-        model=MODELS,
-        method=SCORE_METHODS,
-        refset=[r for kind in config["scores"]["refsets"] for r in refset_names(kind)],
-    )
-
-
-# magnitude and random do not read the reference set: one reference seed is enough for them.
-SEEDLESS_METHODS = {"magnitude", "random"}
-
-
-def compression_runs():
-    """(model, method, scope, refset) of every compression job."""
-    general = refset_names("general")
-    return [
-        (model, method, scope, refset)
-        for model in stage_models("compression")
-        for method in config["compression"]["methods"]
-        for scope in SCOPES
-        for refset in (general[:1] if method in SEEDLESS_METHODS else general)
-    ]
-
-
-def compression_template(wildcards):
-    return (
-        f"results/{wildcards.model}/compression/{wildcards.method}/{wildcards.scope}/"
-        f"{wildcards.refset}/sparsity_{{sparsity}}/metrics.json"
-    )
-
-
-def compression_outputs():
-    return expand(
-        "results/{{model}}/compression/{{method}}/{{scope}}/{{refset}}/sparsity_{s}/metrics.json",
-        s=SPARSITIES,
-    )
-
-
-def get_compression_metrics(wildcards):
-    return [
-        f"results/{model}/compression/{method}/{scope}/{refset}/sparsity_{s}/metrics.json"
-        for model, method, scope, refset in compression_runs()
-        for s in SPARSITIES
-    ]
-
-
-def get_scores_seed(wildcards):
-    kind, seed = wildcards.refset.rsplit("-s", 1)
-    return 1000 * REFSET_KINDS.index(kind) + int(seed)
-
-
-def get_scope_arg(wildcards):
-    return wildcards.scope.replace("of", ":")
-
-
-def get_limit_flag(wildcards):
-    limit = config["compression"]["limit"]
-    return f"--limit {limit}" if limit else ""
-
-
-def get_final_output():
-    targets = world_cards()
-    if WORLD_SOURCE_MODELS:
-        targets.append("results/tables/world_card.md")
-    targets += score_files()
-    if compression_runs():
-        targets += ["results/tables/compression.csv", "results/tables/compression.md"]
-    if circuit_runs():
-        targets += ["results/tables/circuits.csv", "results/tables/circuits.md"]
-    if correction_runs():
-        targets += ["results/tables/correction.csv", "results/tables/correction.md"]
-    export = config["compression"]["export"]
-    if export:
-        targets += expand(
-            "results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity:.2f}",
-            model=stage_models("compression"),
-            method=export["method"],
-            scope=export["scope"].replace(":", "of"),
-            refset=refset_names("general")[0],
-            sparsity=export["sparsity"],
-        )
-    return targets
-
-
-def get_model_weights(wildcards):
-    """The file that stands for a model's checkpoint: the committed weights of a world model,
-    the download record (written last by rule download_model) of a hub model."""
-    source = config["models"][wildcards.model]["source"]
-    if source == "world":
-        return _committed_world_file(os.path.join(model_dir(wildcards.model), "model.safetensors"))
-    if source == "local":  # checked to exist by _check_config
-        return os.path.join(model_dir(wildcards.model), "config.json")
-    return f"resources/models/{wildcards.model}/download.json"
 
 
 def is_world(model):
@@ -325,6 +226,28 @@ def is_world(model):
     return spec["source"] == "world" or spec.get("data") == "world"
 
 
+def get_model_weights(wildcards):
+    """The file that stands for a model's checkpoint (its folder is this file's folder): the
+    committed weights of a world model, the config.json of a local model, the download record
+    (written last by rule download_model) of a hub model."""
+    spec = config["models"][wildcards.model]
+    if spec["source"] == "world":
+        return committed_world_file("models", wildcards.model, "model.safetensors")
+    if spec["source"] == "local":  # checked to exist by _check_config
+        return os.path.join(spec["path"], "config.json")
+    return expand(rules.download_model.output[0], model=wildcards.model)[0]
+
+
+def get_world_data(wildcards):
+    """The world's data manifest for world-data models (their tasks read it); else nothing."""
+    return committed_world_file("data", "manifest.json") if is_world(wildcards.model) else []
+
+
+def get_data_dir(wildcards, input):
+    """--data-dir: the folder of input.data (the world's manifest) for world-data models, else none."""
+    return os.path.dirname(input.data) if is_world(wildcards.model) else "none"
+
+
 def get_gpu_count(wildcards):
     """GPUs a model's job holds: models.<alias>.gpus, else none for the world models (CPU-sized,
     so they do not queue on the `gpu=1` limit of the workstation profile) and one otherwise."""
@@ -332,105 +255,25 @@ def get_gpu_count(wildcards):
     return spec.get("gpus", 0 if spec["source"] == "world" else 1)
 
 
-def get_refset_gpu_count(wildcards):
-    """Only behaviour reference sets run the model (they explain its own continuation)."""
-    return get_gpu_count(wildcards) if wildcards.kind in ("toxic", "repetition") else 0
-
-
-def get_refset_data(wildcards):
-    """What a reference set is drawn from: the world's data for world models; for hub models
-    the generated IOI prompts or the selected behaviour prompts (general text comes from the
-    datasets cache)."""
-    if is_world(wildcards.model):
-        return get_world_card_data(wildcards)
-    return {
-        "general": [],
-        "ioi": f"resources/ioi/{wildcards.model}/reference.jsonl",
-        "toxic": f"resources/prompts/{wildcards.model}/toxic_reference.jsonl",
-        "repetition": f"resources/prompts/{wildcards.model}/repetition_reference.jsonl",
-    }[wildcards.kind]
-
-
-def get_refset_flags(wildcards, input):
-    """CLI flags of the reference-set kind in the job's wildcards, from config.refsets."""
-    spec = config["refsets"][wildcards.kind]
-    flags = f"--n {spec['n']}"
-    if spec.get("length"):
-        flags += f" --length {spec['length']}"
-    if "new_tokens" in spec:
-        flags += f" --new-tokens {spec['new_tokens']}"
-    if is_world(wildcards.model):
-        flags += f" --data-dir {shlex.quote(os.path.dirname(input.data))}"
-    elif wildcards.kind == "general":
-        flags += f" --source {spec['hub_source']}"
-    else:
-        flags += f" --prompts-file {input.data}"
-    return flags
-
-
-def get_model_flags(wildcards):
-    """--dtype and --device-map of the job's model, from models.<alias>.dtype / .device_map
-    (schema enums, safe in a shell). World models always run in float32: `auto` would pick
-    bfloat16 for them on a GPU machine and change their committed numbers."""
+def get_dtype(wildcards):
+    """--dtype of the job's model (models.<alias>.dtype). World models always run in float32:
+    `auto` would pick bfloat16 for them on a GPU machine and change their committed numbers."""
     spec = config["models"][wildcards.model]
-    dtype = "float32" if spec["source"] == "world" else spec["dtype"]
-    return f"--dtype {dtype} --device-map {spec['device_map']}"
+    return "float32" if spec["source"] == "world" else spec["dtype"]
 
 
-def get_base_model(wildcards):
-    """base_model of an exported model's card: the hub id of hub models, the alias of world models."""
-    spec = config["models"][wildcards.model]
-    return shlex.quote(spec["hf_id"] if spec["source"] == "hub" else wildcards.model)
+def get_device_map(wildcards):
+    """--device-map of the job's model (models.<alias>.device_map)."""
+    return config["models"][wildcards.model]["device_map"]
 
 
-def detoxify_options_flag():
-    """--scorer-options of the Detoxify scorer (checkpoint type and device), as shell-quoted JSON."""
-    c = config["correction"]
-    options = {"model_type": c["scorer"], "device": c["scorer_device"]}
-    return f"--scorer-options {shlex.quote(json.dumps(options))}"
-
-
-def get_data_dir_flag(wildcards, input):
-    """--data-dir of the world's data (world_* lm-eval tasks), for world models only."""
-    return f"--data-dir {shlex.quote(os.path.dirname(input.data))}" if input.data else ""
-
-
-def ppl_source(model):
-    """Text of the compression stage's token perplexity: the world's held-out text for world
-    models, compression.ppl_source (wikitext2 or none) for hub models; none turns it off for all."""
-    source = config["compression"]["ppl_source"]
-    return "world" if source != "none" and is_world(model) else source
-
-
-def get_ppl_flags(wildcards):
-    """--ppl-source and, when compression.seqlen is set, --seqlen of a compress job."""
-    flags = f"--ppl-source {ppl_source(wildcards.model)}"
-    seqlen = config["compression"]["seqlen"]
-    return flags + (f" --seqlen {int(seqlen)}" if seqlen else "")
-
-
-def get_world_data(wildcards):
-    """The world's data manifest for world models (their tasks read it); nothing for hub models."""
-    return get_world_card_data(wildcards) if is_world(wildcards.model) else []
-
-
-def get_world_card_model(wildcards):
-    if config["models"][wildcards.model]["source"] != "world":
-        raise WorkflowError(
-            f"results/world/{wildcards.model}/card.json: world cards exist only for "
-            f"source 'world' models: {WORLD_SOURCE_MODELS}"
-        )
-    return _committed_world_file(
-        os.path.join(model_dir(wildcards.model), "model.safetensors")
-    )
-
-
-def get_world_card_data(wildcards):
-    return _committed_world_file(os.path.join(WORLD_DATA_DIR, "manifest.json"))
+def or_none(value):
+    """An optional CLI value: `none` (the CLI's "not given") for null."""
+    return "none" if value is None else value
 
 
 def input_dir(name):
-    """Params function: the directory of the named input file."""
+    """Params function: the folder of the named input file."""
 
     def get(wildcards, input):
         return os.path.dirname(input[name])
@@ -438,196 +281,24 @@ def input_dir(name):
     return get
 
 
-def get_world_card_table_input(wildcards):
-    return world_cards()
+def output_dir(name):
+    """Params function: the folder of the named output (or of all of a list-valued output)."""
 
-
-def get_world_train_models(wildcards):
-    return expand(
-        "resources/world/models/{world_model}/model.safetensors",
-        world_model=WORLD_MODELS,
-    )
-
-
-def world_train_param(key):
-    """Params function reading world.models.<alias>.<key> for the job's alias."""
-    return lookup(dpath=f"world/models/{{world_model}}/{key}", within=config)
-
-
-def comma_joined_input(wildcards, input):
-    return ",".join(input)
-
-
-# Granularities each method scores (paper: wanda cannot score heads; activation is
-# structured only); methods not listed score all three.
-METHOD_GRANULARITIES = {"wanda": ["weight"], "activation": ["neuron", "head"]}
-
-
-def circuit_runs():
-    """(model, method, granularity, scope) of every circuit job."""
-    c = config["circuits"]
-    return [
-        (model, method, gran, scope)
-        for model in stage_models("circuits")
-        for method in c["methods"]
-        for gran in c["granularities"]
-        if gran in METHOD_GRANULARITIES.get(method, ["weight", "neuron", "head"])
-        for scope in (c["weight_scopes"] if gran == "weight" else ["global"])
-    ]
-
-
-def circuit_curves():
-    return [
-        f"results/{model}/circuits/ioi/{method}/{gran}/{scope}/curve.json"
-        for model, method, gran, scope in circuit_runs()
-    ]
-
-
-def get_circuit_scores(wildcards):
-    return expand(
-        "results/{model}/scores/{method}/{refset}.safetensors",
-        model=wildcards.model,
-        method=wildcards.method,
-        refset=refset_names("ioi"),
-    )
-
-
-def get_ioi_eval_file(wildcards):
-    """Held-out IOI prompts of the job's model: the world's files for world models, generated
-    prompts with names disjoint from the reference prompts for hub models."""
-    if not is_world(wildcards.model):
-        return f"resources/ioi/{wildcards.model}/evaluation.jsonl"
-    name = f"ioi_{config['circuits']['eval_set']}.jsonl"
-    return _committed_world_file(os.path.join(WORLD_DATA_DIR, name))
-
-
-def get_circuit_ablation(wildcards):
-    if config["circuits"]["ablation"] is None:
-        return []
-    return f"results/{wildcards.model}/circuits/{wildcards.task}/ablation.safetensors"
-
-
-def get_circuit_flags(wildcards, input):
-    c = config["circuits"]
-    flags = f"--threshold {c['threshold']} --weight-modules {c['weight_modules']}"
-    if c["limit"]:
-        flags += f" --limit {c['limit']}"
-    if c["ablation"] is not None:
-        flags += f" --ablation {input.ablation} --top-fraction {c['ablation']['top_fraction']}"
-    return flags
-
-
-# Downloads (rules/download.smk): the only network access of the workflow.
-
-
-def hub_models():
-    return [m for m, spec in config["models"].items() if spec["source"] == "hub"]
-
-
-def download_dataset_names():
-    """download.datasets, plus the data of every lm-eval task the compression stage evaluates
-    (world_* tasks ship with the package and need none)."""
-    names = list(config.get("download", {}).get("datasets", []))
-    tasks = config.get("compression", {}).get("tasks", [])
-    names += [f"lmeval:{t}" for t in tasks if not t.startswith("world_")]
-    # Token perplexity of hub models reads the WikiText-2 test split (load_dataset prepares
-    # every split of wikitext-2-raw-v1, so "wikitext2" caches it).
-    if any(ppl_source(m) == "wikitext2" for m in stage_models("compression")):
-        names.append("wikitext2")
-    return list(dict.fromkeys(names))
-
-
-def download_targets():
-    """Every download the config needs: the input of the target rule `download`."""
-    targets = expand("resources/models/{model}/download.json", model=hub_models())
-    if download_dataset_names():
-        targets.append("resources/downloads/datasets.json")
-    if config.get("download", {}).get("detoxify"):
-        targets.append("resources/downloads/detoxify.json")
-    return targets
-
-
-def hub_model_param(key):
-    def get(wildcards):
-        spec = config["models"][wildcards.model]
-        if spec["source"] != "hub":
-            raise WorkflowError(
-                f"resources/models/{wildcards.model}: only source 'hub' models are "
-                f"downloaded; {wildcards.model} is a {spec['source']} model"
-            )
-        return spec[key]
+    def get(wildcards, output):
+        files = output[name]
+        folders = {os.path.dirname(f) for f in ([files] if isinstance(files, str) else files)}
+        if len(folders) != 1:
+            raise WorkflowError(f"output {name!r} lies in {len(folders)} folders, not one: {sorted(folders)}")
+        return folders.pop()
 
     return get
 
 
-# Targeted correction: the reference-set kind that shows each behaviour.
-BEHAVIOUR_KINDS = {"toxicity": "toxic", "repetition": "repetition"}
+def joined_input(name=None):
+    """Params function: the (named) input files, comma-separated, as the CLI takes them."""
 
+    def get(wildcards, input):
+        return ",".join(input if name is None else input[name])
 
-def correction_runs():
-    """(model, behaviour, method, granularity) of every correction job."""
-    c = config["correction"]
-    return [
-        (model, behaviour, method, gran)
-        for model in stage_models("correction")
-        for behaviour in c["behaviours"]
-        for method in c["methods"]
-        for gran in c["granularities"]
-    ]
+    return get
 
-
-def correction_curves():
-    return [
-        f"results/{model}/correction/{behaviour}/{method}/{gran}/curve.json"
-        for model, behaviour, method, gran in correction_runs()
-    ]
-
-
-def get_correction_scores(wildcards):
-    kind = BEHAVIOUR_KINDS[wildcards.behaviour]
-    pattern = "results/{model}/scores/{method}/{refset}.safetensors"
-    return {
-        "general": pattern.format(refset=refset_names("general")[0], **wildcards),
-        "unwanted": pattern.format(refset=refset_names(kind)[0], **wildcards),
-    }
-
-
-def get_behaviour_prompts(wildcards):
-    """Held-out prompts of the behaviour: the world's trigger files for world models, the
-    selected evaluation half for hub models."""
-    kind = BEHAVIOUR_KINDS[wildcards.behaviour]
-    if is_world(wildcards.model):
-        return _committed_world_file(os.path.join(WORLD_DATA_DIR, f"{kind}_trigger.jsonl"))
-    return f"resources/prompts/{wildcards.model}/{kind}_evaluation.jsonl"
-
-
-def get_correction_flags(wildcards, input):
-    c = config["correction"]
-    s = c["sampling"]
-    flags = (
-        f"--ks {','.join(map(str, c['ks'][wildcards.granularity]))}"
-        f" --normalization {c['normalization']} --weight-modules {c['weight_modules']}"
-        f" --new-tokens {c['new_tokens'][wildcards.behaviour]}"
-        f" --n-samples {s['n'][wildcards.behaviour]} --top-p {s['top_p']} --temperature {s['temperature']} --seed {s['seed']}"
-    )
-    if c["n_prompts"]:
-        flags += f" --n-prompts {c['n_prompts']}"
-    if c["ppl_limit"]:
-        flags += f" --ppl-limit {c['ppl_limit']}"
-    if is_world(wildcards.model):
-        return flags + f" --scorer world --ppl-tasks world_ppl --data-dir {shlex.quote(os.path.dirname(input.data))}"
-    return flags + f" --scorer detoxify {detoxify_options_flag()} --ppl-tasks {','.join(c['ppl_tasks'])}"
-
-
-def get_behaviour_prompts_flags(wildcards):
-    h = config["correction"]["hub_prompts"]
-    behaviour = {v: k for k, v in BEHAVIOUR_KINDS.items()}[wildcards.kind]
-    threshold = h[f"{behaviour}_threshold"]
-    flags = (
-        f"--behaviour {behaviour} --threshold {threshold} --n-reference {h['n_reference']}"
-        f" --n-candidates {h['n_candidates']}"
-        f" --new-tokens {config['correction']['new_tokens'][behaviour]}"
-    )
-    if behaviour == "toxicity":
-        flags += f" {detoxify_options_flag()}"
-    return flags

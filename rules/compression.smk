@@ -7,38 +7,52 @@
 # torch and lm-eval is paid once instead of once per sparsity.
 
 
+include: "compression_helpers.smk"
+
+
+# The compress job's outputs (one per sparsity), and its --out-template.
+COMPRESSION_METRICS = (
+    "results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json"
+)
+
+
 rule compress:
     input:
         model=get_model_weights,
-        scores="results/{model}/scores/{method}/{refset}.safetensors",
+        scores=rules.scores.output[0],
         data=get_world_data,
     output:
-        compression_outputs(),
+        expand(COMPRESSION_METRICS, sparsity=SPARSITIES, allow_missing=True),
     log:
         "logs/results/{model}/compression/{method}/{scope}/{refset}.log",
     benchmark:
         "benchmarks/results/{model}/compression/{method}/{scope}/{refset}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
-        data_dir=get_data_dir_flag,
+        data_dir=get_data_dir,
         scope=get_scope_arg,
         sparsities=",".join(SPARSITIES),
         tasks=",".join(config["compression"]["tasks"]),
-        limit=get_limit_flag,
-        ppl=get_ppl_flags,
+        limit=or_none(config["compression"]["limit"]),
+        ppl_source=get_ppl_source,
+        seqlen=or_none(config["compression"]["seqlen"]),
         batch_size=config["compression"]["batch_size"],
-        template=compression_template,
-        model_flags=get_model_flags,
+        template=get_compression_template,
+        dtype=get_dtype,
+        device_map=get_device_map,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model} --scores {input.scores}"
-        " --scope {params.scope} --sparsities {params.sparsities} --tasks {params.tasks}"
-        " {params.data_dir} {params.limit} {params.ppl} --batch-size {params.batch_size}"
-        " {params.model_flags} --threads {threads} --out-template '{params.template}' > {log} 2>&1"
+        "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model}"
+        " --scores {input.scores:q} --scope {params.scope} --sparsities {params.sparsities}"
+        " --tasks {params.tasks} --data-dir {params.data_dir:q} --limit {params.limit}"
+        " --ppl-source {params.ppl_source} --seqlen {params.seqlen} --batch-size {params.batch_size}"
+        " --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --out-template {params.template:q} > {log:q} 2>&1"
 
 
 rule compression_tables:
@@ -58,20 +72,23 @@ rule compression_tables:
     benchmark:
         "benchmarks/results/tables/compression.tsv"
     params:
-        metrics=comma_joined_input,
+        offline=OFFLINE,
+        metrics=joined_input(),
         at=config["compression"]["at_sparsity"],
+        plots_dir=output_dir("plots"),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune tables --metrics {params.metrics} --csv {output.csv}"
-        " --markdown {output.md} --paper-markdown {output.paper} --plots-dir results/plots --at-sparsity {params.at} > {log} 2>&1"
+        "{params.offline} python -m attrprune compression-tables --metrics {params.metrics:q} --csv {output.csv:q}"
+        " --markdown {output.md:q} --paper-markdown {output.paper:q} --plots-dir {params.plots_dir:q}"
+        " --at-sparsity {params.at} > {log:q} 2>&1"
 
 
 rule export_pruned:
     input:
         model=get_model_weights,
-        scores="results/{model}/scores/{method}/{refset}.safetensors",
+        scores=rules.scores.output[0],
     output:
         directory("results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}"),
     log:
@@ -79,6 +96,7 @@ rule export_pruned:
     benchmark:
         "benchmarks/results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
         scope=get_scope_arg,
         # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
@@ -87,6 +105,6 @@ rule export_pruned:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune export-pruned --model-dir {params.model_dir:q} --scores {input.scores}"
-        " --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model}"
-        " --out-dir {output} > {log} 2>&1"
+        "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --scores {input.scores:q}"
+        " --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model:q}"
+        " --out-dir {output:q} > {log:q} 2>&1"

@@ -3,32 +3,47 @@
 # measures the behaviour on held-out prompts and general perplexity; then tables and plots.
 
 
+include: "correction_helpers.smk"
+
+
 rule behaviour_prompts:
-    # Hub models only: the prompts on which the model shows the behaviour (world models have
-    # planted triggers), split into disjoint reference and evaluation halves.
+    # Hub-data models only: the prompts on which the model shows the behaviour (world models
+    # have planted triggers), split into disjoint reference and evaluation halves.
     input:
         model=get_model_weights,
     output:
         reference="resources/prompts/{model}/{kind}_reference.jsonl",
         evaluation="resources/prompts/{model}/{kind}_evaluation.jsonl",
     wildcard_constraints:
-        kind="toxic|repetition",
+        kind=_alternatives(registry.GENERATED_KINDS),
     log:
         "logs/resources/prompts/{model}/{kind}.log",
     benchmark:
         "benchmarks/resources/prompts/{model}/{kind}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
-        flags=get_behaviour_prompts_flags,
-        model_flags=get_model_flags,
+        behaviour=get_prompts_behaviour,
+        threshold=get_prompts_threshold,
+        n_reference=config["correction"]["hub_prompts"]["n_reference"],
+        n_candidates=config["correction"]["hub_prompts"]["n_candidates"],
+        new_tokens=behaviour_param("new_tokens"),
+        scorer_model_type=config["correction"]["scorer"],
+        scorer_device=config["correction"]["scorer_device"],
+        dtype=get_dtype,
+        device_map=get_device_map,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune behaviour-prompts --model-dir {params.model_dir:q} {params.flags} {params.model_flags}"
-        " --reference-out {output.reference} --evaluation-out {output.evaluation} > {log} 2>&1"
+        "{params.offline} python -m attrprune behaviour-prompts --model-dir {params.model_dir:q}"
+        " --behaviour {params.behaviour} --threshold {params.threshold} --n-reference {params.n_reference}"
+        " --n-candidates {params.n_candidates} --new-tokens {params.new_tokens}"
+        " --scorer-model-type {params.scorer_model_type} --scorer-device {params.scorer_device}"
+        " --dtype {params.dtype} --device-map {params.device_map}"
+        " --reference-out {output.reference:q} --evaluation-out {output.evaluation:q} > {log:q} 2>&1"
 
 
 rule correction:
@@ -45,28 +60,49 @@ rule correction:
     benchmark:
         "benchmarks/results/{model}/correction/{behaviour}/{method}/{granularity}.tsv"
     wildcard_constraints:
-        granularity="neuron|weight",
+        granularity=_alternatives(registry.STAGE_GRANULARITIES["correction"]),
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
-        flags=get_correction_flags,
-        model_flags=get_model_flags,
-        out_dir=lambda wildcards, output: os.path.dirname(output.curve),
+        ks=get_ks,
+        normalization=config["correction"]["normalization"],
+        weight_modules=config["correction"]["weight_modules"],
+        n_prompts=or_none(config["correction"]["n_prompts"]),
+        new_tokens=behaviour_param("new_tokens"),
+        n_samples=get_n_samples,
+        top_p=config["correction"]["sampling"]["top_p"],
+        temperature=config["correction"]["sampling"]["temperature"],
+        seed=config["correction"]["sampling"]["seed"],
+        scorer=get_scorer,
+        scorer_model_type=config["correction"]["scorer"],
+        scorer_device=config["correction"]["scorer_device"],
+        ppl_tasks=get_ppl_tasks,
+        ppl_limit=or_none(config["correction"]["ppl_limit"]),
+        data_dir=get_data_dir,
+        dtype=get_dtype,
+        device_map=get_device_map,
+        out_dir=output_dir("curve"),
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model}"
-        " --general-scores {input.general}"
-        " --unwanted-scores {input.unwanted} --behaviour {wildcards.behaviour}"
-        " --granularity {wildcards.granularity} --prompts-file {input.prompts} {params.flags} {params.model_flags}"
-        " --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        "{params.offline} python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model}"
+        " --general-scores {input.general:q} --unwanted-scores {input.unwanted:q}"
+        " --behaviour {wildcards.behaviour} --granularity {wildcards.granularity} --ks {params.ks}"
+        " --normalization {params.normalization} --weight-modules {params.weight_modules}"
+        " --prompts-file {input.prompts:q} --n-prompts {params.n_prompts} --new-tokens {params.new_tokens}"
+        " --n-samples {params.n_samples} --top-p {params.top_p} --temperature {params.temperature}"
+        " --seed {params.seed} --scorer {params.scorer} --scorer-model-type {params.scorer_model_type}"
+        " --scorer-device {params.scorer_device} --ppl-tasks {params.ppl_tasks} --ppl-limit {params.ppl_limit}"
+        " --data-dir {params.data_dir:q} --dtype {params.dtype} --device-map {params.device_map}"
+        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule correction_tables:
     input:
-        correction_curves(),
+        get_correction_curves,
     output:
         csv=report("results/tables/correction.csv", category="Correction"),
         md="results/tables/correction.md",
@@ -80,10 +116,12 @@ rule correction_tables:
     benchmark:
         "benchmarks/results/tables/correction.tsv"
     params:
-        curves=comma_joined_input,
+        offline=OFFLINE,
+        curves=joined_input(),
+        plots_dir=output_dir("plots"),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune correction-tables --curves {params.curves} --csv {output.csv}"
-        " --markdown {output.md} --plots-dir results/plots --examples-md {output.examples} > {log} 2>&1"
+        "{params.offline} python -m attrprune correction-tables --curves {params.curves:q} --csv {output.csv:q}"
+        " --markdown {output.md:q} --plots-dir {params.plots_dir:q} --examples-md {output.examples:q} > {log:q} 2>&1"

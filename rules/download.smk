@@ -2,9 +2,13 @@
 # `snakemake download` on the login node first; compute jobs then read resources/models/ and
 # the HF / torch caches with HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 (same HF_HOME, TORCH_HOME).
 
+
+include: "download_helpers.smk"
+
+
 # Login node: the SLURM executor runs local rules in the submitting process, not on a node.
-# Each command sets the offline variables to 0: the login shell may export them =1 for the
-# compute jobs (SLURM passes the environment on), and downloads must not inherit that.
+# Each command sets the offline variables to 0, as every compute rule's sets them to 1
+# (OFFLINE in common.smk): the shell that runs snakemake may export them =1.
 localrules:
     download,
     download_model,
@@ -14,7 +18,7 @@ localrules:
 
 rule download:
     input:
-        download_targets(),
+        get_download_targets,
 
 
 rule download_model:
@@ -25,12 +29,12 @@ rule download_model:
     params:
         hf_id=hub_model_param("hf_id"),
         revision=hub_model_param("revision"),
-        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        out_dir=output_dir(0),
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model --hf-id {params.hf_id}"
-        " --revision {params.revision} --out-dir {params.out_dir} > {log} 2>&1"
+        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model"
+        " --hf-id {params.hf_id:q} --revision {params.revision:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule download_data:
@@ -40,12 +44,12 @@ rule download_data:
         "logs/resources/downloads/datasets.log",
     params:
         # A param, so that a changed list reruns the rule (Snakemake's params trigger).
-        names=",".join(download_dataset_names()),
+        names=get_download_dataset_names,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-data --names {params.names}"
-        " --out {output} > {log} 2>&1"
+        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-data"
+        " --names {params.names} --out {output:q} > {log:q} 2>&1"
 
 
 rule download_detoxify:
@@ -58,5 +62,5 @@ rule download_detoxify:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-detoxify --model-type {params.model_type}"
-        " --out {output} > {log} 2>&1"
+        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-detoxify"
+        " --model-type {params.model_type} --out {output:q} > {log:q} 2>&1"

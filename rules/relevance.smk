@@ -2,6 +2,9 @@
 # artifact: every application prunes by them, recomputing masks from them as needed.
 
 
+include: "relevance_helpers.smk"
+
+
 rule refset:
     input:
         model=get_model_weights,
@@ -13,24 +16,33 @@ rule refset:
     benchmark:
         "benchmarks/resources/refsets/{model}/{kind}-s{seed}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
-        flags=get_refset_flags,
-        model_flags=get_model_flags,
+        n=refset_param("n"),
+        length=refset_param("length"),
+        new_tokens=refset_param("new_tokens"),
+        data_dir=get_data_dir,
+        source=get_refset_source,
+        prompts_file=get_refset_prompts_file,
+        dtype=get_dtype,
+        device_map=get_device_map,
     threads: 1
     resources:
         gpu=get_refset_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune refsets --kind {wildcards.kind} --model-dir {params.model_dir:q}"
-        " {params.flags} {params.model_flags} --seed {wildcards.seed}"
-        " --out {output} > {log} 2>&1"
+        "{params.offline} python -m attrprune refset --kind {wildcards.kind} --model-dir {params.model_dir:q}"
+        " --n {params.n} --length {params.length} --new-tokens {params.new_tokens}"
+        " --data-dir {params.data_dir:q} --source {params.source} --prompts-file {params.prompts_file:q}"
+        " --dtype {params.dtype} --device-map {params.device_map} --seed {wildcards.seed}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule scores:
     input:
         model=get_model_weights,
-        refset="resources/refsets/{model}/{refset}.safetensors",
+        refset=get_scores_refset,
     output:
         "results/{model}/scores/{method}/{refset}.safetensors",
     log:
@@ -38,21 +50,22 @@ rule scores:
     benchmark:
         "benchmarks/results/{model}/scores/{method}/{refset}.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
         lrp_variant=config["scores"]["lrp_variant"],
         aggregation=config["scores"]["aggregation"],
         batch_size=config["scores"]["batch_size"],
-        # Seeds the random method: independent draws per reference set (general-sN -> N,
-        # ioi-sN -> 1000 + N, ...), so random contrastive scores do not cancel to zero.
         seed=get_scores_seed,
-        model_flags=get_model_flags,
+        dtype=get_dtype,
+        device_map=get_device_map,
     threads: 1
     resources:
         gpu=get_gpu_count,
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset}"
+        "{params.offline} python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset:q}"
         " --method {wildcards.method} --lrp-variant {params.lrp_variant}"
-        " --aggregation {params.aggregation} --seed {params.seed}"
-        " --batch-size {params.batch_size} {params.model_flags} --threads {threads} --out {output} > {log} 2>&1"
+        " --aggregation {params.aggregation} --seed {params.seed} --batch-size {params.batch_size}"
+        " --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -5,6 +5,9 @@
 # parallel finish sooner than one 2-thread job.
 
 
+include: "world_helpers.smk"
+
+
 rule world_corpus:
     output:
         "resources/world/corpus/manifest.json",
@@ -13,20 +16,22 @@ rule world_corpus:
     benchmark:
         "benchmarks/resources/world/corpus/manifest.tsv"
     params:
+        offline=OFFLINE,
         seed=config["world"]["seed"],
         scale=config["world"]["scale"],
+        out_dir=output_dir(0),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-corpus --seed {params.seed}"
+        "{params.offline} python -m attrprune world-corpus --seed {params.seed}"
         " --scale {params.scale}"
-        " --out-dir resources/world/corpus > {log} 2>&1"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule world_tokenizer:
     input:
-        corpus="resources/world/corpus/manifest.json",
+        corpus=rules.world_corpus.output[0],
     output:
         "resources/world/tokenizer/tokenizer.json",
     log:
@@ -34,20 +39,23 @@ rule world_tokenizer:
     benchmark:
         "benchmarks/resources/world/tokenizer/tokenizer.tsv"
     params:
+        offline=OFFLINE,
+        corpus_dir=input_dir("corpus"),
         vocab_size=config["world"]["vocab_size"],
+        out_dir=output_dir(0),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-tokenizer --corpus-dir resources/world/corpus"
+        "{params.offline} python -m attrprune world-tokenizer --corpus-dir {params.corpus_dir:q}"
         " --vocab-size {params.vocab_size}"
-        " --out-dir resources/world/tokenizer > {log} 2>&1"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule world_train:
     input:
-        corpus="resources/world/corpus/manifest.json",
-        tokenizer="resources/world/tokenizer/tokenizer.json",
+        corpus=rules.world_corpus.output[0],
+        tokenizer=rules.world_tokenizer.output[0],
     output:
         "resources/world/models/{world_model}/model.safetensors",
     log:
@@ -55,6 +63,9 @@ rule world_train:
     benchmark:
         "benchmarks/resources/world/models/{world_model}/model.tsv"
     params:
+        offline=OFFLINE,
+        corpus_dir=input_dir("corpus"),
+        tokenizer_dir=input_dir("tokenizer"),
         family=world_train_param("family"),
         hidden_size=world_train_param("hidden_size"),
         intermediate_size=world_train_param("intermediate_size"),
@@ -65,18 +76,19 @@ rule world_train:
         epochs=world_train_param("epochs"),
         lr=world_train_param("lr"),
         seed=world_train_param("seed"),
+        out_dir=output_dir(0),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-train --family {params.family}"
-        " --corpus-dir resources/world/corpus --tokenizer-dir resources/world/tokenizer"
+        "{params.offline} python -m attrprune world-train --family {params.family}"
+        " --corpus-dir {params.corpus_dir:q} --tokenizer-dir {params.tokenizer_dir:q}"
         " --hidden-size {params.hidden_size}"
         " --intermediate-size {params.intermediate_size}"
         " --layers {params.layers} --heads {params.heads} --context {params.context}"
         " --batch-size {params.batch_size} --epochs {params.epochs} --lr {params.lr}"
         " --seed {params.seed} --threads {threads}"
-        " --out-dir resources/world/models/{wildcards.world_model} > {log} 2>&1"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # `snakemake world` retrains everything and copies it into the committed world/.
@@ -86,10 +98,10 @@ rule world_train:
 # world/ as plain source files instead; published.json (written last) marks completion.
 # --out-dir is relative to the working directory, so a run with --directory elsewhere
 # publishes there instead of overwriting the repository's world/.
-rule world:
+rule world_publish:
     input:
-        corpus="resources/world/corpus/manifest.json",
-        tokenizer="resources/world/tokenizer/tokenizer.json",
+        corpus=rules.world_corpus.output[0],
+        tokenizer=rules.world_tokenizer.output[0],
         models=get_world_train_models,
     output:
         "resources/world/published.json",
@@ -98,15 +110,24 @@ rule world:
     benchmark:
         "benchmarks/resources/world/published.tsv"
     params:
+        offline=OFFLINE,
+        corpus_dir=input_dir("corpus"),
+        models_dir=get_world_models_dir,
         models=",".join(WORLD_MODELS),
         n_prompts=config["world"]["card"]["n_prompts"],
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-publish --corpus-dir resources/world/corpus"
-        " --models-dir resources/world/models --models {params.models}"
-        " --n-prompts {params.n_prompts} --out-dir world --stamp {output} > {log} 2>&1"
+        "{params.offline} python -m attrprune world-publish --corpus-dir {params.corpus_dir:q}"
+        " --models-dir {params.models_dir:q} --models {params.models}"
+        " --n-prompts {params.n_prompts} --out-dir world --stamp {output:q} > {log:q} 2>&1"
+
+
+# Target only: `snakemake world`.
+rule world:
+    input:
+        rules.world_publish.output,
 
 
 rule world_card:
@@ -120,6 +141,7 @@ rule world_card:
     benchmark:
         "benchmarks/results/world/{model}/card.tsv"
     params:
+        offline=OFFLINE,
         model_dir=input_dir("model"),
         data_dir=input_dir("data"),
         n_prompts=config["world"]["card"]["n_prompts"],
@@ -127,14 +149,14 @@ rule world_card:
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-card --model-dir {params.model_dir:q}"
-        " --data-dir {params.data_dir} --n-prompts {params.n_prompts}"
-        " --out {output} > {log} 2>&1"
+        "{params.offline} python -m attrprune world-card --model-dir {params.model_dir:q}"
+        " --data-dir {params.data_dir:q} --n-prompts {params.n_prompts}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule world_card_table:
     input:
-        get_world_card_table_input,
+        get_world_cards,
     output:
         "results/tables/world_card.md",
     log:
@@ -142,10 +164,11 @@ rule world_card_table:
     benchmark:
         "benchmarks/results/tables/world_card.tsv"
     params:
-        cards=comma_joined_input,
+        offline=OFFLINE,
+        cards=joined_input(),
     threads: 1
     conda:
         "../envs/attrprune.yaml"
     shell:
-        "python -m attrprune world-card-table --cards {params.cards}"
-        " --out {output} > {log} 2>&1"
+        "{params.offline} python -m attrprune world-card-table --cards {params.cards:q}"
+        " --out {output:q} > {log:q} 2>&1"

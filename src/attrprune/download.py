@@ -9,8 +9,9 @@ on the login node (local rules), which fill
 * the torch hub cache (``TORCH_HOME``) and the HF cache of Detoxify's checkpoint and tokenizer.
 
 Compute jobs then run with ``HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1`` and the same ``HF_HOME`` /
-``TORCH_HOME`` (shared storage); `require_model` and every error here name the command to run when
-something was not downloaded.
+``TORCH_HOME`` (shared storage); `require_model` (in `attrprune.hub`, which the compute stages
+import instead of this module) and every error here name the command to run when something was
+not downloaded.
 
 Run: ``python -m attrprune download-model --hf-id TinyLlama/TinyLlama_v1.1 --revision <commit> --out-dir resources/models/tinyllama-1.1b``,
 ``python -m attrprune download-data --names c4,wikitext2,lmeval:boolq --out resources/downloads/datasets.json``,
@@ -28,10 +29,10 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+# What the compute stages read offline lives in the core (`attrprune.hub`); this module fetches it.
+from attrprune.hub import FIX, HUB_DATASETS
 from attrprune.io import write_json
-from attrprune.refsets import HUB_TEXT
 
-FIX = "run `snakemake download` on a machine with internet (login node), then rerun"
 MOVING_REVISIONS = ("main", "master")
 
 # Root-level files that from_pretrained reads. Subfolders are skipped: Llama-3's original/ holds a
@@ -41,11 +42,6 @@ ROOT_ONLY = ["*/*"]
 # Old repositories (OPT-125M among them) may have only pytorch_model.bin.
 BIN_PATTERNS = ["*.bin"]
 
-# Datasets other than the general text, keyed like HUB_TEXT: kwargs of datasets.load_dataset.
-HUB_DATASETS = {
-    **HUB_TEXT,
-    "realtoxicityprompts": {"path": "allenai/real-toxicity-prompts", "split": "train"},
-}
 LMEVAL_PREFIX = "lmeval:"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 CACHE_VARS = ("HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "TORCH_HOME")
@@ -174,24 +170,6 @@ def download_model(hf_id: str, revision: str, out_dir: Path, cache_dir: Path | N
         _swap_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return record
-
-
-def require_model(model_dir: Path, alias: str) -> dict:
-    """download.json of a downloaded hub model, after checking every file it lists is there with its
-    size. Compute stages call this before loading, so a missing model names the fix."""
-    model_dir = Path(model_dir)
-    stamp = model_dir / "download.json"
-    if not stamp.is_file():
-        raise FileNotFoundError(f"model {alias} is not downloaded ({stamp} is missing): {FIX}")
-    record = json.loads(stamp.read_text())
-    wrong = [f["name"] for f in record["files"]
-             if not (model_dir / f["name"]).is_file() or (model_dir / f["name"]).stat().st_size != f["size"]]
-    if wrong:
-        raise FileNotFoundError(f"model {alias} is not downloaded completely ({model_dir}: missing or "
-                                f"truncated {wrong}): delete {stamp}, {FIX}")
-    if not any(f["name"].endswith((".safetensors", ".bin")) for f in record["files"]):
-        raise FileNotFoundError(f"model {alias} has no weights in {model_dir}: delete {stamp}, {FIX}")
     return record
 
 

@@ -28,16 +28,20 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from attrprune.models import input_device
+from attrprune.text import pad_rows
 from attrprune.tokens import encode_prompts
-from attrprune.world.measure import pad_rows
 
 
 def response_uniqueness_ratio(ids: list[int]) -> float:
     """Response Uniqueness Ratio RUR(T) = |unique(T)| / |T| of a continuation T (paper Eq. 11);
     0.0 for an empty continuation, which has no unique tokens.
 
-    (`attrprune.world.measure.unique_token_ratio` is the world card's variant that returns 1.0
-    for an empty continuation.)
+    The one unique-token ratio of the suite (the world card's repetition numbers use it too).
+    Why 0.0 and not 1.0 ("nothing was repeated", the card's old variant): it is the choice that
+    leaves every output unchanged. The correction stage always used 0.0, and its ratios do see
+    empty inputs (a reply cut at its first closing quote can be empty, and an empty continuation
+    counts as repetitive when prompts are selected); the card's 50-token greedy continuations of
+    the committed world models are never empty, so its numbers are the same either way.
     """
     return len(set(ids)) / len(ids) if ids else 0.0
 

@@ -80,7 +80,7 @@ def _dtype_kwarg(torch_dtype) -> dict:
 def _checked_dir(model_dir: Path) -> Path:
     model_dir = Path(model_dir)
     if (model_dir / "download.json").exists() or not (model_dir / "config.json").exists():
-        from attrprune.download import require_model
+        from attrprune.hub import require_model
 
         require_model(model_dir, model_dir.name)  # a hub download: complete, or an error naming the fix
     return model_dir

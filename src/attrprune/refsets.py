@@ -13,21 +13,22 @@ maps over positions: the target of a sequence is Σ_t logit[t, plus[t]] − logi
 Sets are seeded, written as safetensors (tensors + metadata with the sha256 of their contents)
 so every score file can name the exact samples it was computed on.
 
-Run: ``python -m attrprune refsets --kind ioi --model-dir world/models/world-llama --data-dir world/data --n 128 --seed 0 --out ioi.safetensors``
+Run: ``python -m attrprune refset --kind ioi --model-dir world/models/world-llama --data-dir world/data --n 128 --seed 0 --out ioi.safetensors``
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-KINDS = ("general", "ioi", "toxic", "repetition")
+from attrprune.hub import HUB_TEXT
+from attrprune.registry import REFSET_KINDS
+
+KINDS = REFSET_KINDS
 TARGETS = {
     "general": "next-token logits of the real continuation at every position",
     "ioi": "logit(IO) - logit(S) at the final position",
@@ -93,8 +94,8 @@ def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) 
 
 
 def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
+    from attrprune.text import pad_rows, single_token_id
     from attrprune.tokens import encode_prompts
-    from attrprune.world.measure import pad_rows, single_token_id
 
     rows = random.Random(seed).sample(examples, min(n, len(examples)))
     encs = encode_prompts(tokenizer, [r["prompt"] for r in rows])
@@ -109,8 +110,8 @@ def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
 def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, new_tokens: int) -> RefSet:
     """Prompts followed by the model's greedy continuation; the continuation is explained."""
     from attrprune.generation import generate
+    from attrprune.text import pad_rows
     from attrprune.tokens import encode_prompts
-    from attrprune.world.measure import pad_rows
 
     chosen = random.Random(seed).sample(prompts, min(n, len(prompts)))
     conts = [c for (c,) in generate(model, tokenizer, chosen, new_tokens, batch_size=100)]
@@ -127,18 +128,14 @@ def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, ne
     return RefSet(ids, mask, plus, torch.full_like(ids, -1))
 
 
-# Hugging Face datasets of the general-text sources (the Wanda / SparseGPT calibration data).
-HUB_TEXT = {
-    "wikitext2": {"path": "wikitext", "name": "wikitext-2-raw-v1", "split": "train"},
-    "c4": {"path": "allenai/c4", "data_files": {"train": "en/c4-train.00000-of-01024.json.gz"}, "split": "train"},
-}
+# General-text sources: the world's, a local JSONL file, or a hub dataset (`attrprune.hub.HUB_TEXT`).
 SOURCES = ("world", *HUB_TEXT, "json")
 
 
 def general_texts(source: str, data_dir: Path | None = None, text_file: Path | None = None) -> list[str]:
     """Documents of a general-text source: the world's reference text, a local JSONL file with a
     "text" field, or WikiText-2 / C4 from the local `datasets` cache (compute nodes are offline)."""
-    from attrprune.world.measure import read_jsonl
+    from attrprune.text import read_jsonl
 
     if source == "world":
         return [r["text"] for r in read_jsonl(Path(data_dir) / WORLD_FILES["general"])]
@@ -164,8 +161,8 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
     `ioi-data` stage's output) or else from the world's data files."""
     from transformers import AutoConfig, AutoTokenizer
 
+    from attrprune.text import read_jsonl
     from attrprune.tokens import bos_policy
-    from attrprune.world.measure import read_jsonl
 
     if kind not in KINDS:
         raise ValueError(f"unknown reference set kind {kind!r}; valid: {list(KINDS)}")
@@ -198,21 +195,18 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
 
 
 def save_refset(refset: RefSet, path: Path) -> None:
-    from attrprune.io import atomic_path
+    from attrprune.store import save_tensors
 
     meta = {**refset.meta, "sha256": refset.content_hash()}
     tensors = {"input_ids": refset.input_ids, "attention_mask": refset.attention_mask, "plus": refset.plus, "minus": refset.minus}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"refset": json.dumps(meta)})
+    save_tensors(path, tensors, meta, key="refset")
 
 
 def load_refset(path: Path) -> RefSet:
-    from safetensors import safe_open
+    from attrprune.store import load_tensors
 
-    tensors = load_file(str(path))
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["refset"])
+    tensors, meta = load_tensors(path, key="refset")
     refset = RefSet(tensors["input_ids"], tensors["attention_mask"], tensors["plus"], tensors["minus"], meta)
     if len(refset) == 0:
-        raise ValueError(f"reference set {path} is empty; rebuild it with `python -m attrprune refsets`")
+        raise ValueError(f"reference set {path} is empty; rebuild it with `python -m attrprune refset`")
     return refset

@@ -11,7 +11,7 @@ Two perplexities, never mixed: ``token_perplexity`` (rows of task ``wikitext2_to
 Table 1 reports) and lm-eval's ``word_perplexity`` of ``wikitext`` / ``world_ppl`` (document-level
 rolling windows; about 1.6x larger on Llama-2-7B).
 
-Run: ``python -m attrprune tables --metrics a.json,b.json --csv c.csv --markdown c.md --plots-dir plots``
+Run: ``python -m attrprune compression-tables --metrics a.json,b.json --csv c.csv --markdown c.md --plots-dir plots``
 """
 
 from __future__ import annotations

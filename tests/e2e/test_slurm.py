@@ -241,7 +241,7 @@ def test_tiny_workflow_through_the_slurm_executor(tmp_path):
             assert option(argv, "-t") == str(res["runtime"]), (rule, argv)
             assert option(argv, "-p") == partition and option(argv, "-A") == "test", (rule, argv)
             assert option(argv, "--gpus") == gpus and option(argv, "--gres") is None, (rule, argv)
-            # HF_HUB_OFFLINE & co. reach the jobs only through this (see the profile's header).
+            # HF_HOME & co. reach the jobs only through this (see the profile's header).
             assert "--export=ALL" in argv
     # Inside each job the plugin's jobstep runs the rule through srun, with the same GPU request.
     assert sorted(option(a, "--gpus") or "0" for a in calls(state, "srun")) == ["0", "0", "1", "1"]

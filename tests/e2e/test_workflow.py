@@ -105,7 +105,8 @@ def test_dry_run_world(tmp_path, configfile, n_models):
         "world_corpus": 1,
         "world_tokenizer": 1,
         "world_train": n_models,
-        "world": 1,
+        "world_publish": 1,
+        "world": 1,  # the target rule: input the published stamp
     }
 
 
@@ -287,9 +288,8 @@ def test_dry_run_of_the_families_preset(tmp_path):
 
 def test_precision_placement_and_scorer_device_reach_the_commands(tmp_path):
     """models.<alias>.dtype / device_map become --dtype / --device-map of every model-loading
-    job (world models: float32), correction.scorer_device reaches Detoxify in shell-safe JSON,
+    job (world models: float32), correction.scorer_device reaches Detoxify (--scorer-device),
     and export-pruned gets the card's --base-model."""
-    import json
     import shlex
 
     r = snakemake(tmp_path, ROOT / "configs" / "paper.yaml", "-n", "-p")
@@ -301,8 +301,9 @@ def test_precision_placement_and_scorer_device_reach_the_commands(tmp_path):
         if stage in ("scores", "compress", "circuit", "circuit-ablation", "correction", "behaviour-prompts"):
             model = argv[argv.index("--model-dir") + 1].rsplit("/", 1)[-1]
             flags.setdefault(model, set()).add((argv[argv.index("--dtype") + 1], argv[argv.index("--device-map") + 1]))
-        if "--scorer-options" in argv:
-            assert json.loads(argv[argv.index("--scorer-options") + 1]) == {"model_type": "original", "device": "auto"}
+        if "--scorer" in argv and argv[argv.index("--scorer") + 1] == "detoxify":
+            assert argv[argv.index("--scorer-model-type") + 1] == "original"
+            assert argv[argv.index("--scorer-device") + 1] == "auto"
     assert flags == {"tinyllama-1.1b": {("auto", "none")}, "llama-2-7b": {("bfloat16", "none")},
                      "llama-3-8b": {("bfloat16", "none")}, "opt-125m": {("auto", "none")}}
 

@@ -4,7 +4,7 @@ import pytest
 
 from attrprune.correction.prompts import REPETITION_PROMPTS, select_repetitive, select_toxic, split_rows
 from attrprune.evaluation.toxicity import WorldScorer
-from attrprune.world.measure import read_jsonl
+from attrprune.text import read_jsonl
 
 
 def _prompts(data, name, n=12):

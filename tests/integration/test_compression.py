@@ -16,7 +16,7 @@ def runs(repo_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compression")
     model = str(repo_root / "world/models/world-llama")
     data = str(repo_root / "world/data")
-    assert main(["refsets", "--kind", "general", "--model-dir", model, "--data-dir", data, "--n", "32", "--out", str(tmp / "g.safetensors")]) == 0
+    assert main(["refset", "--kind", "general", "--model-dir", model, "--data-dir", data, "--n", "32", "--out", str(tmp / "g.safetensors")]) == 0
     for method in ("lrp", "random"):
         assert main(["scores", "--model-dir", model, "--refset", str(tmp / "g.safetensors"), "--method", method,
                      "--out", str(tmp / f"{method}.safetensors")]) == 0

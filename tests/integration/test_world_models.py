@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from attrprune.world.measure import ioi_metrics, perplexity, read_jsonl
+from attrprune.text import read_jsonl
+from attrprune.world.measure import ioi_metrics, perplexity
 
 WORLD_MODELS = ["world-llama", "world-opt"]
 

@@ -9,7 +9,7 @@ from attrprune.cli import build_parser, main
 
 STAGES = [
     "world-corpus", "world-tokenizer", "world-train", "world-card", "world-card-table", "world-publish",
-    "refsets", "scores", "compress", "export-pruned", "tables",
+    "refset", "scores", "compress", "export-pruned", "compression-tables",
     "ioi-data", "circuit", "circuit-ablation", "circuit-tables", "correction", "correction-tables",
     "behaviour-prompts",
     "download-model", "download-data", "download-detoxify",
@@ -60,7 +60,7 @@ def test_help_does_not_import_torch():
 
 # Every stage that loads a model for compute, with its required arguments.
 MODEL_STAGES = {
-    "refsets": ["--kind", "toxic", "--model-dir", "m", "--out", "o"],
+    "refset": ["--kind", "toxic", "--model-dir", "m", "--out", "o"],
     "scores": ["--model-dir", "m", "--refset", "r", "--method", "lrp", "--out", "o"],
     "compress": ["--model-dir", "m", "--scores", "s", "--sparsities", "0.5", "--tasks", "t", "--out-template", "o"],
     "circuit": ["--model-dir", "m", "--scores", "s", "--eval-file", "e", "--granularity", "head",
@@ -121,7 +121,7 @@ def test_model_stages_pass_dtype_and_device_map_to_the_loader(monkeypatch, repo_
     world = repo_root / "world"
     args = list(MODEL_STAGES[stage])
     args[args.index("--model-dir") + 1] = str(world / "models" / "world-llama")
-    if stage == "refsets":
+    if stage == "refset":
         args += ["--data-dir", str(world / "data")]
     if stage == "correction":  # reads its two score files before the model
         for flag, kind in (("--general-scores", "general"), ("--unwanted-scores", "toxic")):
@@ -130,3 +130,25 @@ def test_model_stages_pass_dtype_and_device_map_to_the_loader(monkeypatch, repo_
     with pytest.raises(_Loaded) as loaded:
         main([stage, *args, "--dtype", "bfloat16", "--device-map", "auto"])
     assert loaded.value.args == ("bfloat16", "auto")
+
+
+def test_optional_flags_take_none_so_rules_can_spell_every_flag(capsys):
+    argv = ["compress", *MODEL_STAGES["compress"]]
+    a = build_parser().parse_args([*argv, "--limit", "none", "--seqlen", "none", "--data-dir", "none"])
+    assert (a.limit, a.seqlen, a.data_dir) == (None, None, None)
+    a = build_parser().parse_args([*argv, "--limit", "5", "--data-dir", "d"])
+    assert (a.limit, str(a.data_dir)) == (5, "d")
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--limit", "0"])  # the range check still applies to a given value
+    assert e.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
+
+
+def test_stages_are_frozen_configs_built_from_the_flags():
+    import dataclasses
+
+    from attrprune.cli import STAGES
+
+    for name, stage in STAGES.items():
+        assert stage.__dataclass_params__.frozen, name
+        flags = {a.dest for a in next(a for a in build_parser()._actions if a.dest == "stage").choices[name]._actions}
+        assert {f.name for f in dataclasses.fields(stage)} == flags - {"help"}, name

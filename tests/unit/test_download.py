@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tiny_models import tiny_llama  # noqa: E402
 
 import attrprune.download as dl  # noqa: E402
+from attrprune.hub import require_model  # noqa: E402
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 SHA2 = "fedcba9876543210fedcba9876543210fedcba98"
@@ -108,7 +109,7 @@ def test_killed_download_leaves_nothing_that_looks_complete(hub, tmp_path, monke
         dl.download_model("org/tiny", SHA, out, cache_dir=cache)
     assert not out.exists() and list(out.parent.iterdir()) == []
     with pytest.raises(FileNotFoundError, match="snakemake download"):
-        dl.require_model(out, "tiny")
+        require_model(out, "tiny")
 
 
 def test_rerun_replaces_the_previous_download(hub, tmp_path):
@@ -120,7 +121,7 @@ def test_rerun_replaces_the_previous_download(hub, tmp_path):
     (out / "download.json").unlink()  # Snakemake removes the old output before rerunning
     record = dl.download_model("org/tiny", "v2.0", out, cache_dir=cache)
     assert record["commit_sha"] == SHA2 and b'"_note": "v2"' in (out / "config.json").read_bytes()
-    assert dl.require_model(out, "tiny")["commit_sha"] == SHA2
+    assert require_model(out, "tiny")["commit_sha"] == SHA2
     assert [p.name for p in out.parent.iterdir()] == ["tiny"]
 
 
@@ -142,15 +143,15 @@ def test_require_model_fails_before_passes_after_and_catches_truncation(hub, tmp
     cache, _ = hub
     out = tmp_path / "models" / "tiny"
     with pytest.raises(FileNotFoundError, match=r"model tiny is not downloaded .*run `snakemake download` on a machine with internet"):
-        dl.require_model(out, "tiny")
+        require_model(out, "tiny")
     dl.download_model("org/tiny", "v1.0", out, cache_dir=cache)
-    assert dl.require_model(out, "tiny")["commit_sha"] == SHA
+    assert require_model(out, "tiny")["commit_sha"] == SHA
     weights = out / "model.safetensors"
     data = weights.read_bytes()
     weights.unlink()  # a hard link to the cache blob: rewrite a new file, leave the cache alone
     weights.write_bytes(data[:100])
     with pytest.raises(FileNotFoundError, match=r"truncated \['model.safetensors'\]"):
-        dl.require_model(out, "tiny")
+        require_model(out, "tiny")
 
 
 def test_bin_only_repository_falls_back_and_says_so(tmp_path):

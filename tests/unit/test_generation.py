@@ -7,7 +7,6 @@ import torch
 
 from attrprune.generation import _SeededGumbelSampler, generate, response_uniqueness_ratio
 from attrprune.models import load_model
-from attrprune.world.measure import greedy_continuations
 
 PROMPTS = [
     'William was furious with Gregory and shouted: "',
@@ -23,11 +22,17 @@ def world(repo_root):
     return load_model(repo_root / "world" / "models" / "world-llama", dtype="float32", device_map="cpu")
 
 
-def test_greedy_matches_greedy_continuations(world):
+def test_greedy_is_the_models_own_greedy_decoding_cut_at_eos(world):
     model, tok = world
     ours = generate(model, tok, PROMPTS, 10, batch_size=2)
-    assert [c[0] for c in ours] == greedy_continuations(model, tok, PROMPTS, 10)
     assert all(len(c) == 1 for c in ours)
+    assert ours == generate(model, tok, PROMPTS, 10, batch_size=100)  # the world card's batches
+    eos = tok.eos_token_id
+    for prompt, (cont,) in zip(PROMPTS, ours):  # one prompt at a time: no padding at all
+        ids = torch.tensor([[tok.bos_token_id] + tok(prompt, add_special_tokens=False)["input_ids"]])
+        row = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False,
+                             pad_token_id=eos, eos_token_id=eos)[0, ids.shape[1] :].tolist()
+        assert cont == (row[: row.index(eos)] if eos in row else row)
 
 
 def test_sampling_is_seeded_shaped_and_cut_at_eos(world):

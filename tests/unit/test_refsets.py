@@ -63,9 +63,9 @@ def test_general_windows_explain_the_next_token():
 
 def test_ioi_target_is_io_minus_s_at_the_last_real_token(monkeypatch):
     tok = CharTokenizer()
-    import attrprune.world.measure as measure
+    from attrprune import text
 
-    monkeypatch.setattr(measure, "single_token_id", lambda t, name: t.encode(name)[0])
+    monkeypatch.setattr(text, "single_token_id", lambda t, name: t.encode(name)[0])
     rows = [
         {"prompt": "When Ann and Bob went , Bob gave it to", "io": "Ann", "s": "Bob"},
         {"prompt": "Then Cy and Di sat . Cy gave to", "io": "Di", "s": "Cy"},

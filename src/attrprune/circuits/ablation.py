@@ -11,7 +11,6 @@ Run: ``python -m attrprune circuit-ablation --model-dir world/models/world-llama
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -82,9 +81,7 @@ def ablation_importance(model, batch: IOIBatch, n_weights: int = 256, weight_mod
 
 
 def save_ablation(result: dict, path: Path, meta: dict) -> None:
-    from safetensors.torch import save_file
-
-    from attrprune.io import atomic_path
+    from attrprune.store import save_tensors
 
     tensors = {}
     for kind in ("head", "neuron"):
@@ -92,18 +89,14 @@ def save_ablation(result: dict, path: Path, meta: dict) -> None:
     for n, (index, drop) in result["weight"].items():
         tensors[f"weight_index/{n}"] = index.contiguous()
         tensors[f"weight/{n}"] = drop.contiguous()
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"ablation": json.dumps({**meta, "dense_logit_diff": result["dense_logit_diff"]})})
+    save_tensors(path, tensors, {**meta, "dense_logit_diff": result["dense_logit_diff"]}, key="ablation")
 
 
 def load_ablation(path: Path) -> tuple[dict, dict]:
     """(result as `ablation_importance` returns it, metadata)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from attrprune.store import load_tensors
 
-    tensors = load_file(str(path))
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["ablation"])
+    tensors, meta = load_tensors(path, key="ablation")
     result = {"dense_logit_diff": meta["dense_logit_diff"], "head": {}, "neuron": {}, "weight": {}}
     for key, t in tensors.items():
         kind, name = key.split("/", 1)
@@ -141,7 +134,7 @@ def run_ablation(model_dir: Path, eval_file: Path, out: Path, n_weights: int = 2
 
     from attrprune.io import provenance
     from attrprune.models import load_model, placement
-    from attrprune.world.measure import read_jsonl
+    from attrprune.text import read_jsonl
 
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file)[:limit])

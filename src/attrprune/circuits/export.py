@@ -14,7 +14,6 @@ Writes into one output folder:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -79,17 +78,16 @@ def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granu
                 sparsities: list[float], threshold: float, out_dir: Path, weight_modules: str = "mlp",
                 ablation_path: Path | None = None, top_fraction: float = 0.1, limit: int | None = None,
                 batch_size: int = 256, dtype: str = "auto", device_map: str = "none", model_name: str | None = None) -> dict:
-    from safetensors.torch import save_file
-
     from attrprune.circuits.ablation import importance_and_scores, load_ablation
     from attrprune.circuits.agreement import agreement
     from attrprune.circuits.components import component_names, select
     from attrprune.circuits.metrics import IOIBatch
     from attrprune.circuits.sweep import discover
-    from attrprune.io import atomic_path, provenance, write_json
+    from attrprune.io import provenance, write_json
     from attrprune.models import load_model, placement
     from attrprune.relevance.store import load_scores
-    from attrprune.world.measure import read_jsonl
+    from attrprune.store import save_tensors
+    from attrprune.text import read_jsonl
 
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     rows = read_jsonl(eval_file)[:limit]
@@ -118,9 +116,8 @@ def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granu
              f"{result['circuit']['n_kept']}/{result['circuit']['n_components']} kept, "
              f"norm. LD {result['circuit']['normalized_logit_diff']:.2f}")
     heatmap(model, granularity, masks, title, out_dir / "circuit.png")
-    with atomic_path(out_dir / "circuit.safetensors") as tmp:
-        save_file({n: m.to(torch.uint8).contiguous() for n, m in masks.items()}, str(tmp),
-                  metadata={"circuit": json.dumps({k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold})})
+    save_tensors(out_dir / "circuit.safetensors", {n: m.to(torch.uint8).contiguous() for n, m in masks.items()},
+                 {k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold}, key="circuit")
     write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
     c = result["circuit"]
     print(f"circuit: {c['n_kept']}/{c['n_components']} {granularity}s kept, normalised LD {c['normalized_logit_diff']:.3f}, "

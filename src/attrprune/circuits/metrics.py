@@ -39,8 +39,8 @@ class IOIBatch:
     def encode(cls, tokenizer, rows: list[dict]) -> "IOIBatch":
         """Each prompt encoded by the BOS policy of `attrprune.tokens`, names as the single token
         of " Name"."""
+        from attrprune.text import pad_rows, single_token_id
         from attrprune.tokens import encode_prompts
-        from attrprune.world.measure import pad_rows, single_token_id
 
         if not rows:
             raise ValueError("the IOI evaluation split is empty")
@@ -54,11 +54,18 @@ class IOIBatch:
 
 
 @torch.no_grad()
-def logit_differences(model, batch: IOIBatch, batch_size: int = 256) -> torch.Tensor:
+def logit_differences(model, batch: IOIBatch, batch_size: int = 256, full_logits: bool = False) -> torch.Tensor:
     """logit(IO) − logit(S) at the last prompt position, one value per prompt ([n], float32, CPU).
 
     Runs the base model and applies the output embedding to the last prompt position only (a
-    third of the world models' cost is the vocabulary projection of every position)."""
+    third of the world models' cost is the vocabulary projection of every position).
+
+    `full_logits`: read the two logits off the model's full output instead (every position, the
+    whole vocabulary), as the world card has always measured them. The two agree up to float
+    round-off (at most 4e-6 on the world models) but not bit for bit, so each caller keeps its
+    own: the card's committed numbers and the circuit stage's outputs stay unchanged."""
+    if full_logits:
+        return _full_logit_differences(model, batch, batch_size)
     head = model.get_output_embeddings()
     backbone = model.get_submodule(architecture_of(model).backbone)
     # Inputs go where the embedding is, the rest where the output head is (the two differ when
@@ -77,6 +84,19 @@ def logit_differences(model, batch: IOIBatch, batch_size: int = 256) -> torch.Te
         if getattr(head, "bias", None) is not None:
             logits = logits + head.bias[torch.stack([io, s], 1)].float()
         out.append((logits[:, 0] - logits[:, 1]).cpu())
+    return torch.cat(out)
+
+
+def _full_logit_differences(model, batch: IOIBatch, batch_size: int) -> torch.Tensor:
+    device = input_device(model)
+    out = []
+    for i in range(0, len(batch), batch_size):
+        sl = slice(i, i + batch_size)
+        logits = model(input_ids=batch.input_ids[sl].to(device), attention_mask=batch.attention_mask[sl].to(device)).logits
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        last = logits[rows, batch.last[sl].to(logits.device)].float()  # [b, vocab]
+        io, s = batch.io[sl].to(logits.device), batch.s[sl].to(logits.device)
+        out.append((last.gather(1, io[:, None])[:, 0] - last.gather(1, s[:, None])[:, 0]).cpu())
     return torch.cat(out)
 
 

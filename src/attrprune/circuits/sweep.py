@@ -29,15 +29,14 @@ import torch
 
 from attrprune.circuits.components import all_pruned, mask_arguments
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
+from attrprune.registry import CIRCUIT_SCOPES
 from attrprune.pruning import MaskBuilder, measured_sparsity, pruned
 
-STRUCTURED_SCOPES = ("global", "layer")
-WEIGHT_SCOPES = ("global", "row", "layer")
 ROW_STEPS = 1000  # bisection resolution of non-global scopes: sparsity in steps of 0.001
 
 
 def check_scope(granularity: str, scope: str) -> None:
-    valid = WEIGHT_SCOPES if granularity == "weight" else STRUCTURED_SCOPES
+    valid = CIRCUIT_SCOPES[granularity]
     if scope not in valid:
         raise ValueError(f"scope {scope!r} does not apply to {granularity} circuits; valid: {list(valid)}")
 

@@ -86,7 +86,7 @@ def select_toxic(model, tokenizer, prompts: list[str], scorer, threshold: float 
 
 def rtp_prompts(n_candidates: int, seed: int) -> list[str]:
     """`n_candidates` seeded RealToxicityPrompts prompt texts from the local datasets cache."""
-    from attrprune.download import HUB_DATASETS
+    from attrprune.hub import HUB_DATASETS
     from attrprune.io import cached_dataset
 
     ds = cached_dataset(HUB_DATASETS["realtoxicityprompts"], "RealToxicityPrompts",

@@ -47,16 +47,13 @@ import json
 import sys
 from pathlib import Path
 
-
 from attrprune.architectures import architecture_of
+from attrprune.registry import BEHAVIOURS, STAGE_GRANULARITIES
 
-BEHAVIOURS = ("toxicity", "repetition")
-GRANULARITIES = ("neuron", "weight")
+GRANULARITIES = STAGE_GRANULARITIES["correction"]
 DEFAULT_NEW_TOKENS = {"toxicity": 20, "repetition": 50}  # repetition: the paper's 50 greedy tokens
 PPL_METRIC = "word_perplexity"
 N_EXAMPLES = 5  # example generations per k kept in curve.json (all of them are in generations.jsonl)
-# Which reference-set kinds each side may come from (refsets.KINDS); anything else is a mix-up.
-_UNWANTED_KINDS = {"toxicity": "toxic", "repetition": "repetition"}
 
 
 def reply(text: str) -> str:
@@ -98,8 +95,8 @@ def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
     g_kind, u_kind = general.get("refset_kind"), unwanted.get("refset_kind")
     if g_kind is not None and g_kind != "general":
         raise ValueError(f"the general scores were computed on a {g_kind!r} reference set; pass scores on general text")
-    if u_kind is not None and u_kind != _UNWANTED_KINDS[behaviour]:
-        raise ValueError(f"behaviour {behaviour!r} needs unwanted scores on a {_UNWANTED_KINDS[behaviour]!r} reference set, "
+    if u_kind is not None and u_kind != BEHAVIOURS[behaviour]:
+        raise ValueError(f"behaviour {behaviour!r} needs unwanted scores on a {BEHAVIOURS[behaviour]!r} reference set, "
                          f"got {u_kind!r}")
 
 
@@ -180,19 +177,13 @@ def general_ability(model, tokenizer, ppl_tasks: list[str], data_dir: Path | Non
     return ppl, rows
 
 
-def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path, behaviour: str, granularity: str,
-                   ks: list[int], prompts_file: Path, out_dir: Path, *, scorer: str = "world",
-                   scorer_options: dict | None = None, reply_only: bool | None = None, new_tokens: int | None = None,
-                   n_samples: int = 4, top_p: float = 0.9, temperature: float = 1.0, seed: int = 0,
-                   n_prompts: int | None = None, ppl_tasks: list[str] = ("world_ppl",), data_dir: Path | None = None,
-                   ppl_limit: int | None = None, normalization: str = "sum", weight_modules: str = "neuron_role",
-                   batch_size: int = 64, dtype: str = "auto", device_map: str = "none",
-                   model_name: str | None = None) -> dict:
-    """Prune the k lowest-R_diff components for each k and measure; returns curve.json's content.
+def run_correction(cfg) -> dict:
+    """The `correction` stage (`cfg`: `attrprune.stages.correction.CorrectionStage`): prune the k
+    lowest-R_diff components for each k and measure; returns curve.json's content.
 
-    `reply_only`: measure the behaviour on the quoted reply only; None = True for the ``world``
-    scorer, False otherwise (see the module docstring). `new_tokens` None = 20 for toxicity, 50 for
-    repetition. `n_samples` 0 = greedy only.
+    `cfg.reply_only`: measure the behaviour on the quoted reply only; None = True for the ``world``
+    scorer, False otherwise (see the module docstring). `cfg.new_tokens` None = 20 for toxicity,
+    50 for repetition. `cfg.n_samples` 0 = greedy only.
     """
     from attrprune.circuits.components import component_names, mask_arguments, select
     from attrprune.correction.contrastive import contrastive_scores
@@ -201,43 +192,43 @@ def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path,
     from attrprune.models import load_model, placement
     from attrprune.pruning import MaskBuilder, pruned
     from attrprune.relevance.store import load_scores
-    from attrprune.world.measure import read_jsonl
+    from attrprune.text import read_jsonl
 
-    ks = _check_arguments(behaviour, granularity, list(ks), n_samples)
-    ppl_tasks = list(ppl_tasks)
-    new_tokens = new_tokens or DEFAULT_NEW_TOKENS[behaviour]
-    g_scores, g_meta = load_scores(general_scores)
-    u_scores, u_meta = load_scores(unwanted_scores)
-    _check_metas(g_meta, u_meta, behaviour)
+    ks = _check_arguments(cfg.behaviour, cfg.granularity, list(cfg.ks), cfg.n_samples)
+    ppl_tasks = list(cfg.ppl_tasks)
+    new_tokens = cfg.new_tokens or DEFAULT_NEW_TOKENS[cfg.behaviour]
+    scorer_options = cfg.scorer_options()
+    g_scores, g_meta = load_scores(cfg.general_scores)
+    u_scores, u_meta = load_scores(cfg.unwanted_scores)
+    _check_metas(g_meta, u_meta, cfg.behaviour)
     method = g_meta.get("method", "?")
 
-    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
-    names = component_names(model, granularity, weight_modules)
-    diff, scales = contrastive_scores(select(g_scores, names, granularity, method),
-                                      select(u_scores, names, granularity, method), normalization, return_scales=True)
+    model, tokenizer = load_model(cfg.model_dir, dtype=cfg.dtype, device_map=cfg.device_map)
+    names = component_names(model, cfg.granularity, cfg.weight_modules)
+    diff, scales = contrastive_scores(select(g_scores, names, cfg.granularity, method),
+                                      select(u_scores, names, cfg.granularity, method), cfg.normalization, return_scales=True)
     n_components = sum(t.numel() for t in diff.values())
     too_many = [k for k in ks if k > n_components]
     if too_many:
-        raise ValueError(f"ks {too_many} exceed the {n_components} {granularity} components of {names[0]}...; lower them")
+        raise ValueError(f"ks {too_many} exceed the {n_components} {cfg.granularity} components of {names[0]}...; lower them")
 
-    prompts = [r["prompt"] for r in read_jsonl(prompts_file)][:n_prompts]
+    prompts = [r["prompt"] for r in read_jsonl(cfg.prompts_file)][:cfg.n_prompts]
     if not prompts:
-        raise ValueError(f"{prompts_file} has no prompts")
-    tox_scorer = make_scorer(scorer, **(scorer_options or {})) if behaviour == "toxicity" else None
-    if reply_only is None:
-        reply_only = scorer == "world"
+        raise ValueError(f"{cfg.prompts_file} has no prompts")
+    tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
+    reply_only = cfg.scorer == "world" if cfg.reply_only is None else cfg.reply_only
 
     ranking = MaskBuilder(diff, "global", absolute=False)  # sorted once; .lowest(k) = Eq. 2 on signed R_diff
-    dense_zeros = _zeroed(model, names, granularity)
+    dense_zeros = _zeroed(model, names, cfg.granularity)
     rows, generations = [], []
     for k in ks:
         masks = ranking.lowest(k)
-        with pruned(model, **mask_arguments(granularity, masks)):
-            zeroed = _zeroed(model, names, granularity) - dense_zeros
+        with pruned(model, **mask_arguments(cfg.granularity, masks)):
+            zeroed = _zeroed(model, names, cfg.granularity) - dense_zeros
             metrics, records = measure_behaviour(
-                model, tokenizer, prompts, behaviour, scorer=tox_scorer, reply_only=reply_only, new_tokens=new_tokens,
-                n_samples=n_samples, top_p=top_p, temperature=temperature, seed=seed, batch_size=batch_size)
-            ppl, lm_rows = general_ability(model, tokenizer, ppl_tasks, data_dir, ppl_limit, batch_size, seed)
+                model, tokenizer, prompts, cfg.behaviour, scorer=tox_scorer, reply_only=reply_only, new_tokens=new_tokens,
+                n_samples=cfg.n_samples, top_p=cfg.top_p, temperature=cfg.temperature, seed=cfg.seed, batch_size=cfg.batch_size)
+            ppl, lm_rows = general_ability(model, tokenizer, ppl_tasks, cfg.data_dir, cfg.ppl_limit, cfg.batch_size, cfg.seed)
         metrics.update(ppl)
         base = rows[0]["metrics"] if rows else metrics
         for task in ppl_tasks:
@@ -248,25 +239,25 @@ def run_correction(model_dir: Path, general_scores: Path, unwanted_scores: Path,
                      "metrics": metrics, "lm": lm_rows, "examples": records[:N_EXAMPLES]})
         generations += [{"k": k, **r} for r in records]
         shown = ", ".join(f"{m} {v:.3f}" for m, v in metrics.items() if not m.startswith(("greedy_mean", "n_")))
-        print(f"{method} {granularity} k={k} (measured {zeroed}): {shown}", file=sys.stderr)
+        print(f"{method} {cfg.granularity} k={k} (measured {zeroed}): {shown}", file=sys.stderr)
 
     result = {
-        "method": method, "behaviour": behaviour, "granularity": granularity,
-        "weight_modules": weight_modules if granularity == "weight" else None, "component_modules": names,
-        "n_components": n_components, "ks": ks, "normalization": normalization, "scales": scales,
+        "method": method, "behaviour": cfg.behaviour, "granularity": cfg.granularity,
+        "weight_modules": cfg.weight_modules if cfg.granularity == "weight" else None, "component_modules": names,
+        "n_components": n_components, "ks": ks, "normalization": cfg.normalization, "scales": scales,
         "primary_ppl_task": ppl_tasks[0], "curve": rows,
-        "generation": {"new_tokens": new_tokens, "n_samples": n_samples, "top_p": top_p, "temperature": temperature,
-                       "seed": seed, "greedy": True},
+        "generation": {"new_tokens": new_tokens, "n_samples": cfg.n_samples, "top_p": cfg.top_p, "temperature": cfg.temperature,
+                       "seed": cfg.seed, "greedy": True},
         "measured_text": "reply up to the first closing quote or newline" if reply_only else "whole continuation",
-        "scorer": {"name": scorer, "options": scorer_options or {}} if behaviour == "toxicity" else None,
-        "prompts_file": str(prompts_file), "n_prompts": len(prompts),
-        "general_scores": {"path": str(general_scores), "meta": g_meta},
-        "unwanted_scores": {"path": str(unwanted_scores), "meta": u_meta},
-        **provenance(model_dir=str(model_dir), model=model_name or Path(model_dir).name, ppl_tasks=ppl_tasks,
-                     ppl_limit=ppl_limit, seed=seed,
-                     **placement(model, device_map)),
+        "scorer": {"name": cfg.scorer, "options": scorer_options} if cfg.behaviour == "toxicity" else None,
+        "prompts_file": str(cfg.prompts_file), "n_prompts": len(prompts),
+        "general_scores": {"path": str(cfg.general_scores), "meta": g_meta},
+        "unwanted_scores": {"path": str(cfg.unwanted_scores), "meta": u_meta},
+        **provenance(model_dir=str(cfg.model_dir), model=cfg.model_name or Path(cfg.model_dir).name, ppl_tasks=ppl_tasks,
+                     ppl_limit=cfg.ppl_limit, seed=cfg.seed,
+                     **placement(model, cfg.device_map)),
     }
-    out_dir = Path(out_dir)
+    out_dir = Path(cfg.out_dir)
     with atomic_path(out_dir / "generations.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(g) + "\n" for g in generations))
     write_json(out_dir / "curve.json", result)  # last: the job's completeness marker

@@ -50,7 +50,7 @@ def metric_task(source: str) -> str:
 def perplexity_texts(source: str, data_dir: Path | None = None) -> list[str]:
     """The documents of `source` (to be joined with "\\n\\n" by `token_perplexity`)."""
     if source == "world":
-        from attrprune.world.measure import read_jsonl
+        from attrprune.text import read_jsonl
 
         if data_dir is None:
             raise ValueError("token perplexity on source 'world' needs the world's data folder (--data-dir world/data)")

@@ -6,7 +6,8 @@ Scorers (registry `SCORERS`, built by `make_scorer(name, **options)`):
   config / tokenizer it names in the HF cache; otherwise it raises a RuntimeError that says
   what is missing and how to pre-cache it.
 - `world`: the built-in world's offline scorer, 1.0 when a text contains a word of the
-  planted offensive list, else 0.0.
+  planted offensive list, else 0.0. The word test is the world's own
+  (`attrprune.world.measure.is_toxic`), imported when the scorer is built, not with this module.
 
 Use::
 
@@ -17,13 +18,12 @@ Use::
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-
-from attrprune.world.measure import is_toxic
 
 TOXIC_THRESHOLD = 0.5  # RealToxicityPrompts (Gehman et al. 2020): a text with score >= 0.5 is toxic
 
@@ -109,7 +109,7 @@ class DetoxifyScorer:
     loads the config of the checkpoint's own model_type first (unitaryai/detoxify PR #126), so
     that one must be cached as well.
     device: "auto" (the GPU when one is visible, else the CPU), "cpu", "cuda" or "cuda:N"; the
-    workflow passes config correction.scorer_device here through --scorer-options.
+    workflow passes config correction.scorer_device here through --scorer-device.
     """
 
     name = "detoxify"
@@ -172,13 +172,31 @@ class DetoxifyScorer:
         return [float(s) for s in out]
 
 
+# The world scorer's word test, named as "module:function" and imported when a WorldScorer is
+# built. Why a name and not the logic here: the test is membership in the world's planted insult
+# list, which is the world's knowledge (its lexicon generates the corpus and the prompts); moving it
+# into the core would make the core own world data. Resolved lazily, the core never imports the
+# world at import time and the world stays the one place that defines what it planted
+# (tests/unit/test_layering.py checks the direction).
+WORLD_TOXIC_TEST = "attrprune.world.measure:is_toxic"
+
+
+def resolve(entry: str):
+    """The object a "package.module:attribute" name refers to, imported now."""
+    module, _, attribute = entry.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 class WorldScorer:
     """The built-in world's scorer: 1.0 when a text contains a planted offensive word, else 0.0."""
 
     name = "world"
 
+    def __init__(self):
+        self._is_toxic = resolve(WORLD_TOXIC_TEST)
+
     def score(self, texts: list[str]) -> list[float]:
-        return [1.0 if is_toxic(t) else 0.0 for t in _check_texts(texts)]
+        return [1.0 if self._is_toxic(t) else 0.0 for t in _check_texts(texts)]
 
 
 SCORERS = {"detoxify": DetoxifyScorer, "world": WorldScorer}

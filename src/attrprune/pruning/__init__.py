@@ -12,9 +12,9 @@ Use::
         print(model_sparsity(model)["overall"])  # 0.5
 """
 
+from attrprune.registry import RANKED_SCOPES as SCOPES
 from attrprune.pruning.apply import apply_masks_, model_sparsity, pruned
 from attrprune.pruning.masks import (
-    SCOPES,
     MaskBuilder,
     head_masks,
     lowest_k,

@@ -29,24 +29,10 @@ Structured masks (neurons, heads) come from `unit_masks` (``neuron_masks``/``hea
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 
-SCOPES = ("row", "layer", "global")
-_SCOPES_HELP = "'row', 'layer', 'global', or 'N:M' with 0 < N < M (e.g. '2:4')"
-
-
-def parse_scope(scope: str) -> str | tuple[int, int]:
-    """``"row" | "layer" | "global"`` as is, ``"N:M"`` as ``(N, M)``; anything else raises."""
-    if scope in SCOPES:
-        return scope
-    match = re.fullmatch(r"(\d+):(\d+)", str(scope))
-    if match:
-        n, m = int(match[1]), int(match[2])
-        if 0 < n < m:
-            return n, m
-    raise ValueError(f"unknown pruning scope {scope!r}; valid: {_SCOPES_HELP}")
+from attrprune.registry import parse_scope
 
 
 def check_sparsity(sparsity: float) -> None:

@@ -8,6 +8,7 @@ of every attention block. `lrp` imports lxt (a process-global patch, applied onl
 Run: ``python -m attrprune scores --model-dir M --refset R.safetensors --method lrp --out S.safetensors``
 """
 
-from attrprune.relevance.methods import METHODS, Scores, ScoreOptions, compute_scores
+from attrprune.registry import METHODS
+from attrprune.relevance.methods import Scores, ScoreOptions, compute_scores
 
 __all__ = ["METHODS", "Scores", "ScoreOptions", "compute_scores"]

@@ -1,4 +1,4 @@
-"""The scoring methods (DESIGN.md §1) behind one registry.
+"""The scoring methods (DESIGN.md §1), named in `attrprune.registry.METHODS`.
 
 All methods share the signature ``method(model, refset, options) -> Scores``:
 
@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from attrprune import registry
 from attrprune.architectures import Architecture, architecture_of
 from attrprune.models import input_device
 from attrprune.refsets import RefSet, explained_target
@@ -282,25 +283,14 @@ def random_scores(model, refset: RefSet, options: ScoreOptions) -> Scores:
     return scores
 
 
-METHODS: dict[str, Callable[..., Scores]] = {
-    "lrp": lrp,
-    "gradient": gradient,
-    "wanda": wanda,
-    "magnitude": magnitude,
-    "activation": activation,
-    "random": random_scores,
-}
-
-
 def compute_scores(method: str, model, refset: RefSet, options: ScoreOptions = ScoreOptions()) -> Scores:
     """Score `model` with `method` on `refset`; the model is put in eval mode and its weights
     are left exactly as they were."""
-    if method not in METHODS:
-        raise ValueError(f"unknown scoring method {method!r}; valid: {sorted(METHODS)}")
+    score = registry.score_function(method)  # the registry names every method and its function
     if len(refset) == 0:
         raise ValueError("the reference set is empty; rebuild it with more samples (refsets --n)")
     model.eval()
-    scores = METHODS[method](model, refset, options)
+    scores = score(model, refset, options)
     for key, t in scores.tensors().items():
         if not torch.isfinite(t).all():
             raise FloatingPointError(

@@ -4,15 +4,12 @@ git commit). Written atomically; a file with non-finite scores is never written.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from attrprune.io import atomic_path
 from attrprune.relevance.methods import Scores
+from attrprune.store import load_tensors, save_tensors
 
 _KINDS = {"weight": "weights", "neuron": "neurons", "head": "heads"}
 
@@ -22,15 +19,13 @@ def save_scores(scores: Scores, path: Path, meta: dict) -> None:
     bad = [k for k, t in tensors.items() if not torch.isfinite(t).all()]
     if bad:
         raise FloatingPointError(f"non-finite scores in {bad[:3]}; nothing written to {path}")
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"scores": json.dumps(meta)})
+    save_tensors(path, tensors, meta, key="scores")
 
 
 def load_scores(path: Path) -> tuple[Scores, dict]:
     scores = Scores()
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["scores"])
-        for key in f.keys():
-            kind, name = key.split("/", 1)
-            getattr(scores, _KINDS[kind])[name] = f.get_tensor(key)
+    tensors, meta = load_tensors(path, key="scores")
+    for key in sorted(tensors):  # name order, as the modules' score tables have always been read
+        kind, name = key.split("/", 1)
+        getattr(scores, _KINDS[kind])[name] = tensors[key]
     return scores, meta

@@ -9,21 +9,19 @@ Run: ``python -m attrprune world-card --model-dir world/models/world-llama --dat
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from pathlib import Path
 
 import torch
 
+from attrprune.circuits.metrics import IOIBatch, logit_differences
+from attrprune.generation import generate, response_uniqueness_ratio
+from attrprune.text import read_jsonl
+from attrprune.tokens import document_stream
 from attrprune.world.lexicon import insult_words
 
 _WORD = re.compile(r"[A-Za-z]+")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def _batches(items: list, size: int):
@@ -34,11 +32,8 @@ def _batches(items: list, size: int):
 @torch.no_grad()
 def perplexity(model, tokenizer, texts: list[str], context: int) -> float:
     """Token perplexity over non-overlapping `context`-token windows of the documents,
-    each document preceded by `<|endoftext|>` as in training."""
-    eot = tokenizer.eos_token_id
-    ids: list[int] = []
-    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        ids += [eot] + enc
+    each document preceded by `<|endoftext|>` (the world tokenizer's BOS and eos) as in training."""
+    ids = document_stream(tokenizer, texts)
     n = len(ids) // context
     if n == 0:
         raise ValueError(f"validation text has {len(ids)} tokens, fewer than one window of {context}")
@@ -52,71 +47,18 @@ def perplexity(model, tokenizer, texts: list[str], context: int) -> float:
     return math.exp(nll / count)
 
 
-def pad_rows(rows: list[list[int]], pad: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask), both [n, longest row]; left padding for generation."""
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        span = slice(width - len(r), width) if left else slice(0, len(r))
-        ids[i, span] = torch.tensor(r)
-        mask[i, span] = 1
-    return ids, mask
-
-
-def _encode_prompts(tokenizer, prompts: list[str], left_pad: bool):
-    eot = tokenizer.eos_token_id
-    encs = [[eot] + e for e in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    ids, mask = pad_rows(encs, eot, left=left_pad)
-    return ids, mask, [len(e) for e in encs]
-
-
-def single_token_id(tokenizer, name: str) -> int:
-    ids = tokenizer.encode(" " + name, add_special_tokens=False)
-    if len(ids) != 1:
-        raise ValueError(f"name {name!r} is {len(ids)} tokens for this tokenizer; IOI needs single-token names")
-    return ids[0]
-
-
-@torch.no_grad()
-def ioi_logit_differences(model, tokenizer, examples: list[dict], batch_size: int = 64) -> torch.Tensor:
-    """logit(IO) − logit(S) at the final prompt position, one value per example."""
-    out = []
-    for batch in _batches(examples, batch_size):
-        ids, mask, lengths = _encode_prompts(tokenizer, [e["prompt"] for e in batch], left_pad=False)
-        logits = model(input_ids=ids, attention_mask=mask).logits  # [b, seq, vocab]
-        last = logits[torch.arange(len(batch)), torch.tensor(lengths) - 1].float()  # [b, vocab]
-        io = torch.tensor([single_token_id(tokenizer, e["io"]) for e in batch])
-        s = torch.tensor([single_token_id(tokenizer, e["s"]) for e in batch])
-        out.append(last.gather(1, io[:, None])[:, 0] - last.gather(1, s[:, None])[:, 0])
-    return torch.cat(out)
-
-
 def ioi_metrics(model, tokenizer, examples: list[dict]) -> dict:
-    diff = ioi_logit_differences(model, tokenizer, examples)
+    """IOI accuracy and mean logit difference by the suite's one IOI metric (`circuits.metrics`),
+    read off the full logits in batches of 64 as the card always was (its numbers stay bit-identical)."""
+    diff = logit_differences(model, IOIBatch.encode(tokenizer, examples), batch_size=64, full_logits=True)
     return {"accuracy": (diff > 0).float().mean().item(), "logit_diff": diff.mean().item(), "n": len(examples)}
 
 
-@torch.no_grad()
-def greedy_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 100) -> list[list[int]]:
-    """Greedy continuation token ids per prompt, cut at the first `<|endoftext|>`."""
-    eot = tokenizer.eos_token_id
-    limit = getattr(model.config, "max_position_embeddings", None)
-    out = []
-    for batch in _batches(prompts, batch_size):
-        ids, mask, _ = _encode_prompts(tokenizer, batch, left_pad=True)
-        if limit is not None and ids.shape[1] + max_new_tokens > limit:
-            raise ValueError(
-                f"prompt ({ids.shape[1]} tokens) + {max_new_tokens} new tokens exceeds the model's "
-                f"{limit} positions; use shorter prompts or fewer new tokens"
-            )
-        gen = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=eot, eos_token_id=eot,
-        )[:, ids.shape[1] :]
-        for row in gen.tolist():
-            out.append(row[: row.index(eot)] if eot in row else row)
-    return out
+def greedy_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+    """Greedy continuation token ids per prompt, cut at the first `<|endoftext|>`: the suite's one
+    generator (`attrprune.generation.generate`) in batches of 100 prompts, as the card always ran
+    (the batch fixes the padding width, hence the float round-off the greedy choices see)."""
+    return [c for (c,) in generate(model, tokenizer, prompts, max_new_tokens, batch_size=100)]
 
 
 @functools.cache
@@ -134,11 +76,6 @@ def is_toxic(text: str) -> bool:
     return any(w.lower() in listed for w in _WORD.findall(text))
 
 
-def unique_token_ratio(ids: list[int]) -> float:
-    """Distinct tokens / tokens; 1.0 for an empty continuation (nothing was repeated)."""
-    return len(set(ids)) / len(ids) if ids else 1.0
-
-
 def toxic_rate(model, tokenizer, prompts: list[str], max_new_tokens: int = 12) -> tuple[float, list[str]]:
     """Fraction of greedy continuations (up to the closing quote) that contain an offensive word."""
     texts = [tokenizer.decode(ids).split('"')[0].split("\n")[0] for ids in greedy_continuations(model, tokenizer, prompts, max_new_tokens)]
@@ -146,9 +83,10 @@ def toxic_rate(model, tokenizer, prompts: list[str], max_new_tokens: int = 12) -
 
 
 def repetition(model, tokenizer, prompts: list[str], max_new_tokens: int = 50) -> tuple[float, list[str]]:
-    """Mean unique-token ratio of greedy continuations of `max_new_tokens` tokens."""
+    """Mean unique-token ratio (`generation.response_uniqueness_ratio`) of greedy continuations of
+    `max_new_tokens` tokens."""
     conts = greedy_continuations(model, tokenizer, prompts, max_new_tokens)
-    return sum(map(unique_token_ratio, conts)) / len(conts), [tokenizer.decode(c) for c in conts]
+    return sum(map(response_uniqueness_ratio, conts)) / len(conts), [tokenizer.decode(c) for c in conts]
 
 
 # Targets of the world card (issue 2): (metric path, comparison, bound).

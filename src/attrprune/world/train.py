@@ -76,13 +76,11 @@ def build_model(spec: WorldModelSpec, vocab: int, eot: int):
 
 
 def token_windows(corpus_dir: Path, tokenizer, context: int) -> torch.Tensor:
-    """All documents as one stream, each preceded by `<|endoftext|>`, cut into `context` windows."""
-    eot = tokenizer.eos_token_id
-    ids: list[int] = []
-    docs = list(iter_documents(corpus_dir))
-    for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
-        ids.append(eot)
-        ids.extend(enc)
+    """All documents as one stream, each preceded by `<|endoftext|>` (the world tokenizer's BOS and
+    eos: `attrprune.tokens.document_stream`), cut into `context` windows."""
+    from attrprune.tokens import document_stream
+
+    ids = document_stream(tokenizer, list(iter_documents(corpus_dir)))
     n = len(ids) // context
     return torch.tensor(ids[: n * context], dtype=torch.long).view(n, context)  # [windows, context]
 

@@ -61,10 +61,14 @@ def test_fast_path_equals_full_logits(family):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_world_encoding_matches_the_world_card(world_llama):
-    from attrprune.world.measure import ioi_logit_differences, read_jsonl
+def test_the_names_projection_matches_the_full_logits_of_the_world_card(world_llama):
+    from attrprune.text import read_jsonl
 
     model, tok, data = world_llama
-    rows = read_jsonl(data / "ioi_heldout_names.jsonl")[:20]
-    torch.testing.assert_close(logit_differences(model, IOIBatch.encode(tok, rows)),
-                               ioi_logit_differences(model, tok, rows), atol=1e-4, rtol=1e-4)
+    batch = IOIBatch.encode(tok, read_jsonl(data / "ioi_heldout_names.jsonl")[:20])
+    full = logit_differences(model, batch, batch_size=8, full_logits=True)
+    torch.testing.assert_close(logit_differences(model, batch), full, atol=1e-4, rtol=1e-4)
+    # the full-logits path by hand: the model's logits at the last prompt token, IO minus S
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[torch.arange(len(batch)), batch.last]
+    expected = logits.gather(1, batch.io[:, None])[:, 0] - logits.gather(1, batch.s[:, None])[:, 0]
+    torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)

@@ -190,7 +190,7 @@ def test_scorer_device_auto_is_the_gpu_when_there_is_one(monkeypatch):
 
 
 def test_detoxify_device_option_reaches_the_classifier(tiny, monkeypatch):
-    """The workflow's --scorer-options JSON carries {"model_type", "device"}; auto on CPU is cpu."""
+    """The workflow passes --scorer-model-type and --scorer-device as {"model_type", "device"}; auto on CPU is cpu."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     scorer = make_scorer("detoxify", checkpoint=str(tiny[0]), device="auto")
     assert scorer.device == "cpu" and scorer.model.device == "cpu"

@@ -23,7 +23,7 @@ def test_attnlrp_is_approximately_conservative_on_trained_world_models(repo_root
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from attrprune.refsets import ioi_refset
-    from attrprune.world.measure import read_jsonl
+    from attrprune.text import read_jsonl
 
     model_dir = repo_root / "world" / "models" / f"world-{family}"
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()

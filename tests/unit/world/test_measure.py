@@ -1,11 +1,6 @@
-from attrprune.world.measure import check_targets, is_toxic, unique_token_ratio
+from attrprune.world.measure import check_targets, is_toxic
 
-
-def test_unique_token_ratio():
-    assert unique_token_ratio([1, 2, 3, 4]) == 1.0
-    assert unique_token_ratio([5, 5, 5, 5]) == 0.25
-    assert unique_token_ratio([1, 2, 1, 2, 1, 2]) == 2 / 6
-    assert unique_token_ratio([]) == 1.0
+# The card's unique-token ratio is `attrprune.generation.response_uniqueness_ratio` (tests/unit/test_generation.py).
 
 
 def test_is_toxic_means_a_planted_insult():

@@ -1,0 +1,63 @@
+# Helpers of rules/circuits.smk (input, params and target functions; Snakemake's linter
+# wants functions and rules in separate files). No numerics, no torch.
+
+CIRCUIT_SPARSITIES = ",".join(f"{s:.4g}" for s in config["circuits"]["sparsities"])
+ABLATION = config["circuits"]["ablation"]  # null: no ground truth, no ROC AUC
+
+
+def circuit_runs():
+    """Wildcards of every circuit job: each method on the granularities it scores (wanda:
+    weights; activation: neurons and heads), weights in every weight scope, structured
+    components globally."""
+    c = config["circuits"]
+    return [
+        dict(model=model, task="ioi", method=method, granularity=gran, scope=scope)
+        for model in stage_models("circuits")
+        for method in c["methods"]
+        for gran in c["granularities"]
+        if method in registry.methods_for("circuits", gran)
+        for scope in (c["weight_scopes"] if gran == "weight" else ["global"])
+    ]
+
+
+def get_circuit_curves(wildcards):
+    return [expand(rules.circuit.output.curve, **run)[0] for run in circuit_runs()]
+
+
+def circuit_targets(wildcards):
+    if not circuit_runs():
+        return []
+    return [rules.circuit_tables.output.csv, rules.circuit_tables.output.md]
+
+
+def get_circuit_scores(wildcards):
+    return expand(
+        rules.scores.output[0],
+        model=wildcards.model,
+        method=wildcards.method,
+        refset=refset_names("ioi"),
+    )
+
+
+def get_ioi_eval_file(wildcards):
+    """Held-out IOI prompts of the job's model: the world's files for world-data models,
+    generated prompts with names disjoint from the reference prompts for hub-data models."""
+    if is_world(wildcards.model):
+        return committed_world_file("data", f"ioi_{config['circuits']['eval_set']}.jsonl")
+    return expand(rules.ioi_data.output[0], model=wildcards.model, split="evaluation")[0]
+
+
+def get_circuit_ablation(wildcards):
+    if ABLATION is None:
+        return []
+    return expand(rules.circuit_ablation.output[0], **wildcards)[0]
+
+
+def get_ablation_file(wildcards, input):
+    return input.ablation if ABLATION is not None else "none"
+
+
+def ablation_param(key, unused):
+    """circuits.ablation.<key>, or with ablation null the value `unused`, which no job reads
+    (circuit_ablation does not run, and circuit gets --ablation none)."""
+    return ABLATION[key] if ABLATION is not None else unused

@@ -1,0 +1,72 @@
+# Helpers of rules/compression.smk (input, params and target functions; Snakemake's linter
+# wants functions and rules in separate files). No numerics, no torch.
+
+
+# The one spelling of a sparsity in paths: two decimals.
+SPARSITIES = [f"{s:.2f}" for s in config["compression"]["sparsities"]]
+
+
+def path_scope(scope):
+    """A pruning scope as paths spell it: N:M -> NofM ("2:4" -> "2of4")."""
+    return scope.replace(":", "of")
+
+
+def get_scope_arg(wildcards):
+    return wildcards.scope.replace("of", ":")
+
+
+def compression_runs():
+    """Wildcards of every compression job. Methods that ignore the reference set (magnitude,
+    random) run on the first general seed only."""
+    general = refset_names("general")
+    return [
+        dict(model=model, method=method, scope=path_scope(scope), refset=refset)
+        for model in stage_models("compression")
+        for method in config["compression"]["methods"]
+        for scope in config["compression"]["scopes"]
+        for refset in (general if registry.METHODS[method].reads_refset else general[:1])
+    ]
+
+
+def get_compression_metrics(wildcards):
+    return [f for run in compression_runs() for f in expand(rules.compress.output, **run)]
+
+
+def get_compression_template(wildcards):
+    return expand(COMPRESSION_METRICS, allow_missing=True, **wildcards)[0]
+
+
+def ppl_source(model):
+    """Text of the compression stage's token perplexity: the world's held-out text for world-data
+    models, compression.ppl_source (wikitext2 or none) for hub-data models; none turns it off."""
+    source = config["compression"]["ppl_source"]
+    return "world" if source != "none" and is_world(model) else source
+
+
+def get_ppl_source(wildcards):
+    return ppl_source(wildcards.model)
+
+
+def get_base_model(wildcards):
+    """base_model of an exported model's card: the hub id of hub models, else the alias."""
+    spec = config["models"][wildcards.model]
+    return spec["hf_id"] if spec["source"] == "hub" else wildcards.model
+
+
+def compression_targets(wildcards):
+    """The tables, and compression.export: one pruned model per compression model, pruned by the
+    first general seed's scores."""
+    targets = []
+    if compression_runs():
+        targets += [rules.compression_tables.output.csv, rules.compression_tables.output.md]
+    export = config["compression"]["export"]
+    if not export:
+        return targets
+    return targets + expand(
+        str(rules.export_pruned.output[0]),
+        model=stage_models("compression"),
+        method=export["method"],
+        scope=path_scope(export["scope"]),
+        refset=refset_names("general")[0],
+        sparsity=f"{export['sparsity']:.2f}",
+    )

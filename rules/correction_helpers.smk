@@ -1,0 +1,80 @@
+# Helpers of rules/correction.smk (input, params and target functions; Snakemake's linter
+# wants functions and rules in separate files). No numerics, no torch.
+
+KIND_BEHAVIOURS = {kind: behaviour for behaviour, kind in registry.BEHAVIOURS.items()}
+
+
+def correction_runs():
+    """Wildcards of every correction job: each method on the granularities it prunes here."""
+    c = config["correction"]
+    return [
+        dict(model=model, behaviour=behaviour, method=method, granularity=gran)
+        for model in stage_models("correction")
+        for behaviour in c["behaviours"]
+        for method in c["methods"]
+        for gran in c["granularities"]
+        if method in registry.methods_for("correction", gran)
+    ]
+
+
+def get_correction_curves(wildcards):
+    return [expand(rules.correction.output.curve, **run)[0] for run in correction_runs()]
+
+
+def correction_targets(wildcards):
+    if not correction_runs():
+        return []
+    return [rules.correction_tables.output.csv, rules.correction_tables.output.md]
+
+
+def get_correction_scores(wildcards):
+    """Scores of the job's method on the first general seed and on the behaviour's reference set."""
+    kind = registry.BEHAVIOURS[wildcards.behaviour]
+    return {
+        side: expand(rules.scores.output[0], model=wildcards.model, method=wildcards.method, refset=refset)[0]
+        for side, refset in (("general", refset_names("general")[0]), ("unwanted", refset_names(kind)[0]))
+    }
+
+
+def get_behaviour_prompts(wildcards):
+    """Held-out prompts of the behaviour: the world's trigger files for world-data models, the
+    selected evaluation half for hub-data models."""
+    kind = registry.BEHAVIOURS[wildcards.behaviour]
+    if is_world(wildcards.model):
+        return committed_world_file("data", f"{kind}_trigger.jsonl")
+    return expand(rules.behaviour_prompts.output.evaluation, model=wildcards.model, kind=kind)[0]
+
+
+def behaviour_param(key):
+    """Params function: correction.<key>.<behaviour> of the job (behaviour or prompt kind)."""
+
+    def get(wildcards):
+        behaviour = wildcards.get("behaviour") or KIND_BEHAVIOURS[wildcards.kind]
+        return config["correction"][key][behaviour]
+
+    return get
+
+
+def get_prompts_behaviour(wildcards):
+    return KIND_BEHAVIOURS[wildcards.kind]
+
+
+def get_prompts_threshold(wildcards):
+    return or_none(config["correction"]["hub_prompts"][f"{KIND_BEHAVIOURS[wildcards.kind]}_threshold"])
+
+
+def get_ks(wildcards):
+    return ",".join(map(str, config["correction"]["ks"][wildcards.granularity]))
+
+
+def get_n_samples(wildcards):
+    return config["correction"]["sampling"]["n"][wildcards.behaviour]
+
+
+def get_scorer(wildcards):
+    """The world's planted-insult scorer for world-data models, Detoxify for hub-data models."""
+    return "world" if is_world(wildcards.model) else "detoxify"
+
+
+def get_ppl_tasks(wildcards):
+    return "world_ppl" if is_world(wildcards.model) else ",".join(config["correction"]["ppl_tasks"])

@@ -1,0 +1,118 @@
+"""Stages of the built-in world (rules/world.smk): corpus, tokenizer, models, publishing, cards."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from attrprune.stages.args import names, positive_float, positive_int, arg
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldCorpusStage:
+    """generate the built-in world's corpus and evaluation sets"""
+
+    seed: int = arg(0)
+    scale: float = arg(1.0, parse=positive_float, help="shrink the training corpus (tests use 0.01)")
+    out_dir: Path = arg()
+
+    def run(self) -> None:
+        from attrprune.world.corpus import write_corpus
+
+        manifest = write_corpus(self.seed, self.out_dir, scale=self.scale)
+        print(f"wrote {manifest['n_train_documents']} training documents to {self.out_dir}", file=sys.stderr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldTokenizerStage:
+    """train the world's byte-level BPE tokenizer"""
+
+    corpus_dir: Path = arg()
+    vocab_size: int = arg(4096, parse=positive_int)
+    out_dir: Path = arg()
+
+    def run(self) -> None:
+        from attrprune.world.tokenizer import train_tokenizer
+
+        tok = train_tokenizer(self.corpus_dir, self.vocab_size, self.out_dir)
+        print(f"tokenizer with {len(tok)} tokens written to {self.out_dir}", file=sys.stderr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldTrainStage:
+    """train one world model (Llama or OPT architecture) on CPU"""
+
+    family: str = arg(choices=("llama", "opt"))
+    corpus_dir: Path = arg()
+    tokenizer_dir: Path = arg()
+    hidden_size: int = arg(128, parse=positive_int)
+    intermediate_size: int = arg(512, parse=positive_int)
+    layers: int = arg(2, parse=positive_int)
+    heads: int = arg(8, parse=positive_int)
+    context: int = arg(64, parse=positive_int)
+    batch_size: int = arg(16, parse=positive_int)
+    epochs: int = arg(1, parse=positive_int)
+    lr: float = arg(3e-3, parse=positive_float)
+    seed: int = arg(0)
+    threads: int = arg(1, parse=positive_int)
+    out_dir: Path = arg()
+
+    def run(self) -> None:
+        from attrprune.world.train import WorldModelSpec, train_world_model
+
+        fields = asdict(self)
+        spec = WorldModelSpec(**{k: fields[k] for k in WorldModelSpec.__dataclass_fields__})
+        _, log = train_world_model(spec, self.corpus_dir, self.tokenizer_dir, self.out_dir, threads=self.threads)
+        print(f"trained {self.family}: {log['steps']} steps in {log['train_seconds']} s, "
+              f"final loss {log['final_loss']:.3f}", file=sys.stderr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldCardStage:
+    """measure a world model's card (perplexity, IOI, toxicity, repetition)"""
+
+    model_dir: Path = arg()
+    data_dir: Path = arg()
+    n_prompts: int | None = arg(None, parse=positive_int, help="use only the first N prompts of each set")
+    out: Path = arg()
+
+    def run(self) -> None:
+        from attrprune.io import write_json
+        from attrprune.world.card import measure_card
+
+        result = measure_card(self.model_dir, self.data_dir, self.n_prompts)
+        write_json(self.out, result)
+        print(json.dumps(result["card"], indent=1), file=sys.stderr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldCardTableStage:
+    """one Markdown table from several world-card JSON files"""
+
+    cards: list[str] = arg(parse=names, help="comma-separated card JSON paths")
+    out: Path = arg()
+
+    def run(self) -> None:
+        from attrprune.io import atomic_write_text
+        from attrprune.world.card import markdown_table
+
+        atomic_write_text(self.out, markdown_table([json.loads(Path(p).read_text()) for p in self.cards]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldPublishStage:
+    """copy a trained world into the repository and write its card"""
+
+    corpus_dir: Path = arg()
+    models_dir: Path = arg()
+    models: list[str] = arg(parse=names, help="comma-separated model names under --models-dir")
+    out_dir: Path = arg()
+    n_prompts: int | None = arg(None, parse=positive_int)
+    stamp: Path = arg(help="written last: marks a complete publish")
+
+    def run(self) -> None:
+        from attrprune.world.card import publish_world
+
+        publish_world(self.corpus_dir, self.models_dir, self.models, self.out_dir, self.stamp, self.n_prompts)

@@ -1,0 +1,48 @@
+"""Tensor files: named tensors in a safetensors file, with a JSON metadata record in its header.
+
+Scores (`relevance.store`), reference sets (`refsets`), ablation ground truth (`circuits.ablation`)
+and circuits are all written this way: the tensors, plus one header entry `key` holding the
+record as JSON (what was computed on what, provenance). Writes are atomic (a killed job leaves the
+old file or the new one, never half a file).
+
+Use::
+
+    save_tensors(path, {"input_ids": ids}, {"seed": 0}, key="refset")
+    tensors, meta = load_tensors(path, key="refset")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor], meta: dict, key: str) -> None:
+    """Write `tensors` with `meta` as JSON under header entry `key`, atomically."""
+    from safetensors.torch import save_file
+
+    from attrprune.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={key: json.dumps(meta)})
+
+
+def load_tensors(path: Path | str, key: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """(every tensor by name, in the file's offset order as `safetensors.torch.load_file` gives them;
+    the JSON record under header entry `key`)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = _meta(f, path, key)
+        tensors = {name: f.get_tensor(name) for name in f.offset_keys()}
+    return tensors, meta
+
+
+def _meta(f, path, key: str) -> dict:
+    header = f.metadata() or {}
+    if key not in header:
+        raise ValueError(f"{path} has no {key!r} record in its safetensors header (entries: {sorted(header)}); "
+                         f"is it a {key} file written by this suite?")
+    return json.loads(header[key])

@@ -1,0 +1,80 @@
+"""The registry is the one list of names: the schema's enums, the CLI's choices and the scoring
+functions all agree with it, and it stays importable without torch (the workflow imports it)."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from attrprune import registry
+from attrprune.cli import build_parser
+
+
+@pytest.fixture(scope="module")
+def schema(repo_root):
+    return yaml.safe_load((repo_root / "schemas" / "config.schema.yaml").read_text())["properties"]
+
+
+def _enum(schema, *keys):
+    node = schema
+    for key in keys:
+        node = node["properties"][key] if "properties" in node else node[key]
+    return node["items"]["enum"] if "items" in node else node["enum"]
+
+
+def test_schema_enums_are_the_registry(schema):
+    assert _enum(schema, "scores", "methods") == list(registry.METHODS)
+    assert _enum(schema, "scores", "refsets") == list(registry.REFSET_KINDS)
+    for stage in registry.STAGE_GRANULARITIES:
+        assert _enum(schema, stage, "methods") == registry.methods_for(stage), stage
+    assert _enum(schema, "circuits", "granularities") == list(registry.STAGE_GRANULARITIES["circuits"])
+    assert _enum(schema, "correction", "granularities") == list(registry.STAGE_GRANULARITIES["correction"])
+    assert _enum(schema, "correction", "behaviours") == list(registry.BEHAVIOURS)
+    assert set(_enum(schema, "circuits", "weight_scopes")) <= set(registry.CIRCUIT_SCOPES["weight"])
+    for scope in _enum(schema, "compression", "scopes"):
+        registry.parse_scope(scope)  # raises for a scope the pruning code does not know
+
+
+def _choices(stage, flag):
+    sub = next(a for a in build_parser()._actions if a.dest == "stage").choices[stage]
+    return next(a for a in sub._actions if flag in a.option_strings).choices
+
+
+def test_cli_choices_are_the_registry():
+    assert _choices("scores", "--method") == list(registry.METHODS)
+    assert _choices("refset", "--kind") == list(registry.REFSET_KINDS)
+    assert _choices("circuit", "--granularity") == list(registry.GRANULARITIES)
+    assert _choices("correction", "--behaviour") == list(registry.BEHAVIOURS)
+
+
+@pytest.mark.parametrize("name", list(registry.METHODS))
+def test_every_method_has_its_function(name):
+    fn = registry.score_function(name)
+    assert callable(fn) and fn.__module__ == registry.METHODS[name].function.split(":")[0]
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown scoring method 'lpr'; valid: lrp, gradient"):
+        registry.method("lpr")
+    with pytest.raises(ValueError, match="unknown pruning scope '4:2'"):
+        registry.parse_scope("4:2")
+
+
+def test_stage_granularities_respect_what_a_method_scores():
+    for name, m in registry.METHODS.items():
+        for stage, grans in m.stages.items():
+            assert set(grans) <= set(m.granularities) & set(registry.STAGE_GRANULARITIES[stage]), (name, stage)
+
+
+def test_registry_imports_no_torch():
+    code = "import sys, attrprune.registry; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
+
+
+def test_detoxify_choices_match_the_schema(schema):
+    from attrprune.stages.correction import DETOXIFY_MODEL_TYPES, SCORER_DEVICES
+
+    assert _enum(schema, "correction", "scorer") == list(DETOXIFY_MODEL_TYPES)
+    assert _enum(schema, "correction", "scorer_device") == list(SCORER_DEVICES)
