@@ -12,7 +12,6 @@ import sys
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 # The registry is torch-free and needs no install: import it from this checkout.
 if os.path.join(workflow.basedir, "src") not in sys.path:
@@ -22,14 +21,33 @@ from attrprune import registry  # noqa: E402
 SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 
 
-def _schema_errors(config):
+def _schema():
+    """The config schema, with the enums of registry names filled in (x-registry)."""
+    with open(SCHEMA) as f:
+        return registry.fill_schema_enums(yaml.safe_load(f))
+
+
+def _filling_defaults(validator_class):
+    """The validator class that also fills in each missing key's default (jsonschema's recipe, as
+    snakemake.utils.validate does it), so that validating is the only pass over the config."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def _schema_errors(config, schema):
     """Schema violations, one line each, naming the key and what it allows.
 
     Snakemake's own message dumps the whole sub-schema and, for a typo, never lists
     the valid keys.
     """
-    with open(SCHEMA) as f:
-        schema = yaml.safe_load(f)
     lines = []
     for err in jsonschema.Draft202012Validator(schema).iter_errors(config):
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
@@ -46,13 +64,12 @@ def _schema_errors(config):
 
 def _validate(config):
     """Validate once, filling in the schema defaults; on failure, one readable line per error."""
-    given = copy.deepcopy(config)  # validate() fills defaults in as it goes
+    schema = _schema()
+    given = copy.deepcopy(config)  # defaults are filled in as validation goes
     try:
-        validate(config, SCHEMA)
-    except WorkflowError:
-        errors = _schema_errors(given)
-        if not errors:
-            raise
+        _filling_defaults(jsonschema.Draft202012Validator)(schema).validate(config)
+    except jsonschema.ValidationError:
+        errors = _schema_errors(given, schema)
         raise WorkflowError("Invalid config:\n  " + "\n  ".join(errors)) from None
 
 

@@ -2,8 +2,9 @@
 granularities, pruning scopes and behaviours.
 
 The CLI's choices, the workflow's wildcards and job lists (`rules/common.smk` imports this
-module) and the config schema's enums all come from here; `tests/unit/test_registry.py` checks
-the schema against it. Adding a scoring method is its function plus one entry in `METHODS`:
+module) and the config schema's enums (`x-registry:` in schemas/config.schema.yaml, filled in by
+`fill_schema_enums`) all come from here. Adding a scoring method is its function plus one entry
+in `METHODS`:
 
     "taylor": Method("attrprune.relevance.methods:taylor", GRANULARITIES, reads_refset=True),
 
@@ -111,10 +112,33 @@ def parse_scope(scope: str) -> str | tuple[int, int]:
     raise ValueError(f"unknown pruning scope {scope!r}; valid: {SCOPES_HELP}")
 
 
-def check_choice(what: str, value: str, valid) -> str:
-    if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
-    return value
+def enum(table: str) -> list[str]:
+    """The names of a registry table, as the config schema's `x-registry: <table>` refers to it:
+    methods[.<stage>], refset_kinds, behaviours, granularities[.<stage>]."""
+    kind, _, stage = table.partition(".")
+    if kind == "methods":
+        return methods_for(stage) if stage else list(METHODS)
+    if kind == "granularities":
+        return list(STAGE_GRANULARITIES[stage] if stage else GRANULARITIES)
+    if kind == "refset_kinds" and not stage:
+        return list(REFSET_KINDS)
+    if kind == "behaviours" and not stage:
+        return list(BEHAVIOURS)
+    raise ValueError(f"unknown registry table {table!r}; valid: methods[.<stage>], refset_kinds, behaviours, "
+                     f"granularities[.<stage>] with stage one of {', '.join(STAGE_GRANULARITIES)}")
+
+
+def fill_schema_enums(schema):
+    """Set `enum` wherever the (JSON Schema) dict has `x-registry: <table>`; returns the schema."""
+    if isinstance(schema, dict):
+        if "x-registry" in schema:
+            schema["enum"] = enum(schema["x-registry"])
+        for value in schema.values():
+            fill_schema_enums(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            fill_schema_enums(value)
+    return schema
 
 
 if __name__ == "__main__":

@@ -13,27 +13,40 @@ from attrprune.cli import build_parser
 
 @pytest.fixture(scope="module")
 def schema(repo_root):
-    return yaml.safe_load((repo_root / "schemas" / "config.schema.yaml").read_text())["properties"]
+    raw = yaml.safe_load((repo_root / "schemas" / "config.schema.yaml").read_text())
+    return registry.fill_schema_enums(raw)["properties"]
 
 
-def _enum(schema, *keys):
+def _node(schema, *keys):
     node = schema
     for key in keys:
         node = node["properties"][key] if "properties" in node else node[key]
-    return node["items"]["enum"] if "items" in node else node["enum"]
+    return node.get("items", node)
 
 
-def test_schema_enums_are_the_registry(schema):
+def _enum(schema, *keys):
+    return _node(schema, *keys)["enum"]
+
+
+def test_schema_enums_of_registered_names_come_from_the_registry(schema):
+    # Spelled nowhere in the schema: each such key names its registry table (x-registry).
+    for keys in [("scores", "methods"), ("scores", "refsets"), ("compression", "methods"),
+                 ("compression", "export", "method"), ("circuits", "methods"), ("circuits", "granularities"),
+                 ("correction", "methods"), ("correction", "behaviours"), ("correction", "granularities")]:
+        assert "x-registry" in _node(schema, *keys), keys
     assert _enum(schema, "scores", "methods") == list(registry.METHODS)
     assert _enum(schema, "scores", "refsets") == list(registry.REFSET_KINDS)
     for stage in registry.STAGE_GRANULARITIES:
         assert _enum(schema, stage, "methods") == registry.methods_for(stage), stage
+    assert _enum(schema, "compression", "export", "method") == registry.methods_for("compression")
     assert _enum(schema, "circuits", "granularities") == list(registry.STAGE_GRANULARITIES["circuits"])
     assert _enum(schema, "correction", "granularities") == list(registry.STAGE_GRANULARITIES["correction"])
     assert _enum(schema, "correction", "behaviours") == list(registry.BEHAVIOURS)
     assert set(_enum(schema, "circuits", "weight_scopes")) <= set(registry.CIRCUIT_SCOPES["weight"])
     for scope in _enum(schema, "compression", "scopes"):
         registry.parse_scope(scope)  # raises for a scope the pruning code does not know
+    with pytest.raises(ValueError, match="unknown registry table 'method'"):
+        registry.fill_schema_enums({"x-registry": "method"})
 
 
 def _choices(stage, flag):
