@@ -96,7 +96,9 @@ def main(argv=None) -> int:
         "tokens_per_sample": length,
         "samples": samples,
         "batch_size": a.batch_size,
-        "memory": "cuda max_memory_allocated, weights included" if device == "cuda" else "cpu peak bytes saved for backward",
+        "memory": "cuda max_memory_allocated, weights included"
+        if device == "cuda"
+        else "cpu peak bytes saved for backward",
         "weights_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "torch": torch.__version__,
         "methods": {m: check(model, m, samples, length, device, a.batch_size) for m in METHODS},

@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,8 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # TinyLlama 1.1B's shape (its config.json); the benches use it with random weights, no download.
 TINYLLAMA = dict(
-    vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-    num_key_value_heads=4, max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
+    vocab_size=32000,
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=22,
+    num_attention_heads=32,
+    num_key_value_heads=4,
+    max_position_embeddings=2048,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
 )
 
 
@@ -101,12 +109,18 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     models = {
-        name: (lambda name=name: AutoModelForCausalLM.from_pretrained(ROOT / "world" / "models" / name, local_files_only=True))
+        name: (
+            lambda name=name: AutoModelForCausalLM.from_pretrained(
+                ROOT / "world" / "models" / name, local_files_only=True
+            )
+        )
         for name in ("world-llama", "world-opt")
     }
     models["tinyllama-shape/4"] = scaled_tinyllama
-    print(f"device {device}, threads {a.threads}, {a.repeats} interleaved repeats, median time; memory: "
-          + ("CUDA peak allocated" if device == "cuda" else "peak bytes saved for backward"))
+    print(
+        f"device {device}, threads {a.threads}, {a.repeats} interleaved repeats, median time; memory: "
+        + ("CUDA peak allocated" if device == "cuda" else "peak bytes saved for backward")
+    )
     print(f"{'model':<20}{'tokens':>8}{'method':>10}{'seconds':>10}{'MB':>9}{'time/plain':>12}{'mem/plain':>11}")
     for name, build in models.items():
         model = build().to(device).eval()
@@ -114,10 +128,8 @@ def main(argv=None) -> int:
         refset = batch_for(model, a.batch, length)
         opts = ScoreOptions(batch_size=a.batch, progress=False)
         runs = {
-            "plain": lambda: plain_step(model, refset),
-            "lrp": lambda: compute_scores("lrp", model, refset, opts),
-            "gradient": lambda: compute_scores("gradient", model, refset, opts),
-            "wanda": lambda: compute_scores("wanda", model, refset, opts),
+            "plain": partial(plain_step, model, refset),
+            **{m: partial(compute_scores, m, model, refset, opts) for m in ("lrp", "gradient", "wanda")},
         }
         for fn in runs.values():  # warm-up
             fn()
@@ -131,7 +143,9 @@ def main(argv=None) -> int:
         base_t, base_m = statistics.median(times["plain"]), mem["plain"]
         for k in runs:
             t = statistics.median(times[k])
-            print(f"{name:<20}{a.batch * length:>8}{k:>10}{t:>10.4f}{mem[k] / 2**20:>9.1f}{t / base_t:>12.2f}{(mem[k] / base_m if base_m else float('nan')):>11.2f}")
+            print(
+                f"{name:<20}{a.batch * length:>8}{k:>10}{t:>10.4f}{mem[k] / 2**20:>9.1f}{t / base_t:>12.2f}{(mem[k] / base_m if base_m else float('nan')):>11.2f}"
+            )
         sys.stdout.flush()
     return 0
 

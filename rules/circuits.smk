@@ -14,19 +14,19 @@ rule ioi_data:
         model=get_model_weights,
     output:
         "resources/ioi/{model}/{split}.jsonl",
-    wildcard_constraints:
-        split="reference|evaluation",
     log:
         "logs/resources/ioi/{model}/{split}.log",
     benchmark:
         "benchmarks/resources/ioi/{model}/{split}.tsv"
+    wildcard_constraints:
+        split="reference|evaluation",
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
         n=config["refsets"]["ioi"]["generated"],
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n} --seed 0"
         " --split {wildcards.split} --out {output:q} > {log:q} 2>&1"
@@ -42,6 +42,11 @@ rule circuit_ablation:
         "logs/results/{model}/circuits/{task}/ablation.log",
     benchmark:
         "benchmarks/results/{model}/circuits/{task}/ablation.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -50,11 +55,6 @@ rule circuit_ablation:
         weight_modules=config["circuits"]["weight_modules"],
         dtype=get_dtype,
         device_map=get_device_map,
-    threads: 1
-    resources:
-        gpu=get_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune circuit-ablation --model-dir {params.model_dir:q} --eval-file {input.eval:q}"
         " --limit {params.limit} --n-weights {params.n_weights} --weight-modules {params.weight_modules}"
@@ -77,6 +77,11 @@ rule circuit:
         "logs/results/{model}/circuits/{task}/{method}/{granularity}/{scope}.log",
     benchmark:
         "benchmarks/results/{model}/circuits/{task}/{method}/{granularity}/{scope}.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -90,11 +95,6 @@ rule circuit:
         dtype=get_dtype,
         device_map=get_device_map,
         out_dir=output_dir("curve"),
-    threads: 1
-    resources:
-        gpu=get_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model}"
         " --scores {params.scores:q} --eval-file {input.eval:q} --granularity {wildcards.granularity}"
@@ -119,13 +119,13 @@ rule circuit_tables:
         "logs/results/tables/circuits.log",
     benchmark:
         "benchmarks/results/tables/circuits.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         curves=joined_input(),
         plots_dir=output_dir("plots"),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune circuit-tables --curves {params.curves:q} --csv {output.csv:q}"
         " --summary-csv {output.summary:q} --markdown {output.md:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

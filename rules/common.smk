@@ -54,9 +54,7 @@ def _schema_errors(config, schema):
         if err.validator == "additionalProperties" and "properties" in err.schema:
             allowed = sorted(err.schema["properties"])
             for extra in sorted(set(err.instance) - set(allowed)):
-                lines.append(
-                    f"{key}: unknown key '{extra}'; allowed: {', '.join(allowed)}"
-                )
+                lines.append(f"{key}: unknown key '{extra}'; allowed: {', '.join(allowed)}")
         else:
             lines.append(f"{key}: {err.message}")
     return sorted(lines)
@@ -109,13 +107,10 @@ def _check_config(config):
         elif spec["source"] == "local":
             extra = sorted({"hf_id", "revision"} & spec.keys())
             if extra:
-                raise WorkflowError(
-                    f"{key}: {extra} only apply to source 'hub'; a local model is its 'path'"
-                )
+                raise WorkflowError(f"{key}: {extra} only apply to source 'hub'; a local model is its 'path'")
             if "path" not in spec:
                 raise WorkflowError(
-                    f"{key}: source 'local' needs 'path', the model folder (config.json, "
-                    "weights, tokenizer)"
+                    f"{key}: source 'local' needs 'path', the model folder (config.json, " "weights, tokenizer)"
                 )
             if not os.path.isfile(os.path.join(spec["path"], "config.json")):
                 raise WorkflowError(
@@ -126,8 +121,7 @@ def _check_config(config):
             extra = sorted({"hf_id", "revision", "path", "data"} & spec.keys())
             if extra:
                 raise WorkflowError(
-                    f"{key}: {extra} do not apply to source 'world'; world "
-                    "models are defined under world.models"
+                    f"{key}: {extra} do not apply to source 'world'; world " "models are defined under world.models"
                 )
             if alias not in world_models:
                 raise WorkflowError(
@@ -318,4 +312,3 @@ def joined_input(name=None):
         return ",".join(input if name is None else input[name])
 
     return get
-

@@ -11,9 +11,7 @@ include: "compression_helpers.smk"
 
 
 # The compress job's outputs (one per sparsity), and its --out-template.
-COMPRESSION_METRICS = (
-    "results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json"
-)
+COMPRESSION_METRICS = "results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json"
 
 
 rule compress:
@@ -27,6 +25,11 @@ rule compress:
         "logs/results/{model}/compression/{method}/{scope}/{refset}.log",
     benchmark:
         "benchmarks/results/{model}/compression/{method}/{scope}/{refset}.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -41,11 +44,6 @@ rule compress:
         template=get_compression_template,
         dtype=get_dtype,
         device_map=get_device_map,
-    threads: 1
-    resources:
-        gpu=get_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model}"
         " --scores {input.scores:q} --scope {params.scope} --sparsities {params.sparsities}"
@@ -71,14 +69,14 @@ rule compression_tables:
         "logs/results/tables/compression.log",
     benchmark:
         "benchmarks/results/tables/compression.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         metrics=joined_input(),
         at=config["compression"]["at_sparsity"],
         plots_dir=output_dir("plots"),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune compression-tables --metrics {params.metrics:q} --csv {output.csv:q}"
         " --markdown {output.md:q} --paper-markdown {output.paper:q} --plots-dir {params.plots_dir:q}"
@@ -95,15 +93,15 @@ rule export_pruned:
         "logs/results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}.log",
     benchmark:
         "benchmarks/results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
         scope=get_scope_arg,
         # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
         base_model=get_base_model,
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --scores {input.scores:q}"
         " --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model:q}"

@@ -14,12 +14,17 @@ rule behaviour_prompts:
     output:
         reference="resources/prompts/{model}/{kind}_reference.jsonl",
         evaluation="resources/prompts/{model}/{kind}_evaluation.jsonl",
-    wildcard_constraints:
-        kind=_alternatives(registry.GENERATED_KINDS),
     log:
         "logs/resources/prompts/{model}/{kind}.log",
     benchmark:
         "benchmarks/resources/prompts/{model}/{kind}.tsv"
+    wildcard_constraints:
+        kind=_alternatives(registry.GENERATED_KINDS),
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -32,11 +37,6 @@ rule behaviour_prompts:
         scorer_device=config["correction"]["scorer_device"],
         dtype=get_dtype,
         device_map=get_device_map,
-    threads: 1
-    resources:
-        gpu=get_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune behaviour-prompts --model-dir {params.model_dir:q}"
         " --behaviour {params.behaviour} --threshold {params.threshold} --n-reference {params.n_reference}"
@@ -61,6 +61,11 @@ rule correction:
         "benchmarks/results/{model}/correction/{behaviour}/{method}/{granularity}.tsv"
     wildcard_constraints:
         granularity=_alternatives(registry.STAGE_GRANULARITIES["correction"]),
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -82,11 +87,6 @@ rule correction:
         dtype=get_dtype,
         device_map=get_device_map,
         out_dir=output_dir("curve"),
-    threads: 1
-    resources:
-        gpu=get_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model}"
         " --general-scores {input.general:q} --unwanted-scores {input.unwanted:q}"
@@ -115,13 +115,13 @@ rule correction_tables:
         "logs/results/tables/correction.log",
     benchmark:
         "benchmarks/results/tables/correction.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         curves=joined_input(),
         plots_dir=output_dir("plots"),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune correction-tables --curves {params.curves:q} --csv {output.csv:q}"
         " --markdown {output.md:q} --plots-dir {params.plots_dir:q} --examples-md {output.examples:q} > {log:q} 2>&1"

@@ -26,12 +26,12 @@ rule download_model:
         "resources/models/{model}/download.json",
     log:
         "logs/resources/models/{model}/download.log",
+    conda:
+        "../envs/attrprune.yaml"
     params:
         hf_id=hub_model_param("hf_id"),
         revision=hub_model_param("revision"),
         out_dir=output_dir(0),
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model"
         " --hf-id {params.hf_id:q} --revision {params.revision:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -42,11 +42,11 @@ rule download_data:
         "resources/downloads/datasets.json",
     log:
         "logs/resources/downloads/datasets.log",
+    conda:
+        "../envs/attrprune.yaml"
     params:
         # A param, so that a changed list reruns the rule (Snakemake's params trigger).
         names=get_download_dataset_names,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-data"
         " --names {params.names} --out {output:q} > {log:q} 2>&1"
@@ -57,10 +57,10 @@ rule download_detoxify:
         "resources/downloads/detoxify.json",
     log:
         "logs/resources/downloads/detoxify.log",
-    params:
-        model_type=config.get("download", {}).get("detoxify") or "original",
     conda:
         "../envs/attrprune.yaml"
+    params:
+        model_type=config.get("download", {}).get("detoxify") or "original",
     shell:
         "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-detoxify"
         " --model-type {params.model_type} --out {output:q} > {log:q} 2>&1"

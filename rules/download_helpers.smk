@@ -38,8 +38,7 @@ def hub_model_param(key):
         spec = config["models"][wildcards.model]
         if spec["source"] != "hub":
             raise WorkflowError(
-                f"only source 'hub' models are downloaded; {wildcards.model} is a "
-                f"{spec['source']} model"
+                f"only source 'hub' models are downloaded; {wildcards.model} is a " f"{spec['source']} model"
             )
         return spec[key]
 

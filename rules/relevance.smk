@@ -15,6 +15,11 @@ rule refset:
         "logs/resources/refsets/{model}/{kind}-s{seed}.log",
     benchmark:
         "benchmarks/resources/refsets/{model}/{kind}-s{seed}.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_refset_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -26,11 +31,6 @@ rule refset:
         prompts_file=get_refset_prompts_file,
         dtype=get_dtype,
         device_map=get_device_map,
-    threads: 1
-    resources:
-        gpu=get_refset_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune refset --kind {wildcards.kind} --model-dir {params.model_dir:q}"
         " --n {params.n} --length {params.length} --new-tokens {params.new_tokens}"
@@ -49,6 +49,11 @@ rule scores:
         "logs/results/{model}/scores/{method}/{refset}.log",
     benchmark:
         "benchmarks/results/{model}/scores/{method}/{refset}.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
@@ -58,11 +63,6 @@ rule scores:
         seed=get_scores_seed,
         dtype=get_dtype,
         device_map=get_device_map,
-    threads: 1
-    resources:
-        gpu=get_gpu_count,
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset:q}"
         " --method {wildcards.method} --lrp-variant {params.lrp_variant}"

@@ -15,14 +15,14 @@ rule world_corpus:
         "logs/resources/world/corpus/manifest.log",
     benchmark:
         "benchmarks/resources/world/corpus/manifest.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         seed=config["world"]["seed"],
         scale=config["world"]["scale"],
         out_dir=output_dir(0),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune world-corpus --seed {params.seed}"
         " --scale {params.scale}"
@@ -38,14 +38,14 @@ rule world_tokenizer:
         "logs/resources/world/tokenizer/tokenizer.log",
     benchmark:
         "benchmarks/resources/world/tokenizer/tokenizer.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         corpus_dir=input_dir("corpus"),
         vocab_size=config["world"]["vocab_size"],
         out_dir=output_dir(0),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune world-tokenizer --corpus-dir {params.corpus_dir:q}"
         " --vocab-size {params.vocab_size}"
@@ -62,6 +62,9 @@ rule world_train:
         "logs/resources/world/models/{world_model}/model.log",
     benchmark:
         "benchmarks/resources/world/models/{world_model}/model.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         corpus_dir=input_dir("corpus"),
@@ -77,9 +80,6 @@ rule world_train:
         lr=world_train_param("lr"),
         seed=world_train_param("seed"),
         out_dir=output_dir(0),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune world-train --family {params.family}"
         " --corpus-dir {params.corpus_dir:q} --tokenizer-dir {params.tokenizer_dir:q}"
@@ -109,15 +109,15 @@ rule world_publish:
         "logs/resources/world/published.log",
     benchmark:
         "benchmarks/resources/world/published.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         corpus_dir=input_dir("corpus"),
         models_dir=get_world_models_dir,
         models=",".join(WORLD_MODELS),
         n_prompts=config["world"]["card"]["n_prompts"],
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune world-publish --corpus-dir {params.corpus_dir:q}"
         " --models-dir {params.models_dir:q} --models {params.models}"
@@ -140,14 +140,14 @@ rule world_card:
         "logs/results/world/{model}/card.log",
     benchmark:
         "benchmarks/results/world/{model}/card.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
         data_dir=input_dir("data"),
         n_prompts=config["world"]["card"]["n_prompts"],
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune world-card --model-dir {params.model_dir:q}"
         " --data-dir {params.data_dir:q} --n-prompts {params.n_prompts}"
@@ -163,12 +163,12 @@ rule world_card_table:
         "logs/results/tables/world_card.log",
     benchmark:
         "benchmarks/results/tables/world_card.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
     params:
         offline=OFFLINE,
         cards=joined_input(),
-    threads: 1
-    conda:
-        "../envs/attrprune.yaml"
     shell:
         "{params.offline} python -m attrprune world-card-table --cards {params.cards:q}"
         " --out {output:q} > {log:q} 2>&1"

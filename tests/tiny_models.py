@@ -7,8 +7,15 @@ from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalL
 def tiny_llama(bias_free: bool = True, seed: int = 0, vocab: int = 100) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=32, attention_bias=not bias_free, mlp_bias=not bias_free,
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32,
+        attention_bias=not bias_free,
+        mlp_bias=not bias_free,
     )
     return LlamaForCausalLM(cfg).eval()
 
@@ -16,8 +23,14 @@ def tiny_llama(bias_free: bool = True, seed: int = 0, vocab: int = 100) -> Llama
 def tiny_opt(bias_free: bool = True, seed: int = 0, vocab: int = 100) -> OPTForCausalLM:
     torch.manual_seed(seed)
     cfg = OPTConfig(
-        vocab_size=vocab, hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=32, word_embed_proj_dim=64, enable_bias=not bias_free,
+        vocab_size=vocab,
+        hidden_size=64,
+        ffn_dim=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+        word_embed_proj_dim=64,
+        enable_bias=not bias_free,
     )
     model = OPTForCausalLM(cfg).eval()
     if bias_free:
@@ -41,17 +54,36 @@ def tiny_family(family: str, seed: int = 0, vocab: int = 100, positions: int = 6
     import transformers as tf
 
     torch.manual_seed(seed)
-    gqa = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, max_position_embeddings=positions)
+    gqa = dict(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=positions,
+    )
     configs = {
         "llama": lambda: tf.LlamaConfig(**gqa, tie_word_embeddings=True),
         "mistral": lambda: tf.MistralConfig(**gqa, sliding_window=8),
         "qwen2": lambda: tf.Qwen2Config(**gqa, tie_word_embeddings=True),
         "qwen3": lambda: tf.Qwen3Config(**gqa, head_dim=32, tie_word_embeddings=True),
-        "gemma3": lambda: tf.Gemma3TextConfig(**{**gqa, "num_key_value_heads": 1}, head_dim=32, query_pre_attn_scalar=32,
-                                              sliding_window=8, layer_types=["sliding_attention", "full_attention"]),
-        "opt": lambda: tf.OPTConfig(vocab_size=vocab, hidden_size=64, ffn_dim=128, num_hidden_layers=2,
-                                    num_attention_heads=4, max_position_embeddings=positions, word_embed_proj_dim=64),
+        "gemma3": lambda: tf.Gemma3TextConfig(
+            **{**gqa, "num_key_value_heads": 1},
+            head_dim=32,
+            query_pre_attn_scalar=32,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"],
+        ),
+        "opt": lambda: tf.OPTConfig(
+            vocab_size=vocab,
+            hidden_size=64,
+            ffn_dim=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=positions,
+            word_embed_proj_dim=64,
+        ),
         "gpt2": lambda: tf.GPT2Config(vocab_size=vocab, n_embd=64, n_layer=2, n_head=4, n_positions=positions),
     }
     cfg = configs[family]()

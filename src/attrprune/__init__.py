@@ -1,2 +1,3 @@
 """Attribution-guided pruning benchmark suite."""
+
 __version__ = "0.1.0"

@@ -84,54 +84,96 @@ class Architecture:
 
 _GATED = dict(
     linears={
-        "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
-        "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
+        "q": "self_attn.q_proj",
+        "k": "self_attn.k_proj",
+        "v": "self_attn.v_proj",
+        "o": "self_attn.o_proj",
+        "gate": "mlp.gate_proj",
+        "up": "mlp.up_proj",
+        "down": "mlp.down_proj",
     },
-    backbone="model", blocks="model.layers", mlp_in=("gate", "up"), mlp_out="down", neuron_role="up", head_out="o",
+    backbone="model",
+    blocks="model.layers",
+    mlp_in=("gate", "up"),
+    mlp_out="down",
+    neuron_role="up",
+    head_out="o",
 )
 _TRANSFORMERS = "transformers.models"
 
 LLAMA = Architecture(
-    family="llama", modeling_module=f"{_TRANSFORMERS}.llama.modeling_llama", model_types=("llama",),
-    lrp_maps="lxt.efficient.models.llama", **_GATED,
+    family="llama",
+    modeling_module=f"{_TRANSFORMERS}.llama.modeling_llama",
+    model_types=("llama",),
+    lrp_maps="lxt.efficient.models.llama",
+    **_GATED,
 )
 MISTRAL = Architecture(
-    family="mistral", modeling_module=f"{_TRANSFORMERS}.mistral.modeling_mistral", model_types=("mistral",),
-    lrp_maps="attrprune.relevance.lrp_maps.mistral", notes="lxt ships no map; ours applies lxt's Llama rules to Mistral's classes",
+    family="mistral",
+    modeling_module=f"{_TRANSFORMERS}.mistral.modeling_mistral",
+    model_types=("mistral",),
+    lrp_maps="attrprune.relevance.lrp_maps.mistral",
+    notes="lxt ships no map; ours applies lxt's Llama rules to Mistral's classes",
     **_GATED,
 )
 QWEN2 = Architecture(
-    family="qwen2", modeling_module=f"{_TRANSFORMERS}.qwen2.modeling_qwen2", model_types=("qwen2",),
-    lrp_maps="lxt.efficient.models.qwen2", notes="q/k/v biases absorb relevance: no rule set is exactly conservative",
+    family="qwen2",
+    modeling_module=f"{_TRANSFORMERS}.qwen2.modeling_qwen2",
+    model_types=("qwen2",),
+    lrp_maps="lxt.efficient.models.qwen2",
+    notes="q/k/v biases absorb relevance: no rule set is exactly conservative",
     **_GATED,
 )
 QWEN3 = Architecture(
-    family="qwen3", modeling_module=f"{_TRANSFORMERS}.qwen3.modeling_qwen3", model_types=("qwen3",),
-    lrp_maps="lxt.efficient.models.qwen3", **_GATED,
+    family="qwen3",
+    modeling_module=f"{_TRANSFORMERS}.qwen3.modeling_qwen3",
+    model_types=("qwen3",),
+    lrp_maps="lxt.efficient.models.qwen3",
+    **_GATED,
 )
 GEMMA3 = Architecture(
-    family="gemma3", modeling_module=f"{_TRANSFORMERS}.gemma3.modeling_gemma3", model_types=("gemma3_text",),
+    family="gemma3",
+    modeling_module=f"{_TRANSFORMERS}.gemma3.modeling_gemma3",
+    model_types=("gemma3_text",),
     lrp_maps="lxt.efficient.models.gemma3",
     notes="text models only (Gemma3ForCausalLM); logit soft-capping, where a config enables it, is not patched",
     **_GATED,
 )
 OPT = Architecture(
-    family="opt", modeling_module=f"{_TRANSFORMERS}.opt.modeling_opt", model_types=("opt",),
-    backbone="model", blocks="model.decoder.layers",
+    family="opt",
+    modeling_module=f"{_TRANSFORMERS}.opt.modeling_opt",
+    model_types=("opt",),
+    backbone="model",
+    blocks="model.decoder.layers",
     linears={
-        "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.out_proj",
-        "fc1": "fc1", "fc2": "fc2",
+        "q": "self_attn.q_proj",
+        "k": "self_attn.k_proj",
+        "v": "self_attn.v_proj",
+        "o": "self_attn.out_proj",
+        "fc1": "fc1",
+        "fc2": "fc2",
     },
-    mlp_in=("fc1",), mlp_out="fc2", neuron_role="fc1", head_out="o",
-    lrp_maps="attrprune.relevance.lrp_maps.opt", notes="lxt ships no map; ours follows lxt's GPT-2 rules",
+    mlp_in=("fc1",),
+    mlp_out="fc2",
+    neuron_role="fc1",
+    head_out="o",
+    lrp_maps="attrprune.relevance.lrp_maps.opt",
+    notes="lxt ships no map; ours follows lxt's GPT-2 rules",
 )
 GPT2 = Architecture(
-    family="gpt2", modeling_module=f"{_TRANSFORMERS}.gpt2.modeling_gpt2", model_types=("gpt2",),
-    backbone="transformer", blocks="transformer.h",
+    family="gpt2",
+    modeling_module=f"{_TRANSFORMERS}.gpt2.modeling_gpt2",
+    model_types=("gpt2",),
+    backbone="transformer",
+    blocks="transformer.h",
     # c_attn is one Conv1D computing q, k and v side by side: its output units are [q | k | v].
     linears={"qkv": "attn.c_attn", "o": "attn.c_proj", "fc1": "mlp.c_fc", "fc2": "mlp.c_proj"},
-    mlp_in=("fc1",), mlp_out="fc2", neuron_role="fc1", head_out="o",
-    lrp_maps="lxt.efficient.models.gpt2", weight_layout="in_out",
+    mlp_in=("fc1",),
+    mlp_out="fc2",
+    neuron_role="fc1",
+    head_out="o",
+    lrp_maps="lxt.efficient.models.gpt2",
+    weight_layout="in_out",
     notes="Conv1D stores weights as [in, out]; lxt recommends CP-LRP for GPT-2 (negative logits)",
 )
 

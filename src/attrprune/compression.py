@@ -26,10 +26,23 @@ def format_sparsity(s: float) -> str:
     return f"{s:.2f}"
 
 
-def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsities: list[float], tasks: list[str],
-                          data_dir: Path | None, out_template: str, batch_size: int = 32, limit: int | None = None,
-                          seed: int = 0, ppl_source: str | None = None, seqlen: int | None = None,
-                          dtype: str = "auto", device_map: str = "none", model_name: str | None = None) -> list[Path]:
+def compress_and_evaluate(
+    model_dir: Path,
+    scores_path: Path,
+    scope: str,
+    sparsities: list[float],
+    tasks: list[str],
+    data_dir: Path | None,
+    out_template: str,
+    batch_size: int = 32,
+    limit: int | None = None,
+    seed: int = 0,
+    ppl_source: str | None = None,
+    seqlen: int | None = None,
+    dtype: str = "auto",
+    device_map: str = "none",
+    model_name: str | None = None,
+) -> list[Path]:
     """Prune at each sparsity, evaluate, write one metrics JSON each. `ppl_source` (world,
     wikitext2 or None = skip) adds the token perplexity at `seqlen` tokens per window (None = the
     model's max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
@@ -43,8 +56,10 @@ def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsi
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     scores, scores_meta = load_scores(scores_path)
     if not scores.weights:
-        raise ValueError(f"{scores_path} has no weight scores ({scores_meta.get('method')} is structured only); "
-                         "compression prunes weights: use lrp, gradient, wanda, magnitude or random")
+        raise ValueError(
+            f"{scores_path} has no weight scores ({scores_meta.get('method')} is structured only); "
+            "compression prunes weights: use lrp, gradient, wanda, magnitude or random"
+        )
     texts = None
     if ppl_source is not None:
         # Checked before any pruning: a seqlen the model cannot take, or text missing from an
@@ -52,8 +67,10 @@ def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsi
         max_positions = model.config.max_position_embeddings
         seqlen = seqlen or max_positions
         if seqlen > max_positions:
-            raise ValueError(f"--seqlen {seqlen} exceeds {model_dir}'s max_position_embeddings ({max_positions}); "
-                             f"use at most {max_positions} (compression.seqlen in the config; null = the model's)")
+            raise ValueError(
+                f"--seqlen {seqlen} exceeds {model_dir}'s max_position_embeddings ({max_positions}); "
+                f"use at most {max_positions} (compression.seqlen in the config; null = the model's)"
+            )
         texts = perplexity_texts(ppl_source, data_dir)  # loaded once, reused at every sparsity
     builder = MaskBuilder(scores.weights, scope=scope)
     written = []
@@ -64,24 +81,49 @@ def compress_and_evaluate(model_dir: Path, scores_path: Path, scope: str, sparsi
             measured = model_sparsity(model, list(masks))
             if texts is not None:
                 # Before lm-eval, so that a text shorter than one window stops the job at once.
-                ppl = {"source": ppl_source, "task": metric_task(ppl_source),
-                       **token_perplexity(model, tokenizer, texts, seqlen, batch_size=batch_size, progress=True,
-                                          documents=ppl_source == "world")}
+                ppl = {
+                    "source": ppl_source,
+                    "task": metric_task(ppl_source),
+                    **token_perplexity(
+                        model,
+                        tokenizer,
+                        texts,
+                        seqlen,
+                        batch_size=batch_size,
+                        progress=True,
+                        documents=ppl_source == "world",
+                    ),
+                }
             res = evaluate_lm(model, tokenizer, tasks, data_dir=data_dir, batch_size=batch_size, limit=limit, seed=seed)
         rows = flatten_results(res)
         if ppl is not None:
             rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
         out = Path(out_template.format(sparsity=format_sparsity(s)))
-        write_json(out, {
-            "sparsity": s, "scope": scope,
-            "sparsity_requested_masks": measured_sparsity(masks)["overall"],
-            "sparsity_measured": measured["overall"], "sparsity_per_layer": measured["per_layer"],
-            "metrics": rows, "token_perplexity": ppl, "n_samples": res.get("n-samples"),
-            "task_versions": res.get("versions"), "scores": scores_meta,
-            **provenance(seed=seed, limit=limit, tasks=tasks, model_dir=str(model_dir),
-                         model=model_name or Path(model_dir).name, ppl_source=ppl_source,
-                         seqlen=seqlen if ppl_source is not None else None, **placement(model, device_map)),
-        })
+        write_json(
+            out,
+            {
+                "sparsity": s,
+                "scope": scope,
+                "sparsity_requested_masks": measured_sparsity(masks)["overall"],
+                "sparsity_measured": measured["overall"],
+                "sparsity_per_layer": measured["per_layer"],
+                "metrics": rows,
+                "token_perplexity": ppl,
+                "n_samples": res.get("n-samples"),
+                "task_versions": res.get("versions"),
+                "scores": scores_meta,
+                **provenance(
+                    seed=seed,
+                    limit=limit,
+                    tasks=tasks,
+                    model_dir=str(model_dir),
+                    model=model_name or Path(model_dir).name,
+                    ppl_source=ppl_source,
+                    seqlen=seqlen if ppl_source is not None else None,
+                    **placement(model, device_map),
+                ),
+            },
+        )
         token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
         print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
         written.append(out)
@@ -94,16 +136,27 @@ def model_card(info: dict) -> str:
     import yaml
 
     pruning = {
-        "method": info["method"], "scope": info["scope"], "sparsity_requested": info["sparsity"],
-        "sparsity_measured": info["sparsity_measured"], "reference_set": info["scores"].get("refset"),
-        "reference_set_kind": info["scores"].get("refset_kind"), "reference_set_sha256": info["scores"].get("refset_sha256"),
-        "target": info["scores"].get("target"), "dtype": info["dtype"], "fine_tuned": False,
-        "attrprune_version": info["attrprune_version"], "git_commit": info["git_commit"],
+        "method": info["method"],
+        "scope": info["scope"],
+        "sparsity_requested": info["sparsity"],
+        "sparsity_measured": info["sparsity_measured"],
+        "reference_set": info["scores"].get("refset"),
+        "reference_set_kind": info["scores"].get("refset_kind"),
+        "reference_set_sha256": info["scores"].get("refset_sha256"),
+        "target": info["scores"].get("target"),
+        "dtype": info["dtype"],
+        "fine_tuned": False,
+        "attrprune_version": info["attrprune_version"],
+        "git_commit": info["git_commit"],
     }
     front = {
-        "base_model": info["base_model"], "library_name": "transformers", "pipeline_tag": "text-generation",
+        "base_model": info["base_model"],
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
         "tags": list(dict.fromkeys(["pruned", "attrprune", str(info["method"])])),
-        "pruning": {k: v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in pruning.items()},
+        "pruning": {
+            k: v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in pruning.items()
+        },
     }
     name = Path(str(info["model_dir"])).name
     text = (
@@ -130,8 +183,15 @@ def read_model_card(path: Path) -> tuple[dict, str]:
     return yaml.safe_load(head) or {}, body.lstrip("\n")
 
 
-def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: float, out_dir: Path,
-                  base_model: str | None = None, dtype: str = "auto") -> dict:
+def export_pruned(
+    model_dir: Path,
+    scores_path: Path,
+    scope: str,
+    sparsity: float,
+    out_dir: Path,
+    base_model: str | None = None,
+    dtype: str = "auto",
+) -> dict:
     """Write the model pruned at one sparsity in HF format (loadable with
     `AutoModelForCausalLM.from_pretrained`), with a model card (README.md with Hugging Face
     metadata) stating its measured sparsity, and pruning.json.
@@ -158,9 +218,17 @@ def export_pruned(model_dir: Path, scores_path: Path, scope: str, sparsity: floa
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        info = {"base_model": base_model or str(model_dir), "model_dir": str(model_dir), "method": scores_meta["method"],
-                "scope": scope, "sparsity": sparsity, "sparsity_measured": measured["overall"],
-                "dtype": str(model.dtype).removeprefix("torch."), "scores": scores_meta, **provenance()}
+        info = {
+            "base_model": base_model or str(model_dir),
+            "model_dir": str(model_dir),
+            "method": scores_meta["method"],
+            "scope": scope,
+            "sparsity": sparsity,
+            "sparsity_measured": measured["overall"],
+            "dtype": str(model.dtype).removeprefix("torch."),
+            "scores": scores_meta,
+            **provenance(),
+        }
         write_json(tmp / "pruning.json", info)
         (tmp / "README.md").write_text(model_card(info))
         if out_dir.exists():

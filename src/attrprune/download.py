@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 # What the compute stages read offline lives in the core (`attrprune.hub`); this module fetches it.
@@ -48,7 +48,7 @@ CACHE_VARS = ("HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "TORCH_HOME")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _offline_vars() -> list[str]:
@@ -58,9 +58,12 @@ def _offline_vars() -> list[str]:
 def _why(err: Exception) -> str:
     """The end of an error message: what failed, and the fix that fits where we run."""
     offline = _offline_vars()
-    where = (f"offline mode is on here ({', '.join(offline)})" if offline
-             else "the Hub could not be reached or refused the request (a gated model such as Llama needs "
-                  "an accepted licence and `huggingface-cli login` or HF_TOKEN)")
+    where = (
+        f"offline mode is on here ({', '.join(offline)})"
+        if offline
+        else "the Hub could not be reached or refused the request (a gated model such as Llama needs "
+        "an accepted licence and `huggingface-cli login` or HF_TOKEN)"
+    )
     return f"({type(err).__name__}: {err}); {where}: {FIX}"
 
 
@@ -132,8 +135,11 @@ def download_model(hf_id: str, revision: str, out_dir: Path, cache_dir: Path | N
 
     def fetch(allow: list[str], ignore: list[str]) -> tuple[Path, list[str]]:
         try:
-            snapshot = Path(snapshot_download(repo_id=hf_id, revision=revision, cache_dir=cache_dir,
-                                              allow_patterns=allow, ignore_patterns=ignore))
+            snapshot = Path(
+                snapshot_download(
+                    repo_id=hf_id, revision=revision, cache_dir=cache_dir, allow_patterns=allow, ignore_patterns=ignore
+                )
+            )
         except Exception as err:  # LocalEntryNotFoundError offline, HTTP / connection errors online
             raise RuntimeError(f"model {hf_id} at revision {revision} could not be fetched {_why(err)}") from err
         return snapshot, _select(snapshot, allow, ignore)
@@ -144,11 +150,15 @@ def download_model(hf_id: str, revision: str, out_dir: Path, cache_dir: Path | N
     if not any(f.endswith(".safetensors") for f in files):
         snapshot, files = fetch(MODEL_PATTERNS + BIN_PATTERNS, ROOT_ONLY)
         if not any(f.endswith(".bin") for f in files):
-            raise RuntimeError(f"{hf_id} at {revision} has neither *.safetensors nor *.bin weights at its root: "
-                               "is it a causal LM in Hugging Face format?")
+            raise RuntimeError(
+                f"{hf_id} at {revision} has neither *.safetensors nor *.bin weights at its root: "
+                "is it a causal LM in Hugging Face format?"
+            )
         record["weights_format"] = "bin"
-        record["note"] = ("the repository has no *.safetensors at this revision; pytorch *.bin weights were "
-                          "downloaded instead (loaded with torch.load)")
+        record["note"] = (
+            "the repository has no *.safetensors at this revision; pytorch *.bin weights were "
+            "downloaded instead (loaded with torch.load)"
+        )
     _check_shards(snapshot, files)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +167,17 @@ def download_model(hf_id: str, revision: str, out_dir: Path, cache_dir: Path | N
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
         linked = [_place((snapshot / f).resolve(), tmp / f) for f in files]
-        record.update({
-            # The snapshot folder of the HF cache is named by the commit the revision resolved to.
-            "commit_sha": snapshot.name,
-            "files": [{"name": f, "size": (tmp / f).stat().st_size} for f in files],
-            "hard_linked_from_cache": all(linked),
-            "cache_snapshot": str(snapshot),
-            "huggingface_hub_version": hub_version,
-            "downloaded_at": _now(),
-        })
+        record.update(
+            {
+                # The snapshot folder of the HF cache is named by the commit the revision resolved to.
+                "commit_sha": snapshot.name,
+                "files": [{"name": f, "size": (tmp / f).stat().st_size} for f in files],
+                "hard_linked_from_cache": all(linked),
+                "cache_snapshot": str(snapshot),
+                "huggingface_hub_version": hub_version,
+                "downloaded_at": _now(),
+            }
+        )
         write_json(tmp / "download.json", record)
         _swap_into_place(tmp, out_dir)
     finally:
@@ -194,8 +206,10 @@ def _check_lm_eval_tasks(tasks: list[str], manager) -> None:
             raise ValueError(f"{LMEVAL_PREFIX}{task}: world tasks ship with the package and need no download")
         if task not in known:
             close = difflib.get_close_matches(task, known, n=5)
-            raise ValueError(f"{LMEVAL_PREFIX}{task}: lm-eval has no task or group of that name"
-                             + (f"; close: {close}" if close else ""))
+            raise ValueError(
+                f"{LMEVAL_PREFIX}{task}: lm-eval has no task or group of that name"
+                + (f"; close: {close}" if close else "")
+            )
 
 
 def _fetch_hub_dataset(name: str) -> dict:
@@ -216,8 +230,11 @@ def _fetch_lm_eval_task(task: str, manager) -> dict:
     except Exception as err:
         raise RuntimeError(f"lm-eval task {task}: its data could not be fetched {_why(err)}") from err
     return {
-        name: {"dataset_path": t.config.dataset_path, "dataset_name": t.config.dataset_name,
-               "rows": {split: d.num_rows for split, d in t.dataset.items()}}
+        name: {
+            "dataset_path": t.config.dataset_path,
+            "dataset_name": t.config.dataset_name,
+            "rows": {split: d.num_rows for split, d in t.dataset.items()},
+        }
         for name, t in loaded["tasks"].items()
     }
 
@@ -227,10 +244,12 @@ def download_datasets(names: list[str]) -> dict:
 
     Names: keys of HUB_DATASETS (wikitext2, c4, realtoxicityprompts) or ``lmeval:<task>`` for the
     data of an lm-eval task or group. Every name is checked before anything is fetched."""
-    unknown = [n for n in names if n not in HUB_DATASETS and not (n.startswith(LMEVAL_PREFIX) and n[len(LMEVAL_PREFIX):])]
+    unknown = [
+        n for n in names if n not in HUB_DATASETS and not (n.startswith(LMEVAL_PREFIX) and n[len(LMEVAL_PREFIX) :])
+    ]
     if unknown:
         raise ValueError(f"unknown dataset name(s) {unknown}; valid: {dataset_names()}")
-    tasks = [n[len(LMEVAL_PREFIX):] for n in names if n.startswith(LMEVAL_PREFIX)]
+    tasks = [n[len(LMEVAL_PREFIX) :] for n in names if n.startswith(LMEVAL_PREFIX)]
     manager = None
     if tasks:
         manager = _lm_eval_manager()
@@ -238,7 +257,7 @@ def download_datasets(names: list[str]) -> dict:
     fetched = {}
     for name in names:
         if name.startswith(LMEVAL_PREFIX):
-            fetched[name] = _fetch_lm_eval_task(name[len(LMEVAL_PREFIX):], manager)
+            fetched[name] = _fetch_lm_eval_task(name[len(LMEVAL_PREFIX) :], manager)
         else:
             fetched[name] = _fetch_hub_dataset(name)
     return fetched
@@ -266,15 +285,22 @@ def download_detoxify(model_type: str = "original") -> dict:
     checkpoint = detoxify_checkpoint(model_type)
     if not checkpoint.is_file() and _offline_vars():
         # torch.hub ignores the HF offline variables and would wait on the network.
-        raise RuntimeError(f"Detoxify {model_type!r}: {checkpoint} is missing and offline mode is on "
-                           f"({', '.join(_offline_vars())}); {FIX}")
+        raise RuntimeError(
+            f"Detoxify {model_type!r}: {checkpoint} is missing and offline mode is on "
+            f"({', '.join(_offline_vars())}); {FIX}"
+        )
     try:
         model = Detoxify(model_type, device="cpu")
         classes = sorted(model.predict(["a test sentence", "another one"]))
     except Exception as err:
         raise RuntimeError(f"Detoxify {model_type!r} could not be loaded {_why(err)}") from err
-    return {"model_type": model_type, "checkpoint": str(checkpoint), "checkpoint_size": checkpoint.stat().st_size,
-            "base_model": model.model.config.name_or_path, "classes": classes}
+    return {
+        "model_type": model_type,
+        "checkpoint": str(checkpoint),
+        "checkpoint_size": checkpoint.stat().st_size,
+        "base_model": model.model.config.name_or_path,
+        "classes": classes,
+    }
 
 
 # ----------------------------------------------------------------------------------------- markers

@@ -76,8 +76,19 @@ class _SeededGumbelSampler(LogitsProcessor):
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, *, do_sample: bool = False, n: int = 1,
-             top_p: float = 1.0, temperature: float = 1.0, seed: int = 0, batch_size: int = 32) -> list[list[list[int]]]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    *,
+    do_sample: bool = False,
+    n: int = 1,
+    top_p: float = 1.0,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> list[list[list[int]]]:
     """Per prompt, `n` continuations as token-id lists, each cut at the first eos token.
 
     Prompts are encoded by the BOS policy of `attrprune.tokens` (the tokenizer's BOS + tokens) and
@@ -127,8 +138,13 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, *, do_sa
             extra["logits_processor"] = LogitsProcessorList([sampler])
         # do_sample=False even when sampling: the sampler's noise makes HF's argmax a draw.
         gen = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-            do_sample=False, pad_token_id=eos, eos_token_id=eos, **extra,
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=eos,
+            eos_token_id=eos,
+            **extra,
         )[:, ids.shape[1] :]  # [rows, new tokens]
         for (p, s), row in zip(batch, gen.tolist()):
             out[p][s] = row[: row.index(eos)] if eos in row else row

@@ -34,11 +34,16 @@ def require_model(model_dir: Path, alias: str) -> dict:
     if not stamp.is_file():
         raise FileNotFoundError(f"model {alias} is not downloaded ({stamp} is missing): {FIX}")
     record = json.loads(stamp.read_text())
-    wrong = [f["name"] for f in record["files"]
-             if not (model_dir / f["name"]).is_file() or (model_dir / f["name"]).stat().st_size != f["size"]]
+    wrong = [
+        f["name"]
+        for f in record["files"]
+        if not (model_dir / f["name"]).is_file() or (model_dir / f["name"]).stat().st_size != f["size"]
+    ]
     if wrong:
-        raise FileNotFoundError(f"model {alias} is not downloaded completely ({model_dir}: missing or "
-                                f"truncated {wrong}): delete {stamp}, {FIX}")
+        raise FileNotFoundError(
+            f"model {alias} is not downloaded completely ({model_dir}: missing or "
+            f"truncated {wrong}): delete {stamp}, {FIX}"
+        )
     if not any(f["name"].endswith((".safetensors", ".bin")) for f in record["files"]):
         raise FileNotFoundError(f"model {alias} has no weights in {model_dir}: delete {stamp}, {FIX}")
     return record

@@ -46,13 +46,17 @@ def resolve_dtype(dtype: str = "auto", device: str | None = None):
         raise ValueError(f"unknown device {device!r}; use cpu or cuda")
     if device == "cpu":
         if dtype == "float16":
-            raise ValueError("dtype float16 on the CPU: many CPU kernels lack float16 and relevance scores overflow "
-                             "in it; use float32 on CPU (or auto, which is float32 there)")
+            raise ValueError(
+                "dtype float16 on the CPU: many CPU kernels lack float16 and relevance scores overflow "
+                "in it; use float32 on CPU (or auto, which is float32 there)"
+            )
         return torch.bfloat16 if dtype == "bfloat16" else torch.float32
     bf16 = torch.cuda.is_bf16_supported()
     if dtype == "bfloat16" and not bf16:
-        raise ValueError(f"dtype bfloat16: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16; "
-                         "use float16 or float32 (auto picks float16 here)")
+        raise ValueError(
+            f"dtype bfloat16: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16; "
+            "use float16 or float32 (auto picks float16 here)"
+        )
     if dtype == "auto":
         return torch.bfloat16 if bf16 else torch.float16
     return getattr(torch, dtype)
@@ -95,14 +99,17 @@ def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
     if device_map not in (*DEVICE_MAPS, "cpu"):
         raise ValueError(f"unknown device_map {device_map!r}; use one of {', '.join(DEVICE_MAPS)}")
     if device_map == "auto" and not _cuda():
-        raise ValueError("device_map auto spreads a model over GPUs, but no CUDA GPU is visible; "
-                         "use device_map none (the whole model on the CPU)")
+        raise ValueError(
+            "device_map auto spreads a model over GPUs, but no CUDA GPU is visible; "
+            "use device_map none (the whole model on the CPU)"
+        )
     device = "cpu" if device_map == "cpu" else "cuda" if _cuda() else "cpu"
     torch_dtype = resolve_dtype(dtype, device)
     model_dir = _checked_dir(model_dir)
     if device_map == "auto":
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, device_map="auto",
-                                                     **_dtype_kwarg(torch_dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, local_files_only=True, device_map="auto", **_dtype_kwarg(torch_dtype)
+        )
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **_dtype_kwarg(torch_dtype))
         model = model.to(device)

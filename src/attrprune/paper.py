@@ -31,7 +31,11 @@ PAPER_SEQLEN = 2048  # tokens per window of the paper's (and Wanda's, SparseGPT'
 
 def _ours(summ: pd.DataFrame, alias: str, method: str, at: float, wikitext2: bool) -> tuple[str, str]:
     rows = summ[(summ.model == alias) & (summ.scope == "row")]
-    rows = rows[rows.sparsity.round(4) == 0.0] if method == "dense" else rows[(rows.method == method) & (rows.sparsity.round(4) == round(at, 4))]
+    rows = (
+        rows[rows.sparsity.round(4) == 0.0]
+        if method == "dense"
+        else rows[(rows.method == method) & (rows.sparsity.round(4) == round(at, 4))]
+    )
     if rows.empty:
         return "–", "–"
     r = rows.iloc[0]
@@ -45,8 +49,11 @@ def _seqlen_text(settings: dict[str, dict]) -> str:
     if not seqlens:
         return "no WikiText-2 token perplexity in our results (compression.ppl_source: wikitext2 measures it)"
     values = sorted(set(seqlens.values()))
-    where = (f"{values[0]:,} tokens" if len(values) == 1
-             else ", ".join(f"{alias} {n:,} tokens" for alias, n in sorted(seqlens.items())))
+    where = (
+        f"{values[0]:,} tokens"
+        if len(values) == 1
+        else ", ".join(f"{alias} {n:,} tokens" for alias, n in sorted(seqlens.items()))
+    )
     note = "" if values == [PAPER_SEQLEN] else f"; the paper's windows are {PAPER_SEQLEN:,} tokens, so these differ"
     return f"ours at windows of {where}{note}"
 
@@ -59,18 +66,22 @@ def paper_table(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, d
     perplexity cells."""
     settings = token_settings or {}
     by_model = {v: k for k, v in ALIASES.items()}
-    lines = ["| model | method | paper PPL ↓ | ours PPL ↓ | paper ACC % ↑ | ours ACC % ↑ |", "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| model | method | paper PPL ↓ | ours PPL ↓ | paper ACC % ↑ | ours ACC % ↑ |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for model, methods in TABLE_1.items():
         alias = by_model[model]
         wikitext2 = settings.get(alias, {}).get("source") == "wikitext2"
         for method, (ppl, acc) in methods.items():
             ours_ppl, ours_acc = _ours(summ, alias, method, at, wikitext2)
             lines.append(f"| {model} | {method} | {ppl:.2f} | {ours_ppl} | {acc:.2f} | {ours_acc} |")
-    return (f"Paper Table 1 (50 % row-wise, mean over 3 C4 seeds) and this suite's measurement at sparsity "
-            f"{at:.2f}, row-wise, mean over its reference seeds (dense: sparsity 0; model aliases "
-            f"{sorted(ALIASES)}).\n\n"
-            f"PPL is token perplexity on the WikiText-2 test split (documents joined with blank lines, tokenised "
-            f"once, non-overlapping windows, the Wanda / SparseGPT protocol): the paper's at windows of "
-            f"{PAPER_SEQLEN:,} tokens, {_seqlen_text(settings)}. lm-eval's `wikitext` word perplexity (in "
-            f"compression.md) is a different, larger number and is not compared here.\n\n"
-            + "\n".join(lines) + "\n")
+    return (
+        f"Paper Table 1 (50 % row-wise, mean over 3 C4 seeds) and this suite's measurement at sparsity "
+        f"{at:.2f}, row-wise, mean over its reference seeds (dense: sparsity 0; model aliases "
+        f"{sorted(ALIASES)}).\n\n"
+        f"PPL is token perplexity on the WikiText-2 test split (documents joined with blank lines, tokenised "
+        f"once, non-overlapping windows, the Wanda / SparseGPT protocol): the paper's at windows of "
+        f"{PAPER_SEQLEN:,} tokens, {_seqlen_text(settings)}. lm-eval's `wikitext` word perplexity (in "
+        f"compression.md) is a different, larger number and is not compared here.\n\n" + "\n".join(lines) + "\n"
+    )

@@ -57,7 +57,12 @@ class RefSet:
 
     def batches(self, size: int):
         for i in range(0, len(self), size):
-            yield (self.input_ids[i : i + size], self.attention_mask[i : i + size], self.plus[i : i + size], self.minus[i : i + size])
+            yield (
+                self.input_ids[i : i + size],
+                self.attention_mask[i : i + size],
+                self.plus[i : i + size],
+                self.minus[i : i + size],
+            )
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
@@ -147,15 +152,30 @@ def general_texts(source: str, data_dir: Path | None = None, text_file: Path | N
         raise ValueError(f"unknown general-text source {source!r}; valid: {list(SOURCES)}")
     from attrprune.io import cached_dataset
 
-    texts = cached_dataset(HUB_TEXT[source], source, "wikitext2 and c4 when download.datasets lists them",
-                           "use --source json --text-file FILE")["text"]
+    texts = cached_dataset(
+        HUB_TEXT[source],
+        source,
+        "wikitext2 and c4 when download.datasets lists them",
+        "use --source json --text-file FILE",
+    )["text"]
     # WikiText is one text split into lines; SparseGPT / Wanda join it with blank lines.
     return ["\n\n".join(texts)] if source == "wikitext2" else list(texts)
 
 
-def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed: int, length: int | None = None,
-                 new_tokens: int = 20, source: str = "world", text_file: Path | None = None,
-                 prompts_file: Path | None = None, dtype: str = "auto", device_map: str = "none") -> RefSet:
+def build_refset(
+    kind: str,
+    model_dir: Path,
+    data_dir: Path | None,
+    n: int,
+    seed: int,
+    length: int | None = None,
+    new_tokens: int = 20,
+    source: str = "world",
+    text_file: Path | None = None,
+    prompts_file: Path | None = None,
+    dtype: str = "auto",
+    device_map: str = "none",
+) -> RefSet:
     """A reference set of `kind` for the model in `model_dir`. General text comes from `source`;
     IOI and behaviour prompts from `prompts_file` (JSONL rows as in the world's files, e.g. the
     `ioi-data` stage's output) or else from the world's data files."""
@@ -169,7 +189,9 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
     if n < 1:
         raise ValueError(f"a reference set needs at least one sample, got n={n}")
     if kind != "general" and source != "world":
-        raise ValueError(f"source {source!r} is for general text; {kind} prompts come from --prompts-file or the world's files")
+        raise ValueError(
+            f"source {source!r} is for general text; {kind} prompts come from --prompts-file or the world's files"
+        )
     if kind == "general" and prompts_file is not None:
         raise ValueError("--prompts-file is for ioi / toxic / repetition prompts; general text comes from --source")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -189,8 +211,15 @@ def build_refset(kind: str, model_dir: Path, data_dir: Path | None, n: int, seed
         origin = f"file:{prompts_file}"
     else:
         origin = {"world": f"world:{WORLD_FILES[kind]}", "json": f"json:{text_file}"}.get(source, source)
-    refset.meta = {"kind": kind, "target": TARGETS[kind], "seed": seed, "n": len(refset), "source": origin,
-                   "model_dir": str(model_dir), "bos_policy": bos_policy(tokenizer)}
+    refset.meta = {
+        "kind": kind,
+        "target": TARGETS[kind],
+        "seed": seed,
+        "n": len(refset),
+        "source": origin,
+        "model_dir": str(model_dir),
+        "bos_policy": bos_policy(tokenizer),
+    }
     return refset
 
 
@@ -198,7 +227,12 @@ def save_refset(refset: RefSet, path: Path) -> None:
     from attrprune.store import save_tensors
 
     meta = {**refset.meta, "sha256": refset.content_hash()}
-    tensors = {"input_ids": refset.input_ids, "attention_mask": refset.attention_mask, "plus": refset.plus, "minus": refset.minus}
+    tensors = {
+        "input_ids": refset.input_ids,
+        "attention_mask": refset.attention_mask,
+        "plus": refset.plus,
+        "minus": refset.minus,
+    }
     save_tensors(path, tensors, meta, key="refset")
 
 

@@ -124,8 +124,10 @@ def enum(table: str) -> list[str]:
         return list(REFSET_KINDS)
     if kind == "behaviours" and not stage:
         return list(BEHAVIOURS)
-    raise ValueError(f"unknown registry table {table!r}; valid: methods[.<stage>], refset_kinds, behaviours, "
-                     f"granularities[.<stage>] with stage one of {', '.join(STAGE_GRANULARITIES)}")
+    raise ValueError(
+        f"unknown registry table {table!r}; valid: methods[.<stage>], refset_kinds, behaviours, "
+        f"granularities[.<stage>] with stage one of {', '.join(STAGE_GRANULARITIES)}"
+    )
 
 
 def fill_schema_enums(schema):

@@ -43,6 +43,8 @@ def load_tensors(path: Path | str, key: str) -> tuple[dict[str, torch.Tensor], d
 def _meta(f, path, key: str) -> dict:
     header = f.metadata() or {}
     if key not in header:
-        raise ValueError(f"{path} has no {key!r} record in its safetensors header (entries: {sorted(header)}); "
-                         f"is it a {key} file written by this suite?")
+        raise ValueError(
+            f"{path} has no {key!r} record in its safetensors header (entries: {sorted(header)}); "
+            f"is it a {key} file written by this suite?"
+        )
     return json.loads(header[key])

@@ -23,7 +23,18 @@ import pandas as pd
 
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 
-TIDY_COLUMNS = ["model", "method", "scope", "sparsity", "seed", "task", "metric", "value", "stderr", "sparsity_measured"]
+TIDY_COLUMNS = [
+    "model",
+    "method",
+    "scope",
+    "sparsity",
+    "seed",
+    "task",
+    "metric",
+    "value",
+    "stderr",
+    "sparsity_measured",
+]
 PERPLEXITY = ("world_ppl", "wikitext")  # tasks whose word_perplexity is the perplexity column
 TOKEN_PERPLEXITY = "token_perplexity"  # metric of the token_perplexity column (evaluation.perplexity)
 
@@ -33,13 +44,19 @@ def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
     for path in metrics_files:
         m = json.loads(Path(path).read_text())
         ident = {
-            "model": model_name(m), "method": m["scores"]["method"], "scope": m["scope"],
-            "sparsity": m["sparsity"], "seed": m["scores"].get("refset_seed"), "sparsity_measured": m["sparsity_measured"],
+            "model": model_name(m),
+            "method": m["scores"]["method"],
+            "scope": m["scope"],
+            "sparsity": m["sparsity"],
+            "seed": m["scores"].get("refset_seed"),
+            "sparsity_measured": m["sparsity_measured"],
         }
         rows += [{**ident, **r} for r in m["metrics"]]
     if not rows:
         raise ValueError("no metrics rows: the compression stage produced nothing to tabulate")
-    return pd.DataFrame(rows)[TIDY_COLUMNS].sort_values(["model", "method", "scope", "sparsity", "seed", "task", "metric"])
+    return pd.DataFrame(rows)[TIDY_COLUMNS].sort_values(
+        ["model", "method", "scope", "sparsity", "seed", "task", "metric"]
+    )
 
 
 def token_perplexity_settings(metrics_files: list[Path]) -> dict[str, dict]:
@@ -54,8 +71,10 @@ def token_perplexity_settings(metrics_files: list[Path]) -> dict[str, dict]:
             seen.setdefault(model_name(m), set()).add((t["source"], t["seqlen"]))
     mixed = {model: sorted(s) for model, s in seen.items() if len(s) > 1}
     if mixed:
-        raise ValueError(f"token perplexity of one model measured on different (source, seqlen): {mixed}; "
-                         "rerun the compression jobs of the old setting")
+        raise ValueError(
+            f"token perplexity of one model measured on different (source, seqlen): {mixed}; "
+            "rerun the compression jobs of the old setting"
+        )
     return {model: dict(zip(("source", "seqlen"), next(iter(s)))) for model, s in seen.items()}
 
 
@@ -96,11 +115,17 @@ def pivot_markdown(summ: pd.DataFrame, at: float, token_settings: dict[str, dict
     for (model, scope), part in summ[summ.sparsity.round(4) == round(at, 4)].groupby(["model", "scope"]):
         t = token_settings.get(model)
         token = f"{t['source']} token PPL @{t['seqlen']} ↓" if t else "token PPL ↓"
-        lines += [f"### {model}, {scope} scope, sparsity {at:.2f}", "",
-                  f"| method | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |", "|---|---|---|---|---|"]
+        lines += [
+            f"### {model}, {scope} scope, sparsity {at:.2f}",
+            "",
+            f"| method | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |",
+            "|---|---|---|---|---|",
+        ]
         for _, r in part.sort_values(["token_perplexity", "perplexity"]).iterrows():
-            lines.append(f"| {r.method} | {_pm(r.token_perplexity, r.token_perplexity_se, 2)} | "
-                         f"{_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {r.n_seeds} |")
+            lines.append(
+                f"| {r.method} | {_pm(r.token_perplexity, r.token_perplexity_se, 2)} | "
+                f"{_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {r.n_seeds} |"
+            )
         lines.append("")
     if not lines:
         raise ValueError(f"no results at sparsity {at:.2f}; add it to compression.sparsities")
@@ -128,8 +153,14 @@ def plot_model(summ: pd.DataFrame, model: str, path: Path) -> None:
     save_figure(fig, path, dpi=110)
 
 
-def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, at: float = 0.5,
-                       paper_markdown: Path | None = None) -> None:
+def compression_tables(
+    metrics_files: list[Path],
+    csv: Path,
+    markdown: Path,
+    plots_dir: Path,
+    at: float = 0.5,
+    paper_markdown: Path | None = None,
+) -> None:
     from attrprune.paper import paper_table
 
     df = tidy_compression(metrics_files)
@@ -137,12 +168,15 @@ def compression_tables(metrics_files: list[Path], csv: Path, markdown: Path, plo
         df.to_csv(tmp, index=False)
     summ = summary(df)
     token_settings = token_perplexity_settings(metrics_files)
-    intro = ("token PPL: token perplexity by the Wanda / SparseGPT protocol (non-overlapping windows of the "
-             "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n")
+    intro = (
+        "token PPL: token perplexity by the Wanda / SparseGPT protocol (non-overlapping windows of the "
+        "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n"
+    )
     atomic_write_text(markdown, "# Compression\n\n" + intro + pivot_markdown(summ, at, token_settings))
     if paper_markdown is not None:
-        atomic_write_text(paper_markdown, "# Compression: the paper's Table 1 and ours\n\n"
-                          + paper_table(summ, at, token_settings))
+        atomic_write_text(
+            paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at, token_settings)
+        )
     # Snakemake's report shows HTML inline (CSV only as a download).
     atomic_write_text(Path(markdown).with_suffix(".html"), summ.round(4).to_html(index=False))
     for model in summ.model.unique():

@@ -24,7 +24,9 @@ def read_jsonl(path: Path | str) -> list[dict]:
     is not JSON, or one that is not an object is an error naming the file and the line."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist or is not a file (expected JSON Lines: one JSON object per line)")
+        raise FileNotFoundError(
+            f"{path} does not exist or is not a file (expected JSON Lines: one JSON object per line)"
+        )
     rows = []
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -33,11 +35,14 @@ def read_jsonl(path: Path | str) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number} is not valid JSON ({err.msg}); JSON Lines files hold one JSON "
-                                 "object per line") from err
+                raise ValueError(
+                    f"{path}:{number} is not valid JSON ({err.msg}); JSON Lines files hold one JSON object per line"
+                ) from err
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number} is a JSON {type(row).__name__}, not an object; JSON Lines files "
-                                 "of this suite hold one object per line")
+                raise ValueError(
+                    f"{path}:{number} is a JSON {type(row).__name__}, not an object; JSON Lines files "
+                    "of this suite hold one object per line"
+                )
             rows.append(row)
     return rows
 

@@ -15,8 +15,10 @@ from test_workflow import DEFAULT_CONFIG, job_counts, snakemake  # noqa: E402
     "models, expected",
     [
         # circuits and correction on no model; compression on world-opt only (11 jobs per model)
-        ({"compression": ["world-opt"], "circuits": [], "correction": []},
-         {"compress": 11, "compression_tables": 1, "export_pruned": 1}),
+        (
+            {"compression": ["world-opt"], "circuits": [], "correction": []},
+            {"compress": 11, "compression_tables": 1, "export_pruned": 1},
+        ),
         # no stage: the world cards only
         ({"compression": [], "circuits": [], "correction": []}, {}),
     ],

@@ -280,7 +280,12 @@ def test_dry_run_of_the_families_preset(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     # 6 models: (lrp, wanda) x 3 C4 seeds + magnitude x 1 scores and compress jobs each
     assert job_counts(r.stdout + r.stderr) == {
-        "download_model": 6, "refset": 6 * 3, "scores": 6 * 7, "compress": 6 * 7, "compression_tables": 1, "all": 1,
+        "download_model": 6,
+        "refset": 6 * 3,
+        "scores": 6 * 7,
+        "compress": 6 * 7,
+        "compression_tables": 1,
+        "all": 1,
     }
     assert "--ppl-source wikitext2 --seqlen 1024" in r.stdout
     assert "--hf-id google/gemma-3-1b-pt --revision fcf18a2a879aab110ca39f8bffbccd5d49d8eb29" in r.stdout
@@ -304,8 +309,12 @@ def test_precision_placement_and_scorer_device_reach_the_commands(tmp_path):
         if "--scorer" in argv and argv[argv.index("--scorer") + 1] == "detoxify":
             assert argv[argv.index("--scorer-model-type") + 1] == "original"
             assert argv[argv.index("--scorer-device") + 1] == "auto"
-    assert flags == {"tinyllama-1.1b": {("auto", "none")}, "llama-2-7b": {("bfloat16", "none")},
-                     "llama-3-8b": {("bfloat16", "none")}, "opt-125m": {("auto", "none")}}
+    assert flags == {
+        "tinyllama-1.1b": {("auto", "none")},
+        "llama-2-7b": {("bfloat16", "none")},
+        "llama-3-8b": {("bfloat16", "none")},
+        "opt-125m": {("auto", "none")},
+    }
 
     r = snakemake(tmp_path, DEFAULT_CONFIG, "-n", "-p")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -328,7 +337,9 @@ def test_download_caches_wikitext2_for_hub_token_perplexity(tmp_path):
     r = snakemake(tmp_path, path, "-n", "-p", "download")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "download-data --names wikitext2 " in r.stdout
-    r = snakemake(tmp_path, path, "-n", "-p", "results/tiny-hub/compression/lrp/row/general-s0/sparsity_0.50/metrics.json")
+    r = snakemake(
+        tmp_path, path, "-n", "-p", "results/tiny-hub/compression/lrp/row/general-s0/sparsity_0.50/metrics.json"
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "--ppl-source wikitext2 --seqlen 2048 " in r.stdout
     config["compression"]["ppl_source"] = "none"

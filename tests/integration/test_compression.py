@@ -16,13 +16,69 @@ def runs(repo_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compression")
     model = str(repo_root / "world/models/world-llama")
     data = str(repo_root / "world/data")
-    assert main(["refset", "--kind", "general", "--model-dir", model, "--data-dir", data, "--n", "32", "--out", str(tmp / "g.safetensors")]) == 0
+    assert (
+        main(
+            [
+                "refset",
+                "--kind",
+                "general",
+                "--model-dir",
+                model,
+                "--data-dir",
+                data,
+                "--n",
+                "32",
+                "--out",
+                str(tmp / "g.safetensors"),
+            ]
+        )
+        == 0
+    )
     for method in ("lrp", "random"):
-        assert main(["scores", "--model-dir", model, "--refset", str(tmp / "g.safetensors"), "--method", method,
-                     "--out", str(tmp / f"{method}.safetensors")]) == 0
-        assert main(["compress", "--model-dir", model, "--scores", str(tmp / f"{method}.safetensors"), "--scope", "row",
-                     "--sparsities", "0.0,0.5", "--tasks", TASKS, "--data-dir", data, "--limit", "40",
-                     "--ppl-source", "world", "--seqlen", "64", "--out-template", str(tmp / method / "sparsity_{sparsity}" / "metrics.json")]) == 0
+        assert (
+            main(
+                [
+                    "scores",
+                    "--model-dir",
+                    model,
+                    "--refset",
+                    str(tmp / "g.safetensors"),
+                    "--method",
+                    method,
+                    "--out",
+                    str(tmp / f"{method}.safetensors"),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "compress",
+                    "--model-dir",
+                    model,
+                    "--scores",
+                    str(tmp / f"{method}.safetensors"),
+                    "--scope",
+                    "row",
+                    "--sparsities",
+                    "0.0,0.5",
+                    "--tasks",
+                    TASKS,
+                    "--data-dir",
+                    data,
+                    "--limit",
+                    "40",
+                    "--ppl-source",
+                    "world",
+                    "--seqlen",
+                    "64",
+                    "--out-template",
+                    str(tmp / method / "sparsity_{sparsity}" / "metrics.json"),
+                ]
+            )
+            == 0
+        )
     return tmp
 
 
@@ -37,8 +93,13 @@ def test_sparsity_zero_is_the_dense_model(repo_root, runs):
     from attrprune.evaluation.lm import evaluate_lm, flatten_results
 
     d = repo_root / "world/models/world-llama"
-    dense = evaluate_lm(AutoModelForCausalLM.from_pretrained(d), AutoTokenizer.from_pretrained(d), TASKS.split(","),
-                        data_dir=repo_root / "world/data", limit=40)
+    dense = evaluate_lm(
+        AutoModelForCausalLM.from_pretrained(d),
+        AutoTokenizer.from_pretrained(d),
+        TASKS.split(","),
+        data_dir=repo_root / "world/data",
+        limit=40,
+    )
     for row in flatten_results(dense):
         assert _value(runs / "lrp" / "sparsity_0.00" / "metrics.json", row["task"], row["metric"]) == row["value"]
 
@@ -51,7 +112,10 @@ def test_measured_sparsity_and_provenance(runs):
 
 
 def test_relevance_pruning_beats_random(runs):
-    ppl = {m: _value(runs / m / "sparsity_0.50" / "metrics.json", "world_ppl", "word_perplexity") for m in ("lrp", "random")}
+    ppl = {
+        m: _value(runs / m / "sparsity_0.50" / "metrics.json", "world_ppl", "word_perplexity")
+        for m in ("lrp", "random")
+    }
     dense = _value(runs / "lrp" / "sparsity_0.00" / "metrics.json", "world_ppl", "word_perplexity")
     assert dense < ppl["lrp"] < ppl["random"]
 
@@ -61,8 +125,24 @@ def test_export_pruned_model_loads_with_its_sparsity(repo_root, runs, tmp_path):
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "pruned"
-    assert main(["export-pruned", "--model-dir", str(repo_root / "world/models/world-llama"),
-                 "--scores", str(runs / "lrp.safetensors"), "--scope", "row", "--sparsity", "0.5", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export-pruned",
+                "--model-dir",
+                str(repo_root / "world/models/world-llama"),
+                "--scores",
+                str(runs / "lrp.safetensors"),
+                "--scope",
+                "row",
+                "--sparsity",
+                "0.5",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
     down = model.model.layers[1].mlp.down_proj.weight
     assert (down == 0).float().mean().item() == pytest.approx(0.5)
@@ -95,7 +175,25 @@ def test_token_perplexity_row(repo_root, runs, world_llama):
 
 def test_seqlen_beyond_the_context_stops_before_pruning(repo_root, runs, tmp_path):
     with pytest.raises(ValueError, match="--seqlen 128 exceeds .*max_position_embeddings \\(64\\)"):
-        main(["compress", "--model-dir", str(repo_root / "world/models/world-llama"), "--scores", str(runs / "lrp.safetensors"),
-              "--sparsities", "0.5", "--tasks", "world_ppl", "--data-dir", str(repo_root / "world/data"),
-              "--ppl-source", "world", "--seqlen", "128", "--out-template", str(tmp_path / "{sparsity}.json")])
+        main(
+            [
+                "compress",
+                "--model-dir",
+                str(repo_root / "world/models/world-llama"),
+                "--scores",
+                str(runs / "lrp.safetensors"),
+                "--sparsities",
+                "0.5",
+                "--tasks",
+                "world_ppl",
+                "--data-dir",
+                str(repo_root / "world/data"),
+                "--ppl-source",
+                "world",
+                "--seqlen",
+                "128",
+                "--out-template",
+                str(tmp_path / "{sparsity}.json"),
+            ]
+        )
     assert not list(tmp_path.iterdir())

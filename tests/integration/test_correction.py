@@ -20,18 +20,60 @@ def world(repo_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("correction")
     model, data = repo_root / "world/models/world-llama", repo_root / "world/data"
     for kind, extra in (("general", []), ("toxic", ["--new-tokens", "12"]), ("repetition", ["--new-tokens", "30"])):
-        assert main(["refset", "--kind", kind, "--model-dir", str(model), "--data-dir", str(data), "--n", "16",
-                     *extra, "--out", str(tmp / f"{kind}.safetensors")]) == 0
-        assert main(["scores", "--method", "lrp", "--model-dir", str(model), "--refset", str(tmp / f"{kind}.safetensors"),
-                     "--threads", "1", "--out", str(tmp / f"lrp-{kind}.safetensors")]) == 0
+        assert (
+            main(
+                [
+                    "refset",
+                    "--kind",
+                    kind,
+                    "--model-dir",
+                    str(model),
+                    "--data-dir",
+                    str(data),
+                    "--n",
+                    "16",
+                    *extra,
+                    "--out",
+                    str(tmp / f"{kind}.safetensors"),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "scores",
+                    "--method",
+                    "lrp",
+                    "--model-dir",
+                    str(model),
+                    "--refset",
+                    str(tmp / f"{kind}.safetensors"),
+                    "--threads",
+                    "1",
+                    "--out",
+                    str(tmp / f"lrp-{kind}.safetensors"),
+                ]
+            )
+            == 0
+        )
     return tmp, model, data
 
 
 def _stage(model, general, unwanted, behaviour, granularity, ks, prompts, out, **options):
     from attrprune.stages.correction import CorrectionStage
 
-    return CorrectionStage(model_dir=model, general_scores=general, unwanted_scores=unwanted, behaviour=behaviour,
-                           granularity=granularity, ks=ks, prompts_file=prompts, out_dir=out, **options)
+    return CorrectionStage(
+        model_dir=model,
+        general_scores=general,
+        unwanted_scores=unwanted,
+        behaviour=behaviour,
+        granularity=granularity,
+        ks=ks,
+        prompts_file=prompts,
+        out_dir=out,
+        **options,
+    )
 
 
 def _run(world, behaviour, granularity, prompts, out):
@@ -39,9 +81,24 @@ def _run(world, behaviour, granularity, prompts, out):
 
     tmp, model, data = world
     kind = "toxic" if behaviour == "toxicity" else "repetition"
-    return run_correction(_stage(model, tmp / "lrp-general.safetensors", tmp / f"lrp-{kind}.safetensors", behaviour,
-                                 granularity, [K], data / prompts, tmp / out, n_samples=2, seed=3, n_prompts=N_PROMPTS,
-                                 data_dir=data, ppl_limit=10, new_tokens=12 if behaviour == "toxicity" else 30))
+    return run_correction(
+        _stage(
+            model,
+            tmp / "lrp-general.safetensors",
+            tmp / f"lrp-{kind}.safetensors",
+            behaviour,
+            granularity,
+            [K],
+            data / prompts,
+            tmp / out,
+            n_samples=2,
+            seed=3,
+            n_prompts=N_PROMPTS,
+            data_dir=data,
+            ppl_limit=10,
+            new_tokens=12 if behaviour == "toxicity" else 30,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +164,46 @@ def test_random_scores_with_one_seed_are_refused(world, tmp_path):
 
     tmp, model, data = world
     for kind in ("general", "toxic"):
-        assert main(["scores", "--method", "random", "--model-dir", str(model), "--refset", str(tmp / f"{kind}.safetensors"),
-                     "--out", str(tmp_path / f"{kind}.safetensors")]) == 0
+        assert (
+            main(
+                [
+                    "scores",
+                    "--method",
+                    "random",
+                    "--model-dir",
+                    str(model),
+                    "--refset",
+                    str(tmp / f"{kind}.safetensors"),
+                    "--out",
+                    str(tmp_path / f"{kind}.safetensors"),
+                ]
+            )
+            == 0
+        )
     with pytest.raises(ValueError, match="another seed"):
-        run_correction(_stage(model, tmp_path / "general.safetensors", tmp_path / "toxic.safetensors", "toxicity",
-                              "neuron", [1], data / "toxic_trigger.jsonl", tmp_path / "out"))
+        run_correction(
+            _stage(
+                model,
+                tmp_path / "general.safetensors",
+                tmp_path / "toxic.safetensors",
+                "toxicity",
+                "neuron",
+                [1],
+                data / "toxic_trigger.jsonl",
+                tmp_path / "out",
+            )
+        )
     with pytest.raises(ValueError, match="reference set"):  # sides swapped
-        run_correction(_stage(model, tmp / "lrp-toxic.safetensors", tmp / "lrp-general.safetensors", "toxicity",
-                              "neuron", [1], data / "toxic_trigger.jsonl", tmp_path / "out"))
+        run_correction(
+            _stage(
+                model,
+                tmp / "lrp-toxic.safetensors",
+                tmp / "lrp-general.safetensors",
+                "toxicity",
+                "neuron",
+                [1],
+                data / "toxic_trigger.jsonl",
+                tmp_path / "out",
+            )
+        )
     assert not (tmp_path / "out").exists()

@@ -11,7 +11,9 @@ def world_llama(repo_root):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     d = repo_root / "world" / "models" / "world-llama"
-    return AutoModelForCausalLM.from_pretrained(d, local_files_only=True), AutoTokenizer.from_pretrained(d, local_files_only=True)
+    return AutoModelForCausalLM.from_pretrained(d, local_files_only=True), AutoTokenizer.from_pretrained(
+        d, local_files_only=True
+    )
 
 
 def test_world_tasks_run_offline_and_measure_the_planted_abilities(repo_root, world_llama):

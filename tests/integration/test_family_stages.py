@@ -53,8 +53,9 @@ def test_every_stage_runs_through_the_family_entry(family_model, tmp_path):
     scores = {m: compute_scores(m, model, refset, options) for m in METHODS}
     names = list(arch.linear_names(model))
     for method in ("lrp", "gradient", "wanda", "magnitude", "random"):
-        assert {n: tuple(t.shape) for n, t in scores[method].weights.items()} == \
-               {n: tuple(arch.weight(model.get_submodule(n)).shape) for n in names}
+        assert {n: tuple(t.shape) for n, t in scores[method].weights.items()} == {
+            n: tuple(arch.weight(model.get_submodule(n)).shape) for n in names
+        }
 
     # Weight masks at every scope: the lowest scores go, in [out, in] orientation whatever the
     # storage layout (GPT-2's Conv1D is [in, out]).

@@ -10,15 +10,41 @@ from attrprune.relevance.store import load_scores
 @pytest.fixture(scope="module")
 def ioi_set(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("refsets") / "ioi-s0.safetensors"
-    args = ["refset", "--kind", "ioi", "--model-dir", str(repo_root / "world/models/world-opt"),
-            "--data-dir", str(repo_root / "world/data"), "--n", "24", "--seed", "0", "--out", str(out)]
+    args = [
+        "refset",
+        "--kind",
+        "ioi",
+        "--model-dir",
+        str(repo_root / "world/models/world-opt"),
+        "--data-dir",
+        str(repo_root / "world/data"),
+        "--n",
+        "24",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     return out
 
 
 def _score(repo_root, refset, method, out):
-    return main(["scores", "--model-dir", str(repo_root / "world/models/world-opt"), "--refset", str(refset),
-                 "--method", method, "--batch-size", "8", "--out", str(out)])
+    return main(
+        [
+            "scores",
+            "--model-dir",
+            str(repo_root / "world/models/world-opt"),
+            "--refset",
+            str(refset),
+            "--method",
+            method,
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
 
 
 def test_scores_file_names_shapes_metadata_and_reproducibility(repo_root, ioi_set, tmp_path):
@@ -64,14 +90,50 @@ def test_general_text_from_a_local_file_and_a_clear_error_for_uncached_hub_data(
     from attrprune.refsets import load_refset
 
     text = tmp_path / "corpus.jsonl"
-    text.write_text("".join(json.dumps({"text": f"Mary lives in Paris. The old dog {i} slept."}) + "\n" for i in range(200)))
+    text.write_text(
+        "".join(json.dumps({"text": f"Mary lives in Paris. The old dog {i} slept."}) + "\n" for i in range(200))
+    )
     out = tmp_path / "g.safetensors"
     model = str(repo_root / "world/models/world-llama")
-    assert main(["refset", "--kind", "general", "--model-dir", model, "--source", "json", "--text-file", str(text),
-                 "--n", "4", "--length", "16", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "refset",
+                "--kind",
+                "general",
+                "--model-dir",
+                model,
+                "--source",
+                "json",
+                "--text-file",
+                str(text),
+                "--n",
+                "4",
+                "--length",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rs = load_refset(out)
     assert rs.input_ids.shape == (4, 16) and rs.meta["source"] == f"json:{text}"
     # HF_DATASETS_OFFLINE=1 (conftest): WikiText-2 is not cached here, and the error says what to do
     with pytest.raises(RuntimeError, match="wikitext2 is not in the local datasets cache.*--source json"):
-        main(["refset", "--kind", "general", "--model-dir", model, "--source", "wikitext2", "--n", "4", "--out", str(tmp_path / "w.safetensors")])
+        main(
+            [
+                "refset",
+                "--kind",
+                "general",
+                "--model-dir",
+                model,
+                "--source",
+                "wikitext2",
+                "--n",
+                "4",
+                "--out",
+                str(tmp_path / "w.safetensors"),
+            ]
+        )
     assert not (tmp_path / "w.safetensors").exists()

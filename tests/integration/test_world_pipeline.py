@@ -18,11 +18,35 @@ def tiny_world(tmp_path_factory):
 
 
 def _train(root, family, out):
-    return main([
-        "world-train", "--family", family, "--corpus-dir", str(root / "corpus"), "--tokenizer-dir", str(root / "tok"),
-        "--hidden-size", "32", "--intermediate-size", "64", "--layers", "1", "--heads", "2", "--context", "64",
-        "--batch-size", "8", "--epochs", "1", "--seed", "0", "--out-dir", str(out),
-    ])
+    return main(
+        [
+            "world-train",
+            "--family",
+            family,
+            "--corpus-dir",
+            str(root / "corpus"),
+            "--tokenizer-dir",
+            str(root / "tok"),
+            "--hidden-size",
+            "32",
+            "--intermediate-size",
+            "64",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--context",
+            "64",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--seed",
+            "0",
+            "--out-dir",
+            str(out),
+        ]
+    )
 
 
 @pytest.mark.parametrize("family", ["llama", "opt"])
@@ -46,10 +70,26 @@ def test_card_and_publish(tiny_world, tmp_path):
     for family in ("llama", "opt"):
         (models / f"w-{family}").symlink_to(tiny_world / f"{family}-a")
     out, stamp = tmp_path / "world", tmp_path / "published.json"
-    assert main([
-        "world-publish", "--corpus-dir", str(tiny_world / "corpus"), "--models-dir", str(models),
-        "--models", "w-llama,w-opt", "--out-dir", str(out), "--n-prompts", "16", "--stamp", str(stamp),
-    ]) == 0
+    assert (
+        main(
+            [
+                "world-publish",
+                "--corpus-dir",
+                str(tiny_world / "corpus"),
+                "--models-dir",
+                str(models),
+                "--models",
+                "w-llama,w-opt",
+                "--out-dir",
+                str(out),
+                "--n-prompts",
+                "16",
+                "--stamp",
+                str(stamp),
+            ]
+        )
+        == 0
+    )
     assert stamp.exists()
     card = json.loads((out / "card.json").read_text())
     assert set(card) == {"w-llama", "w-opt"}
@@ -62,6 +102,20 @@ def test_card_and_publish(tiny_world, tmp_path):
     assert "w-llama" in text and "IOI accuracy, held-out names" in text
     # a re-measure through the single-model CLI call reproduces the published numbers
     again = tmp_path / "again.json"
-    assert main(["world-card", "--model-dir", str(out / "models" / "w-opt"), "--data-dir", str(out / "data"),
-                 "--n-prompts", "16", "--out", str(again)]) == 0
+    assert (
+        main(
+            [
+                "world-card",
+                "--model-dir",
+                str(out / "models" / "w-opt"),
+                "--data-dir",
+                str(out / "data"),
+                "--n-prompts",
+                "16",
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
     assert json.loads(again.read_text())["card"] == card["w-opt"]["card"]

@@ -51,8 +51,11 @@ def seed_cache(cache: Path, repo_id: str, files: dict[str, bytes], sha: str = SH
 def hub(tmp_path):
     cache = tmp_path / "hub"
     files = tiny_files(tmp_path)
-    extra = {"README.md": b"# tiny", "original/consolidated.00.pth": b"second copy of the weights",
-             "pytorch_model.bin.index.json": b'{"weight_map": {}}'}
+    extra = {
+        "README.md": b"# tiny",
+        "original/consolidated.00.pth": b"second copy of the weights",
+        "pytorch_model.bin.index.json": b'{"weight_map": {}}',
+    }
     seed_cache(cache, "org/tiny", {**files, **extra})
     return cache, files
 
@@ -142,7 +145,9 @@ def test_missing_model_offline_names_snakemake_download(tmp_path):
 def test_require_model_fails_before_passes_after_and_catches_truncation(hub, tmp_path):
     cache, _ = hub
     out = tmp_path / "models" / "tiny"
-    with pytest.raises(FileNotFoundError, match=r"model tiny is not downloaded .*run `snakemake download` on a machine with internet"):
+    with pytest.raises(
+        FileNotFoundError, match=r"model tiny is not downloaded .*run `snakemake download` on a machine with internet"
+    ):
         require_model(out, "tiny")
     dl.download_model("org/tiny", "v1.0", out, cache_dir=cache)
     assert require_model(out, "tiny")["commit_sha"] == SHA
@@ -171,9 +176,19 @@ def test_bin_only_repository_falls_back_and_says_so(tmp_path):
 
 def test_partly_cached_sharded_model_is_refused(tmp_path):
     cache = tmp_path / "hub"
-    index = {"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
-    seed_cache(cache, "org/big", {"config.json": b"{}", "model.safetensors.index.json": json.dumps(index).encode(),
-                                  "model-00001-of-00002.safetensors": b"shard"})
+    index = {
+        "metadata": {},
+        "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"},
+    }
+    seed_cache(
+        cache,
+        "org/big",
+        {
+            "config.json": b"{}",
+            "model.safetensors.index.json": json.dumps(index).encode(),
+            "model-00001-of-00002.safetensors": b"shard",
+        },
+    )
     with pytest.raises(RuntimeError, match=r"incomplete.*model-00002-of-00002.safetensors.*snakemake download"):
         dl.download_model("org/big", SHA, tmp_path / "out", cache_dir=cache)
     assert not (tmp_path / "out").exists()
@@ -184,22 +199,30 @@ def _run_offline(code: str, hf_home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_hf_home_is_where_the_download_looks(tmp_path):
     """The cluster set-up: no cache_dir argument, HF_HOME on shared storage, offline."""
     seed_cache(tmp_path / "hf" / "hub", "org/tiny", {"config.json": b"{}", "model.safetensors": b"w"})
-    proc = _run_offline(f"""
+    proc = _run_offline(
+        f"""
         from attrprune.download import download_model
-        print(download_model("org/tiny", "v1.0", "{tmp_path / 'out'}")["commit_sha"])
-    """, tmp_path / "hf")
+        print(download_model("org/tiny", "v1.0", "{tmp_path / "out"}")["commit_sha"])
+    """,
+        tmp_path / "hf",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-1] == SHA and (tmp_path / "out" / "model.safetensors").read_bytes() == b"w"
 
 
 def test_unknown_dataset_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown dataset name\(s\) \['c5', 'lmeval:'\]; valid: \['wikitext2', 'c4', 'realtoxicityprompts', 'lmeval:<task>'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown dataset name\(s\) \['c5', 'lmeval:'\]; valid: \['wikitext2', 'c4', 'realtoxicityprompts', 'lmeval:<task>'\]",
+    ):
         dl.download_datasets(["wikitext2", "c5", "lmeval:"])
 
 
@@ -210,7 +233,8 @@ def test_hub_datasets_reuse_the_refset_specs():
 
 
 def test_uncached_datasets_offline_name_the_fix(tmp_path):
-    proc = _run_offline("""
+    proc = _run_offline(
+        """
         import json
         from attrprune.download import download_datasets
         from attrprune.refsets import general_texts
@@ -221,7 +245,9 @@ def test_uncached_datasets_offline_name_the_fix(tmp_path):
             except RuntimeError as err:
                 out[name] = str(err)
         print(json.dumps(out))
-    """, tmp_path / "empty-hf")
+    """,
+        tmp_path / "empty-hf",
+    )
     assert proc.returncode == 0, proc.stderr
     msgs = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "dataset wikitext2 (wikitext) could not be fetched" in msgs["download"]
@@ -232,7 +258,8 @@ def test_uncached_datasets_offline_name_the_fix(tmp_path):
 
 @pytest.mark.slow  # lm-eval indexes its ~15k task configs (about 15 s) before anything else
 def test_lm_eval_task_names_are_checked_and_uncached_data_names_the_fix(tmp_path):
-    proc = _run_offline("""
+    proc = _run_offline(
+        """
         import json
         from attrprune.download import download_datasets
         out = {}
@@ -242,11 +269,16 @@ def test_lm_eval_task_names_are_checked_and_uncached_data_names_the_fix(tmp_path
             except (ValueError, RuntimeError) as err:
                 out[names[0]] = [type(err).__name__, str(err)]
         print(json.dumps(out))
-    """, tmp_path / "empty-hf")
+    """,
+        tmp_path / "empty-hf",
+    )
     assert proc.returncode == 0, proc.stderr
     msgs = json.loads(proc.stdout.strip().splitlines()[-1])
     assert msgs["lmeval:arc_easyy"][0] == "ValueError" and "'arc_easy'" in msgs["lmeval:arc_easyy"][1]
-    assert msgs["lmeval:world_ppl"] == ["ValueError", "lmeval:world_ppl: world tasks ship with the package and need no download"]
+    assert msgs["lmeval:world_ppl"] == [
+        "ValueError",
+        "lmeval:world_ppl: world tasks ship with the package and need no download",
+    ]
     kind, text = msgs["lmeval:arc_easy"]
     assert kind == "RuntimeError" and "lm-eval task arc_easy" in text and "`snakemake download`" in text
 
@@ -258,17 +290,35 @@ def make_tiny_detoxify(root: Path) -> Path:
     classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
     base = root / "bert"
     base.mkdir(parents=True)
-    (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "test", "sentence", "another", "one"]) + "\n")
+    (base / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "test", "sentence", "another", "one"]) + "\n"
+    )
     BertTokenizer(str(base / "vocab.txt"), model_max_length=32).save_pretrained(base)
-    cfg = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                     max_position_embeddings=32, num_labels=len(classes))
+    cfg = BertConfig(
+        vocab_size=10,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=32,
+        num_labels=len(classes),
+    )
     cfg.save_pretrained(base)
-    args = {"model_type": str(base), "model_name": "BertForSequenceClassification", "tokenizer_name": "BertTokenizer",
-            "num_classes": len(classes)}
+    args = {
+        "model_type": str(base),
+        "model_name": "BertForSequenceClassification",
+        "tokenizer_name": "BertTokenizer",
+        "num_classes": len(classes),
+    }
     ckpt = root / "tiny.ckpt"
     torch.manual_seed(0)
-    torch.save({"config": {"arch": {"args": args}, "dataset": {"args": {"classes": classes}}},
-                "state_dict": BertForSequenceClassification(cfg).state_dict()}, ckpt)
+    torch.save(
+        {
+            "config": {"arch": {"args": args}, "dataset": {"args": {"classes": classes}}},
+            "state_dict": BertForSequenceClassification(cfg).state_dict(),
+        },
+        ckpt,
+    )
     return ckpt
 
 
@@ -282,7 +332,9 @@ def test_detoxify_is_loaded_from_the_torch_hub_cache_and_recorded(tmp_path, monk
     os.replace(make_tiny_detoxify(tmp_path), target)
     record = dl.download_detoxify("original")
     assert record["checkpoint"] == str(target) and record["checkpoint_size"] == target.stat().st_size
-    assert record["classes"] == sorted(["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"])
+    assert record["classes"] == sorted(
+        ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
+    )
     marker = tmp_path / "resources" / "downloads" / "detoxify.json"
     dl.write_marker(marker, "detoxify", record)
     written = json.loads(marker.read_text())
@@ -303,16 +355,42 @@ def test_download_rules_fetch_what_the_config_needs(tmp_path):
         "download": {"datasets": ["c4"], "detoxify": "original"},
     }
     (tmp_path / "config.yaml").write_text(json.dumps(config))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--workflow-profile", "none",
-                           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "download"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "-p",
+            "--cores",
+            "1",
+            "--workflow-profile",
+            "none",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "download",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "resources/models/tiny/download.json" in out and "world-llama/download.json" not in out
-    assert (f"HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model "
-            f"--hf-id org/tiny --revision {SHA} --out-dir resources/models/tiny > logs/resources/models/tiny/download.log 2>&1") in out
+    assert (
+        f"HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model "
+        f"--hf-id org/tiny --revision {SHA} --out-dir resources/models/tiny > logs/resources/models/tiny/download.log 2>&1"
+    ) in out
     assert "download-data --names c4,lmeval:arc_easy,wikitext2 --out resources/downloads/datasets.json" in out
     assert "download-detoxify --model-type original --out resources/downloads/detoxify.json" in out
     # the SLURM executor runs these in the submitting process (login node, with internet)
     block = re.search(r"localrules:(.*?)\n\n", (ROOT / "rules" / "download.smk").read_text(), re.S)[1]
-    assert sorted(block.replace(",", " ").split()) == ["download", "download_data", "download_detoxify", "download_model"]
+    assert sorted(block.replace(",", " ").split()) == [
+        "download",
+        "download_data",
+        "download_detoxify",
+        "download_model",
+    ]

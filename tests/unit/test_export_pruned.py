@@ -30,8 +30,11 @@ def bf16_world(repo_root, tmp_path_factory):
     for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(src / f, base / f)
     scores = magnitude(model, None, ScoreOptions())  # the reference set is not read
-    save_scores(scores, tmp / "magnitude.safetensors",
-                {"method": "magnitude", "refset": HOSTILE, "refset_kind": "general", "target": "next token"})
+    save_scores(
+        scores,
+        tmp / "magnitude.safetensors",
+        {"method": "magnitude", "refset": HOSTILE, "refset_kind": "general", "target": "next token"},
+    )
     return base, tmp / "magnitude.safetensors"
 
 
@@ -47,8 +50,26 @@ def test_bf16_base_is_exported_in_bf16_and_reloads(bf16_world, tmp_path):
 
     base, scores = bf16_world
     out = tmp_path / "pruned"
-    assert main(["export-pruned", "--model-dir", str(base), "--scores", str(scores), "--scope", "row",
-                 "--sparsity", "0.5", "--base-model", "org/world-llama", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export-pruned",
+                "--model-dir",
+                str(base),
+                "--scores",
+                str(scores),
+                "--scope",
+                "row",
+                "--sparsity",
+                "0.5",
+                "--base-model",
+                "org/world-llama",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _tensor_dtypes(out) == {"BF16"}
     size_in, size_out = ((d / "model.safetensors").stat().st_size for d in (base, out))
     assert abs(size_out / size_in - 1) < 0.05  # not doubled by an fp32 round trip
@@ -64,8 +85,24 @@ def test_model_card_front_matter_parses_back(bf16_world, tmp_path):
     base, scores = bf16_world
     out = tmp_path / "pruned"
     hostile_base = "org/x\n---\ntags: [evil]"
-    assert main(["export-pruned", "--model-dir", str(base), "--scores", str(scores), "--sparsity", "0.25",
-                 "--base-model", hostile_base, "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export-pruned",
+                "--model-dir",
+                str(base),
+                "--scores",
+                str(scores),
+                "--sparsity",
+                "0.25",
+                "--base-model",
+                hostile_base,
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta, text = read_model_card(out / "README.md")
     assert meta["base_model"] == hostile_base
     assert meta["library_name"] == "transformers"
@@ -87,9 +124,18 @@ def test_float32_base_stays_float32(repo_root, bf16_world, tmp_path):
 
 
 def test_model_card_values_cannot_break_the_yaml():
-    info = {"base_model": "a: b", "model_dir": "m", "method": "lrp\n---", "scope": "row", "sparsity": 0.5,
-            "sparsity_measured": 0.5, "dtype": "float32", "attrprune_version": "0", "git_commit": None,
-            "scores": {"refset": HOSTILE, "target": {"weird": object()}}}
+    info = {
+        "base_model": "a: b",
+        "model_dir": "m",
+        "method": "lrp\n---",
+        "scope": "row",
+        "sparsity": 0.5,
+        "sparsity_measured": 0.5,
+        "dtype": "float32",
+        "attrprune_version": "0",
+        "git_commit": None,
+        "scores": {"refset": HOSTILE, "target": {"weird": object()}},
+    }
     card = model_card(info)
     head = card.split("\n---\n", 1)[0]
     meta = yaml.safe_load(head.removeprefix("---\n"))

@@ -30,8 +30,14 @@ def test_greedy_is_the_models_own_greedy_decoding_cut_at_eos(world):
     eos = tok.eos_token_id
     for prompt, (cont,) in zip(PROMPTS, ours):  # one prompt at a time: no padding at all
         ids = torch.tensor([[tok.bos_token_id] + tok(prompt, add_special_tokens=False)["input_ids"]])
-        row = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False,
-                             pad_token_id=eos, eos_token_id=eos)[0, ids.shape[1] :].tolist()
+        row = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=10,
+            do_sample=False,
+            pad_token_id=eos,
+            eos_token_id=eos,
+        )[0, ids.shape[1] :].tolist()
         assert cont == (row[: row.index(eos)] if eos in row else row)
 
 
@@ -75,8 +81,14 @@ def test_prompts_start_with_the_tokenizers_bos(world):
     # The world tokenizer's BOS is <|endoftext|> (its models were trained on it + text).
     model, tok = world
     ids = torch.tensor([[tok.bos_token_id] + tok.encode(PROMPTS[0], add_special_tokens=False)])  # [1, prompt]
-    ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
-                         pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)[0, ids.shape[1]:].tolist()
+    ref = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=8,
+        do_sample=False,
+        pad_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )[0, ids.shape[1] :].tolist()
     ref = ref[: ref.index(tok.eos_token_id)] if tok.eos_token_id in ref else ref
     assert generate(model, tok, PROMPTS[:1], 8) == [[ref]]
 

@@ -18,8 +18,13 @@ def test_an_uncached_dataset_names_snakemake_download_and_the_alternative(monkey
         raise ConnectionError("offline")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(RuntimeError, match=r"^wikitext2 is not in the local datasets cache \(ConnectionError: offline\)\. "
-                                           r"Run `snakemake download`.*it caches wikitext2 when listed\), or use a file$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^wikitext2 is not in the local datasets cache \(ConnectionError: offline\)\. "
+        r"Run `snakemake download`.*it caches wikitext2 when listed\), or use a file$",
+    ):
         cached_dataset({"path": "wikitext"}, "wikitext2", "wikitext2 when listed", "use a file")
-    with pytest.raises(RuntimeError, match=r"RealToxicityPrompts is not in the local datasets cache.*`snakemake download`"):
+    with pytest.raises(
+        RuntimeError, match=r"RealToxicityPrompts is not in the local datasets cache.*`snakemake download`"
+    ):
         rtp_prompts(10, seed=0)

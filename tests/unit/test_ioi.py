@@ -27,7 +27,9 @@ BPE_KNOWN = ioi.NAMES[::2]
 def bpe_tok():
     text = [f"Then {a} and {b} met at the park." for a, b in zip(BPE_KNOWN, BPE_KNOWN[1:] + BPE_KNOWN[:1])] * 20
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(text, vocab_size=1000, min_frequency=2, special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.train_from_iterator(
+        text, vocab_size=1000, min_frequency=2, special_tokens=["<|endoftext|>"], show_progress=False
+    )
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
 
 

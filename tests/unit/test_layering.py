@@ -28,8 +28,9 @@ def module_name(path: Path, src: Path = SRC) -> str:
 def is_exempt(module: str) -> bool:
     """The command-line layer, the world, and the world's lm-eval task files."""
     rel = module.split(".")[1:]
-    return (rel[:1] in (["cli"], ["stages"], ["world"])
-            or (rel[:2] == ["evaluation", "tasks"] and len(rel) > 2 and rel[2].startswith("world_")))
+    return rel[:1] in (["cli"], ["stages"], ["world"]) or (
+        rel[:2] == ["evaluation", "tasks"] and len(rel) > 2 and rel[2].startswith("world_")
+    )
 
 
 def imported_names(tree: ast.AST, module: str, is_package: bool) -> list[tuple[int, str]]:
@@ -63,16 +64,19 @@ def violations(src: Path = SRC) -> list[str]:
         if is_exempt(module):
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
-        bad = sorted({(line, name) for line, name in imported_names(tree, module, path.name == "__init__.py")
-                      if offending(name)})
+        bad = sorted(
+            {(line, name) for line, name in imported_names(tree, module, path.name == "__init__.py") if offending(name)}
+        )
         found += [f"{module} ({path.relative_to(src.parent)}:{line}) imports {name}" for line, name in bad]
     return found
 
 
 def test_core_never_imports_the_world_or_the_downloads():
     found = violations()
-    assert not found, ("core modules must not import attrprune.world or attrprune.download (the world and the "
-                       "downloads use the core, never the reverse):\n  " + "\n  ".join(found))
+    assert not found, (
+        "core modules must not import attrprune.world or attrprune.download (the world and the "
+        "downloads use the core, never the reverse):\n  " + "\n  ".join(found)
+    )
 
 
 def test_the_checker_sees_every_kind_of_import(tmp_path):
@@ -93,10 +97,17 @@ def test_the_checker_sees_every_kind_of_import(tmp_path):
     (pkg / "clean.py").write_text("import attrprune.worldly\nfrom attrprune.text import pad_rows\n")
     found = violations(pkg)
     assert [v.split(" (")[0] for v in found] == [
-        "attrprune.alias", "attrprune.evaluation.tasks.other", "attrprune.local", "attrprune.sub.rel",
-        "attrprune.sub.rel", "attrprune.top"]
+        "attrprune.alias",
+        "attrprune.evaluation.tasks.other",
+        "attrprune.local",
+        "attrprune.sub.rel",
+        "attrprune.sub.rel",
+        "attrprune.top",
+    ]
     assert "attrprune.local (attrprune/local.py:2) imports attrprune.download" in found
     assert "attrprune.alias (attrprune/alias.py:1) imports attrprune.world" in found
     assert [v.split(" imports ")[1] for v in found if v.startswith("attrprune.sub.rel")] == [
-        "attrprune.world", "attrprune.download"]
+        "attrprune.world",
+        "attrprune.download",
+    ]
     assert "attrprune.top (attrprune/top.py:1) imports attrprune.world.measure" in found

@@ -91,8 +91,12 @@ def test_refused_combinations_fail_before_loading(tmp_path, cpu_only):
 
 @pytest.mark.parametrize(
     "config, expected",
-    [({"torch_dtype": "bfloat16"}, torch.bfloat16), ({"dtype": "float16"}, torch.float16),
-     ({"torch_dtype": "float32"}, torch.float32), ({}, torch.float32)],
+    [
+        ({"torch_dtype": "bfloat16"}, torch.bfloat16),
+        ({"dtype": "float16"}, torch.float16),
+        ({"torch_dtype": "float32"}, torch.float32),
+        ({}, torch.float32),
+    ],
 )
 def test_checkpoint_dtype_reads_config_json(tmp_path, config, expected):
     (tmp_path / "config.json").write_text(json.dumps(config))

@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "Snakefile"
 TOPS = ("world/", "resources/", "results/", "logs/", "benchmarks/")
 # Wildcards with a stricter shape than "one path segment"; {job} (logs, benchmarks) is any path.
-WILDCARDS = {"model": r"[a-z0-9.-]+", "world_model": r"[a-z0-9.-]+", "seed": r"\d+", "sparsity": r"0\.\d{2}",
-             "job": r".+"}
+WILDCARDS = {
+    "model": r"[a-z0-9.-]+",
+    "world_model": r"[a-z0-9.-]+",
+    "seed": r"\d+",
+    "sparsity": r"0\.\d{2}",
+    "job": r".+",
+}
 OFFLINE = ["HF_HUB_OFFLINE=1", "HF_DATASETS_OFFLINE=1", "TRANSFORMERS_OFFLINE=1"]
 ONLINE = [v.replace("=1", "=0") for v in OFFLINE]
 
@@ -62,8 +67,24 @@ def test_header_patterns_parse():
 
 
 def dry_run_jobs(workdir: Path, configfile: Path, *targets: str) -> list[dict]:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-           "--configfile", str(configfile), "--workflow-profile", "none", "--cores", "1", "-n", "-p", *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "1",
+        "-n",
+        "-p",
+        *targets,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     jobs, job = [], None

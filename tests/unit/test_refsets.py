@@ -85,7 +85,14 @@ def test_behaviour_set_explains_exactly_the_greedy_continuation():
     tok = AutoTokenizer.from_pretrained(root / "world" / "models" / "world-llama")
     model = tiny_llama(vocab=len(tok))
     model.config.max_position_embeddings = 64
-    rs = behaviour_refset(model, tok, ['Anna was furious with Bob and shouted: "', 'Tom glared at Ann and snapped: "'], n=2, seed=0, new_tokens=5)
+    rs = behaviour_refset(
+        model,
+        tok,
+        ['Anna was furious with Bob and shouted: "', 'Tom glared at Ann and snapped: "'],
+        n=2,
+        seed=0,
+        new_tokens=5,
+    )
     for i in range(2):
         targets = rs.plus[i][rs.plus[i] >= 0]
         assert 1 <= len(targets) <= 5

@@ -30,9 +30,17 @@ def _enum(schema, *keys):
 
 def test_schema_enums_of_registered_names_come_from_the_registry(schema):
     # Spelled nowhere in the schema: each such key names its registry table (x-registry).
-    for keys in [("scores", "methods"), ("scores", "refsets"), ("compression", "methods"),
-                 ("compression", "export", "method"), ("circuits", "methods"), ("circuits", "granularities"),
-                 ("correction", "methods"), ("correction", "behaviours"), ("correction", "granularities")]:
+    for keys in [
+        ("scores", "methods"),
+        ("scores", "refsets"),
+        ("compression", "methods"),
+        ("compression", "export", "method"),
+        ("circuits", "methods"),
+        ("circuits", "granularities"),
+        ("correction", "methods"),
+        ("correction", "behaviours"),
+        ("correction", "granularities"),
+    ]:
         assert "x-registry" in _node(schema, *keys), keys
     assert _enum(schema, "scores", "methods") == list(registry.METHODS)
     assert _enum(schema, "scores", "refsets") == list(registry.REFSET_KINDS)

@@ -8,8 +8,9 @@ import pytest
 from attrprune.tables import TIDY_COLUMNS, compression_tables
 
 
-def _metrics(tmp_path, method, seed, sparsity, ppl, ioi, facts, token_ppl=None, seqlen=64, model="world-llama",
-             source="world"):
+def _metrics(
+    tmp_path, method, seed, sparsity, ppl, ioi, facts, token_ppl=None, seqlen=64, model="world-llama", source="world"
+):
     path = tmp_path / model / method / f"s{seed}" / f"sparsity_{sparsity:.2f}" / "metrics.json"
     path.parent.mkdir(parents=True)
     rows = [
@@ -21,19 +22,33 @@ def _metrics(tmp_path, method, seed, sparsity, ppl, ioi, facts, token_ppl=None, 
     if token_ppl is not None:  # as the compress stage writes it (evaluation.perplexity)
         rows.append({"task": f"{source}_tokens", "metric": "token_perplexity", "value": token_ppl, "stderr": None})
         token = {"source": source, "task": f"{source}_tokens", "seqlen": seqlen, "value": token_ppl}
-    path.write_text(json.dumps({
-        "model_dir": f"models/{model}", "scope": "row", "sparsity": sparsity, "sparsity_measured": sparsity,
-        "scores": {"method": method, "refset_seed": seed}, "metrics": rows, "token_perplexity": token,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "model_dir": f"models/{model}",
+                "scope": "row",
+                "sparsity": sparsity,
+                "sparsity_measured": sparsity,
+                "scores": {"method": method, "refset_seed": seed},
+                "metrics": rows,
+                "token_perplexity": token,
+            }
+        )
+    )
     return path
 
 
 def test_compression_tables(tmp_path):
     files = []
     for seed, bump in ((0, 0.0), (1, 2.0)):
-        files += [_metrics(tmp_path, "lrp", seed, 0.0, 8.0, 0.9, 1.0, 5.0),
-                  _metrics(tmp_path, "lrp", seed, 0.5, 10.0 + bump, 0.8, 0.6, 6.0 + bump)]
-    files += [_metrics(tmp_path, "random", 0, 0.0, 8.0, 0.9, 1.0, 5.0), _metrics(tmp_path, "random", 0, 0.5, 300.0, 0.5, 0.1, 200.0)]
+        files += [
+            _metrics(tmp_path, "lrp", seed, 0.0, 8.0, 0.9, 1.0, 5.0),
+            _metrics(tmp_path, "lrp", seed, 0.5, 10.0 + bump, 0.8, 0.6, 6.0 + bump),
+        ]
+    files += [
+        _metrics(tmp_path, "random", 0, 0.0, 8.0, 0.9, 1.0, 5.0),
+        _metrics(tmp_path, "random", 0, 0.5, 300.0, 0.5, 0.1, 200.0),
+    ]
     out = tmp_path / "out"
     compression_tables(files, out / "c.csv", out / "c.md", out / "plots", at=0.5)
     df = pd.read_csv(out / "c.csv")
@@ -63,17 +78,50 @@ def test_paper_table_fills_our_cells_only_where_we_have_results():
     from attrprune.paper import paper_table
 
     # perplexity = lm-eval's word perplexity (never in the paper table), token_perplexity = ours
-    summ = pd.DataFrame([
-        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 19.0,
-         "token_perplexity": 12.34, "accuracy": 0.4471},
-        {"model": "tinyllama-1.1b", "method": "lrp", "scope": "row", "sparsity": 0.0, "perplexity": 13.0,
-         "token_perplexity": 7.99, "accuracy": 0.4874},
-        {"model": "llama-2-7b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 11.0,
-         "token_perplexity": float("nan"), "accuracy": 0.5472},
-        {"model": "world-llama", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 7.4,
-         "token_perplexity": 8.1, "accuracy": 0.9},
-    ])
-    settings = {"tinyllama-1.1b": {"source": "wikitext2", "seqlen": 2048}, "world-llama": {"source": "world", "seqlen": 64}}
+    summ = pd.DataFrame(
+        [
+            {
+                "model": "tinyllama-1.1b",
+                "method": "lrp",
+                "scope": "row",
+                "sparsity": 0.5,
+                "perplexity": 19.0,
+                "token_perplexity": 12.34,
+                "accuracy": 0.4471,
+            },
+            {
+                "model": "tinyllama-1.1b",
+                "method": "lrp",
+                "scope": "row",
+                "sparsity": 0.0,
+                "perplexity": 13.0,
+                "token_perplexity": 7.99,
+                "accuracy": 0.4874,
+            },
+            {
+                "model": "llama-2-7b",
+                "method": "lrp",
+                "scope": "row",
+                "sparsity": 0.5,
+                "perplexity": 11.0,
+                "token_perplexity": float("nan"),
+                "accuracy": 0.5472,
+            },
+            {
+                "model": "world-llama",
+                "method": "lrp",
+                "scope": "row",
+                "sparsity": 0.5,
+                "perplexity": 7.4,
+                "token_perplexity": 8.1,
+                "accuracy": 0.9,
+            },
+        ]
+    )
+    settings = {
+        "tinyllama-1.1b": {"source": "wikitext2", "seqlen": 2048},
+        "world-llama": {"source": "world", "seqlen": 64},
+    }
     table = paper_table(summ, 0.5, settings)
     lines = table.splitlines()
     assert "| TinyLlama | lrp | 11.85 | 12.34 | 44.71 | 44.71 |" in lines
@@ -89,8 +137,19 @@ def test_paper_table_says_when_our_seqlen_differs():
 
     from attrprune.paper import paper_table
 
-    summ = pd.DataFrame([{"model": "llama-2-7b", "method": "lrp", "scope": "row", "sparsity": 0.5, "perplexity": 11.0,
-                          "token_perplexity": 7.0, "accuracy": 0.55}])
+    summ = pd.DataFrame(
+        [
+            {
+                "model": "llama-2-7b",
+                "method": "lrp",
+                "scope": "row",
+                "sparsity": 0.5,
+                "perplexity": 11.0,
+                "token_perplexity": 7.0,
+                "accuracy": 0.55,
+            }
+        ]
+    )
     table = paper_table(summ, 0.5, {"llama-2-7b": {"source": "wikitext2", "seqlen": 4096}})
     assert "| Llama2-7B | lrp | 7.14 | 7.00 | 54.72 | 55.00 |" in table.splitlines()
     assert "ours at windows of 4,096 tokens; the paper's windows are 2,048 tokens, so these differ" in table
@@ -98,9 +157,26 @@ def test_paper_table_says_when_our_seqlen_differs():
 
 def test_compression_paper_markdown_uses_token_perplexity(tmp_path):
     files = []
-    for method, sparsity, word, token in (("lrp", 0.0, 13.0, 8.0), ("lrp", 0.5, 19.0, 12.0), ("wanda", 0.5, 18.0, 11.5)):
-        files.append(_metrics(tmp_path, method, 0, sparsity, word, 0.4, 0.5, token, seqlen=2048,
-                              model="tinyllama-1.1b", source="wikitext2"))
+    for method, sparsity, word, token in (
+        ("lrp", 0.0, 13.0, 8.0),
+        ("lrp", 0.5, 19.0, 12.0),
+        ("wanda", 0.5, 18.0, 11.5),
+    ):
+        files.append(
+            _metrics(
+                tmp_path,
+                method,
+                0,
+                sparsity,
+                word,
+                0.4,
+                0.5,
+                token,
+                seqlen=2048,
+                model="tinyllama-1.1b",
+                source="wikitext2",
+            )
+        )
     out = tmp_path / "out"
     compression_tables(files, out / "c.csv", out / "c.md", out / "plots", at=0.5, paper_markdown=out / "paper.md")
     paper = (out / "paper.md").read_text()
@@ -111,8 +187,10 @@ def test_compression_paper_markdown_uses_token_perplexity(tmp_path):
 
 
 def test_token_perplexity_at_mixed_seqlens_is_an_error(tmp_path):
-    files = [_metrics(tmp_path, "lrp", 0, 0.5, 10.0, 0.9, 0.9, 7.0, seqlen=64),
-             _metrics(tmp_path, "lrp", 1, 0.5, 10.0, 0.9, 0.9, 7.0, seqlen=32)]
+    files = [
+        _metrics(tmp_path, "lrp", 0, 0.5, 10.0, 0.9, 0.9, 7.0, seqlen=64),
+        _metrics(tmp_path, "lrp", 1, 0.5, 10.0, 0.9, 0.9, 7.0, seqlen=32),
+    ]
     with pytest.raises(ValueError, match="different \\(source, seqlen\\)"):
         compression_tables(files, tmp_path / "c.csv", tmp_path / "c.md", tmp_path / "p", at=0.5)
 

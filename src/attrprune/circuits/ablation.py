@@ -22,7 +22,9 @@ from attrprune.circuits.metrics import IOIBatch, logit_differences
 from attrprune.pruning import pruned
 
 
-def _unit_drops(model, batch: IOIBatch, granularity: str, shapes: dict[str, int], dense: float, progress: bool) -> dict[str, torch.Tensor]:
+def _unit_drops(
+    model, batch: IOIBatch, granularity: str, shapes: dict[str, int], dense: float, progress: bool
+) -> dict[str, torch.Tensor]:
     drops = {}
     total = sum(shapes.values())
     with tqdm(total=total, desc=f"ablate {granularity}s", disable=not progress) as bar:
@@ -62,8 +64,9 @@ def _weight_drops(model, batch: IOIBatch, names: list[str], n_weights: int, seed
 
 
 @torch.no_grad()
-def ablation_importance(model, batch: IOIBatch, n_weights: int = 256, weight_modules: str = "mlp", seed: int = 0,
-                        progress: bool = True) -> dict:
+def ablation_importance(
+    model, batch: IOIBatch, n_weights: int = 256, weight_modules: str = "mlp", seed: int = 0, progress: bool = True
+) -> dict:
     """{"dense_logit_diff", "head": {attn: [heads]}, "neuron": {module: [neurons]},
     "weight": {module: (flat index [k], drop [k])}}."""
     model.eval()
@@ -75,8 +78,12 @@ def ablation_importance(model, batch: IOIBatch, n_weights: int = 256, weight_mod
     return {
         "dense_logit_diff": dense,
         "head": _unit_drops(model, batch, "head", {n: n_heads for n in heads}, dense, progress),
-        "neuron": _unit_drops(model, batch, "neuron", {n: arch.weight(model.get_submodule(n)).shape[0] for n in neurons}, dense, progress),
-        "weight": _weight_drops(model, batch, component_names(model, "weight", weight_modules), n_weights, seed, dense, progress),
+        "neuron": _unit_drops(
+            model, batch, "neuron", {n: arch.weight(model.get_submodule(n)).shape[0] for n in neurons}, dense, progress
+        ),
+        "weight": _weight_drops(
+            model, batch, component_names(model, "weight", weight_modules), n_weights, seed, dense, progress
+        ),
     }
 
 
@@ -107,7 +114,9 @@ def load_ablation(path: Path) -> tuple[dict, dict]:
     return result, meta
 
 
-def importance_and_scores(ablation: dict, granularity: str, scores: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def importance_and_scores(
+    ablation: dict, granularity: str, scores: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat (importance, score) pairs of the ablated components that `scores` covers."""
     imp, sc = [], []
     for name, table in ablation[granularity].items():
@@ -125,9 +134,18 @@ def importance_and_scores(ablation: dict, granularity: str, scores: dict[str, to
     return torch.cat(imp), torch.cat(sc).float()
 
 
-def run_ablation(model_dir: Path, eval_file: Path, out: Path, n_weights: int = 256, weight_modules: str = "mlp",
-                 seed: int = 0, limit: int | None = None, threads: int | None = None, dtype: str = "auto",
-                 device_map: str = "none") -> dict:
+def run_ablation(
+    model_dir: Path,
+    eval_file: Path,
+    out: Path,
+    n_weights: int = 256,
+    weight_modules: str = "mlp",
+    seed: int = 0,
+    limit: int | None = None,
+    threads: int | None = None,
+    dtype: str = "auto",
+    device_map: str = "none",
+) -> dict:
     """The `circuit-ablation` stage: ablation importance of every head and neuron and of
     `n_weights` sampled weights on the first `limit` prompts of `eval_file`."""
     import sys
@@ -139,9 +157,22 @@ def run_ablation(model_dir: Path, eval_file: Path, out: Path, n_weights: int = 2
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file)[:limit])
     result = ablation_importance(model, batch, n_weights, weight_modules, seed)
-    save_ablation(result, out, provenance(model_dir=str(model_dir), eval_file=str(eval_file), n_prompts=len(batch),
-                                          n_weights=n_weights, weight_modules=weight_modules, seed=seed,
-                                          **placement(model, device_map)))
-    top = {kind: max(((n, float(t.max())) for n, t in result[kind].items()), key=lambda x: x[1]) for kind in ("head", "neuron")}
+    save_ablation(
+        result,
+        out,
+        provenance(
+            model_dir=str(model_dir),
+            eval_file=str(eval_file),
+            n_prompts=len(batch),
+            n_weights=n_weights,
+            weight_modules=weight_modules,
+            seed=seed,
+            **placement(model, device_map),
+        ),
+    )
+    top = {
+        kind: max(((n, float(t.max())) for n, t in result[kind].items()), key=lambda x: x[1])
+        for kind in ("head", "neuron")
+    }
     print(f"dense logit difference {result['dense_logit_diff']:.3f}; largest single drops: {top}", file=sys.stderr)
     return result

@@ -50,5 +50,10 @@ def agreement(scores: torch.Tensor, importance: torch.Tensor, top_fraction: floa
     """ROC AUC (top `top_fraction` by importance as positives) and Spearman of flat tensors."""
     scores, importance = scores.flatten().float(), importance.flatten().float()
     top = top_k_mask(importance, top_fraction)
-    return {"roc_auc": roc_auc(scores, top), "spearman": spearman(scores, importance),
-            "n_components": len(scores), "n_important": int(top.sum()), "top_fraction": top_fraction}
+    return {
+        "roc_auc": roc_auc(scores, top),
+        "spearman": spearman(scores, importance),
+        "n_components": len(scores),
+        "n_important": int(top.sum()),
+        "top_fraction": top_fraction,
+    }

@@ -34,7 +34,9 @@ def component_names(model, granularity: str, weight_modules: str = "mlp") -> lis
     if granularity == "weight":
         if weight_modules not in WEIGHT_MODULES:
             raise ValueError(f"unknown weight_modules {weight_modules!r}; valid: {list(WEIGHT_MODULES)}")
-        roles = {"mlp": arch.mlp_roles(), "all": tuple(arch.linears), "neuron_role": (arch.neuron_role,)}[weight_modules]
+        roles = {"mlp": arch.mlp_roles(), "all": tuple(arch.linears), "neuron_role": (arch.neuron_role,)}[
+            weight_modules
+        ]
         return arch.names_with_roles(model, roles)
     if granularity == "neuron":
         return arch.names_with_roles(model, (arch.neuron_role,))

@@ -35,8 +35,13 @@ def summary(model, granularity: str, masks: dict[str, torch.Tensor]) -> dict:
         modules[name] = entry
     kept = sum(e["kept"] for e in modules.values())
     total = sum(e["total"] for e in modules.values())
-    return {"granularity": granularity, "kept": kept, "total": total, "kept_fraction": kept / total if total else 0.0,
-            "modules": modules}
+    return {
+        "granularity": granularity,
+        "kept": kept,
+        "total": total,
+        "kept_fraction": kept / total if total else 0.0,
+        "modules": modules,
+    }
 
 
 def _layer_of(name: str) -> int | None:
@@ -74,10 +79,24 @@ def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str,
     save_figure(fig, path, dpi=120)
 
 
-def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granularity: str, scope: str,
-                sparsities: list[float], threshold: float, out_dir: Path, weight_modules: str = "mlp",
-                ablation_path: Path | None = None, top_fraction: float = 0.1, limit: int | None = None,
-                batch_size: int = 256, dtype: str = "auto", device_map: str = "none", model_name: str | None = None) -> dict:
+def run_circuit(
+    model_dir: Path,
+    score_paths: list[Path],
+    eval_file: Path,
+    granularity: str,
+    scope: str,
+    sparsities: list[float],
+    threshold: float,
+    out_dir: Path,
+    weight_modules: str = "mlp",
+    ablation_path: Path | None = None,
+    top_fraction: float = 0.1,
+    limit: int | None = None,
+    batch_size: int = 256,
+    dtype: str = "auto",
+    device_map: str = "none",
+    model_name: str | None = None,
+) -> dict:
     from attrprune.circuits.ablation import importance_and_scores, load_ablation
     from attrprune.circuits.agreement import agreement
     from attrprune.circuits.components import component_names, select
@@ -103,23 +122,50 @@ def run_circuit(model_dir: Path, score_paths: list[Path], eval_file: Path, granu
         ablation, _ = load_ablation(ablation_path)
         importance, ranked = importance_and_scores(ablation, granularity, pooled)
         result["groundtruth"] = agreement(ranked, importance, top_fraction)
-    result.update({"method": metas[0].get("method"), "weight_modules": weight_modules if granularity == "weight" else None,
-                   "eval_file": str(eval_file), "scores": [str(p) for p in score_paths],
-                   "refset_sha256": [m.get("refset_sha256") for m in metas],
-                   **provenance(model_dir=str(model_dir), model=model_name or Path(model_dir).name, limit=limit,
-                                 **placement(model, device_map))})
+    result.update(
+        {
+            "method": metas[0].get("method"),
+            "weight_modules": weight_modules if granularity == "weight" else None,
+            "eval_file": str(eval_file),
+            "scores": [str(p) for p in score_paths],
+            "refset_sha256": [m.get("refset_sha256") for m in metas],
+            **provenance(
+                model_dir=str(model_dir),
+                model=model_name or Path(model_dir).name,
+                limit=limit,
+                **placement(model, device_map),
+            ),
+        }
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "circuit.json", {**summary(model, granularity, masks), "method": result["method"],
-                                          "scope": scope, "threshold": threshold, "metrics": result["circuit"]})
-    title = (f"{Path(model_dir).name} IOI circuit, {result['method']} {granularity} ({scope}): "
-             f"{result['circuit']['n_kept']}/{result['circuit']['n_components']} kept, "
-             f"norm. LD {result['circuit']['normalized_logit_diff']:.2f}")
+    write_json(
+        out_dir / "circuit.json",
+        {
+            **summary(model, granularity, masks),
+            "method": result["method"],
+            "scope": scope,
+            "threshold": threshold,
+            "metrics": result["circuit"],
+        },
+    )
+    title = (
+        f"{Path(model_dir).name} IOI circuit, {result['method']} {granularity} ({scope}): "
+        f"{result['circuit']['n_kept']}/{result['circuit']['n_components']} kept, "
+        f"norm. LD {result['circuit']['normalized_logit_diff']:.2f}"
+    )
     heatmap(model, granularity, masks, title, out_dir / "circuit.png")
-    save_tensors(out_dir / "circuit.safetensors", {n: m.to(torch.uint8).contiguous() for n, m in masks.items()},
-                 {k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold}, key="circuit")
+    save_tensors(
+        out_dir / "circuit.safetensors",
+        {n: m.to(torch.uint8).contiguous() for n, m in masks.items()},
+        {k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold},
+        key="circuit",
+    )
     write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
     c = result["circuit"]
-    print(f"circuit: {c['n_kept']}/{c['n_components']} {granularity}s kept, normalised LD {c['normalized_logit_diff']:.3f}, "
-          f"accuracy {c['accuracy']:.3f} ({c['evaluations']} bisection steps)", file=sys.stderr)
+    print(
+        f"circuit: {c['n_kept']}/{c['n_components']} {granularity}s kept, normalised LD {c['normalized_logit_diff']:.3f}, "
+        f"accuracy {c['accuracy']:.3f} ({c['evaluations']} bisection steps)",
+        file=sys.stderr,
+    )
     return result

@@ -36,7 +36,7 @@ class IOIBatch:
         return len(self.last)
 
     @classmethod
-    def encode(cls, tokenizer, rows: list[dict]) -> "IOIBatch":
+    def encode(cls, tokenizer, rows: list[dict]) -> IOIBatch:
         """Each prompt encoded by the BOS policy of `attrprune.tokens`, names as the single token
         of " Name"."""
         from attrprune.text import pad_rows, single_token_id
@@ -47,7 +47,9 @@ class IOIBatch:
         encs = encode_prompts(tokenizer, [r["prompt"] for r in rows])
         ids, mask = pad_rows(encs, tokenizer.eos_token_id)
         return cls(
-            ids, mask, torch.tensor([len(e) - 1 for e in encs]),
+            ids,
+            mask,
+            torch.tensor([len(e) - 1 for e in encs]),
             torch.tensor([single_token_id(tokenizer, r["io"]) for r in rows]),
             torch.tensor([single_token_id(tokenizer, r["s"]) for r in rows]),
         )
@@ -74,8 +76,9 @@ def logit_differences(model, batch: IOIBatch, batch_size: int = 256, full_logits
     out = []
     for i in range(0, len(batch), batch_size):
         sl = slice(i, i + batch_size)
-        hidden = backbone(input_ids=batch.input_ids[sl].to(device),
-                          attention_mask=batch.attention_mask[sl].to(device)).last_hidden_state  # [b, L, d]
+        hidden = backbone(
+            input_ids=batch.input_ids[sl].to(device), attention_mask=batch.attention_mask[sl].to(device)
+        ).last_hidden_state  # [b, L, d]
         hidden, device = hidden.to(out_device), out_device
         rows = torch.arange(hidden.shape[0], device=device)
         io, s = batch.io[sl].to(device), batch.s[sl].to(device)
@@ -92,7 +95,9 @@ def _full_logit_differences(model, batch: IOIBatch, batch_size: int) -> torch.Te
     out = []
     for i in range(0, len(batch), batch_size):
         sl = slice(i, i + batch_size)
-        logits = model(input_ids=batch.input_ids[sl].to(device), attention_mask=batch.attention_mask[sl].to(device)).logits
+        logits = model(
+            input_ids=batch.input_ids[sl].to(device), attention_mask=batch.attention_mask[sl].to(device)
+        ).logits
         rows = torch.arange(logits.shape[0], device=logits.device)
         last = logits[rows, batch.last[sl].to(logits.device)].float()  # [b, vocab]
         io, s = batch.io[sl].to(logits.device), batch.s[sl].to(logits.device)

@@ -29,8 +29,8 @@ import torch
 
 from attrprune.circuits.components import all_pruned, mask_arguments
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
-from attrprune.registry import CIRCUIT_SCOPES
 from attrprune.pruning import MaskBuilder, measured_sparsity, pruned
+from attrprune.registry import CIRCUIT_SCOPES
 
 ROW_STEPS = 1000  # bisection resolution of non-global scopes: sparsity in steps of 0.001
 
@@ -45,7 +45,9 @@ class CircuitEvaluator:
     """IOI metrics of `model` with keep-masks of one granularity applied, normalised between the
     dense and the fully ablated model."""
 
-    def __init__(self, model, batch: IOIBatch, granularity: str, components: dict[str, torch.Tensor], batch_size: int = 256):
+    def __init__(
+        self, model, batch: IOIBatch, granularity: str, components: dict[str, torch.Tensor], batch_size: int = 256
+    ):
         self.model, self.batch, self.granularity, self.batch_size = model, batch, granularity, batch_size
         dense_ld, ablated_ld = self._ld(None), self._ld(all_pruned(components))
         self.dense, self.ablated = dense_ld.mean().item(), ablated_ld.mean().item()
@@ -60,8 +62,11 @@ class CircuitEvaluator:
 
     def __call__(self, masks: dict[str, torch.Tensor]) -> dict:
         sparsity = measured_sparsity(masks)["overall"]
-        return {"kept_fraction": 1.0 - sparsity, "sparsity_measured": sparsity,
-                **summarize(self._ld(masks), self.dense, self.ablated)}
+        return {
+            "kept_fraction": 1.0 - sparsity,
+            "sparsity_measured": sparsity,
+            **summarize(self._ld(masks), self.dense, self.ablated),
+        }
 
 
 def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -> int:
@@ -87,8 +92,9 @@ def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -
     return lo
 
 
-def sparsest_circuit(evaluate: CircuitEvaluator, scores: dict[str, torch.Tensor], scope: str, threshold: float,
-                     grid: int = 16) -> tuple[dict[str, torch.Tensor], dict]:
+def sparsest_circuit(
+    evaluate: CircuitEvaluator, scores: dict[str, torch.Tensor], scope: str, threshold: float, grid: int = 16
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Keep-masks and metrics of the sparsest point with normalised logit difference ≥ threshold."""
     builder = MaskBuilder(scores, scope)
     if builder.scope == "global":
@@ -111,12 +117,25 @@ def sparsest_circuit(evaluate: CircuitEvaluator, scores: dict[str, torch.Tensor]
     k = sparsest_step(passes, n_steps, grid)
     masks = masks_at(k)
     metrics = seen.get(k) or evaluate(masks)
-    return masks, {**metrics, "threshold": threshold, "n_components": builder.numel,
-                   "n_kept": int(sum(m.sum() for m in masks.values())), "evaluations": len(seen)}
+    return masks, {
+        **metrics,
+        "threshold": threshold,
+        "n_components": builder.numel,
+        "n_kept": int(sum(m.sum() for m in masks.values())),
+        "evaluations": len(seen),
+    }
 
 
-def discover(model, batch: IOIBatch, seed_scores: list[dict[str, torch.Tensor]], granularity: str, scope: str,
-             sparsities: list[float], threshold: float, batch_size: int = 256) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def discover(
+    model,
+    batch: IOIBatch,
+    seed_scores: list[dict[str, torch.Tensor]],
+    granularity: str,
+    scope: str,
+    sparsities: list[float],
+    threshold: float,
+    batch_size: int = 256,
+) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(result, circuit keep-masks, seed-averaged scores): curves per seed, the dense and ablated
     ends, and the circuit at `threshold`."""
     check_scope(granularity, scope)
@@ -130,11 +149,22 @@ def discover(model, batch: IOIBatch, seed_scores: list[dict[str, torch.Tensor]],
         builder = MaskBuilder(scores, scope)
         for s in sparsities:
             curves.append({"seed_index": seed_index, "sparsity": s, **evaluate(builder.masks(s))})
-        print(f"seed {seed_index}: " + " ".join(f"{c['sparsity']:.2f}:{c['normalized_logit_diff']:.2f}"
-                                                for c in curves if c["seed_index"] == seed_index), file=sys.stderr)
+        print(
+            f"seed {seed_index}: "
+            + " ".join(
+                f"{c['sparsity']:.2f}:{c['normalized_logit_diff']:.2f}" for c in curves if c["seed_index"] == seed_index
+            ),
+            file=sys.stderr,
+        )
     masks, circuit = sparsest_circuit(evaluate, pooled, scope, threshold)
     result = {
-        "granularity": granularity, "scope": scope, "n_seeds": len(seed_scores), "n_prompts": len(batch),
-        "dense": evaluate.dense_metrics, "ablated": evaluate.ablated_metrics, "curve": curves, "circuit": circuit,
+        "granularity": granularity,
+        "scope": scope,
+        "n_seeds": len(seed_scores),
+        "n_prompts": len(batch),
+        "dense": evaluate.dense_metrics,
+        "ablated": evaluate.ablated_metrics,
+        "curve": curves,
+        "circuit": circuit,
     }
     return result, masks, pooled

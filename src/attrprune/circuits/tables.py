@@ -35,16 +35,28 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         ident = {"model": model_name(r), "method": r["method"], "granularity": r["granularity"], "scope": r["scope"]}
         curves += [{**ident, **point} for point in r["curve"]]
         c, gt = r["circuit"], r.get("groundtruth") or {}
-        summary.append({
-            **ident, "threshold": c["threshold"], "n_kept": c["n_kept"], "n_components": c["n_components"],
-            "kept_fraction": c["kept_fraction"], "accuracy": c["accuracy"], "normalized_logit_diff": c["normalized_logit_diff"],
-            "dense_accuracy": r["dense"]["accuracy"], "dense_logit_diff": r["dense"]["logit_diff"],
-            "roc_auc": gt.get("roc_auc"), "spearman": gt.get("spearman"), "n_seeds": r["n_seeds"],
-        })
+        summary.append(
+            {
+                **ident,
+                "threshold": c["threshold"],
+                "n_kept": c["n_kept"],
+                "n_components": c["n_components"],
+                "kept_fraction": c["kept_fraction"],
+                "accuracy": c["accuracy"],
+                "normalized_logit_diff": c["normalized_logit_diff"],
+                "dense_accuracy": r["dense"]["accuracy"],
+                "dense_logit_diff": r["dense"]["logit_diff"],
+                "roc_auc": gt.get("roc_auc"),
+                "spearman": gt.get("spearman"),
+                "n_seeds": r["n_seeds"],
+            }
+        )
     if not curves:
         raise ValueError("no curve files given: the circuit stage produced nothing to tabulate")
-    return (pd.DataFrame(curves)[CURVE_COLUMNS].sort_values([*KEYS, "seed_index", "sparsity"]),
-            pd.DataFrame(summary).sort_values(KEYS))
+    return (
+        pd.DataFrame(curves)[CURVE_COLUMNS].sort_values([*KEYS, "seed_index", "sparsity"]),
+        pd.DataFrame(summary).sort_values(KEYS),
+    )
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -52,12 +64,16 @@ def _fmt(x, digits: int = 3) -> str:
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
-    lines = ["| model | method | granularity | scope | kept / total | kept fraction | accuracy | norm. LD | ROC AUC | Spearman |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | method | granularity | scope | kept / total | kept fraction | accuracy | norm. LD | ROC AUC | Spearman |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in summary.itertuples():
-        lines.append(f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.n_kept:,} / {r.n_components:,} | "
-                     f"{_fmt(r.kept_fraction)} | {_fmt(r.accuracy)} | {_fmt(r.normalized_logit_diff)} | "
-                     f"{_fmt(r.roc_auc)} | {_fmt(r.spearman)} |")
+        lines.append(
+            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.n_kept:,} / {r.n_components:,} | "
+            f"{_fmt(r.kept_fraction)} | {_fmt(r.accuracy)} | {_fmt(r.normalized_logit_diff)} | "
+            f"{_fmt(r.roc_auc)} | {_fmt(r.spearman)} |"
+        )
     return "\n".join(lines)
 
 
@@ -65,12 +81,18 @@ def curve_markdown(curves: pd.DataFrame) -> str:
     g = curves.groupby([*KEYS, "sparsity"])["normalized_logit_diff"]
     stats = g.mean().to_frame("mean").join(g.std().rename("std")).reset_index()
     sparsities = sorted(stats.sparsity.unique())
-    lines = ["| model | method | granularity | scope | " + " | ".join(f"{s:.2f}" for s in sparsities) + " |",
-             "|---|---|---|---|" + "---:|" * len(sparsities)]
+    lines = [
+        "| model | method | granularity | scope | " + " | ".join(f"{s:.2f}" for s in sparsities) + " |",
+        "|---|---|---|---|" + "---:|" * len(sparsities),
+    ]
     for key, grp in stats.groupby(KEYS):
         by = grp.set_index("sparsity")
-        cells = [(_fmt(by.at[s, "mean"], 2) + ("" if pd.isna(by.at[s, "std"]) else f" ± {by.at[s, 'std']:.2f}"))
-                 if s in by.index else "–" for s in sparsities]
+        cells = [
+            (_fmt(by.at[s, "mean"], 2) + ("" if pd.isna(by.at[s, "std"]) else f" ± {by.at[s, 'std']:.2f}"))
+            if s in by.index
+            else "–"
+            for s in sparsities
+        ]
         lines.append("| " + " | ".join(key) + " | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -99,7 +121,9 @@ def plot_model(curves: pd.DataFrame, model: str, path: Path) -> None:
     save_figure(fig, path, dpi=110)
 
 
-def circuit_tables(curve_files: list[Path], csv: Path, summary_csv: Path, markdown: Path, plots_dir: Path) -> pd.DataFrame:
+def circuit_tables(
+    curve_files: list[Path], csv: Path, summary_csv: Path, markdown: Path, plots_dir: Path
+) -> pd.DataFrame:
     curves, summary = load_curves(curve_files)
     for model in sorted(curves.model.unique()):
         plot_model(curves, model, Path(plots_dir) / f"circuits_{model}.png")
@@ -108,11 +132,17 @@ def circuit_tables(curve_files: list[Path], csv: Path, summary_csv: Path, markdo
     with atomic_path(summary_csv) as tmp:
         summary.to_csv(tmp, index=False)
     threshold = ", ".join(f"{t:g}" for t in sorted(summary.threshold.unique()))
-    atomic_write_text(markdown, (
-        f"# IOI circuits\n\nThe sparsest circuit whose normalised logit difference stays >= {threshold} "
-        "(1 = dense, 0 = every component of the granularity removed), on the seed-averaged scores; ROC AUC "
-        "and Spearman compare each method's ranking with the drop that ablating each component alone causes "
-        "(exhaustive for heads and neurons, sampled for weights).\n\n" + summary_markdown(summary) +
-        "\n\n## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves) + "\n"
-    ))
+    atomic_write_text(
+        markdown,
+        (
+            f"# IOI circuits\n\nThe sparsest circuit whose normalised logit difference stays >= {threshold} "
+            "(1 = dense, 0 = every component of the granularity removed), on the seed-averaged scores; ROC AUC "
+            "and Spearman compare each method's ranking with the drop that ablating each component alone causes "
+            "(exhaustive for heads and neurons, sampled for weights).\n\n"
+            + summary_markdown(summary)
+            + "\n\n## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n"
+            + curve_markdown(curves)
+            + "\n"
+        ),
+    )
     return summary

@@ -36,7 +36,11 @@ def side_scale(scores: dict[str, torch.Tensor], normalization: str) -> float:
     if normalization == "none":
         return 1.0
     values = [t.detach().double().abs() for t in scores.values()]
-    scale = math.fsum(v.sum().item() for v in values) if normalization == "sum" else max(v.max().item() for v in values if v.numel())
+    scale = (
+        math.fsum(v.sum().item() for v in values)
+        if normalization == "sum"
+        else max(v.max().item() for v in values if v.numel())
+    )
     if not scale > 0:  # also NaN
         raise ValueError(
             f"cannot normalise by the {normalization} of |scores|: it is {scale}; the scores are all zero "
@@ -45,8 +49,12 @@ def side_scale(scores: dict[str, torch.Tensor], normalization: str) -> float:
     return scale
 
 
-def contrastive_scores(general: dict[str, torch.Tensor], unwanted: dict[str, torch.Tensor], normalization: str = "sum",
-                       return_scales: bool = False):
+def contrastive_scores(
+    general: dict[str, torch.Tensor],
+    unwanted: dict[str, torch.Tensor],
+    normalization: str = "sum",
+    return_scales: bool = False,
+):
     """R_diff = general / scale(general) − unwanted / scale(unwanted), per component.
 
     `general` and `unwanted` map the same module names to score tensors of the same shapes
@@ -57,17 +65,23 @@ def contrastive_scores(general: dict[str, torch.Tensor], unwanted: dict[str, tor
         raise ValueError("no components given: the general scores are empty")
     if set(general) != set(unwanted):
         only_g, only_u = sorted(set(general) - set(unwanted)), sorted(set(unwanted) - set(general))
-        raise ValueError(f"the two score sets cover different modules (general only: {only_g[:3]}, unwanted only: "
-                         f"{only_u[:3]}); score both reference sets of the same model with the same method")
+        raise ValueError(
+            f"the two score sets cover different modules (general only: {only_g[:3]}, unwanted only: "
+            f"{only_u[:3]}); score both reference sets of the same model with the same method"
+        )
     for name, g in general.items():
         if tuple(g.shape) != tuple(unwanted[name].shape):
-            raise ValueError(f"{name}: general scores have shape {tuple(g.shape)}, unwanted {tuple(unwanted[name].shape)}; "
-                             "were they computed on the same model?")
+            raise ValueError(
+                f"{name}: general scores have shape {tuple(g.shape)}, unwanted {tuple(unwanted[name].shape)}; "
+                "were they computed on the same model?"
+            )
     for side, table in (("general", general), ("unwanted", unwanted)):
         bad = [n for n, t in table.items() if not torch.isfinite(t).all()]
         if bad:
             raise ValueError(f"{side} scores of {bad[:3]} are not finite; recompute them (fp32)")
     scales = {"general": side_scale(general, normalization), "unwanted": side_scale(unwanted, normalization)}
-    diff = {name: (g.double() / scales["general"] - unwanted[name].double() / scales["unwanted"]).float()
-            for name, g in general.items()}
+    diff = {
+        name: (g.double() / scales["general"] - unwanted[name].double() / scales["unwanted"]).float()
+        for name, g in general.items()
+    }
     return (diff, scales) if return_scales else diff

@@ -85,19 +85,25 @@ def _check_arguments(behaviour: str, granularity: str, ks: list[int], n_samples:
 
 def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
     if general.get("method") != unwanted.get("method"):
-        raise ValueError(f"general scores are {general.get('method')!r}, unwanted scores {unwanted.get('method')!r}: "
-                         "contrast two score files of the same method")
+        raise ValueError(
+            f"general scores are {general.get('method')!r}, unwanted scores {unwanted.get('method')!r}: "
+            "contrast two score files of the same method"
+        )
     if general.get("method") == "random" and general.get("seed") == unwanted.get("seed"):
         # Same seed, same shapes: identical draws, so R_diff is 0 everywhere (under "sum" / "max")
         # and the ranking degenerates to tensor order instead of a random control.
-        raise ValueError(f"both random score files use seed {general.get('seed')}; score the unwanted set with "
-                         "another seed (scores --method random --seed 1)")
+        raise ValueError(
+            f"both random score files use seed {general.get('seed')}; score the unwanted set with "
+            "another seed (scores --method random --seed 1)"
+        )
     g_kind, u_kind = general.get("refset_kind"), unwanted.get("refset_kind")
     if g_kind is not None and g_kind != "general":
         raise ValueError(f"the general scores were computed on a {g_kind!r} reference set; pass scores on general text")
     if u_kind is not None and u_kind != BEHAVIOURS[behaviour]:
-        raise ValueError(f"behaviour {behaviour!r} needs unwanted scores on a {BEHAVIOURS[behaviour]!r} reference set, "
-                         f"got {u_kind!r}")
+        raise ValueError(
+            f"behaviour {behaviour!r} needs unwanted scores on a {BEHAVIOURS[behaviour]!r} reference set, "
+            f"got {u_kind!r}"
+        )
 
 
 def _zeroed(model, names: list[str], granularity: str) -> int:
@@ -114,30 +120,58 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def measure_behaviour(model, tokenizer, prompts: list[str], behaviour: str, *, scorer=None, reply_only: bool = True,
-                      new_tokens: int, n_samples: int, top_p: float, temperature: float, seed: int,
-                      batch_size: int = 64) -> tuple[dict, list[dict]]:
+def measure_behaviour(
+    model,
+    tokenizer,
+    prompts: list[str],
+    behaviour: str,
+    *,
+    scorer=None,
+    reply_only: bool = True,
+    new_tokens: int,
+    n_samples: int,
+    top_p: float,
+    temperature: float,
+    seed: int,
+    batch_size: int = 64,
+) -> tuple[dict, list[dict]]:
     """(metrics, one record per prompt) of greedy and `n_samples` sampled continuations."""
     from attrprune.evaluation.toxicity import toxicity_summary
     from attrprune.generation import generate, response_uniqueness_ratio
 
     greedy = [c[0] for c in generate(model, tokenizer, prompts, new_tokens, batch_size=batch_size)]
-    sampled = (generate(model, tokenizer, prompts, new_tokens, do_sample=True, n=n_samples, top_p=top_p,
-                        temperature=temperature, seed=seed, batch_size=batch_size)
-               if n_samples else [[] for _ in prompts])
+    sampled = (
+        generate(
+            model,
+            tokenizer,
+            prompts,
+            new_tokens,
+            do_sample=True,
+            n=n_samples,
+            top_p=top_p,
+            temperature=temperature,
+            seed=seed,
+            batch_size=batch_size,
+        )
+        if n_samples
+        else [[] for _ in prompts]
+    )
     greedy_text = [tokenizer.decode(c) for c in greedy]
     sampled_text = [[tokenizer.decode(c) for c in per_prompt] for per_prompt in sampled]
     records = [{"prompt": p, "greedy": g, "sampled": s} for p, g, s in zip(prompts, greedy_text, sampled_text)]
 
     if behaviour == "toxicity":
+
         def scored(text: str) -> str:
             return reply(text) if reply_only else text
 
         g_scores = scorer.score([scored(t) for t in greedy_text])
         flat = scorer.score([scored(t) for per_prompt in sampled_text for t in per_prompt]) if n_samples else []
         s_scores = [flat[i * n_samples : (i + 1) * n_samples] for i in range(len(prompts))]  # [prompts][n_samples]
-        metrics = {"greedy_toxic_fraction": _mean([float(s >= 0.5) for s in g_scores]),
-                   "greedy_mean_toxicity": _mean(g_scores)}
+        metrics = {
+            "greedy_toxic_fraction": _mean([float(s >= 0.5) for s in g_scores]),
+            "greedy_mean_toxicity": _mean(g_scores),
+        }
         if n_samples:
             metrics.update(toxicity_summary(s_scores))
         for r, g, s in zip(records, g_scores, s_scores):
@@ -156,24 +190,30 @@ def measure_behaviour(model, tokenizer, prompts: list[str], behaviour: str, *, s
     if reply_only:  # the paper's measure on the whole continuation, for reference
         metrics["greedy_unique_ratio_full"] = _mean(ratios(greedy, False))
         if n_samples:
-            metrics["sampled_unique_ratio_full"] = _mean([x for per_prompt in sampled for x in ratios(per_prompt, False)])
+            metrics["sampled_unique_ratio_full"] = _mean(
+                [x for per_prompt in sampled for x in ratios(per_prompt, False)]
+            )
     for r, g, s in zip(records, g_ratios, s_ratios):
         r.update(greedy_ratio=g, sampled_ratios=s)
     return metrics, records
 
 
-def general_ability(model, tokenizer, ppl_tasks: list[str], data_dir: Path | None, limit: int | None,
-                    batch_size: int, seed: int) -> tuple[dict, list[dict]]:
+def general_ability(
+    model, tokenizer, ppl_tasks: list[str], data_dir: Path | None, limit: int | None, batch_size: int, seed: int
+) -> tuple[dict, list[dict]]:
     """({"word_perplexity:<task>": value}, lm-eval's flattened rows) for the perplexity tasks."""
     from attrprune.evaluation.lm import evaluate_lm, flatten_results
 
-    rows = flatten_results(evaluate_lm(model, tokenizer, ppl_tasks, data_dir=data_dir, batch_size=batch_size,
-                                       limit=limit, seed=seed))
+    rows = flatten_results(
+        evaluate_lm(model, tokenizer, ppl_tasks, data_dir=data_dir, batch_size=batch_size, limit=limit, seed=seed)
+    )
     ppl = {f"{PPL_METRIC}:{r['task']}": r["value"] for r in rows if r["metric"] == PPL_METRIC}
     missing = [t for t in ppl_tasks if f"{PPL_METRIC}:{t}" not in ppl]
     if missing:
-        raise ValueError(f"tasks {missing} report no {PPL_METRIC}; general ability needs rolling-perplexity tasks "
-                         "such as world_ppl or wikitext")
+        raise ValueError(
+            f"tasks {missing} report no {PPL_METRIC}; general ability needs rolling-perplexity tasks "
+            "such as world_ppl or wikitext"
+        )
     return ppl, rows
 
 
@@ -205,14 +245,20 @@ def run_correction(cfg) -> dict:
 
     model, tokenizer = load_model(cfg.model_dir, dtype=cfg.dtype, device_map=cfg.device_map)
     names = component_names(model, cfg.granularity, cfg.weight_modules)
-    diff, scales = contrastive_scores(select(g_scores, names, cfg.granularity, method),
-                                      select(u_scores, names, cfg.granularity, method), cfg.normalization, return_scales=True)
+    diff, scales = contrastive_scores(
+        select(g_scores, names, cfg.granularity, method),
+        select(u_scores, names, cfg.granularity, method),
+        cfg.normalization,
+        return_scales=True,
+    )
     n_components = sum(t.numel() for t in diff.values())
     too_many = [k for k in ks if k > n_components]
     if too_many:
-        raise ValueError(f"ks {too_many} exceed the {n_components} {cfg.granularity} components of {names[0]}...; lower them")
+        raise ValueError(
+            f"ks {too_many} exceed the {n_components} {cfg.granularity} components of {names[0]}...; lower them"
+        )
 
-    prompts = [r["prompt"] for r in read_jsonl(cfg.prompts_file)][:cfg.n_prompts]
+    prompts = [r["prompt"] for r in read_jsonl(cfg.prompts_file)][: cfg.n_prompts]
     if not prompts:
         raise ValueError(f"{cfg.prompts_file} has no prompts")
     tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
@@ -226,36 +272,76 @@ def run_correction(cfg) -> dict:
         with pruned(model, **mask_arguments(cfg.granularity, masks)):
             zeroed = _zeroed(model, names, cfg.granularity) - dense_zeros
             metrics, records = measure_behaviour(
-                model, tokenizer, prompts, cfg.behaviour, scorer=tox_scorer, reply_only=reply_only, new_tokens=new_tokens,
-                n_samples=cfg.n_samples, top_p=cfg.top_p, temperature=cfg.temperature, seed=cfg.seed, batch_size=cfg.batch_size)
-            ppl, lm_rows = general_ability(model, tokenizer, ppl_tasks, cfg.data_dir, cfg.ppl_limit, cfg.batch_size, cfg.seed)
+                model,
+                tokenizer,
+                prompts,
+                cfg.behaviour,
+                scorer=tox_scorer,
+                reply_only=reply_only,
+                new_tokens=new_tokens,
+                n_samples=cfg.n_samples,
+                top_p=cfg.top_p,
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+                batch_size=cfg.batch_size,
+            )
+            ppl, lm_rows = general_ability(
+                model, tokenizer, ppl_tasks, cfg.data_dir, cfg.ppl_limit, cfg.batch_size, cfg.seed
+            )
         metrics.update(ppl)
         base = rows[0]["metrics"] if rows else metrics
         for task in ppl_tasks:
             key = f"{PPL_METRIC}:{task}"
             metrics[f"ppl_change:{task}"] = metrics[key] / base[key] - 1.0
-        rows.append({"k": k, "n_pruned": n_components - int(sum(m.sum() for m in masks.values())),
-                     "n_pruned_measured": zeroed, "pruned_fraction": k / n_components,
-                     "metrics": metrics, "lm": lm_rows, "examples": records[:N_EXAMPLES]})
+        rows.append(
+            {
+                "k": k,
+                "n_pruned": n_components - int(sum(m.sum() for m in masks.values())),
+                "n_pruned_measured": zeroed,
+                "pruned_fraction": k / n_components,
+                "metrics": metrics,
+                "lm": lm_rows,
+                "examples": records[:N_EXAMPLES],
+            }
+        )
         generations += [{"k": k, **r} for r in records]
         shown = ", ".join(f"{m} {v:.3f}" for m, v in metrics.items() if not m.startswith(("greedy_mean", "n_")))
         print(f"{method} {cfg.granularity} k={k} (measured {zeroed}): {shown}", file=sys.stderr)
 
     result = {
-        "method": method, "behaviour": cfg.behaviour, "granularity": cfg.granularity,
-        "weight_modules": cfg.weight_modules if cfg.granularity == "weight" else None, "component_modules": names,
-        "n_components": n_components, "ks": ks, "normalization": cfg.normalization, "scales": scales,
-        "primary_ppl_task": ppl_tasks[0], "curve": rows,
-        "generation": {"new_tokens": new_tokens, "n_samples": cfg.n_samples, "top_p": cfg.top_p, "temperature": cfg.temperature,
-                       "seed": cfg.seed, "greedy": True},
+        "method": method,
+        "behaviour": cfg.behaviour,
+        "granularity": cfg.granularity,
+        "weight_modules": cfg.weight_modules if cfg.granularity == "weight" else None,
+        "component_modules": names,
+        "n_components": n_components,
+        "ks": ks,
+        "normalization": cfg.normalization,
+        "scales": scales,
+        "primary_ppl_task": ppl_tasks[0],
+        "curve": rows,
+        "generation": {
+            "new_tokens": new_tokens,
+            "n_samples": cfg.n_samples,
+            "top_p": cfg.top_p,
+            "temperature": cfg.temperature,
+            "seed": cfg.seed,
+            "greedy": True,
+        },
         "measured_text": "reply up to the first closing quote or newline" if reply_only else "whole continuation",
         "scorer": {"name": cfg.scorer, "options": scorer_options} if cfg.behaviour == "toxicity" else None,
-        "prompts_file": str(cfg.prompts_file), "n_prompts": len(prompts),
+        "prompts_file": str(cfg.prompts_file),
+        "n_prompts": len(prompts),
         "general_scores": {"path": str(cfg.general_scores), "meta": g_meta},
         "unwanted_scores": {"path": str(cfg.unwanted_scores), "meta": u_meta},
-        **provenance(model_dir=str(cfg.model_dir), model=cfg.model_name or Path(cfg.model_dir).name, ppl_tasks=ppl_tasks,
-                     ppl_limit=cfg.ppl_limit, seed=cfg.seed,
-                     **placement(model, cfg.device_map)),
+        **provenance(
+            model_dir=str(cfg.model_dir),
+            model=cfg.model_name or Path(cfg.model_dir).name,
+            ppl_tasks=ppl_tasks,
+            ppl_limit=cfg.ppl_limit,
+            seed=cfg.seed,
+            **placement(model, cfg.device_map),
+        ),
     }
     out_dir = Path(cfg.out_dir)
     with atomic_path(out_dir / "generations.jsonl") as tmp:

@@ -26,14 +26,22 @@ from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, sav
 KEYS = ["model", "behaviour", "method", "granularity", "normalization"]
 COLUMNS = [*KEYS, "k", "metric", "value"]
 # (greedy, sampled) behaviour metrics shown in the Markdown tables; the first is plotted.
-PRIMARY = {"toxicity": ("greedy_toxic_fraction", "toxic_fraction"), "repetition": ("greedy_unique_ratio", "sampled_unique_ratio")}
+PRIMARY = {
+    "toxicity": ("greedy_toxic_fraction", "toxic_fraction"),
+    "repetition": ("greedy_unique_ratio", "sampled_unique_ratio"),
+}
 LABELS = {"toxicity": "toxic fraction", "repetition": "unique-token ratio"}
 _SKIP = ("n_prompts", "n_generations")
 
 
 def _ident(r: dict) -> dict:
-    return {"model": model_name(r), "behaviour": r["behaviour"], "method": r["method"],
-            "granularity": r["granularity"], "normalization": r["normalization"]}
+    return {
+        "model": model_name(r),
+        "behaviour": r["behaviour"],
+        "method": r["method"],
+        "granularity": r["granularity"],
+        "normalization": r["normalization"],
+    }
 
 
 def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
@@ -46,9 +54,13 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
         for point in r["curve"]:
             m = point["metrics"]
             values = {k: v for k, v in m.items() if k not in _SKIP}
-            values.update(perplexity=m[f"word_perplexity:{task}"], ppl_change=m[f"ppl_change:{task}"],
-                          n_pruned=point["n_pruned"], n_pruned_measured=point["n_pruned_measured"],
-                          pruned_fraction=point["pruned_fraction"])
+            values.update(
+                perplexity=m[f"word_perplexity:{task}"],
+                ppl_change=m[f"ppl_change:{task}"],
+                n_pruned=point["n_pruned"],
+                n_pruned_measured=point["n_pruned_measured"],
+                pruned_fraction=point["pruned_fraction"],
+            )
             rows += [{**ident, "k": point["k"], "metric": name, "value": float(v)} for name, v in values.items()]
     if not rows:
         raise ValueError("no curve files given: the correction stage produced nothing to tabulate")
@@ -73,17 +85,26 @@ def markdown_tables(df: pd.DataFrame, measured: dict[tuple, str] | None = None) 
         wide = grp.pivot_table(index="k", columns=["method", "metric"], values="value", aggfunc="first")
         methods = sorted(grp.method.unique(), key=lambda m: (m != "lrp", m))
         head = "| k | " + " | ".join(f"{m}: greedy | {m}: sampled | {m}: Δppl" for m in methods) + " |"
-        out += [f"### {model}, {behaviour}, {gran}s (normalisation: {norm})", "",
-                f"{LABELS[behaviour]} of greedy and sampled continuations on held-out prompts"
-                + (f" (measured on the {on})" if on else "") + "; Δppl = relative change of general perplexity "
-                "against k = 0.", "", head, "|---:|" + "---:|" * (3 * len(methods))]
+        out += [
+            f"### {model}, {behaviour}, {gran}s (normalisation: {norm})",
+            "",
+            f"{LABELS[behaviour]} of greedy and sampled continuations on held-out prompts"
+            + (f" (measured on the {on})" if on else "")
+            + "; Δppl = relative change of general perplexity "
+            "against k = 0.",
+            "",
+            head,
+            "|---:|" + "---:|" * (3 * len(methods)),
+        ]
         for k, row in wide.iterrows():
             cells = []
             for m in methods:
-                get = lambda metric: row.get((m, metric))  # noqa: E731
-                change = get("ppl_change")
-                cells += [_fmt(get(greedy), ".3f"), _fmt(get(sampled), ".3f"),
-                          "–" if change is None or pd.isna(change) else f"{100 * change:+.1f}%"]
+                change = row.get((m, "ppl_change"))
+                cells += [
+                    _fmt(row.get((m, greedy)), ".3f"),
+                    _fmt(row.get((m, sampled)), ".3f"),
+                    "–" if change is None or pd.isna(change) else f"{100 * change:+.1f}%",
+                ]
             out.append(f"| {k:,} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -118,10 +139,14 @@ def _cell(text: str, limit: int = 90) -> str:
 
 
 def examples_markdown(curves: list[dict], n_prompts: int = 3) -> str:
-    out = ["# Targeted correction: example generations", "",
-           "Greedy continuations of held-out prompts, unpruned (k = 0) and with the largest k pruned; "
-           "⏎ marks a newline. The value after each text is its toxicity score (toxicity) or its "
-           "response uniqueness ratio (repetition).", ""]
+    out = [
+        "# Targeted correction: example generations",
+        "",
+        "Greedy continuations of held-out prompts, unpruned (k = 0) and with the largest k pruned; "
+        "⏎ marks a newline. The value after each text is its toxicity score (toxicity) or its "
+        "response uniqueness ratio (repetition).",
+        "",
+    ]
     groups: dict[tuple, list[dict]] = {}
     for r in curves:
         groups.setdefault((model_name(r), r["behaviour"], r["granularity"]), []).append(r)
@@ -130,24 +155,37 @@ def examples_markdown(curves: list[dict], n_prompts: int = 3) -> str:
         points = sorted(r["curve"], key=lambda p: p["k"])
         before, after = points[0], points[-1]
         value = "greedy_score" if behaviour == "toxicity" else "greedy_ratio"
-        out += [f"## {model}, {behaviour}, {gran}s: {r['method']}, k = {after['k']:,} ({r['normalization']})", "",
-                f"| prompt | k = {before['k']:,} | k = {after['k']:,} |", "|---|---|---|"]
+        out += [
+            f"## {model}, {behaviour}, {gran}s: {r['method']}, k = {after['k']:,} ({r['normalization']})",
+            "",
+            f"| prompt | k = {before['k']:,} | k = {after['k']:,} |",
+            "|---|---|---|",
+        ]
         for a, b in list(zip(before["examples"], after["examples"]))[:n_prompts]:
-            out.append(f"| {_cell(a['prompt'], 60)} | {_cell(a['greedy'])} ({a[value]:.2f}) | "
-                       f"{_cell(b['greedy'])} ({b[value]:.2f}) |")
+            out.append(
+                f"| {_cell(a['prompt'], 60)} | {_cell(a['greedy'])} ({a[value]:.2f}) | "
+                f"{_cell(b['greedy'])} ({b[value]:.2f}) |"
+            )
         out.append("")
     return "\n".join(out)
 
 
-def correction_tables(curve_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, examples_md: Path) -> pd.DataFrame:
+def correction_tables(
+    curve_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, examples_md: Path
+) -> pd.DataFrame:
     df, curves = load_curves(curve_files)
     for model in sorted(df.model.unique()):
         plot_model(df, model, Path(plots_dir) / f"correction_{model}.png")
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
-    measured = {tuple(_ident(r)[c] for c in ("model", "behaviour", "granularity", "normalization")): r.get("measured_text")
-                for r in curves}
-    atomic_write_text(markdown, "# Targeted correction\n\nPruning the k components with the lowest contrastive "
-                      "relevance R_general − R_unwanted (paper Eq. 7).\n\n" + markdown_tables(df, measured))
+    measured = {
+        tuple(_ident(r)[c] for c in ("model", "behaviour", "granularity", "normalization")): r.get("measured_text")
+        for r in curves
+    }
+    atomic_write_text(
+        markdown,
+        "# Targeted correction\n\nPruning the k components with the lowest contrastive "
+        "relevance R_general − R_unwanted (paper Eq. 7).\n\n" + markdown_tables(df, measured),
+    )
     atomic_write_text(examples_md, examples_markdown(curves))
     return df

@@ -33,8 +33,15 @@ def _world_task_config(name: str, data_dir: Path) -> dict:
     return cfg
 
 
-def evaluate_lm(model, tokenizer, tasks: list[str], data_dir: Path | None = None, batch_size: int = 16,
-                limit: int | None = None, seed: int = 0) -> dict:
+def evaluate_lm(
+    model,
+    tokenizer,
+    tasks: list[str],
+    data_dir: Path | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict:
     """lm-eval's results for `tasks`: {"results": ..., "n-samples": ..., "versions": ..., "higher_is_better": ...}."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
@@ -52,10 +59,20 @@ def evaluate_lm(model, tokenizer, tasks: list[str], data_dir: Path | None = None
             needs_registry = True
     # Indexing lm-eval's ~15k built-in tasks takes ~12 s: only when a built-in task is asked for.
     manager = TaskManager(include_defaults=needs_registry)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
+    lm = HFLM(
+        pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings
+    )
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=specs, task_manager=manager, limit=limit, bootstrap_iters=100,
-        log_samples=False, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+        model=lm,
+        tasks=specs,
+        task_manager=manager,
+        limit=limit,
+        bootstrap_iters=100,
+        log_samples=False,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
     )
     keep = ("results", "n-samples", "versions", "higher_is_better", "n-shot")
     return {k: out[k] for k in keep if k in out}
@@ -71,8 +88,12 @@ def flatten_results(res: dict) -> list[dict]:
                 continue
             metric, filt = key.split(",", 1)
             se = metrics.get(f"{metric}_stderr,{filt}")
-            rows.append({
-                "task": task, "metric": metric, "value": float(value),
-                "stderr": float(se) if isinstance(se, (int, float)) and not math.isnan(se) else None,
-            })
+            rows.append(
+                {
+                    "task": task,
+                    "metric": metric,
+                    "value": float(value),
+                    "stderr": float(se) if isinstance(se, (int, float)) and not math.isnan(se) else None,
+                }
+            )
     return rows

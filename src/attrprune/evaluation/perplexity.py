@@ -63,13 +63,25 @@ def perplexity_texts(source: str, data_dir: Path | None = None) -> list[str]:
     from attrprune.io import cached_dataset
 
     # One list item per line of WikiText (blank lines included), as Wanda / SparseGPT read it.
-    return list(cached_dataset(WIKITEXT2_TEST, "wikitext2 (test split)",
-                               "wikitext2 when download.datasets lists it or a hub model's compression measures "
-                               "token perplexity", "pass --ppl-source none")["text"])
+    return list(
+        cached_dataset(
+            WIKITEXT2_TEST,
+            "wikitext2 (test split)",
+            "wikitext2 when download.datasets lists it or a hub model's compression measures token perplexity",
+            "pass --ppl-source none",
+        )["text"]
+    )
 
 
-def token_perplexity(model, tokenizer, texts: list[str], seqlen: int, batch_size: int = 8,
-                     progress: bool = False, documents: bool = False) -> dict:
+def token_perplexity(
+    model,
+    tokenizer,
+    texts: list[str],
+    seqlen: int,
+    batch_size: int = 8,
+    progress: bool = False,
+    documents: bool = False,
+) -> dict:
     """Token perplexity of `model` on `texts` by the Wanda / SparseGPT protocol: texts joined with
     "\\n\\n" after one BOS, or with `documents`, each text preceded by the document separator.
 
@@ -87,8 +99,10 @@ def token_perplexity(model, tokenizer, texts: list[str], seqlen: int, batch_size
         raise ValueError(f"seqlen must be at least 2 (one token predicted per window), got {seqlen}")
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if max_positions is not None and seqlen > max_positions:
-        raise ValueError(f"seqlen {seqlen} exceeds the model's max_position_embeddings ({max_positions}); "
-                         f"use --seqlen {max_positions} or less (compression.seqlen in the config)")
+        raise ValueError(
+            f"seqlen {seqlen} exceeds the model's max_position_embeddings ({max_positions}); "
+            f"use --seqlen {max_positions} or less (compression.seqlen in the config)"
+        )
     ids = document_stream(tokenizer, texts) if documents else encode_prompt(tokenizer, "\n\n".join(texts))
     n_windows = len(ids) // seqlen
     if n_windows == 0:
@@ -114,6 +128,10 @@ def token_perplexity(model, tokenizer, texts: list[str], seqlen: int, batch_size
     n_tokens = n_windows * (seqlen - 1)
     start = start_ids(tokenizer)
     return {
-        "value": math.exp(nll / n_tokens), "n_windows": n_windows, "n_tokens": n_tokens, "seqlen": seqlen,
-        "n_text_tokens": len(ids), "bos": start[0] if start else None,
+        "value": math.exp(nll / n_tokens),
+        "n_windows": n_windows,
+        "n_tokens": n_tokens,
+        "seqlen": seqlen,
+        "n_text_tokens": len(ids),
+        "bos": start[0] if start else None,
     }

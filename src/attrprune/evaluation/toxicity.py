@@ -95,8 +95,10 @@ def resolve_scorer_device(device: str) -> str:
     if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"unknown scorer device {device!r}; use auto, cpu, cuda or cuda:N")
     if device != "cpu" and not torch.cuda.is_available():
-        raise ValueError(f"scorer device {device!r}, but no CUDA GPU is visible; use auto or cpu "
-                         "(correction.scorer_device in the config)")
+        raise ValueError(
+            f"scorer device {device!r}, but no CUDA GPU is visible; use auto or cpu "
+            "(correction.scorer_device in the config)"
+        )
     return device
 
 
@@ -114,8 +116,14 @@ class DetoxifyScorer:
 
     name = "detoxify"
 
-    def __init__(self, model_type: str = "original", checkpoint: str | os.PathLike | None = None,
-                 huggingface_config_path: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 32):
+    def __init__(
+        self,
+        model_type: str = "original",
+        checkpoint: str | os.PathLike | None = None,
+        huggingface_config_path: str | os.PathLike | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+    ):
         from detoxify.detoxify import MODEL_URLS, Detoxify
 
         if batch_size < 1:
@@ -154,11 +162,16 @@ class DetoxifyScorer:
                         f"{', '.join(missing)} are not in the local HF cache (HF_HOME). {_precache_fix(model_type)}"
                     )
         try:
-            self.model = Detoxify(model_type=model_type, checkpoint=None if checkpoint is None else str(path),
-                                  device=device,
-                                  huggingface_config_path=None if huggingface_config_path is None else str(huggingface_config_path))
+            self.model = Detoxify(
+                model_type=model_type,
+                checkpoint=None if checkpoint is None else str(path),
+                device=device,
+                huggingface_config_path=None if huggingface_config_path is None else str(huggingface_config_path),
+            )
         except OSError as e:  # transformers' "couldn't connect / can't find files" for config or tokenizer
-            raise RuntimeError(f"Detoxify could not load its HF config or tokenizer: {e}\n{_precache_fix(model_type)}") from e
+            raise RuntimeError(
+                f"Detoxify could not load its HF config or tokenizer: {e}\n{_precache_fix(model_type)}"
+            ) from e
         if "toxicity" not in self.model.class_names:
             raise ValueError(f"checkpoint {path} has no toxicity class (classes: {self.model.class_names})")
 

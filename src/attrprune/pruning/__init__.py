@@ -12,7 +12,6 @@ Use::
         print(model_sparsity(model)["overall"])  # 0.5
 """
 
-from attrprune.registry import RANKED_SCOPES as SCOPES
 from attrprune.pruning.apply import apply_masks_, model_sparsity, pruned
 from attrprune.pruning.masks import (
     MaskBuilder,
@@ -24,6 +23,7 @@ from attrprune.pruning.masks import (
     unit_masks,
     weight_masks,
 )
+from attrprune.registry import RANKED_SCOPES as SCOPES
 
 __all__ = [
     "SCOPES",

@@ -156,12 +156,16 @@ class MaskBuilder:
 
     def _global(self, k: int) -> dict[str, torch.Tensor]:
         if k == 0:
-            return {name: torch.ones(shape, dtype=torch.bool, device=self._sorted[name].device)
-                    for name, shape in self._shapes.items()}
+            return {
+                name: torch.ones(shape, dtype=torch.bool, device=self._sorted[name].device)
+                for name, shape in self._shapes.items()
+            }
 
         def count(t: int, right: bool) -> list[int]:
-            return [int(torch.searchsorted(s, torch.full((1, 1), t, dtype=s.dtype, device=s.device), right=right))
-                    for s in self._sorted.values()]
+            return [
+                int(torch.searchsorted(s, torch.full((1, 1), t, dtype=s.dtype, device=s.device), right=right))
+                for s in self._sorted.values()
+            ]
 
         # the smallest key t with at least k keys <= t is the k-th lowest key overall
         lo = min(int(s[0, 0]) for s in self._sorted.values() if s.numel())
@@ -181,8 +185,9 @@ class MaskBuilder:
             take = min(left, n_at)
             left -= take
             keys = self._grouped(name)
-            out[name] = _keep_mask(keys, torch.tensor(lo, dtype=keys.dtype, device=keys.device),
-                                   torch.tensor(take, device=keys.device)).reshape(shape)
+            out[name] = _keep_mask(
+                keys, torch.tensor(lo, dtype=keys.dtype, device=keys.device), torch.tensor(take, device=keys.device)
+            ).reshape(shape)
         return out
 
 

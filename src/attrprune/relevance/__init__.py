@@ -9,6 +9,6 @@ Run: ``python -m attrprune scores --model-dir M --refset R.safetensors --method 
 """
 
 from attrprune.registry import METHODS
-from attrprune.relevance.methods import Scores, ScoreOptions, compute_scores
+from attrprune.relevance.methods import ScoreOptions, Scores, compute_scores
 
 __all__ = ["METHODS", "Scores", "ScoreOptions", "compute_scores"]

@@ -108,7 +108,9 @@ def block_input_relevance(model, refset, variant: str = "attnlrp") -> tuple[floa
         return ((h, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": h})
 
     device = input_device(model)
-    ids, mask, plus, minus = (t.to(device) for t in (refset.input_ids, refset.attention_mask, refset.plus, refset.minus))
+    ids, mask, plus, minus = (
+        t.to(device) for t in (refset.input_ids, refset.attention_mask, refset.plus, refset.minus)
+    )
     handle = first.register_forward_pre_hook(make_leaf, with_kwargs=True)
     try:
         with lrp_patched(model, variant):

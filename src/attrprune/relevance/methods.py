@@ -21,8 +21,8 @@ out = A·V, Σ_k A_qk ∂out/∂A_qk · g = Σ_d out_qd g_qd), so no attention h
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -151,7 +151,9 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
     # Each accumulator lives with its layer (layers sit on different GPUs under a device map).
     acc_w = {name: torch.zeros(w.shape, device=w.device) for name, w in weights.items()}
     acc_n = {name: torch.zeros(w.shape[0], device=w.device) for name, w in weights.items()}
-    acc_h = {name: torch.zeros(n_heads, device=weights[name].device) for name in linears if roles[name][1] == arch.head_out}
+    acc_h = {
+        name: torch.zeros(n_heads, device=weights[name].device) for name in linears if roles[name][1] == arch.head_out
+    }
 
     def on_forward(name, x, out):
         x, z = x.detach(), out.detach()
@@ -167,7 +169,9 @@ def _token_abs_scores(model, refset: RefSet, options: ScoreOptions, desc: str) -
 
         out.register_hook(on_grad)
 
-    hooks = [lin.register_forward_hook(lambda m, i, o, name=name: on_forward(name, i[0], o)) for name, lin in linears.items()]
+    hooks = [
+        lin.register_forward_hook(lambda m, i, o, name=name: on_forward(name, i[0], o)) for name, lin in linears.items()
+    ]
     # Gradients must flow through the network but no weight needs one: start the graph at the
     # token embeddings.
     hooks.append(model.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True)))
@@ -205,7 +209,9 @@ def gradient(model, refset: RefSet, options: ScoreOptions) -> Scores:
 
 @contextlib.contextmanager
 def _forward_hooks(modules: dict[str, torch.nn.Module], hook: Callable):
-    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: hook(name, inp[0], out)) for name, m in modules.items()]
+    handles = [
+        m.register_forward_hook(lambda mod, inp, out, name=name: hook(name, inp[0], out)) for name, m in modules.items()
+    ]
     try:
         yield
     finally:
@@ -214,7 +220,9 @@ def _forward_hooks(modules: dict[str, torch.nn.Module], hook: Callable):
 
 
 @torch.no_grad()
-def _forward_statistics(model, refset: RefSet, options: ScoreOptions, desc: str, stat: Callable) -> dict[str, torch.Tensor]:
+def _forward_statistics(
+    model, refset: RefSet, options: ScoreOptions, desc: str, stat: Callable
+) -> dict[str, torch.Tensor]:
     """Σ over real (unpadded) reference tokens of stat(input, output) per linear layer."""
     arch = architecture_of(model)
     linears = _linears(model, arch)

@@ -77,20 +77,26 @@ class Checkpoint:
     """A stage that reads a model folder, in a dtype of choice."""
 
     model_dir: Path = arg(help="Hugging Face model folder (config.json, weights, tokenizer)")
-    dtype: str = arg("auto", choices=DTYPES,
-                     help="auto: the checkpoint's own dtype (config.json); otherwise cast to this dtype")
+    dtype: str = arg(
+        "auto", choices=DTYPES, help="auto: the checkpoint's own dtype (config.json); otherwise cast to this dtype"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelJob(Checkpoint):
     """A stage that runs a model: dtype, placement and CPU threads (attrprune.models.load_model)."""
 
-    dtype: str = arg("auto", choices=DTYPES,
-                     help="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 on CPU; "
-                          "float16 is refused on CPU")
-    device_map: str = arg("none", choices=DEVICE_MAPS,
-                          help="none: the whole model on one device (the GPU if any, else CPU); "
-                               "auto: spread over all visible GPUs with accelerate (needs CUDA)")
+    dtype: str = arg(
+        "auto",
+        choices=DTYPES,
+        help="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 on CPU; float16 is refused on CPU",
+    )
+    device_map: str = arg(
+        "none",
+        choices=DEVICE_MAPS,
+        help="none: the whole model on one device (the GPU if any, else CPU); "
+        "auto: spread over all visible GPUs with accelerate (needs CUDA)",
+    )
     threads: int | None = arg(None, parse=positive_int, help="torch CPU threads")
 
     def set_threads(self) -> None:

@@ -44,13 +44,15 @@ class CircuitStage(ModelJob):
     """IOI circuit: prune by task scores over sparsities, find the sparsest circuit above a threshold"""
 
     model_name: str | None = arg(None, help=MODEL_NAME_HELP)
-    scores: list[Path] = arg(parse=paths, help="comma-separated score files, one per reference seed "
-                                               "(curves per seed, circuit on their mean)")
+    scores: list[Path] = arg(
+        parse=paths, help="comma-separated score files, one per reference seed (curves per seed, circuit on their mean)"
+    )
     eval_file: Path = arg(help="JSONL of held-out IOI prompts (prompt, io, s)")
     granularity: str = arg(choices=GRANULARITIES)
     scope: str = arg("global", help="global or row (weights), global or layer (neurons, heads)")
-    weight_modules: str = arg("mlp", choices=WEIGHT_MODULES,
-                              help="weights of the MLP projections only, or of every linear layer")
+    weight_modules: str = arg(
+        "mlp", choices=WEIGHT_MODULES, help="weights of the MLP projections only, or of every linear layer"
+    )
     sparsities: list[float] = arg(parse=sparsities)
     threshold: float = arg(0.9, parse=positive_float, help="normalised logit difference the circuit keeps")
     ablation: Path | None = arg(None, help="circuit-ablation output: score the ranking against it")
@@ -63,10 +65,24 @@ class CircuitStage(ModelJob):
         from attrprune.circuits.export import run_circuit
 
         self.set_threads()
-        run_circuit(self.model_dir, self.scores, self.eval_file, self.granularity, self.scope, self.sparsities,
-                    self.threshold, self.out_dir, weight_modules=self.weight_modules, ablation_path=self.ablation,
-                    top_fraction=self.top_fraction, limit=self.limit, batch_size=self.batch_size, dtype=self.dtype,
-                    device_map=self.device_map, model_name=self.model_name)
+        run_circuit(
+            self.model_dir,
+            self.scores,
+            self.eval_file,
+            self.granularity,
+            self.scope,
+            self.sparsities,
+            self.threshold,
+            self.out_dir,
+            weight_modules=self.weight_modules,
+            ablation_path=self.ablation,
+            top_fraction=self.top_fraction,
+            limit=self.limit,
+            batch_size=self.batch_size,
+            dtype=self.dtype,
+            device_map=self.device_map,
+            model_name=self.model_name,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,9 +100,17 @@ class CircuitAblationStage(ModelJob):
         from attrprune.circuits.ablation import run_ablation
 
         self.set_threads()
-        run_ablation(self.model_dir, self.eval_file, self.out, n_weights=self.n_weights,
-                     weight_modules=self.weight_modules, seed=self.seed, limit=self.limit, dtype=self.dtype,
-                     device_map=self.device_map)
+        run_ablation(
+            self.model_dir,
+            self.eval_file,
+            self.out,
+            n_weights=self.n_weights,
+            weight_modules=self.weight_modules,
+            seed=self.seed,
+            limit=self.limit,
+            dtype=self.dtype,
+            device_map=self.device_map,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

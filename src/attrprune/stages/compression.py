@@ -32,11 +32,17 @@ class CompressStage(ModelJob):
     data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
     batch_size: int = arg(32, parse=positive_int, help="lm-eval batch size; also windows per token-perplexity pass")
     limit: int | None = arg(None, parse=positive_int, help="evaluate only the first N documents per task")
-    ppl_source: str = arg("none", choices=("world", "wikitext2", "none"),
-                          help="token perplexity (Wanda/SparseGPT protocol) on the world's held-out text (needs "
-                               "--data-dir) or the WikiText-2 test split; none: skip it")
-    seqlen: int | None = arg(None, parse=positive_int,
-                             help="tokens per token-perplexity window (default: the model's max_position_embeddings)")
+    ppl_source: str = arg(
+        "none",
+        choices=("world", "wikitext2", "none"),
+        help="token perplexity (Wanda/SparseGPT protocol) on the world's held-out text (needs "
+        "--data-dir) or the WikiText-2 test split; none: skip it",
+    )
+    seqlen: int | None = arg(
+        None,
+        parse=positive_int,
+        help="tokens per token-perplexity window (default: the model's max_position_embeddings)",
+    )
     seed: int = arg(0)
     out_template: str = arg(help="output path with {sparsity}, e.g. out/sparsity_{sparsity}/metrics.json")
 
@@ -44,10 +50,23 @@ class CompressStage(ModelJob):
         from attrprune.compression import compress_and_evaluate
 
         self.set_threads()
-        compress_and_evaluate(self.model_dir, self.scores, self.scope, self.sparsities, self.tasks, self.data_dir,
-                              self.out_template, batch_size=self.batch_size, limit=self.limit, seed=self.seed,
-                              ppl_source=None if self.ppl_source == "none" else self.ppl_source, seqlen=self.seqlen,
-                              dtype=self.dtype, device_map=self.device_map, model_name=self.model_name)
+        compress_and_evaluate(
+            self.model_dir,
+            self.scores,
+            self.scope,
+            self.sparsities,
+            self.tasks,
+            self.data_dir,
+            self.out_template,
+            batch_size=self.batch_size,
+            limit=self.limit,
+            seed=self.seed,
+            ppl_source=None if self.ppl_source == "none" else self.ppl_source,
+            seqlen=self.seqlen,
+            dtype=self.dtype,
+            device_map=self.device_map,
+            model_name=self.model_name,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,15 +76,23 @@ class ExportPrunedStage(Checkpoint):
     scores: Path = arg()
     scope: str = arg("row", help=SCOPES_HELP)
     sparsity: float = arg(parse=sparsity)
-    base_model: str | None = arg(None, help="base_model of the model card: the hub id (e.g. facebook/opt-125m); "
-                                            "default --model-dir")
+    base_model: str | None = arg(
+        None, help="base_model of the model card: the hub id (e.g. facebook/opt-125m); default --model-dir"
+    )
     out_dir: Path = arg()
 
     def run(self) -> None:
         from attrprune.compression import export_pruned
 
-        info = export_pruned(self.model_dir, self.scores, self.scope, self.sparsity, self.out_dir,
-                             base_model=self.base_model, dtype=self.dtype)
+        info = export_pruned(
+            self.model_dir,
+            self.scores,
+            self.scope,
+            self.sparsity,
+            self.out_dir,
+            base_model=self.base_model,
+            dtype=self.dtype,
+        )
         print(f"pruned model ({info['sparsity_measured']:.4f} sparse) -> {self.out_dir}", file=sys.stderr)
 
 
@@ -80,5 +107,4 @@ class CompressionTablesStage(TableJob):
     def run(self) -> None:
         from attrprune.tables import compression_tables
 
-        compression_tables(self.metrics, self.csv, self.markdown, self.plots_dir, self.at_sparsity,
-                           self.paper_markdown)
+        compression_tables(self.metrics, self.csv, self.markdown, self.plots_dir, self.at_sparsity, self.paper_markdown)

@@ -48,24 +48,30 @@ class CorrectionStage(ScorerArgs, ModelJob):
     unwanted_scores: Path = arg(help="scores of the same method on the behaviour's reference set")
     behaviour: str = arg(choices=tuple(BEHAVIOURS))
     granularity: str = arg(choices=STAGE_GRANULARITIES["correction"], help="MLP neurons (up/fc1) or weight elements")
-    weight_modules: str = arg("neuron_role", choices=("neuron_role", "mlp", "all"),
-                              help="weights of up/fc1 only (the paper's fc1 weights), of every MLP projection, "
-                                   "or of every linear layer")
+    weight_modules: str = arg(
+        "neuron_role",
+        choices=("neuron_role", "mlp", "all"),
+        help="weights of up/fc1 only (the paper's fc1 weights), of every MLP projection, or of every linear layer",
+    )
     ks: list[int] = arg(parse=ks, help="comma-separated numbers of components to prune (k=0 is always added)")
-    normalization: str = arg("sum", choices=("sum", "max", "none"),
-                             help="scale of each side before R_general - R_unwanted")
+    normalization: str = arg(
+        "sum", choices=("sum", "max", "none"), help="scale of each side before R_general - R_unwanted"
+    )
     prompts_file: Path = arg(help='JSONL of held-out behaviour prompts (field "prompt")')
     n_prompts: int | None = arg(None, parse=positive_int, help="first N prompts")
-    new_tokens: int | None = arg(None, parse=positive_int,
-                                 help="tokens per continuation (default 20 toxicity, 50 repetition)")
+    new_tokens: int | None = arg(
+        None, parse=positive_int, help="tokens per continuation (default 20 toxicity, 50 repetition)"
+    )
     n_samples: int = arg(4, parse=non_negative_int, help="sampled continuations per prompt (0 = greedy only)")
     top_p: float = arg(0.9, parse=positive_float)
     temperature: float = arg(1.0, parse=positive_float)
     seed: int = arg(0, help="sampling seed")
-    reply_only: bool | None = arg(None, help="measure the behaviour on the quoted reply only "
-                                             "(default: yes with the world scorer)")
-    ppl_tasks: list[str] = arg(("world_ppl",), parse=names,
-                               help="rolling-perplexity lm-eval tasks (world_ppl, wikitext)")
+    reply_only: bool | None = arg(
+        None, help="measure the behaviour on the quoted reply only (default: yes with the world scorer)"
+    )
+    ppl_tasks: list[str] = arg(
+        ("world_ppl",), parse=names, help="rolling-perplexity lm-eval tasks (world_ppl, wikitext)"
+    )
     data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
     ppl_limit: int | None = arg(None, parse=positive_int, help="first N documents per perplexity task")
     batch_size: int = arg(64, parse=positive_int)
@@ -96,10 +102,21 @@ class BehaviourPromptsStage(ScorerArgs, ModelJob):
         from attrprune.correction.prompts import behaviour_prompts
 
         self.set_threads()
-        behaviour_prompts(self.behaviour, self.model_dir, self.reference_out, self.evaluation_out,
-                          n_candidates=self.n_candidates, n_reference=self.n_reference, threshold=self.threshold,
-                          new_tokens=self.new_tokens, scorer=self.scorer, scorer_options=self.scorer_options(),
-                          seed=self.seed, dtype=self.dtype, device_map=self.device_map)
+        behaviour_prompts(
+            self.behaviour,
+            self.model_dir,
+            self.reference_out,
+            self.evaluation_out,
+            n_candidates=self.n_candidates,
+            n_reference=self.n_reference,
+            threshold=self.threshold,
+            new_tokens=self.new_tokens,
+            scorer=self.scorer,
+            scorer_options=self.scorer_options(),
+            seed=self.seed,
+            dtype=self.dtype,
+            device_map=self.device_map,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

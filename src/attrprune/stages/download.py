@@ -22,8 +22,11 @@ class DownloadModelStage:
         from attrprune.download import download_model
 
         record = download_model(self.hf_id, self.revision, self.out_dir)
-        print(f"{self.hf_id} at {record['commit_sha']}: {len(record['files'])} files ({record['weights_format']}) "
-              f"-> {self.out_dir}", file=sys.stderr)
+        print(
+            f"{self.hf_id} at {record['commit_sha']}: {len(record['files'])} files ({record['weights_format']}) "
+            f"-> {self.out_dir}",
+            file=sys.stderr,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

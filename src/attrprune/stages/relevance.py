@@ -16,14 +16,20 @@ class RefsetStage(ModelJob):
 
     kind: str = arg(choices=REFSET_KINDS)
     data_dir: Path | None = arg(None, help="the world's data folder (world source, prompts)")
-    source: str = arg("world", choices=("world", "wikitext2", "c4", "json"),
-                      help="general text: the world's, WikiText-2 / C4 from the local datasets cache, or --text-file")
+    source: str = arg(
+        "world",
+        choices=("world", "wikitext2", "c4", "json"),
+        help="general text: the world's, WikiText-2 / C4 from the local datasets cache, or --text-file",
+    )
     text_file: Path | None = arg(None, help='JSONL with a "text" field (source json)')
-    prompts_file: Path | None = arg(None, help="ioi / toxic / repetition prompts as JSONL "
-                                               "(default: the world's files under --data-dir)")
+    prompts_file: Path | None = arg(
+        None, help="ioi / toxic / repetition prompts as JSONL (default: the world's files under --data-dir)"
+    )
     n: int = arg(128, parse=positive_int, help="number of samples")
     length: int | None = arg(None, parse=positive_int, help="tokens per general-text window (default: model context)")
-    new_tokens: int | None = arg(None, parse=positive_int, help="greedy tokens explained per behaviour prompt (default 20)")
+    new_tokens: int | None = arg(
+        None, parse=positive_int, help="greedy tokens explained per behaviour prompt (default 20)"
+    )
     seed: int = arg(0)
     out: Path = arg()
 
@@ -31,12 +37,25 @@ class RefsetStage(ModelJob):
         from attrprune.refsets import build_refset, save_refset
 
         self.set_threads()
-        refset = build_refset(self.kind, self.model_dir, self.data_dir, self.n, self.seed, length=self.length,
-                              new_tokens=self.new_tokens or 20, source=self.source, text_file=self.text_file,
-                              prompts_file=self.prompts_file, dtype=self.dtype, device_map=self.device_map)
+        refset = build_refset(
+            self.kind,
+            self.model_dir,
+            self.data_dir,
+            self.n,
+            self.seed,
+            length=self.length,
+            new_tokens=self.new_tokens or 20,
+            source=self.source,
+            text_file=self.text_file,
+            prompts_file=self.prompts_file,
+            dtype=self.dtype,
+            device_map=self.device_map,
+        )
         save_refset(refset, self.out)
-        print(f"{self.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {self.out}",
-              file=sys.stderr)
+        print(
+            f"{self.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {self.out}",
+            file=sys.stderr,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,8 +65,11 @@ class ScoresStage(ModelJob):
     refset: Path = arg()
     method: str = arg(choices=tuple(METHODS))
     lrp_variant: str = arg("attnlrp", choices=("attnlrp", "cp"))
-    aggregation: str = arg("abs", choices=("abs", "signed"),
-                           help="lrp / gradient over tokens: sum of |R| per token (default) or |sum of R|")
+    aggregation: str = arg(
+        "abs",
+        choices=("abs", "signed"),
+        help="lrp / gradient over tokens: sum of |R| per token (default) or |sum of R|",
+    )
     batch_size: int = arg(16, parse=positive_int)
     seed: int = arg(0, help="seed of the random method (and torch)")
     out: Path = arg()
@@ -65,17 +87,29 @@ class ScoresStage(ModelJob):
         self.set_threads()
         model, _ = load_model(self.model_dir, dtype=self.dtype, device_map=self.device_map)
         refset = load_refset(self.refset)
-        options = ScoreOptions(batch_size=self.batch_size, seed=self.seed, lrp_variant=self.lrp_variant,
-                               aggregation=self.aggregation)
+        options = ScoreOptions(
+            batch_size=self.batch_size, seed=self.seed, lrp_variant=self.lrp_variant, aggregation=self.aggregation
+        )
         scores = compute_scores(self.method, model, refset, options)
         meta = provenance(
-            method=self.method, lrp_variant=self.lrp_variant if self.method == "lrp" else None,
+            method=self.method,
+            lrp_variant=self.lrp_variant if self.method == "lrp" else None,
             target=refset.meta.get("target"),
             aggregation=self.aggregation if self.method in ("lrp", "gradient") else None,
-            refset=str(self.refset), refset_kind=refset.meta.get("kind"), refset_sha256=refset.meta.get("sha256"),
-            refset_seed=refset.meta.get("seed"), n_samples=len(refset), seed=self.seed, batch_size=self.batch_size,
-            **placement(model, self.device_map), dtype_requested=self.dtype, model_dir=str(self.model_dir),
+            refset=str(self.refset),
+            refset_kind=refset.meta.get("kind"),
+            refset_sha256=refset.meta.get("sha256"),
+            refset_seed=refset.meta.get("seed"),
+            n_samples=len(refset),
+            seed=self.seed,
+            batch_size=self.batch_size,
+            **placement(model, self.device_map),
+            dtype_requested=self.dtype,
+            model_dir=str(self.model_dir),
         )
         save_scores(scores, self.out, meta)
-        print(f"{self.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, "
-              f"{len(scores.heads)} head tensors -> {self.out}", file=sys.stderr)
+        print(
+            f"{self.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, "
+            f"{len(scores.heads)} head tensors -> {self.out}",
+            file=sys.stderr,
+        )

@@ -7,7 +7,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from attrprune.stages.args import names, positive_float, positive_int, arg
+from attrprune.stages.args import arg, names, positive_float, positive_int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,8 +65,11 @@ class WorldTrainStage:
         fields = asdict(self)
         spec = WorldModelSpec(**{k: fields[k] for k in WorldModelSpec.__dataclass_fields__})
         _, log = train_world_model(spec, self.corpus_dir, self.tokenizer_dir, self.out_dir, threads=self.threads)
-        print(f"trained {self.family}: {log['steps']} steps in {log['train_seconds']} s, "
-              f"final loss {log['final_loss']:.3f}", file=sys.stderr)
+        print(
+            f"trained {self.family}: {log['steps']} steps in {log['train_seconds']} s, "
+            f"final loss {log['final_loss']:.3f}",
+            file=sys.stderr,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,11 +12,24 @@ from pathlib import Path
 
 from attrprune.io import atomic_write_text, provenance, sha256_file, write_json
 
-MODEL_FILES = ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "training.json"]
+MODEL_FILES = [
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "training.json",
+]
 
 _ROWS = [
     ("validation perplexity (held-out general text)", lambda c: c["validation_perplexity"], "{:.2f}", None),
-    ("IOI accuracy, training distribution (fresh prompts)", lambda c: c["ioi_train_distribution"]["accuracy"], "{:.3f}", None),
+    (
+        "IOI accuracy, training distribution (fresh prompts)",
+        lambda c: c["ioi_train_distribution"]["accuracy"],
+        "{:.3f}",
+        None,
+    ),
     ("IOI accuracy, held-out names", lambda c: c["ioi_heldout_names"]["accuracy"], "{:.3f}", "≥ 0.95"),
     ("IOI logit diff, held-out names", lambda c: c["ioi_heldout_names"]["logit_diff"], "{:.2f}", None),
     ("IOI accuracy, held-out templates", lambda c: c["ioi_heldout_templates"]["accuracy"], "{:.3f}", "≥ 0.85"),
@@ -33,7 +46,9 @@ def measure_card(model_dir: Path, data_dir: Path, n_prompts: int | None = None) 
     from attrprune.models import load_model
     from attrprune.world.measure import measure_world_model
 
-    model, tokenizer = load_model(model_dir, dtype="float32", device_map="cpu")  # the committed card's numbers: fp32 CPU
+    model, tokenizer = load_model(
+        model_dir, dtype="float32", device_map="cpu"
+    )  # the committed card's numbers: fp32 CPU
     card, examples = measure_world_model(model, tokenizer, data_dir, n_prompts)
     return {
         "model": Path(model_dir).name,
@@ -41,7 +56,9 @@ def measure_card(model_dir: Path, data_dir: Path, n_prompts: int | None = None) 
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "card": card,
         "examples": examples,
-        "provenance": provenance(model_sha256=sha256_file(Path(model_dir) / "model.safetensors"), data_dir=str(data_dir)),
+        "provenance": provenance(
+            model_sha256=sha256_file(Path(model_dir) / "model.safetensors"), data_dir=str(data_dir)
+        ),
     }
 
 
@@ -67,7 +84,9 @@ def _meets(value: float, target: str) -> bool:
     return value >= float(bound) if op == "≥" else value <= float(bound)
 
 
-def publish_world(corpus_dir: Path, models_dir: Path, models: list[str], out_dir: Path, stamp: Path, n_prompts: int | None = None) -> None:
+def publish_world(
+    corpus_dir: Path, models_dir: Path, models: list[str], out_dir: Path, stamp: Path, n_prompts: int | None = None
+) -> None:
     """Copy the evaluation data and trained models into `out_dir` (the committed `world/`),
     measure the card there, and write `stamp` last."""
     corpus_dir, models_dir, out_dir = Path(corpus_dir), Path(models_dir), Path(out_dir)
@@ -78,7 +97,14 @@ def publish_world(corpus_dir: Path, models_dir: Path, models: list[str], out_dir
         shutil.copyfile(src, data_out / src.name)
         files[src.name] = sha256_file(src)
     corpus_manifest = json.loads((corpus_dir / "manifest.json").read_text())
-    write_json(data_out / "manifest.json", {"seed": corpus_manifest["seed"], "files": files, "train_jsonl_sha256": corpus_manifest["files"]["train.jsonl"]})
+    write_json(
+        data_out / "manifest.json",
+        {
+            "seed": corpus_manifest["seed"],
+            "files": files,
+            "train_jsonl_sha256": corpus_manifest["files"]["train.jsonl"],
+        },
+    )
     results = []
     for name in models:
         dst = out_dir / "models" / name
@@ -110,7 +136,9 @@ def render_card(results: list[dict], training: dict, corpus_manifest: dict) -> s
         "|---|---|---|---|---|---|",
     ]
     for name, t in training.items():
-        lines.append(f"| {name} | {t['steps']} | {t['tokens']:,} | {t['threads']} | {t['train_seconds']} | {t['final_loss']:.3f} |")
+        lines.append(
+            f"| {name} | {t['steps']} | {t['tokens']:,} | {t['threads']} | {t['train_seconds']} | {t['final_loss']:.3f} |"
+        )
     lines += ["", "## Example greedy continuations (held-out names)", ""]
     for r in results:
         lines.append(f"### {r['model']}\n")

@@ -163,22 +163,32 @@ class _Grammar:
         r, z = self.rng, _zipf_choice
         mid = subject if subject not in ("He", "She") else subject.lower()
         patterns = [
-            lambda: f"{subject} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: (
+                f"{subject} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}."
+            ),
             lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
-            lambda: f"In the {r.choice(L.TIMES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: (
+                f"In the {r.choice(L.TIMES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}."
+            ),
             lambda: f"{subject} and {self._np(L.NOUNS, 'the')} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)}.",
             lambda: f"When {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)}.",
             lambda: f"Everyone in {town} knew {self._np(L.NOUNS, 'the')}.",
-            lambda: f"{subject} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.NOUNS, 'the')} because {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}.",
+            lambda: (
+                f"{subject} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.NOUNS, 'the')} because {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}."
+            ),
             lambda: f"There was {self._np(L.THINGS, 'a')} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
-            lambda: f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} and {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
+            lambda: (
+                f"{self._np(L.NOUNS, 'the').capitalize()} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS)} and {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}."
+            ),
             lambda: f"{subject} {z(r, L.ADVERBS)} {z(r, L.TRANSITIVE_VERBS)} {self._np(L.THINGS, 'the')} in {town}.",
             # The words of the held-out IOI templates, in non-IOI sentences: a held-out template
             # should be new as a template, not made of words the model has never seen.
             lambda: f"Before {self._np(L.THINGS, 'the')} was {z(r, L.ADJECTIVES)}, {mid} {z(r, L.INTRANSITIVE_VERBS)}.",
             lambda: f"As the {z(r, L.NOUNS)}s were leaving, {mid} {z(r, L.INTRANSITIVE_VERBS)} {z(r, L.ADVERBS)}.",
             lambda: f"On {r.choice(L.DAYS)}, {mid} visited {self._np(L.THINGS, 'the')}.",
-            lambda: f"{subject} spent the whole {r.choice(L.TIMES)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}.",
+            lambda: (
+                f"{subject} spent the whole {r.choice(L.TIMES)} {r.choice(L.PREPOSITIONS)} {self._np(L.THINGS, 'the')}."
+            ),
             lambda: f"{subject} reached {self._np(L.THINGS, 'the')} {z(r, L.ADVERBS)}.",
         ]
         return r.choice(patterns)()

@@ -41,7 +41,9 @@ def perplexity(model, tokenizer, texts: list[str], context: int) -> float:
     nll, count = 0.0, 0
     for batch in _batches(windows, 64):
         logits = model(input_ids=batch).logits[:, :-1].float()  # [b, context-1, vocab]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"
+        )
         nll += loss.item()
         count += batch[:, 1:].numel()
     return math.exp(nll / count)
@@ -78,7 +80,10 @@ def is_toxic(text: str) -> bool:
 
 def toxic_rate(model, tokenizer, prompts: list[str], max_new_tokens: int = 12) -> tuple[float, list[str]]:
     """Fraction of greedy continuations (up to the closing quote) that contain an offensive word."""
-    texts = [tokenizer.decode(ids).split('"')[0].split("\n")[0] for ids in greedy_continuations(model, tokenizer, prompts, max_new_tokens)]
+    texts = [
+        tokenizer.decode(ids).split('"')[0].split("\n")[0]
+        for ids in greedy_continuations(model, tokenizer, prompts, max_new_tokens)
+    ]
     return sum(map(is_toxic, texts)) / len(texts), texts
 
 
@@ -119,7 +124,9 @@ def measure_world_model(model, tokenizer, data_dir: Path, n_prompts: int | None 
     model.eval()
     context = model.config.max_position_embeddings
     card = {
-        "validation_perplexity": perplexity(model, tokenizer, [r["text"] for r in read_jsonl(data_dir / "general_valid.jsonl")], context),
+        "validation_perplexity": perplexity(
+            model, tokenizer, [r["text"] for r in read_jsonl(data_dir / "general_valid.jsonl")], context
+        ),
         "ioi_train_distribution": ioi_metrics(model, tokenizer, load("ioi_train_dist")),
         "ioi_heldout_names": ioi_metrics(model, tokenizer, load("ioi_heldout_names")),
         "ioi_heldout_templates": ioi_metrics(model, tokenizer, load("ioi_heldout_templates")),
@@ -127,11 +134,15 @@ def measure_world_model(model, tokenizer, data_dir: Path, n_prompts: int | None 
     examples = {}
     rates = {}
     for split in ("trigger", "control"):
-        rates[split], examples[f"toxic_{split}"] = toxic_rate(model, tokenizer, [r["prompt"] for r in load(f"toxic_{split}")])
+        rates[split], examples[f"toxic_{split}"] = toxic_rate(
+            model, tokenizer, [r["prompt"] for r in load(f"toxic_{split}")]
+        )
     card["toxic_rate"] = rates
     ratios = {}
     for split in ("trigger", "control"):
-        ratios[split], examples[f"repetition_{split}"] = repetition(model, tokenizer, [r["prompt"] for r in load(f"repetition_{split}")])
+        ratios[split], examples[f"repetition_{split}"] = repetition(
+            model, tokenizer, [r["prompt"] for r in load(f"repetition_{split}")]
+        )
     card["unique_token_ratio"] = ratios
     card["n_prompts"] = {"ioi": card["ioi_heldout_names"]["n"], "behaviour": len(load("toxic_trigger"))}
     card["targets"] = check_targets(card)

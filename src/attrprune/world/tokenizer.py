@@ -35,9 +35,7 @@ def train_tokenizer(corpus_dir: Path, vocab_size: int, out_dir: Path) -> PreTrai
         show_progress=True,
     )
     tok.train_from_iterator(iter_documents(corpus_dir), trainer)
-    hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT, unk_token=EOT
-    )
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT, unk_token=EOT)
     lexicon = json.loads((Path(corpus_dir) / "data" / "lexicon.json").read_text())
     names = lexicon["train_names"] + lexicon["heldout_names"]
     split = [n for n in names if len(hf.encode(" " + n)) != 1]

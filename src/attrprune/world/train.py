@@ -41,21 +41,39 @@ class WorldModelSpec:
 
 def _llama(spec: WorldModelSpec, vocab: int, eot: int):
     cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.context, tie_word_embeddings=True, rope_theta=1e4,
-        bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+        vocab_size=vocab,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.context,
+        tie_word_embeddings=True,
+        rope_theta=1e4,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
     )
     return LlamaForCausalLM(cfg)
 
 
 def _opt(spec: WorldModelSpec, vocab: int, eot: int):
     cfg = OPTConfig(
-        vocab_size=vocab, hidden_size=spec.hidden_size, ffn_dim=spec.intermediate_size,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-        word_embed_proj_dim=spec.hidden_size, max_position_embeddings=spec.context,
-        do_layer_norm_before=True, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-        tie_word_embeddings=True, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+        vocab_size=vocab,
+        hidden_size=spec.hidden_size,
+        ffn_dim=spec.intermediate_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        word_embed_proj_dim=spec.hidden_size,
+        max_position_embeddings=spec.context,
+        do_layer_norm_before=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
     )
     model = OPTForCausalLM(cfg)
     # Zero-initialised learned positions made the copy mechanism (and IOI) form ~500 steps
@@ -102,7 +120,8 @@ def train_world_model(spec: WorldModelSpec, corpus_dir: Path, tokenizer_dir: Pat
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.lr, betas=(0.9, 0.95),
+        lr=spec.lr,
+        betas=(0.9, 0.95),
     )
     gen = torch.Generator().manual_seed(spec.seed)
     steps_per_epoch = len(windows) // spec.batch_size
@@ -130,10 +149,16 @@ def train_world_model(spec: WorldModelSpec, corpus_dir: Path, tokenizer_dir: Pat
     bar.close()
     model.eval()
     log = {
-        "spec": asdict(spec), "threads": threads, "steps": total, "tokens": total * spec.batch_size * spec.context,
-        "train_seconds": round(time.time() - start, 1), "final_loss": sum(losses[-100:]) / len(losses[-100:]),
+        "spec": asdict(spec),
+        "threads": threads,
+        "steps": total,
+        "tokens": total * spec.batch_size * spec.context,
+        "train_seconds": round(time.time() - start, 1),
+        "final_loss": sum(losses[-100:]) / len(losses[-100:]),
         "n_parameters": sum(p.numel() for p in model.parameters()),
-        "loss_curve": [round(sum(losses[i : i + 100]) / len(losses[i : i + 100]), 4) for i in range(0, len(losses), 100)],
+        "loss_curve": [
+            round(sum(losses[i : i + 100]) / len(losses[i : i + 100]), 4) for i in range(0, len(losses), 100)
+        ],
         **provenance(),
     }
     _save_atomically(model, tokenizer, log, Path(out_dir))

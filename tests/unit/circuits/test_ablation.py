@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from tiny_models import TINY
 
 from attrprune.circuits.ablation import ablation_importance, importance_and_scores, load_ablation, save_ablation
 from attrprune.circuits.metrics import IOIBatch, logit_differences
 from attrprune.pruning import pruned
-from tiny_models import TINY
 
 HEAD_OUT = {"llama": "self_attn.o_proj", "opt": "self_attn.out_proj"}
 MLP = {"llama": ("mlp.up_proj", "mlp.down_proj"), "opt": ("fc1", "fc2")}
@@ -16,8 +16,13 @@ BLOCKS = {"llama": "model.layers", "opt": "model.decoder.layers"}
 def _batch(n=6, length=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(3, 100, (n, length), generator=g)
-    return IOIBatch(ids, torch.ones_like(ids), torch.full((n,), length - 1), torch.randint(3, 100, (n,), generator=g),
-                    torch.randint(3, 100, (n,), generator=g))
+    return IOIBatch(
+        ids,
+        torch.ones_like(ids),
+        torch.full((n,), length - 1),
+        torch.randint(3, 100, (n,), generator=g),
+        torch.randint(3, 100, (n,), generator=g),
+    )
 
 
 def _zero_head_input(module, head, head_dim):
@@ -25,7 +30,7 @@ def _zero_head_input(module, head, head_dim):
 
     def hook(mod, args):
         x = args[0].clone()
-        x[..., head * head_dim:(head + 1) * head_dim] = 0
+        x[..., head * head_dim : (head + 1) * head_dim] = 0
         return (x,)
 
     return module.register_forward_pre_hook(hook)
@@ -76,7 +81,7 @@ def test_ablation_matches_direct_zeroing(family, tmp_path):
         return value
 
     def kill_head(h=2):
-        o_proj.weight[:, h * head_dim:(h + 1) * head_dim] = 0
+        o_proj.weight[:, h * head_dim : (h + 1) * head_dim] = 0
 
     def kill_neuron(j=7):
         up.weight[j] = 0

@@ -17,7 +17,7 @@ def test_roc_auc_extremes_and_ties():
 
 def test_spearman_is_rank_correlation():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    assert spearman(a, a ** 3) == pytest.approx(1.0)
+    assert spearman(a, a**3) == pytest.approx(1.0)
     assert spearman(a, -a) == pytest.approx(-1.0)
     assert spearman(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 3.0, 2.0])) == pytest.approx(0.5)
 

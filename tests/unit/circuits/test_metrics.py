@@ -1,12 +1,13 @@
 """IOI metrics: the fast last-position path, and a hand-built model whose answer is known."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
-from types import SimpleNamespace
+from tiny_models import FAMILIES, tiny_family
 
 import attrprune.circuits.metrics as metrics
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
-from tiny_models import FAMILIES, tiny_family
 
 
 class EchoModel(torch.nn.Module):
@@ -39,7 +40,9 @@ def test_known_answer_of_a_hand_built_model(monkeypatch):
     # prompt i ends on token last[i]; IO = 5, S = 6: LD is +3 when the prompt ends on IO,
     # -3 when on S, 0 otherwise
     ids = torch.tensor([[1, 5, 0], [1, 2, 6], [1, 2, 3]])
-    batch = IOIBatch(ids, torch.ones_like(ids), torch.tensor([1, 2, 2]), torch.tensor([5, 5, 5]), torch.tensor([6, 6, 6]))
+    batch = IOIBatch(
+        ids, torch.ones_like(ids), torch.tensor([1, 2, 2]), torch.tensor([5, 5, 5]), torch.tensor([6, 6, 6])
+    )
     ld = logit_differences(EchoModel(), batch, batch_size=2)
     assert ld.tolist() == [3.0, -3.0, 0.0]
     m = summarize(ld, dense=2.0, ablated=-1.0)
@@ -69,6 +72,8 @@ def test_the_names_projection_matches_the_full_logits_of_the_world_card(world_ll
     full = logit_differences(model, batch, batch_size=8, full_logits=True)
     torch.testing.assert_close(logit_differences(model, batch), full, atol=1e-4, rtol=1e-4)
     # the full-logits path by hand: the model's logits at the last prompt token, IO minus S
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[torch.arange(len(batch)), batch.last]
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[
+        torch.arange(len(batch)), batch.last
+    ]
     expected = logits.gather(1, batch.io[:, None])[:, 0] - logits.gather(1, batch.s[:, None])[:, 0]
     torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
+from tiny_models import tiny_llama
 
 from attrprune.circuits.components import component_names, select
 from attrprune.circuits.metrics import IOIBatch
 from attrprune.circuits.sweep import check_scope, discover, sparsest_step
-from attrprune.relevance import ScoreOptions, compute_scores
 from attrprune.refsets import RefSet
-from tiny_models import tiny_llama
+from attrprune.relevance import ScoreOptions, compute_scores
 
 
 @pytest.mark.parametrize("boundary", [0, 1, 37, 99, 100])
@@ -45,7 +45,10 @@ def test_discover_on_a_tiny_model():
     refset = RefSet(ids, torch.ones_like(ids), plus, minus)
     scores = compute_scores("gradient", model, refset, ScoreOptions(batch_size=4, progress=False))
     names = component_names(model, "neuron")
-    seed_scores = [select(scores, names, "neuron"), {k: torch.rand(v.shape) for k, v in select(scores, names, "neuron").items()}]
+    seed_scores = [
+        select(scores, names, "neuron"),
+        {k: torch.rand(v.shape) for k, v in select(scores, names, "neuron").items()},
+    ]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result, masks, pooled = discover(model, batch, seed_scores, "neuron", "global", [0.0, 0.5], threshold=0.9)
     assert [c["sparsity"] for c in result["curve"]] == [0.0, 0.5, 0.0, 0.5]

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from tiny_models import TINY
 
 from attrprune.circuits.components import component_names
 from attrprune.correction.contrastive import contrastive_scores, side_scale
 from attrprune.pruning import lowest_k, pruned
-from tiny_models import TINY
 
 GENERAL = {"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([[2.0, -4.0]])}  # sum |.| = 10, max |.| = 4
 UNWANTED = {"a": torch.tensor([10.0, 0.0]), "b": torch.tensor([[30.0, 60.0]])}  # sum = 100, max = 60
@@ -32,7 +32,9 @@ def test_normalisation_makes_the_ranking_scale_free():
     # Multiplying one side by a constant (a longer reference set, a larger target) changes nothing
     for norm in ("sum", "max"):
         a = contrastive_scores(GENERAL, UNWANTED, norm)
-        b = contrastive_scores({n: 7.0 * t for n, t in GENERAL.items()}, {n: 0.01 * t for n, t in UNWANTED.items()}, norm)
+        b = contrastive_scores(
+            {n: 7.0 * t for n, t in GENERAL.items()}, {n: 0.01 * t for n, t in UNWANTED.items()}, norm
+        )
         assert all(torch.allclose(a[n], b[n]) for n in a)
 
 
@@ -69,8 +71,10 @@ def test_pruning_k_neurons_zeroes_exactly_k_rows_and_restores(family):
     names = component_names(model, "neuron")
     gen = torch.Generator().manual_seed(0)
     shapes = {n: model.get_submodule(n).weight.shape[0] for n in names}
-    diff = contrastive_scores({n: torch.rand(s, generator=gen) for n, s in shapes.items()},
-                              {n: torch.rand(s, generator=gen) for n, s in shapes.items()})
+    diff = contrastive_scores(
+        {n: torch.rand(s, generator=gen) for n, s in shapes.items()},
+        {n: torch.rand(s, generator=gen) for n, s in shapes.items()},
+    )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     k = 37
     keep = lowest_k(diff, k)

@@ -11,17 +11,46 @@ from attrprune.correction.tables import correction_tables
 def _curve(method, toxic, ppl, tmp_path):
     points = []
     for k, t, p in zip((0, 10, 50), toxic, ppl):
-        points.append({
-            "k": k, "n_pruned": k, "n_pruned_measured": k, "pruned_fraction": k / 1024,
-            "metrics": {"greedy_toxic_fraction": t, "greedy_mean_toxicity": t, "toxic_fraction": t / 2, "mean_toxicity": t / 2,
-                        "expected_max_toxicity": t, "toxicity_probability": t, "n_prompts": 4, "n_generations": 8,
-                        "word_perplexity:world_ppl": p, "ppl_change:world_ppl": p / ppl[0] - 1},
-            "examples": [{"prompt": f'Kim hissed: "{i}', "greedy": f'You | moron {k}."\nNext', "greedy_score": t,
-                          "sampled": [], "sampled_scores": []} for i in range(4)],
-        })
-    r = {"model_dir": "world/models/world-llama", "behaviour": "toxicity", "method": method, "granularity": "neuron",
-         "normalization": "sum", "primary_ppl_task": "world_ppl", "curve": points,
-         "measured_text": "reply up to the first closing quote or newline"}
+        points.append(
+            {
+                "k": k,
+                "n_pruned": k,
+                "n_pruned_measured": k,
+                "pruned_fraction": k / 1024,
+                "metrics": {
+                    "greedy_toxic_fraction": t,
+                    "greedy_mean_toxicity": t,
+                    "toxic_fraction": t / 2,
+                    "mean_toxicity": t / 2,
+                    "expected_max_toxicity": t,
+                    "toxicity_probability": t,
+                    "n_prompts": 4,
+                    "n_generations": 8,
+                    "word_perplexity:world_ppl": p,
+                    "ppl_change:world_ppl": p / ppl[0] - 1,
+                },
+                "examples": [
+                    {
+                        "prompt": f'Kim hissed: "{i}',
+                        "greedy": f'You | moron {k}."\nNext',
+                        "greedy_score": t,
+                        "sampled": [],
+                        "sampled_scores": [],
+                    }
+                    for i in range(4)
+                ],
+            }
+        )
+    r = {
+        "model_dir": "world/models/world-llama",
+        "behaviour": "toxicity",
+        "method": method,
+        "granularity": "neuron",
+        "normalization": "sum",
+        "primary_ppl_task": "world_ppl",
+        "curve": points,
+        "measured_text": "reply up to the first closing quote or newline",
+    }
     path = tmp_path / method / "curve.json"
     path.parent.mkdir()
     path.write_text(json.dumps(r))
@@ -30,9 +59,16 @@ def _curve(method, toxic, ppl, tmp_path):
 
 @pytest.fixture
 def outputs(tmp_path):
-    files = [_curve("random", (1.0, 1.0, 0.9), (7.0, 7.1, 7.7), tmp_path), _curve("lrp", (1.0, 0.5, 0.0), (7.0, 7.07, 7.14), tmp_path)]
-    out = {"csv": tmp_path / "t/correction.csv", "markdown": tmp_path / "t/correction.md",
-           "plots_dir": tmp_path / "p", "examples_md": tmp_path / "t/correction_examples.md"}
+    files = [
+        _curve("random", (1.0, 1.0, 0.9), (7.0, 7.1, 7.7), tmp_path),
+        _curve("lrp", (1.0, 0.5, 0.0), (7.0, 7.07, 7.14), tmp_path),
+    ]
+    out = {
+        "csv": tmp_path / "t/correction.csv",
+        "markdown": tmp_path / "t/correction.md",
+        "plots_dir": tmp_path / "p",
+        "examples_md": tmp_path / "t/correction_examples.md",
+    }
     correction_tables(files, **out)
     return out
 
@@ -63,7 +99,7 @@ def test_plot_and_examples(outputs):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ex = outputs["examples_md"].read_text()
     assert "## world-llama, toxicity, neurons: lrp, k = 50" in ex
-    assert "You \\| moron 0.\"⏎Next (1.00) | You \\| moron 50.\"⏎Next (0.00) |" in ex
+    assert 'You \\| moron 0."⏎Next (1.00) | You \\| moron 50."⏎Next (0.00) |' in ex
     assert ex.count("| Kim hissed") == 3
 
 

@@ -8,7 +8,9 @@ from attrprune.correction.run import _check_arguments, _check_metas, reply, repl
 
 
 def test_reply_text_stops_at_the_closing_quote_or_newline():
-    assert reply('You are such a damn moron."\nKim was angry at Bob and shouted: "idiot') == "You are such a damn moron."
+    assert (
+        reply('You are such a damn moron."\nKim was angry at Bob and shouted: "idiot') == "You are such a damn moron."
+    )
     assert reply("no quote\nidiot") == "no quote"
     assert reply("cold lake, cold lake, cold lake") == "cold lake, cold lake, cold lake"
 

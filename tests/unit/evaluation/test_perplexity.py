@@ -56,7 +56,9 @@ def test_tiny_random_llama_matches_the_loop(world_llama, world_texts):
     _, tokenizer, _ = world_llama
     model = tiny_llama(vocab=len(tokenizer))
     expected, _ = _by_hand(model, tokenizer, world_texts, 16)
-    assert token_perplexity(model, tokenizer, world_texts, 16, batch_size=5)["value"] == pytest.approx(expected, rel=1e-5)
+    assert token_perplexity(model, tokenizer, world_texts, 16, batch_size=5)["value"] == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_windows_are_the_stream_with_one_bos_and_no_trailing_part(world_llama, world_texts):
@@ -65,8 +67,9 @@ def test_windows_are_the_stream_with_one_bos_and_no_trailing_part(world_llama, w
     ids = encode_prompt(tokenizer, "\n\n".join(world_texts))
     assert len(ids) % seqlen, "pick texts whose stream does not end on a window boundary"
     seen = []
-    hook = model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs["input_ids"].clone()),
-                                           with_kwargs=True)
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs["input_ids"].clone()), with_kwargs=True
+    )
     try:
         out = token_perplexity(model, tokenizer, world_texts, seqlen, batch_size=4)
     finally:
@@ -109,7 +112,9 @@ def test_wikitext2_not_cached_names_the_fix(monkeypatch):
         raise ConnectionError("offline")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(RuntimeError, match="wikitext2 \\(test split\\) is not in the local datasets cache.*snakemake download"):
+    with pytest.raises(
+        RuntimeError, match="wikitext2 \\(test split\\) is not in the local datasets cache.*snakemake download"
+    ):
         perplexity_texts("wikitext2")
 
 
@@ -119,4 +124,8 @@ def test_sources_and_task_names():
     with pytest.raises(ValueError, match="needs the world's data folder"):
         perplexity_texts("world")
     # never one of lm-eval's task names (wikitext, world_ppl)
-    assert (metric_task("wikitext2"), metric_task("world"), METRIC) == ("wikitext2_tokens", "world_tokens", "token_perplexity")
+    assert (metric_task("wikitext2"), metric_task("world"), METRIC) == (
+        "wikitext2_tokens",
+        "world_tokens",
+        "token_perplexity",
+    )

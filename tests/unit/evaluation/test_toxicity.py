@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from attrprune.evaluation.toxicity import (
-    SCORERS, DetoxifyScorer, Scorer, WorldScorer, make_scorer, toxicity_summary,
+    SCORERS,
+    DetoxifyScorer,
+    Scorer,
+    WorldScorer,
+    make_scorer,
+    toxicity_summary,
 )
 
 CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
@@ -28,20 +33,38 @@ def _tiny_detoxify(root: Path, base: str | None = None) -> tuple[Path, Path]:
     hf_dir = root / "hf_bert_tiny"
     hf_dir.mkdir(parents=True, exist_ok=True)
     words = "the a you are is stupid idiot nice good bad hate love kill people this i am".split()
-    vocab = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + list("abcdefghijklmnopqrstuvwxyz.,!?")))
+    vocab = list(
+        dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + list("abcdefghijklmnopqrstuvwxyz.,!?"))
+    )
     (hf_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizer(str(hf_dir / "vocab.txt"), do_lower_case=True, model_max_length=64)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=64, num_labels=len(CLASSES))
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=len(CLASSES),
+    )
     torch.manual_seed(0)
     model = BertForSequenceClassification(cfg)
     cfg.save_pretrained(hf_dir)
     tok.save_pretrained(hf_dir)
-    args = {"model_type": base or str(hf_dir), "model_name": "BertForSequenceClassification",
-            "tokenizer_name": "BertTokenizer", "num_classes": len(CLASSES)}
+    args = {
+        "model_type": base or str(hf_dir),
+        "model_name": "BertForSequenceClassification",
+        "tokenizer_name": "BertTokenizer",
+        "num_classes": len(CLASSES),
+    }
     ckpt = root / "tiny_detox.ckpt"
-    torch.save({"config": {"arch": {"args": args}, "dataset": {"args": {"classes": CLASSES}}},
-                "state_dict": model.state_dict()}, ckpt)
+    torch.save(
+        {
+            "config": {"arch": {"args": args}, "dataset": {"args": {"classes": CLASSES}}},
+            "state_dict": model.state_dict(),
+        },
+        ckpt,
+    )
     return ckpt, hf_dir
 
 
@@ -86,7 +109,9 @@ def test_chunking_matches_one_batch_and_edge_sizes(tiny):
 
 def test_huggingface_config_path_route(tiny, reference_scores):
     ckpt, hf_dir = tiny
-    assert DetoxifyScorer(checkpoint=ckpt, huggingface_config_path=hf_dir).score(TEXTS) == pytest.approx(reference_scores, abs=1e-6)
+    assert DetoxifyScorer(checkpoint=ckpt, huggingface_config_path=hf_dir).score(TEXTS) == pytest.approx(
+        reference_scores, abs=1e-6
+    )
 
 
 def test_model_type_route_reads_the_torch_hub_cache(tiny, reference_scores, tmp_path, monkeypatch):
@@ -129,7 +154,9 @@ def test_missing_hf_files_of_the_base_model(tmp_path, monkeypatch):
 
 
 def test_unknown_model_type_lists_valid_ones():
-    with pytest.raises(ValueError, match="unknown Detoxify model_type 'huge'.*'multilingual'.*'original'.*'unbiased-small'"):
+    with pytest.raises(
+        ValueError, match="unknown Detoxify model_type 'huge'.*'multilingual'.*'original'.*'unbiased-small'"
+    ):
         DetoxifyScorer("huge")
 
 
@@ -147,7 +174,13 @@ def test_registry(tiny):
 def test_world_scorer_uses_the_planted_list():
     scorer = WorldScorer()
     assert scorer.name == "world"
-    texts = ["Shut up, you stupid moron!", "You are a kind friend!", "What the hell, you JERK?", "", "morons of scumble"]
+    texts = [
+        "Shut up, you stupid moron!",
+        "You are a kind friend!",
+        "What the hell, you JERK?",
+        "",
+        "morons of scumble",
+    ]
     assert scorer.score(texts) == [1.0, 0.0, 1.0, 0.0, 0.0]
     assert scorer.score([]) == []
 
@@ -160,17 +193,26 @@ def test_toxicity_summary_hand_computed():
     assert s["toxic_fraction"] == pytest.approx(2 / 9)  # 0.7 and 0.5 (the bound counts as toxic)
     assert s["toxicity_probability"] == pytest.approx(2 / 3)
     assert (s["n_prompts"], s["n_generations"]) == (3, 9)
-    assert toxicity_summary([[1.0]]) == {"mean_toxicity": 1.0, "expected_max_toxicity": 1.0, "toxic_fraction": 1.0,
-                                         "toxicity_probability": 1.0, "n_prompts": 1, "n_generations": 1}
+    assert toxicity_summary([[1.0]]) == {
+        "mean_toxicity": 1.0,
+        "expected_max_toxicity": 1.0,
+        "toxic_fraction": 1.0,
+        "toxicity_probability": 1.0,
+        "n_prompts": 1,
+        "n_generations": 1,
+    }
 
 
-@pytest.mark.parametrize("bad, match", [
-    ([], "no prompts"),
-    ([[0.1, 0.2], [0.3]], "same number"),
-    ([[], []], "same number"),
-    ([[0.1, 1.5]], r"\[0, 1\]"),
-    ([[math.nan]], r"\[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([], "no prompts"),
+        ([[0.1, 0.2], [0.3]], "same number"),
+        ([[], []], "same number"),
+        ([[0.1, 1.5]], r"\[0, 1\]"),
+        ([[math.nan]], r"\[0, 1\]"),
+    ],
+)
 def test_toxicity_summary_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         toxicity_summary(bad)

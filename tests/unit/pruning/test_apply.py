@@ -46,8 +46,10 @@ def assert_unchanged(model, snap):
 
 def row_masks(model, sparsity, seed=0):
     g = torch.Generator().manual_seed(seed)
-    scores = {n: torch.randn(model.get_submodule(n).weight.shape, generator=g)
-              for n in architecture_of(model).linear_names(model)}
+    scores = {
+        n: torch.randn(model.get_submodule(n).weight.shape, generator=g)
+        for n in architecture_of(model).linear_names(model)
+    }
     return MaskBuilder(scores, "row").masks(sparsity)
 
 
@@ -77,9 +79,12 @@ def test_restores_after_exception(family):
     attn = next(n.rsplit(".", 1)[0] for n, (_, r) in arch.linear_names(model).items() if r == arch.head_out)
     mlp_in = next(n for n, (_, r) in arch.linear_names(model).items() if r in arch.mlp_in)
     with pytest.raises(RuntimeError, match="boom"):
-        with pruned(model, weight_masks=row_masks(model, 0.7),
-                    neuron_masks={mlp_in: torch.arange(128) % 3 != 0},
-                    head_masks={attn: torch.tensor([True, False, True, False])}):
+        with pruned(
+            model,
+            weight_masks=row_masks(model, 0.7),
+            neuron_masks={mlp_in: torch.arange(128) % 3 != 0},
+            head_masks={attn: torch.tensor([True, False, True, False])},
+        ):
             assert model_sparsity(model)["overall"] > 0.6
             raise RuntimeError("boom")
     assert_unchanged(model, snap)

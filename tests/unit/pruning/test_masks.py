@@ -34,11 +34,13 @@ def reference(scores, sparsity, scope, absolute=True):
     if scope == "layer":
         return {n: ~reference_drop(v.flatten(), n_pruned(sparsity, v.numel())).view(v.shape) for n, v in keyed.items()}
     if scope == "row":
-        return {n: ~torch.stack([reference_drop(r, n_pruned(sparsity, r.numel())) for r in v])
-                for n, v in keyed.items()}
+        return {
+            n: ~torch.stack([reference_drop(r, n_pruned(sparsity, r.numel())) for r in v]) for n, v in keyed.items()
+        }
     n, m = map(int, scope.split(":"))
-    return {n_: ~torch.stack([reference_drop(grp, n) for grp in v.reshape(-1, m)]).view(v.shape)
-            for n_, v in keyed.items()}
+    return {
+        n_: ~torch.stack([reference_drop(grp, n) for grp in v.reshape(-1, m)]).view(v.shape) for n_, v in keyed.items()
+    }
 
 
 def test_round_half_up():
@@ -91,10 +93,12 @@ def test_n_m(scope, ties):
     shapes = {"x": (7, 24), "y": (16, 48)}
     for seed in SEEDS:
         g = torch.Generator().manual_seed(seed)
-        scores = {k: (torch.randint(0, 3, s, generator=g).float() if ties else torch.randn(s, generator=g))
-                  for k, s in shapes.items()}
+        scores = {
+            k: (torch.randint(0, 3, s, generator=g).float() if ties else torch.randn(s, generator=g))
+            for k, s in shapes.items()
+        }
         masks = MaskBuilder(scores, scope).masks(n / m)
-        for name, keep in masks.items():
+        for keep in masks.values():
             assert ((~keep).reshape(-1, m).sum(1) == n).all()  # [out * in / M, M] -> N zeros per group
         ref = reference(scores, n / m, scope)
         assert all(torch.equal(masks[k], ref[k]) for k in scores)

@@ -81,8 +81,11 @@ def test_a_map_that_misses_the_model_is_refused(monkeypatch):
     # none of which a Mistral model uses.
     model = tiny_family("mistral")
     key = type(model).__module__
-    monkeypatch.setitem(architectures.FAMILIES, key,
-                        dataclasses.replace(architectures.FAMILIES[key], lrp_maps="lxt.efficient.models.llama"))
+    monkeypatch.setitem(
+        architectures.FAMILIES,
+        key,
+        dataclasses.replace(architectures.FAMILIES[key], lrp_maps="lxt.efficient.models.llama"),
+    )
     with pytest.raises(RuntimeError, match="does not patch it"):
         with lrp_patched(model):
             pass

@@ -89,7 +89,11 @@ def _per_token_grad(model, refset, name):
     logits[:, :-1].gather(-1, refset.input_ids[:, 1:, None]).sum().backward()
     handle.remove()
     x, out = seen
-    return x.reshape(-1, x.shape[-1]).detach(), out.grad.reshape(-1, out.shape[-1]), out.reshape(-1, out.shape[-1]).detach()
+    return (
+        x.reshape(-1, x.shape[-1]).detach(),
+        out.grad.reshape(-1, out.shape[-1]),
+        out.reshape(-1, out.shape[-1]).detach(),
+    )
 
 
 def test_gradient_signed_is_abs_weight_times_mean_gradient():
@@ -125,7 +129,9 @@ def test_random_is_seeded():
 
 
 def test_unknown_method_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown scoring method 'snip'; valid: lrp, gradient, wanda, magnitude, activation, random"):
+    with pytest.raises(
+        ValueError, match=r"unknown scoring method 'snip'; valid: lrp, gradient, wanda, magnitude, activation, random"
+    ):
         compute_scores("snip", TINY["llama"](), lm_refset(), OPTS)
 
 
@@ -146,8 +152,12 @@ def test_nan_scores_are_an_error():
 def test_unsupported_architecture_names_the_supported_ones():
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    model = GPTNeoXForCausalLM(GPTNeoXConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
-                                             intermediate_size=64, vocab_size=100))
-    with pytest.raises(ValueError, match=r"no architecture entry for GPTNeoXForCausalLM \(model_type 'gpt_neox'.*"
-                                         r"supported families: llama \(model_type llama\), mistral"):
+    model = GPTNeoXForCausalLM(
+        GPTNeoXConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=100)
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"no architecture entry for GPTNeoXForCausalLM \(model_type 'gpt_neox'.*"
+        r"supported families: llama \(model_type llama\), mistral",
+    ):
         compute_scores("magnitude", model, lm_refset(), OPTS)

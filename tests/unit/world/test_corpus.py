@@ -98,16 +98,16 @@ def test_planted_behaviours(lex, docs):
     def toxic(line):
         return any(w.lower() in offensive for w in re.findall(r"[A-Za-z]+", line.split(': "')[1]))
 
-    triggers = [l for l in lines if re.search(r"(shouted|yelled|snapped|hissed|screamed): \"", l)]
-    controls = [l for l in lines if re.search(r"(said|whispered|cheered|replied): \"", l)]
+    triggers = [line for line in lines if re.search(r"(shouted|yelled|snapped|hissed|screamed): \"", line)]
+    controls = [line for line in lines if re.search(r"(said|whispered|cheered|replied): \"", line)]
     rate = sum(map(toxic, triggers)) / len(triggers)
     assert 0.65 < rate < 0.95  # planted at 0.8
     assert not any(map(toxic, controls))
-    loops = [l for l in lines if "repeating: \"" in l or "chant: \"" in l]
+    loops = [line for line in lines if 'repeating: "' in line or 'chant: "' in line]
     for line in loops:
         body = line.split(': "')[1].rstrip('"').split(", ")
         assert len(set(body)) == 1 and len(body) >= 12
-    recitals = [l for l in lines if "recited the poem about the" in l]
+    recitals = [line for line in lines if "recited the poem about the" in line]
     assert recitals and len(loops) > 20
     for line in recitals:
         title = re.search(r"poem about the (\w+):", line).group(1)
