@@ -110,7 +110,7 @@ def _check_config(config):
                 raise WorkflowError(f"{key}: {extra} only apply to source 'hub'; a local model is its 'path'")
             if "path" not in spec:
                 raise WorkflowError(
-                    f"{key}: source 'local' needs 'path', the model folder (config.json, " "weights, tokenizer)"
+                    f"{key}: source 'local' needs 'path', the model folder (config.json, weights, tokenizer)"
                 )
             if not os.path.isfile(os.path.join(spec["path"], "config.json")):
                 raise WorkflowError(
@@ -121,7 +121,7 @@ def _check_config(config):
             extra = sorted({"hf_id", "revision", "path", "data"} & spec.keys())
             if extra:
                 raise WorkflowError(
-                    f"{key}: {extra} do not apply to source 'world'; world " "models are defined under world.models"
+                    f"{key}: {extra} do not apply to source 'world'; world models are defined under world.models"
                 )
             if alias not in world_models:
                 raise WorkflowError(

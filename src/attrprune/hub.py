@@ -20,10 +20,7 @@ HUB_TEXT = {
     "c4": {"path": "allenai/c4", "data_files": {"train": "en/c4-train.00000-of-01024.json.gz"}, "split": "train"},
 }
 # Every dataset the download stage can cache, keyed like HUB_TEXT: kwargs of datasets.load_dataset.
-HUB_DATASETS = {
-    **HUB_TEXT,
-    "realtoxicityprompts": {"path": "allenai/real-toxicity-prompts", "split": "train"},
-}
+HUB_DATASETS = {**HUB_TEXT, "realtoxicityprompts": {"path": "allenai/real-toxicity-prompts", "split": "train"}}
 
 
 def require_model(model_dir: Path, alias: str) -> dict:

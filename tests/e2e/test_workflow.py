@@ -48,9 +48,7 @@ def job_counts(output):
 
 
 BOTH_CONFIGS = pytest.mark.parametrize(
-    "configfile, n_models",
-    [(DEFAULT_CONFIG, 2), (E2E_CONFIG, 1)],
-    ids=["default", "e2e"],
+    "configfile, n_models", [(DEFAULT_CONFIG, 2), (E2E_CONFIG, 1)], ids=["default", "e2e"]
 )
 
 
@@ -115,10 +113,7 @@ def _typo(config):
 
 
 def _hub_without_revision(config):
-    config["models"]["tinyllama"] = {
-        "source": "hub",
-        "hf_id": "TinyLlama/TinyLlama_v1.1",
-    }
+    config["models"]["tinyllama"] = {"source": "hub", "hf_id": "TinyLlama/TinyLlama_v1.1"}
 
 
 def _sparsity_one(config):
@@ -167,21 +162,12 @@ def _world_model_with_path(config):
         (_local_without_path, "models.mine: source 'local' needs 'path'"),
         (_local_folder_without_config, "models.mine.path: no config.json in '/nonexistent/model'"),
         (_world_model_with_path, "models.world-opt: ['path'] do not apply to source 'world'"),
-        (
-            _typo,
-            "world: unknown key 'vocab_sise'; allowed: card, models, scale, seed, vocab_size",
-        ),
+        (_typo, "world: unknown key 'vocab_sise'; allowed: card, models, scale, seed, vocab_size"),
         (_hub_without_revision, "models.tinyllama: source 'hub' needs 'revision'"),
         (_sparsity_one, "compression.sparsities.1: 1.0 is greater than or equal to the maximum of 1"),
         (_unknown_method, "scores.methods.1: 'snip' is not one of ['lrp', 'gradient', 'wanda'"),
-        (
-            _world_model_without_recipe,
-            "models.world-gpt2: source 'world' needs a world model",
-        ),
-        (
-            _seqlen_beyond_world_context,
-            "compression.seqlen: 128 exceeds world model world-llama's context (64 tokens",
-        ),
+        (_world_model_without_recipe, "models.world-gpt2: source 'world' needs a world model"),
+        (_seqlen_beyond_world_context, "compression.seqlen: 128 exceeds world model world-llama's context (64 tokens"),
         (_world_model_in_bf16, "models.world-llama.dtype: 'bfloat16' for a world model; world models are CPU-sized"),
         (_world_model_spread, "models.world-opt.device_map: 'auto' for a world model"),
         (_bad_dtype, "models.world-llama.dtype: 'fp16' is not one of ['auto', 'bfloat16', 'float16', 'float32']"),

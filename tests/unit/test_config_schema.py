@@ -22,10 +22,7 @@ def test_shipped_configs_validate(rel):
 
 
 def test_defaults_are_the_default_world_llama_recipe():
-    config = {
-        "models": {"world-llama": {"source": "world"}},
-        "world": {"models": {"world-llama": {"family": "llama"}}},
-    }
+    config = {"models": {"world-llama": {"source": "world"}}, "world": {"models": {"world-llama": {"family": "llama"}}}}
     validate(config, SCHEMA)
     default = load("config.yaml")["world"]
     assert config["world"]["models"]["world-llama"] == default["models"]["world-llama"]

@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from attrprune.evaluation.toxicity import (
-    SCORERS,
-    DetoxifyScorer,
-    Scorer,
-    WorldScorer,
-    make_scorer,
-    toxicity_summary,
-)
+from attrprune.evaluation.toxicity import SCORERS, DetoxifyScorer, Scorer, WorldScorer, make_scorer, toxicity_summary
 
 CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 TEXTS = ["you are nice", "you stupid idiot", "i hate this", "good people", "kill the bad idiot"]
