@@ -117,7 +117,7 @@ class MaskBuilder:
         """Keys of `name` as [groups, group size]; elements compete only within a group."""
         keys = _keys(self._scores[name], self.absolute)
         if self.scope == "row":
-            return keys  # [out, in]
+            return keys.contiguous()  # [out, in]; GPT-2's Conv1D scores are transposed views
         if isinstance(self.scope, tuple):
             return keys.reshape(-1, self.scope[1])  # [out, in] -> [out * in / M, M]
         return keys.reshape(1, -1)  # [1, numel]
