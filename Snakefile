@@ -23,7 +23,8 @@
 #                                            toxic, repetition
 #   results/world/{model}/card.json          a world model's planted behaviours, measured
 #   results/{model}/scores/{method}/{refset}.safetensors
-#   results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json
+#   results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/{metrics,lm_eval}.json
+#   results/{model}/compression/dense/{metrics,lm_eval}.json   the dense model, once per model
 #                                            scope: row, layer, global, NofM (N:M)
 #   results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}/
 #   results/{model}/circuits/{task}/ablation.safetensors

@@ -2,16 +2,14 @@
 # sparsity and evaluate each pruned model with lm-eval and by token perplexity (the Wanda /
 # SparseGPT protocol at compression.seqlen); then tables and plots.
 #
-# One job per model x method x scope x reference set evaluates all sparsities: the scores are
-# sorted once and thresholded per sparsity (DESIGN.md section 7), and the per-job start-up of
-# torch and lm-eval is paid once instead of once per sparsity.
+# One job per model x method x scope x reference set x sparsity, and one job per model for the
+# dense model (sparsity 0 is the same model for every method): at real scale each evaluation
+# takes tens of minutes to hours of GPU time, so per-sparsity jobs run in parallel on a cluster,
+# a failed or killed job costs one sparsity, and adding a sparsity to the config runs only its
+# jobs. The price is one process start (torch, lm-eval) and one score sort per sparsity.
 
 
 include: "compression_helpers.smk"
-
-
-# The compress job's outputs (one per sparsity), and its --out-template.
-COMPRESSION_METRICS = "results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json"
 
 
 rule compress:
@@ -20,11 +18,12 @@ rule compress:
         scores=rules.scores.output[0],
         data=get_world_data,
     output:
-        expand(COMPRESSION_METRICS, sparsity=SPARSITIES, allow_missing=True),
+        lm_eval="results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/lm_eval.json",
+        metrics="results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/metrics.json",
     log:
-        "logs/results/{model}/compression/{method}/{scope}/{refset}.log",
+        "logs/results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}.log",
     benchmark:
-        "benchmarks/results/{model}/compression/{method}/{scope}/{refset}.tsv"
+        "benchmarks/results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}.tsv"
     conda:
         "../envs/attrprune.yaml"
     threads: 1
@@ -35,22 +34,57 @@ rule compress:
         model_dir=input_dir("model"),
         data_dir=get_data_dir,
         scope=get_scope_arg,
-        sparsities=",".join(SPARSITIES),
         tasks=",".join(config["compression"]["tasks"]),
         limit=or_none(config["compression"]["limit"]),
         ppl_source=get_ppl_source,
         seqlen=or_none(config["compression"]["seqlen"]),
         batch_size=config["compression"]["batch_size"],
-        template=get_compression_template,
+        log_samples=get_log_samples_flag,
         dtype=get_dtype,
         device_map=get_device_map,
     shell:
         "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model}"
-        " --scores {input.scores:q} --scope {params.scope} --sparsities {params.sparsities}"
+        " --scores {input.scores:q} --scope {params.scope} --sparsities {wildcards.sparsity}"
         " --tasks {params.tasks} --data-dir {params.data_dir:q} --limit {params.limit}"
         " --ppl-source {params.ppl_source} --seqlen {params.seqlen} --batch-size {params.batch_size}"
-        " --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
-        " --out-template {params.template:q} > {log:q} 2>&1"
+        " {params.log_samples} --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --out-template {output.metrics:q} > {log:q} 2>&1"
+
+
+rule compress_dense:
+    input:
+        model=get_model_weights,
+        data=get_world_data,
+    output:
+        lm_eval="results/{model}/compression/dense/lm_eval.json",
+        metrics="results/{model}/compression/dense/metrics.json",
+    log:
+        "logs/results/{model}/compression/dense.log",
+    benchmark:
+        "benchmarks/results/{model}/compression/dense.tsv"
+    conda:
+        "../envs/attrprune.yaml"
+    threads: 1
+    resources:
+        gpu=get_gpu_count,
+    params:
+        offline=OFFLINE,
+        model_dir=input_dir("model"),
+        data_dir=get_data_dir,
+        tasks=",".join(config["compression"]["tasks"]),
+        limit=or_none(config["compression"]["limit"]),
+        ppl_source=get_ppl_source,
+        seqlen=or_none(config["compression"]["seqlen"]),
+        batch_size=config["compression"]["batch_size"],
+        log_samples=get_log_samples_flag,
+        dtype=get_dtype,
+        device_map=get_device_map,
+    shell:
+        "{params.offline} python -m attrprune compress-dense --model-dir {params.model_dir:q}"
+        " --model-name {wildcards.model} --tasks {params.tasks} --data-dir {params.data_dir:q} --limit {params.limit}"
+        " --ppl-source {params.ppl_source} --seqlen {params.seqlen} --batch-size {params.batch_size}"
+        " {params.log_samples} --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --out-template {output.metrics:q} > {log:q} 2>&1"
 
 
 rule compression_tables:

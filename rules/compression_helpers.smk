@@ -29,11 +29,18 @@ def compression_runs():
 
 
 def get_compression_metrics(wildcards):
-    return [f for run in compression_runs() for f in expand(rules.compress.output, **run)]
+    """Every metrics file the tables read: per run and non-zero sparsity, and the dense model's
+    per model when sparsity 0 is asked for (it stands at sparsity 0 of every run)."""
+    pruned = [s for s in SPARSITIES if float(s) > 0]
+    files = [f for run in compression_runs() for f in expand(rules.compress.output.metrics, sparsity=pruned, **run)]
+    if len(pruned) < len(SPARSITIES):
+        files += expand(rules.compress_dense.output.metrics, model=stage_models("compression"))
+    return files
 
 
-def get_compression_template(wildcards):
-    return expand(COMPRESSION_METRICS, allow_missing=True, **wildcards)[0]
+def get_log_samples_flag(wildcards):
+    """lm-eval's per-sample log in lm_eval.json (compression.log_samples)."""
+    return "--log-samples" if config["compression"]["log_samples"] else "--no-log-samples"
 
 
 def ppl_source(model):

@@ -17,7 +17,12 @@ import typing
 from pathlib import Path
 
 from attrprune.stages.circuits import CircuitAblationStage, CircuitStage, CircuitTablesStage, IoiDataStage
-from attrprune.stages.compression import CompressionTablesStage, CompressStage, ExportPrunedStage
+from attrprune.stages.compression import (
+    CompressDenseStage,
+    CompressionTablesStage,
+    CompressStage,
+    ExportPrunedStage,
+)
 from attrprune.stages.correction import BehaviourPromptsStage, CorrectionStage, CorrectionTablesStage
 from attrprune.stages.download import DownloadDataStage, DownloadDetoxifyStage, DownloadModelStage
 from attrprune.stages.relevance import RefsetStage, ScoresStage
@@ -41,6 +46,7 @@ STAGES = {
     "refset": RefsetStage,
     "scores": ScoresStage,
     "compress": CompressStage,
+    "compress-dense": CompressDenseStage,
     "compression-tables": CompressionTablesStage,
     "export-pruned": ExportPrunedStage,
     "ioi-data": IoiDataStage,

@@ -28,7 +28,7 @@ def format_sparsity(s: float) -> str:
 
 def compress_and_evaluate(
     model_dir: Path,
-    scores_path: Path,
+    scores_path: Path | None,
     scope: str,
     sparsities: list[float],
     tasks: list[str],
@@ -42,20 +42,26 @@ def compress_and_evaluate(
     dtype: str = "auto",
     device_map: str = "none",
     model_name: str | None = None,
+    log_samples: bool = False,
 ) -> list[Path]:
-    """Prune at each sparsity, evaluate, write one metrics JSON each. `ppl_source` (world,
-    wikitext2 or None = skip) adds the token perplexity at `seqlen` tokens per window (None = the
-    model's max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
-    from attrprune.evaluation.lm import evaluate_lm, flatten_results
+    """Prune at each sparsity, evaluate, write one metrics JSON each, and beside it lm-eval's own
+    results (`lm_eval.json`: task configs, n-shot, versions, model arguments, and with
+    `log_samples` every prompt and response). `scores_path` None evaluates the dense model (only
+    sparsity 0; the workflow does that once per model). `ppl_source` (world, wikitext2 or None =
+    skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
+    max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
+    from attrprune.evaluation.lm import evaluate_lm, flatten_results, write_lm_eval_json
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, write_json
     from attrprune.models import load_model, placement
     from attrprune.pruning import MaskBuilder, measured_sparsity, model_sparsity, pruned
     from attrprune.relevance.store import load_scores
 
+    if scores_path is None and any(sparsities):
+        raise ValueError(f"sparsities {sparsities}: without scores only the dense model (sparsity 0) is evaluated")
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
-    scores, scores_meta = load_scores(scores_path)
-    if not scores.weights:
+    scores, scores_meta = load_scores(scores_path) if scores_path is not None else (None, None)
+    if scores is not None and not scores.weights:
         raise ValueError(
             f"{scores_path} has no weight scores ({scores_meta.get('method')} is structured only); "
             "compression prunes weights: use lrp, gradient, wanda, magnitude or random"
@@ -72,13 +78,13 @@ def compress_and_evaluate(
                 f"use at most {max_positions} (compression.seqlen in the config; null = the model's)"
             )
         texts = perplexity_texts(ppl_source, data_dir)  # loaded once, reused at every sparsity
-    builder = MaskBuilder(scores.weights, scope=scope)
+    builder = MaskBuilder(scores.weights, scope=scope) if scores is not None else None
     written = []
     for s in sparsities:
-        masks = builder.masks(s)
+        masks = builder.masks(s) if builder is not None else None
         ppl = None
         with pruned(model, weight_masks=masks):
-            measured = model_sparsity(model, list(masks))
+            measured = model_sparsity(model, list(masks) if masks is not None else None)
             if texts is not None:
                 # Before lm-eval, so that a text shorter than one window stops the job at once.
                 ppl = {
@@ -94,24 +100,35 @@ def compress_and_evaluate(
                         documents=ppl_source == "world",
                     ),
                 }
-            res = evaluate_lm(model, tokenizer, tasks, data_dir=data_dir, batch_size=batch_size, limit=limit, seed=seed)
+            res = evaluate_lm(
+                model,
+                tokenizer,
+                tasks,
+                data_dir=data_dir,
+                batch_size=batch_size,
+                limit=limit,
+                seed=seed,
+                log_samples=log_samples,
+            )
         rows = flatten_results(res)
         if ppl is not None:
             rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
         out = Path(out_template.format(sparsity=format_sparsity(s)))
+        write_lm_eval_json(out.with_name("lm_eval.json"), res)
         write_json(
             out,
             {
                 "sparsity": s,
                 "scope": scope,
-                "sparsity_requested_masks": measured_sparsity(masks)["overall"],
+                "sparsity_requested_masks": measured_sparsity(masks)["overall"] if masks is not None else 0.0,
                 "sparsity_measured": measured["overall"],
                 "sparsity_per_layer": measured["per_layer"],
                 "metrics": rows,
                 "token_perplexity": ppl,
                 "n_samples": res.get("n-samples"),
                 "task_versions": res.get("versions"),
-                "scores": scores_meta,
+                "scores": scores_meta,  # None: the dense model
+                "lm_eval_results": "lm_eval.json",
                 **provenance(
                     seed=seed,
                     limit=limit,

@@ -40,18 +40,30 @@ TOKEN_PERPLEXITY = "token_perplexity"  # metric of the token_perplexity column (
 
 
 def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
+    """One row per model × method × scope × sparsity × seed × task × metric. The dense model's
+    metrics file (no scores; the workflow evaluates it once per model) stands at sparsity 0 of
+    every method × scope × seed of its model, as if each run had evaluated it."""
+    records = [json.loads(Path(path).read_text()) for path in metrics_files]
+    dense = {model_name(m): m for m in records if m["scores"] is None}
+    runs = {}
     rows = []
-    for path in metrics_files:
-        m = json.loads(Path(path).read_text())
+    for m in records:
+        if m["scores"] is None:
+            continue
         ident = {
             "model": model_name(m),
             "method": m["scores"]["method"],
             "scope": m["scope"],
-            "sparsity": m["sparsity"],
             "seed": m["scores"].get("refset_seed"),
-            "sparsity_measured": m["sparsity_measured"],
         }
-        rows += [{**ident, **r} for r in m["metrics"]]
+        runs[tuple(ident.values())] = ident
+        rows += [
+            {**ident, "sparsity": m["sparsity"], "sparsity_measured": m["sparsity_measured"], **r} for r in m["metrics"]
+        ]
+    for ident in runs.values():
+        d = dense.get(ident["model"])
+        if d is not None:
+            rows += [{**ident, "sparsity": 0.0, "sparsity_measured": d["sparsity_measured"], **r} for r in d["metrics"]]
     if not rows:
         raise ValueError("no metrics rows: the compression stage produced nothing to tabulate")
     return pd.DataFrame(rows)[TIDY_COLUMNS].sort_values(

@@ -5,6 +5,7 @@ with --configfile applies, nothing is written into the repository, and the commi
 world/ must be found through the Snakefile's location rather than the working directory.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -71,17 +72,19 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
         # weight scopes, activation x (neuron, head); correction: 2 behaviours x 4 methods x 2
         # granularities
         n_scores = 3 * 3 + 2 + 5 * 2 + 4 * 2
-        n_refsets, n_compress, n_circuits, n_correction = 7, 11, 3 * 4 + 2 + 2, 16
+        # compress: one job per run (11) and non-zero sparsity (6); the dense model once
+        n_refsets, n_compress, n_circuits, n_correction = 7, 11 * 6, 3 * 4 + 2 + 2, 16
     else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic; lrp and random x
         # (weight global, head) circuits and x toxicity neuron correction
         n_scores = 3 * 2 + 2
-        n_refsets, n_compress, n_circuits, n_correction = 3, 2, 2 * 2, 2
+        n_refsets, n_compress, n_circuits, n_correction = 3, 2 * 1, 2 * 2, 2
     expected = {
         "world_card": n_models,
         "world_card_table": 1,
         "refset": n_models * n_refsets,
         "scores": n_models * n_scores,
         "compress": n_models * n_compress,
+        "compress_dense": n_models,
         "compression_tables": 1,
         "circuit": n_models * n_circuits,
         "circuit_ablation": n_models,
@@ -234,6 +237,23 @@ def test_full_run_of_the_tiny_config(tmp_path):
     assert table.startswith("| metric | world-llama |")
     assert (tmp_path / "benchmarks" / "results" / "world" / "world-llama" / "card.tsv").exists()
 
+    # Compression evaluates the dense model once and each pruned model in its own job, beside
+    # lm-eval's own results: a lost (killed) sparsity and an added one rerun just those jobs.
+    compression = tmp_path / "results" / "world-llama" / "compression"
+    assert not list(compression.glob("*/*/*/sparsity_0.00"))
+    assert json.loads((compression / "dense" / "metrics.json").read_text())["scores"] is None
+    lm_eval = json.loads((compression / "lrp" / "row" / "general-s0" / "sparsity_0.50" / "lm_eval.json").read_text())
+    assert {"results", "configs", "versions", "n-shot", "config"} <= set(lm_eval) and "samples" not in lm_eval
+    (compression / "lrp" / "row" / "general-s0" / "sparsity_0.50" / "metrics.json").unlink()
+    r = snakemake(tmp_path, E2E_CONFIG, "-n")
+    assert job_counts(r.stdout + r.stderr) == {"compress": 1, "compression_tables": 1, "all": 1}
+    more = yaml.safe_load(E2E_CONFIG.read_text())
+    more["compression"]["sparsities"] = [0.0, 0.3, 0.5]
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(more))
+    r = snakemake(tmp_path, tmp_path / "more.yaml", "-n")
+    # 0.30 for lrp and random, and the lost 0.50 of lrp; the dense model is not evaluated again
+    assert job_counts(r.stdout + r.stderr) == {"compress": 3, "compression_tables": 1, "all": 1}
+
 
 def test_dry_run_of_the_paper_preset(tmp_path):
     """configs/paper.yaml lists the paper's whole DAG without any network access: downloads
@@ -249,7 +269,8 @@ def test_dry_run_of_the_paper_preset(tmp_path):
         # compression: (lrp, wanda) x 3 seeds + magnitude x 1, per model; circuits: 5 methods x
         # 6 seeds; correction: 4 methods x (general, toxic, repetition)
         "scores": 3 * (2 * 3 + 1) + 5 * 6 + 4 * 3,
-        "compress": 3 * (2 * 3 + 1),
+        "compress": 3 * (2 * 3 + 1) * 8,  # runs x the 8 non-zero sparsities
+        "compress_dense": 3,
         "circuit": 3 * 4 + 2 + 2,
         "circuit_ablation": 1,
         "correction": 2 * 4 * 2,  # behaviours x methods x granularities
@@ -269,7 +290,8 @@ def test_dry_run_of_the_families_preset(tmp_path):
         "download_model": 6,
         "refset": 6 * 3,
         "scores": 6 * 7,
-        "compress": 6 * 7,
+        "compress": 6 * 7 * 4,  # runs x the 4 non-zero sparsities
+        "compress_dense": 6,
         "compression_tables": 1,
         "all": 1,
     }

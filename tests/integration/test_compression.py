@@ -197,3 +197,30 @@ def test_seqlen_beyond_the_context_stops_before_pruning(repo_root, runs, tmp_pat
             ]
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_dense_job_evaluates_once_as_sparsity_zero_with_lm_evals_results_beside(repo_root, runs, tmp_path, monkeypatch):
+    import attrprune.evaluation.lm as lm
+
+    evaluations = []
+    evaluate = lm.evaluate_lm
+
+    def counted(*args, **kwargs):
+        evaluations.append(kwargs.get("log_samples"))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(lm, "evaluate_lm", counted)
+    out = tmp_path / "dense" / "metrics.json"
+    argv = f"compress-dense --tasks {TASKS} --limit 40 --ppl-source world --seqlen 64 --log-samples".split()
+    model, data = repo_root / "world/models/world-llama", repo_root / "world/data"
+    assert main([*argv, "--model-dir", str(model), "--data-dir", str(data), "--out-template", str(out)]) == 0
+    assert evaluations == [True]  # one evaluation, with lm-eval's per-sample log
+    dense, scored = (json.loads(p.read_text()) for p in (out, runs / "lrp" / "sparsity_0.00" / "metrics.json"))
+    assert dense["scores"] is None and dense["sparsity"] == 0.0
+    assert dense["metrics"] == scored["metrics"]  # the same numbers as a scored run's sparsity 0
+    assert dense["sparsity_measured"] == scored["sparsity_measured"]
+    results = json.loads(out.with_name("lm_eval.json").read_text())
+    assert {"results", "configs", "versions", "n-shot", "config", "samples"} <= set(results)
+    assert len(results["samples"]["world_ioi"]) == 40
+    beside = json.loads((runs / "lrp" / "sparsity_0.50" / "lm_eval.json").read_text())
+    assert "samples" not in beside and set(beside["results"]) == set(TASKS.split(","))

@@ -17,6 +17,7 @@ STAGES = [
     "refset",
     "scores",
     "compress",
+    "compress-dense",
     "export-pruned",
     "compression-tables",
     "ioi-data",
@@ -129,6 +130,7 @@ MODEL_STAGES = {
     "refset": ["--kind", "toxic", "--model-dir", "m", "--out", "o"],
     "scores": ["--model-dir", "m", "--refset", "r", "--method", "lrp", "--out", "o"],
     "compress": ["--model-dir", "m", "--scores", "s", "--sparsities", "0.5", "--tasks", "t", "--out-template", "o"],
+    "compress-dense": ["--model-dir", "m", "--tasks", "t", "--out-template", "o"],
     "circuit": [
         "--model-dir",
         "m",

@@ -41,8 +41,10 @@ def evaluate_lm(
     batch_size: int = 16,
     limit: int | None = None,
     seed: int = 0,
+    log_samples: bool = False,
 ) -> dict:
-    """lm-eval's results for `tasks`: {"results": ..., "n-samples": ..., "versions": ..., "higher_is_better": ...}."""
+    """lm-eval's results for `tasks` as `simple_evaluate` returns them ("results", "n-samples",
+    "versions", "configs", "n-shot", "config", ... and with `log_samples` "samples")."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -68,14 +70,25 @@ def evaluate_lm(
         task_manager=manager,
         limit=limit,
         bootstrap_iters=100,
-        log_samples=False,
+        log_samples=log_samples,
         random_seed=seed,
         numpy_random_seed=seed,
         torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
-    keep = ("results", "n-samples", "versions", "higher_is_better", "n-shot")
-    return {k: out[k] for k in keep if k in out}
+    return out
+
+
+def write_lm_eval_json(path: Path, results: dict) -> None:
+    """lm-eval's results as its own tooling writes them (values JSON cannot hold become strings,
+    by lm-eval's `handle_non_serializable`), atomically."""
+    import json
+
+    from lm_eval.utils import handle_non_serializable
+
+    from attrprune.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=1, default=handle_non_serializable, ensure_ascii=False))
 
 
 def flatten_results(res: dict) -> list[dict]:

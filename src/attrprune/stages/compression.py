@@ -21,13 +21,10 @@ from attrprune.stages.args import (
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompressStage(ModelJob):
-    """prune by scores at many sparsities and evaluate each with lm-eval"""
+class EvaluationArgs(ModelJob):
+    """How a (pruned) model is evaluated: lm-eval tasks and the token perplexity."""
 
     model_name: str | None = arg(None, help=MODEL_NAME_HELP)
-    scores: Path = arg()
-    scope: str = arg("row", help=SCOPES_HELP)
-    sparsities: list[float] = arg(parse=sparsities, help="comma-separated, each in [0, 1)")
     tasks: list[str] = arg(parse=names, help="comma-separated lm-eval task names (world_* ship with the package)")
     data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
     batch_size: int = arg(32, parse=positive_int, help="lm-eval batch size; also windows per token-perplexity pass")
@@ -44,17 +41,23 @@ class CompressStage(ModelJob):
         help="tokens per token-perplexity window (default: the model's max_position_embeddings)",
     )
     seed: int = arg(0)
-    out_template: str = arg(help="output path with {sparsity}, e.g. out/sparsity_{sparsity}/metrics.json")
+    log_samples: bool = arg(
+        False, help="also keep lm-eval's per-sample log (every prompt and response) in lm_eval.json"
+    )
+    out_template: str = arg(
+        help="metrics path, {sparsity} standing for each sparsity (out/sparsity_{sparsity}/metrics.json); "
+        "lm_eval.json is written beside each"
+    )
 
-    def run(self) -> None:
+    def evaluate(self, scores: Path | None, scope: str, sparsities: list[float]) -> None:
         from attrprune.compression import compress_and_evaluate
 
         self.set_threads()
         compress_and_evaluate(
             self.model_dir,
-            self.scores,
-            self.scope,
-            self.sparsities,
+            scores,
+            scope,
+            sparsities,
             self.tasks,
             self.data_dir,
             self.out_template,
@@ -66,7 +69,28 @@ class CompressStage(ModelJob):
             dtype=self.dtype,
             device_map=self.device_map,
             model_name=self.model_name,
+            log_samples=self.log_samples,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressStage(EvaluationArgs):
+    """prune by scores at one or more sparsities and evaluate each with lm-eval"""
+
+    scores: Path = arg(help="scores to prune by")
+    scope: str = arg("row", help=SCOPES_HELP)
+    sparsities: list[float] = arg(parse=sparsities, help="comma-separated, each in [0, 1)")
+
+    def run(self) -> None:
+        self.evaluate(self.scores, self.scope, self.sparsities)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressDenseStage(EvaluationArgs):
+    """evaluate the dense model as the compress stage evaluates a pruned one (its sparsity 0)"""
+
+    def run(self) -> None:
+        self.evaluate(None, "row", [0.0])
 
 
 @dataclass(frozen=True, kw_only=True)
