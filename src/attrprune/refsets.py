@@ -29,6 +29,7 @@ from attrprune.hub import HUB_TEXT
 from attrprune.registry import REFSET_KINDS
 
 KINDS = REFSET_KINDS
+BEHAVIOUR_NEW_TOKENS = 20  # greedy tokens generated and explained per behaviour prompt, unless given
 TARGETS = {
     "general": "next-token logits of the real continuation at every position",
     "ioi": "logit(IO) - logit(S) at the final position",
@@ -169,7 +170,7 @@ def build_refset(
     n: int,
     seed: int,
     length: int | None = None,
-    new_tokens: int = 20,
+    new_tokens: int | None = None,
     source: str = "world",
     text_file: Path | None = None,
     prompts_file: Path | None = None,
@@ -206,7 +207,9 @@ def build_refset(
             from attrprune.models import load_model
 
             model, _ = load_model(model_dir, dtype=dtype, device_map=device_map)  # generates the continuations
-            refset = behaviour_refset(model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens)
+            refset = behaviour_refset(
+                model, tokenizer, [r["prompt"] for r in rows], n, seed, new_tokens or BEHAVIOUR_NEW_TOKENS
+            )
     if prompts_file is not None:
         origin = f"file:{prompts_file}"
     else:

@@ -39,11 +39,15 @@ PERPLEXITY = ("world_ppl", "wikitext")  # tasks whose word_perplexity is the per
 TOKEN_PERPLEXITY = "token_perplexity"  # metric of the token_perplexity column (evaluation.perplexity)
 
 
-def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
+def read_metrics(metrics_files: list[Path]) -> list[dict]:
+    """The parsed metrics files, read once for the tidy table and the token-perplexity check."""
+    return [json.loads(Path(path).read_text()) for path in metrics_files]
+
+
+def tidy_compression(records: list[dict]) -> pd.DataFrame:
     """One row per model × method × scope × sparsity × seed × task × metric. The dense model's
     metrics file (no scores; the workflow evaluates it once per model) stands at sparsity 0 of
     every method × scope × seed of its model, as if each run had evaluated it."""
-    records = [json.loads(Path(path).read_text()) for path in metrics_files]
     dense = {model_name(m): m for m in records if m["scores"] is None}
     runs = {}
     rows = []
@@ -71,13 +75,12 @@ def tidy_compression(metrics_files: list[Path]) -> pd.DataFrame:
     )
 
 
-def token_perplexity_settings(metrics_files: list[Path]) -> dict[str, dict]:
+def token_perplexity_settings(records: list[dict]) -> dict[str, dict]:
     """{model: {"source", "seqlen"}} of the token perplexity in the metrics files (models without
     one are absent). One setting per model: means over seeds and methods of numbers measured at
     different seqlens would compare unlike with like, so that is an error."""
     seen: dict[str, set] = {}
-    for path in metrics_files:
-        m = json.loads(Path(path).read_text())
+    for m in records:
         if m.get("token_perplexity"):
             t = m["token_perplexity"]
             seen.setdefault(model_name(m), set()).add((t["source"], t["seqlen"]))
@@ -175,11 +178,12 @@ def compression_tables(
 ) -> None:
     from attrprune.paper import paper_table
 
-    df = tidy_compression(metrics_files)
+    records = read_metrics(metrics_files)
+    df = tidy_compression(records)
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
     summ = summary(df)
-    token_settings = token_perplexity_settings(metrics_files)
+    token_settings = token_perplexity_settings(records)
     intro = (
         "token PPL: token perplexity by the Wanda / SparseGPT protocol (non-overlapping windows of the "
         "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n"

@@ -44,7 +44,7 @@ class RefsetStage(ModelJob):
             self.n,
             self.seed,
             length=self.length,
-            new_tokens=self.new_tokens or 20,
+            new_tokens=self.new_tokens,
             source=self.source,
             text_file=self.text_file,
             prompts_file=self.prompts_file,
