@@ -157,6 +157,19 @@ def _check_config(config):
                     f"({context} tokens, world.models.{alias}.context); use null (each "
                     f"model's max_position_embeddings) or at most {context}"
                 )
+    compression = config["compression"]
+    for method in compression["methods"]:
+        key = f"compression.method_scopes.{method}" if method in compression["method_scopes"] else "compression.scopes"
+        for scope in compression["method_scopes"].get(method, compression["scopes"]):
+            try:
+                registry.check_compression(method, scope)
+            except ValueError as error:
+                raise WorkflowError(f"{key}: {error}") from None
+    if compression["export"]:
+        try:
+            registry.check_compression(compression["export"]["method"], compression["export"]["scope"])
+        except ValueError as error:
+            raise WorkflowError(f"compression.export: {error}") from None
     for alias, spec in world_models.items():
         if spec["hidden_size"] % spec["heads"]:
             raise WorkflowError(
@@ -179,10 +192,12 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-# Every method some stage prunes by: each one's scores are built on demand.
+# Every method some stage prunes by (compression's by their compression names: wanda_onepass,
+# sparsegpt, ...) and every scoring method behind them: each one's scores are built on demand.
 ALL_METHODS = sorted(
     set(config["scores"]["methods"])
     | set(config["compression"]["methods"])
+    | {registry.compression_methods()[m] for m in config["compression"]["methods"]} - {None}
     | set(config["circuits"]["methods"])
     | set(config["correction"]["methods"])
 )
@@ -198,8 +213,8 @@ wildcard_constraints:
     task="ioi",
     behaviour=_alternatives(registry.BEHAVIOURS),
     refset=rf"({_alternatives(registry.REFSET_KINDS)})-s\d+",
-    # N:M scopes are spelled NofM in paths ("2:4" -> "2of4").
-    scope=rf"{_alternatives(registry.RANKED_SCOPES)}|\d+of\d+",
+    # N:M scopes are spelled NofM in paths ("2:4" -> "2of4"); OWL allocation as row_owl, layer_owl.
+    scope=rf"({_alternatives(registry.RANKED_SCOPES)})({registry.OWL})?|\d+of\d+",
     sparsity=r"0\.\d{2}",
 
 

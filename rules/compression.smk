@@ -1,5 +1,5 @@
-# Compression (paper section 4.1): prune by the general-text scores at every configured
-# sparsity and evaluate each pruned model with lm-eval and by token perplexity (the Wanda /
+# Compression (paper section 4.1): prune by each compression method (scores on general text, or
+# a calibrated pruner on the general reference set) at every configured sparsity and evaluate each pruned model with lm-eval and by token perplexity (the Wanda /
 # SparseGPT protocol at compression.seqlen); then tables and plots.
 #
 # One job per model x method x scope x reference set x sparsity, and one job per model for the
@@ -15,7 +15,8 @@ include: "compression_helpers.smk"
 rule compress:
     input:
         model=get_model_weights,
-        scores=rules.scores.output[0],
+        scores=get_compress_scores,
+        calibration=get_calibration,
         data=get_world_data,
     output:
         lm_eval="results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/lm_eval.json",
@@ -32,6 +33,8 @@ rule compress:
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
+        scores=input_or_none("scores"),
+        calibration=input_or_none("calibration"),
         data_dir=get_data_dir,
         scope=get_scope_arg,
         tasks=",".join(config["compression"]["tasks"]),
@@ -44,7 +47,8 @@ rule compress:
         device_map=get_device_map,
     shell:
         "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model}"
-        " --scores {input.scores:q} --scope {params.scope} --sparsities {wildcards.sparsity}"
+        " --method {wildcards.method} --scores {params.scores:q} --calibration {params.calibration:q}"
+        " --scope {params.scope} --sparsities {wildcards.sparsity}"
         " --tasks {params.tasks} --data-dir {params.data_dir:q} --limit {params.limit}"
         " --ppl-source {params.ppl_source} --seqlen {params.seqlen} --batch-size {params.batch_size}"
         " {params.log_samples} --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
@@ -120,7 +124,8 @@ rule compression_tables:
 rule export_pruned:
     input:
         model=get_model_weights,
-        scores=rules.scores.output[0],
+        scores=get_compress_scores,
+        calibration=get_calibration,
     output:
         directory("results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}"),
     log:
@@ -133,10 +138,12 @@ rule export_pruned:
     params:
         offline=OFFLINE,
         model_dir=input_dir("model"),
+        scores=input_or_none("scores"),
+        calibration=input_or_none("calibration"),
         scope=get_scope_arg,
         # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
         base_model=get_base_model,
     shell:
-        "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --scores {input.scores:q}"
-        " --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model:q}"
+        "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --method {wildcards.method}"
+        " --scores {params.scores:q} --calibration {params.calibration:q} --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model:q}"
         " --out-dir {output:q} > {log:q} 2>&1"

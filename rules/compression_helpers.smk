@@ -15,17 +15,58 @@ def get_scope_arg(wildcards):
     return wildcards.scope.replace("of", ":")
 
 
+def method_scopes(method):
+    """The scopes a compression method runs with: compression.method_scopes, else compression.scopes."""
+    return config["compression"]["method_scopes"].get(method, config["compression"]["scopes"])
+
+
 def compression_runs():
-    """Wildcards of every compression job. Methods that ignore the reference set (magnitude,
-    random) run on the first general seed only."""
+    """Wildcards of every compression job. Methods that read no reference set (magnitude, random
+    scores in a uniform scope) run on the first general seed only."""
     general = refset_names("general")
     return [
         dict(model=model, method=method, scope=path_scope(scope), refset=refset)
         for model in stage_models("compression")
         for method in config["compression"]["methods"]
-        for scope in config["compression"]["scopes"]
-        for refset in (general if registry.METHODS[method].reads_refset else general[:1])
+        for scope in method_scopes(method)
+        for refset in (general if reads_refset(method, scope) else general[:1])
     ]
+
+
+def reads_refset(method, scope):
+    """Whether a compression run depends on the general reference set: as scores (score methods
+    that read it) or as calibration set (calibrated pruners, OWL scopes)."""
+    scores_method = registry.compression_methods()[method]
+    if scores_method is None or registry.split_allocation(scope)[1] == "owl":
+        return True
+    return registry.METHODS[scores_method].reads_refset
+
+
+def get_compress_scores(wildcards):
+    """The scores a compression method prunes by (wanda_onepass: the wanda scores); none for a
+    calibrated pruner."""
+    scores_method = registry.compression_methods()[wildcards.method]
+    if scores_method is None:
+        return []
+    return expand(rules.scores.output[0], model=wildcards.model, method=scores_method, refset=wildcards.refset)
+
+
+def get_calibration(wildcards):
+    """The general reference set a calibrated pruner or an OWL scope calibrates on; else none."""
+    scores_method = registry.compression_methods()[wildcards.method]
+    if scores_method is not None and not wildcards.scope.endswith(registry.OWL):
+        return []
+    kind, seed = wildcards.refset.rsplit("-s", 1)
+    return expand(rules.refset.output[0], model=wildcards.model, kind=kind, seed=seed)
+
+
+def input_or_none(name):
+    """Params function: the named input (possibly absent), or `none`."""
+
+    def get(wildcards, input):
+        return input[name] if input.get(name) else "none"
+
+    return get
 
 
 def get_compression_metrics(wildcards):
@@ -61,8 +102,8 @@ def get_base_model(wildcards):
 
 
 def compression_targets(wildcards):
-    """The tables, and compression.export: one pruned model per compression model, pruned by the
-    first general seed's scores."""
+    """The tables, and compression.export: one pruned model per compression model, pruned with the
+    first general seed (its scores, or as calibration set)."""
     targets = []
     if compression_runs():
         targets += [rules.compression_tables.output.csv, rules.compression_tables.output.md]

@@ -3,6 +3,9 @@
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
 
+from attrprune.architectures import architecture_of
+from attrprune.refsets import RefSet
+
 
 def tiny_llama(bias_free: bool = True, seed: int = 0, vocab: int = 100) -> LlamaForCausalLM:
     torch.manual_seed(seed)
@@ -117,3 +120,20 @@ def save_tiny_family(family: str, out_dir, tokenizer_dir, seed: int = 0):
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def calibration(n=8, length=16, seed=0, padded=True) -> RefSet:
+    """Random token ids as a calibration / reference set, two rows right-padded."""
+    ids = torch.randint(3, 100, (n, length), generator=torch.Generator().manual_seed(seed))  # [n, L]
+    mask = torch.ones_like(ids)
+    if padded:  # right padding, as the suite's reference sets have it
+        mask[1, 9:] = 0
+        mask[5, 4:] = 0
+        ids[mask == 0] = 1
+    return RefSet(ids, mask, torch.full_like(ids, -1), torch.full_like(ids, -1))
+
+
+def prunable_weights(model) -> dict[str, torch.Tensor]:
+    """{name: [out, in] weight view} of every prunable linear."""
+    arch = architecture_of(model)
+    return {name: arch.weight(model.get_submodule(name)) for name in arch.linear_names(model)}  # [out, in] views

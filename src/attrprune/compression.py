@@ -1,22 +1,27 @@
-"""Compression (paper §4.1): prune the least relevant weights at many sparsities and evaluate
-each pruned model with lm-eval, in memory, from one scores file.
+"""Compression (paper §4.1): prune by a compression method (the least relevant weights by a
+score, or a calibrated pruner such as SparseGPT) at one or more sparsities and evaluate each
+pruned model with lm-eval, in memory.
 
-The masks of all requested sparsities come from one `MaskBuilder` (sorted once, thresholded per
-sparsity); each pruned model exists only inside `pruned(...)`, so nothing is written back to the
-model directory. One metrics JSON per sparsity records the lm-eval results, the token perplexity
-of the Wanda / SparseGPT protocol (`evaluation.perplexity`; a metrics row of task
-``wikitext2_tokens`` or ``world_tokens``, metric ``token_perplexity``, and a ``token_perplexity``
-block with its seqlen and window count; always on the whole text, `limit` is lm-eval's only),
+How each method prunes is `attrprune.pruning.plan` (masks sorted once for every sparsity; pruners
+run block by block on the calibration set); each pruned model exists only inside
+`plan.pruned(...)`, so nothing is written back to the model directory. One metrics JSON per
+sparsity records the lm-eval results, the token perplexity of the Wanda / SparseGPT protocol
+(`evaluation.perplexity`; a metrics row of task ``wikitext2_tokens`` or ``world_tokens``, metric
+``token_perplexity``, and a ``token_perplexity`` block with its seqlen and window count; always
+on the whole text, `limit` is lm-eval's only),
 the requested and the measured sparsity (counted as exact zeros in the pruned weights), the
-scores' provenance and this run's.
+method with its options, block sparsities and calibration set (`pruning`), the scores'
+provenance and this run's.
 
-Run: ``python -m attrprune compress --model-dir M --scores S --scope row --sparsities 0.00,0.50
+Run: ``python -m attrprune compress --model-dir M --method lrp --scores S --scope row --sparsities 0.30,0.50
 --tasks world_ppl,world_ioi --data-dir world/data --ppl-source world --seqlen 64
---out-template 'out/sparsity_{sparsity}/metrics.json'``
+--out-template 'out/sparsity_{sparsity}/metrics.json'`` (``--method sparsegpt --calibration R
+--scope layer`` for a calibrated pruner)
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -28,7 +33,9 @@ def format_sparsity(s: float) -> str:
 
 def compress_and_evaluate(
     model_dir: Path,
+    method: str | None,
     scores_path: Path | None,
+    calibration_path: Path | None,
     scope: str,
     sparsities: list[float],
     tasks: list[str],
@@ -44,9 +51,11 @@ def compress_and_evaluate(
     model_name: str | None = None,
     log_samples: bool = False,
 ) -> list[Path]:
-    """Prune at each sparsity, evaluate, write one metrics JSON each, and beside it lm-eval's own
-    results (`lm_eval.json`: task configs, n-shot, versions, model arguments, and with
-    `log_samples` every prompt and response). `scores_path` None evaluates the dense model (only
+    """Prune by compression method `method` (scores from `scores_path` for score methods, the
+    reference set at `calibration_path` for calibrated pruners and OWL scopes; see
+    `attrprune.pruning.plan`) at each sparsity, evaluate, write one metrics JSON each, and beside
+    it lm-eval's own results (`lm_eval.json`: task configs, n-shot, versions, model arguments, and
+    with `log_samples` every prompt and response). `method` None evaluates the dense model (only
     sparsity 0; the workflow does that once per model). `ppl_source` (world, wikitext2 or None =
     skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
     max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
@@ -54,18 +63,18 @@ def compress_and_evaluate(
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, write_json
     from attrprune.models import load_model, placement
-    from attrprune.pruning import MaskBuilder, measured_sparsity, model_sparsity, pruned
+    from attrprune.pruning.plan import CompressionPlan
+    from attrprune.refsets import load_refset
     from attrprune.relevance.store import load_scores
 
-    if scores_path is None and any(sparsities):
-        raise ValueError(f"sparsities {sparsities}: without scores only the dense model (sparsity 0) is evaluated")
+    if method is None and any(sparsities):
+        raise ValueError(f"sparsities {sparsities}: without a method only the dense model (sparsity 0) is evaluated")
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     scores, scores_meta = load_scores(scores_path) if scores_path is not None else (None, None)
-    if scores is not None and not scores.weights:
-        raise ValueError(
-            f"{scores_path} has no weight scores ({scores_meta.get('method')} is structured only); "
-            "compression prunes weights: use lrp, gradient, wanda, magnitude or random"
-        )
+    calibration = load_refset(calibration_path) if calibration_path is not None else None
+    plan = CompressionPlan(model, method, scope, scores, calibration) if method is not None else None
+    if plan is not None and plan.scores_method is not None and plan.scores_method != scores_meta["method"]:
+        raise ValueError(f"{method} prunes by {plan.scores_method} scores; {scores_path} holds {scores_meta['method']}")
     texts = None
     if ppl_source is not None:
         # Checked before any pruning: a seqlen the model cannot take, or text missing from an
@@ -78,13 +87,10 @@ def compress_and_evaluate(
                 f"use at most {max_positions} (compression.seqlen in the config; null = the model's)"
             )
         texts = perplexity_texts(ppl_source, data_dir)  # loaded once, reused at every sparsity
-    builder = MaskBuilder(scores.weights, scope=scope) if scores is not None else None
     written = []
     for s in sparsities:
-        masks = builder.masks(s) if builder is not None else None
         ppl = None
-        with pruned(model, weight_masks=masks):
-            measured = model_sparsity(model, list(masks) if masks is not None else None)
+        with plan.pruned(s) if plan is not None else _dense(model) as pruning:
             if texts is not None:
                 # Before lm-eval, so that a text shorter than one window stops the job at once.
                 ppl = {
@@ -113,21 +119,24 @@ def compress_and_evaluate(
         rows = flatten_results(res)
         if ppl is not None:
             rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
+        measured = pruning.pop("measured")
         out = Path(out_template.format(sparsity=format_sparsity(s)))
         write_lm_eval_json(out.with_name("lm_eval.json"), res)
         write_json(
             out,
             {
+                "method": method,  # None: the dense model
                 "sparsity": s,
                 "scope": scope,
-                "sparsity_requested_masks": measured_sparsity(masks)["overall"] if masks is not None else 0.0,
+                "sparsity_requested_masks": pruning.pop("sparsity_requested_masks", None),
                 "sparsity_measured": measured["overall"],
                 "sparsity_per_layer": measured["per_layer"],
                 "metrics": rows,
                 "token_perplexity": ppl,
                 "n_samples": res.get("n-samples"),
                 "task_versions": res.get("versions"),
-                "scores": scores_meta,  # None: the dense model
+                "pruning": pruning if plan is not None else None,
+                "scores": scores_meta,  # None: a calibrated pruner, or the dense model
                 "lm_eval_results": "lm_eval.json",
                 **provenance(
                     seed=seed,
@@ -147,20 +156,32 @@ def compress_and_evaluate(
     return written
 
 
+@contextlib.contextmanager
+def _dense(model):
+    """The dense model's counterpart of `CompressionPlan.pruned`: nothing pruned, zeros counted."""
+    from attrprune.pruning import model_sparsity
+
+    yield {"measured": model_sparsity(model), "sparsity_requested_masks": 0.0}
+
+
 def model_card(info: dict) -> str:
     """README.md of an exported model: Hugging Face model-card metadata (YAML front matter, written
     with yaml.safe_dump so that no value can break out of it) and a paragraph saying what was done."""
     import yaml
 
+    # The reference set the method read: the scores' (score methods) or the calibration set's.
+    scores = info.get("scores") or {}
+    calibration = (info.get("pruning") or {}).get("calibration") or {}
+    refset = scores.get("refset") or (f"{calibration['kind']}-s{calibration['seed']}" if calibration else None)
     pruning = {
         "method": info["method"],
         "scope": info["scope"],
         "sparsity_requested": info["sparsity"],
         "sparsity_measured": info["sparsity_measured"],
-        "reference_set": info["scores"].get("refset"),
-        "reference_set_kind": info["scores"].get("refset_kind"),
-        "reference_set_sha256": info["scores"].get("refset_sha256"),
-        "target": info["scores"].get("target"),
+        "reference_set": refset,
+        "reference_set_kind": scores.get("refset_kind") or calibration.get("kind"),
+        "reference_set_sha256": scores.get("refset_sha256") or calibration.get("sha256"),
+        "target": scores.get("target"),
         "dtype": info["dtype"],
         "fine_tuned": False,
         "attrprune_version": info["attrprune_version"],
@@ -175,12 +196,15 @@ def model_card(info: dict) -> str:
             k: v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in pruning.items()
         },
     }
+    if scores:
+        how = f"ranked by `{info['method']}` scores on the reference set `{refset}` (target: {pruning['target']})"
+    else:
+        how = f"pruned by `{info['method']}`, calibrated on the reference set `{refset}`"
     name = Path(str(info["model_dir"])).name
     text = (
         f"# {name}, pruned\n\n"
         f"`{info['base_model']}` with {info['sparsity_measured']:.2%} of the weights of its decoder-block linear layers "
-        f"set to zero (requested {info['sparsity']:.2%}, {info['scope']} scope), ranked by `{info['method']}` scores on "
-        f"the reference set `{pruning['reference_set']}` (target: {pruning['target']}). No fine-tuning; weights in "
+        f"set to zero (requested {info['sparsity']:.2%}, {info['scope']} scope), {how}. No fine-tuning; weights in "
         f"{info['dtype']}. Written by attrprune {info['attrprune_version']} at commit {info['git_commit']}; "
         "details in pruning.json.\n"
     )
@@ -202,47 +226,53 @@ def read_model_card(path: Path) -> tuple[dict, str]:
 
 def export_pruned(
     model_dir: Path,
-    scores_path: Path,
+    method: str,
+    scores_path: Path | None,
+    calibration_path: Path | None,
     scope: str,
     sparsity: float,
     out_dir: Path,
     base_model: str | None = None,
     dtype: str = "auto",
 ) -> dict:
-    """Write the model pruned at one sparsity in HF format (loadable with
-    `AutoModelForCausalLM.from_pretrained`), with a model card (README.md with Hugging Face
-    metadata) stating its measured sparsity, and pruning.json.
+    """Write the model pruned by compression method `method` at one sparsity in HF format
+    (loadable with `AutoModelForCausalLM.from_pretrained`), with a model card (README.md with
+    Hugging Face metadata) stating its measured sparsity, and pruning.json.
 
-    Runs on the CPU (zeroing weights needs no accelerator) in the checkpoint's own dtype (`dtype`
-    "auto", from its config.json) and saves in it, so a bf16 base stays bf16; another `dtype`
-    casts. `base_model`: the hub id for the card (default: `model_dir`)."""
+    Runs on the CPU (zeroing weights needs no accelerator; SparseGPT's reconstruction is slow
+    there but exact) in the checkpoint's own dtype (`dtype` "auto", from its config.json) and
+    saves in it, so a bf16 base stays bf16; another `dtype` casts. `base_model`: the hub id for
+    the card (default: `model_dir`)."""
     import shutil
     import tempfile
 
     from attrprune.io import provenance, write_json
     from attrprune.models import load_checkpoint_on_cpu
-    from attrprune.pruning import MaskBuilder, apply_masks_, model_sparsity
+    from attrprune.pruning.plan import CompressionPlan
+    from attrprune.refsets import load_refset
     from attrprune.relevance.store import load_scores
 
     model, tokenizer = load_checkpoint_on_cpu(model_dir, dtype)
-    scores, scores_meta = load_scores(scores_path)
-    masks = MaskBuilder(scores.weights, scope=scope).masks(sparsity)
-    apply_masks_(model, weight_masks=masks)
-    measured = model_sparsity(model, list(masks))
+    scores, scores_meta = load_scores(scores_path) if scores_path is not None else (None, None)
+    calibration = load_refset(calibration_path) if calibration_path is not None else None
+    plan = CompressionPlan(model, method, scope, scores, calibration)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
-        model.save_pretrained(tmp)
+        with plan.pruned(sparsity) as pruning:
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        measured = pruning.pop("measured")
         info = {
             "base_model": base_model or str(model_dir),
             "model_dir": str(model_dir),
-            "method": scores_meta["method"],
+            "method": method,
             "scope": scope,
             "sparsity": sparsity,
             "sparsity_measured": measured["overall"],
             "dtype": str(model.dtype).removeprefix("torch."),
+            "pruning": pruning,
             "scores": scores_meta,
             **provenance(),
         }

@@ -1,5 +1,5 @@
-"""Every name the suite knows, in one torch-free table: scoring methods, reference-set kinds,
-granularities, pruning scopes and behaviours.
+"""Every name the suite knows, in one torch-free table: scoring methods, pruners, compression
+methods, reference-set kinds, granularities, pruning scopes and behaviours.
 
 The CLI's choices, the workflow's wildcards and job lists (`rules/common.smk` imports this
 module) and the config schema's enums (`x-registry:` in schemas/config.schema.yaml, filled in by
@@ -69,11 +69,59 @@ METHODS: dict[str, Method] = {
     "random": Method(f"{_SCORES}:random_scores", GRANULARITIES, False, _everywhere(GRANULARITIES)),
 }
 
+
+@dataclass(frozen=True)
+class Pruner:
+    """A pruner as its authors run it (`attrprune.pruning.pruners`): `function` ("module:name",
+    signature (model, calibration, sparsity, scope, options) -> stats), `options` ("module:name"
+    of the dataclass holding the authors' defaults), the scope it prunes with when none is given,
+    the ranked scopes it accepts (every pruner also takes N:M), and whether it reads a calibration
+    set (block by block, through the already pruned blocks)."""
+
+    function: str
+    options: str
+    default_scope: str
+    scopes: tuple[str, ...]
+    calibrated: bool
+
+
+_PRUNE = "attrprune.pruning.pruners"
+PRUNERS: dict[str, Pruner] = {
+    # The Wanda repository's magnitude baseline ranks per layer; compression's `magnitude` prunes
+    # by magnitude scores in any scope (row and layer give the same masks as this pruner).
+    "magnitude": Pruner(
+        f"{_PRUNE}:magnitude", f"{_PRUNE}:MagnitudeOptions", "layer", ("layer", "row", "global"), False
+    ),
+    "wanda": Pruner(f"{_PRUNE}:wanda", f"{_PRUNE}:WandaOptions", "row", ("row", "layer"), True),
+    "ria": Pruner(f"{_PRUNE}:ria", f"{_PRUNE}:RiaOptions", "layer", ("layer", "row"), True),
+    "sparsegpt": Pruner(f"{_PRUNE}:sparsegpt", f"{_PRUNE}:SparseGPTOptions", "layer", ("layer", "row"), True),
+}
+
+# Compression methods: every calibrated pruner under its own name, and every scoring method that
+# compression may prune by under its own name, or with this suffix where a pruner has that name
+# (`wanda` is Wanda's sequential procedure; `wanda_onepass` prunes by one-pass wanda scores).
+ONEPASS = "_onepass"
+
+
+def compression_methods() -> dict[str, str | None]:
+    """{compression method: the scoring method whose scores it prunes by, None for a calibrated pruner}."""
+    pruners = [name for name, p in PRUNERS.items() if p.calibrated]
+    table: dict[str, str | None] = {
+        name + ONEPASS if name in pruners else name: name for name in methods_for("compression")
+    }
+    return table | dict.fromkeys(pruners)
+
+
 # Pruning scopes: rank within each output row, each layer, or the whole model; or N:M (prune the
-# N lowest of every M consecutive inputs of a row, 0 < N < M). Paths spell N:M as NofM.
+# N lowest of every M consecutive inputs of a row, 0 < N < M). Paths spell N:M as NofM. A ranked
+# scope with the suffix `_owl` prunes each decoder block at its OWL sparsity (more outliers, less
+# pruning; the mean is the requested sparsity) instead of the same sparsity everywhere.
 RANKED_SCOPES = ("row", "layer", "global")
 NM_SCOPE = re.compile(r"(\d+):(\d+)")
+OWL = "_owl"
+OWL_SCOPES = ("row", "layer")
 SCOPES_HELP = "'row', 'layer', 'global', or 'N:M' with 0 < N < M (e.g. '2:4')"
+COMPRESSION_SCOPES_HELP = SCOPES_HELP.replace(", or", ",") + ", or 'row_owl' / 'layer_owl' (OWL allocation)"
 # Circuit scopes per granularity: structured components are ranked per layer or globally.
 CIRCUIT_SCOPES = {"weight": ("global", "row", "layer"), "neuron": ("global", "layer"), "head": ("global", "layer")}
 
@@ -94,10 +142,27 @@ def methods_for(stage: str, granularity: str | None = None) -> list[str]:
     ]
 
 
+def _resolve(spec: str):
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def score_function(name: str):
     """The scoring function of a method (imports its module, and with it torch)."""
-    module, attr = method(name).function.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return _resolve(method(name).function)
+
+
+def pruner(name: str) -> Pruner:
+    """The registry entry of a pruner; an unknown name lists the valid ones."""
+    if name not in PRUNERS:
+        raise ValueError(f"unknown pruner {name!r}; valid: {', '.join(PRUNERS)}")
+    return PRUNERS[name]
+
+
+def pruner_function(name: str):
+    """(function, options dataclass) of a pruner (imports torch)."""
+    entry = pruner(name)
+    return _resolve(entry.function), _resolve(entry.options)
 
 
 def parse_scope(scope: str) -> str | tuple[int, int]:
@@ -112,10 +177,34 @@ def parse_scope(scope: str) -> str | tuple[int, int]:
     raise ValueError(f"unknown pruning scope {scope!r}; valid: {SCOPES_HELP}")
 
 
+def split_allocation(scope: str) -> tuple[str, str]:
+    """(ranked scope or N:M, "uniform" | "owl"): ``"row_owl"`` -> ``("row", "owl")``; checks the scope."""
+    base, owl = (scope[: -len(OWL)], True) if scope.endswith(OWL) else (scope, False)
+    if owl and base not in OWL_SCOPES:
+        raise ValueError(f"unknown pruning scope {scope!r}: OWL allocation works with {', '.join(OWL_SCOPES)}")
+    parse_scope(base)
+    return base, "owl" if owl else "uniform"
+
+
+def check_compression(name: str, scope: str) -> None:
+    """Raise ValueError unless compression method `name` can prune with `scope` (one line each)."""
+    table = compression_methods()
+    if name not in table:
+        raise ValueError(f"unknown compression method {name!r}; valid: {', '.join(table)}")
+    base, _ = split_allocation(scope)
+    if table[name] is None and base in RANKED_SCOPES and base not in PRUNERS[name].scopes:
+        raise ValueError(
+            f"{name} prunes block by block: scope {scope!r} is not available; valid: "
+            f"{', '.join(PRUNERS[name].scopes)}, their _owl forms, or N:M"
+        )
+
+
 def enum(table: str) -> list[str]:
     """The names of a registry table, as the config schema's `x-registry: <table>` refers to it:
-    methods[.<stage>], refset_kinds, behaviours, granularities[.<stage>]."""
+    methods[.<stage>], compression, refset_kinds, behaviours, granularities[.<stage>]."""
     kind, _, stage = table.partition(".")
+    if kind == "compression" and not stage:
+        return list(compression_methods())
     if kind == "methods":
         return methods_for(stage) if stage else list(METHODS)
     if kind == "granularities":
@@ -125,7 +214,7 @@ def enum(table: str) -> list[str]:
     if kind == "behaviours" and not stage:
         return list(BEHAVIOURS)
     raise ValueError(
-        f"unknown registry table {table!r}; valid: methods[.<stage>], refset_kinds, behaviours, "
+        f"unknown registry table {table!r}; valid: methods[.<stage>], compression, refset_kinds, behaviours, "
         f"granularities[.<stage>] with stage one of {', '.join(STAGE_GRANULARITIES)}"
     )
 
@@ -148,6 +237,13 @@ if __name__ == "__main__":
         refset = "reads the reference set" if m.reads_refset else "ignores the reference set"
         stages = "; ".join(f"{s}: {','.join(g)}" for s, g in m.stages.items())
         print(f"{name:11s} scores {','.join(m.granularities):18s} {refset:25s} prunes in {stages}")
+    for name, p in PRUNERS.items():
+        calibration = "calibrated, block by block" if p.calibrated else "no calibration"
+        print(f"pruner {name:10s} default scope {p.default_scope:6s} scopes {','.join(p.scopes):17s} {calibration}")
+    print(
+        "compression:",
+        ", ".join(f"{n} ({'pruner' if s is None else 'scores ' + s})" for n, s in compression_methods().items()),
+    )
     print("refset kinds:", ", ".join(REFSET_KINDS))
     print("behaviours:", ", ".join(f"{b} ({k})" for b, k in BEHAVIOURS.items()))
-    print("scopes:", SCOPES_HELP)
+    print("scopes:", COMPRESSION_SCOPES_HELP)

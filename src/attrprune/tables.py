@@ -46,19 +46,21 @@ def read_metrics(metrics_files: list[Path]) -> list[dict]:
 
 def tidy_compression(records: list[dict]) -> pd.DataFrame:
     """One row per model × method × scope × sparsity × seed × task × metric. The dense model's
-    metrics file (no scores; the workflow evaluates it once per model) stands at sparsity 0 of
-    every method × scope × seed of its model, as if each run had evaluated it."""
-    dense = {model_name(m): m for m in records if m["scores"] is None}
+    metrics file (method None; the workflow evaluates it once per model) stands at sparsity 0 of
+    every method × scope × seed of its model, as if each run had evaluated it. The seed is the
+    general reference set's: of the scores, or of a calibrated pruner's calibration set."""
+    dense = {model_name(m): m for m in records if m["method"] is None}
     runs = {}
     rows = []
     for m in records:
-        if m["scores"] is None:
+        if m["method"] is None:
             continue
+        calibration = m["pruning"]["calibration"]
         ident = {
             "model": model_name(m),
-            "method": m["scores"]["method"],
+            "method": m["method"],
             "scope": m["scope"],
-            "seed": m["scores"].get("refset_seed"),
+            "seed": m["scores"].get("refset_seed") if m["scores"] else calibration["seed"],
         }
         runs[tuple(ident.values())] = ident
         rows += [

@@ -66,18 +66,22 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     assert r.returncode == 0, r.stdout + r.stderr
     if configfile == DEFAULT_CONFIG:
         # refsets: 3 general + 2 IOI seeds, toxic, repetition; scores: what the stages prune by:
-        # compression (lrp, wanda, gradient x 3 general seeds, magnitude and random x 1), the 5
+        # compression (lrp, wanda (for wanda_onepass), gradient x 3 general seeds, magnitude and
+        # random x 1; the pruners wanda, ria, sparsegpt read the general refsets), the 5
         # circuit methods x 2 IOI seeds, the 4 correction methods x (toxic, repetition);
         # circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
         # weight scopes, activation x (neuron, head); correction: 2 behaviours x 4 methods x 2
         # granularities
         n_scores = 3 * 3 + 2 + 5 * 2 + 4 * 2
-        # compress: one job per run (11) and non-zero sparsity (6); the dense model once
-        n_refsets, n_compress, n_circuits, n_correction = 7, 11 * 6, 3 * 4 + 2 + 2, 16
-    else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic; lrp and random x
-        # (weight global, head) circuits and x toxicity neuron correction
+        # compress: one job per run and non-zero sparsity (6); runs: 3 general seeds x (lrp,
+        # wanda, wanda_onepass, gradient, ria, sparsegpt), magnitude x (row, layer), random;
+        # the dense model once
+        n_refsets, n_compress, n_circuits, n_correction = 7, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2, 16
+    else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic; compression by lrp,
+        # random and sparsegpt; lrp and random x (weight global, head) circuits and x toxicity
+        # neuron correction
         n_scores = 3 * 2 + 2
-        n_refsets, n_compress, n_circuits, n_correction = 3, 2 * 1, 2 * 2, 2
+        n_refsets, n_compress, n_circuits, n_correction = 3, 3 * 1, 2 * 2, 2
     expected = {
         "world_card": n_models,
         "world_card_table": 1,
@@ -159,6 +163,14 @@ def _world_model_with_path(config):
     config["models"]["world-opt"]["path"] = "world/models/world-opt"
 
 
+def _sparsegpt_global(config):
+    config["compression"]["method_scopes"]["sparsegpt"] = ["global"]
+
+
+def _owl_with_n_of_m(config):
+    config["compression"]["scopes"] = ["row", "2:4_owl"]
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
@@ -174,6 +186,8 @@ def _world_model_with_path(config):
         (_world_model_in_bf16, "models.world-llama.dtype: 'bfloat16' for a world model; world models are CPU-sized"),
         (_world_model_spread, "models.world-opt.device_map: 'auto' for a world model"),
         (_bad_dtype, "models.world-llama.dtype: 'fp16' is not one of ['auto', 'bfloat16', 'float16', 'float32']"),
+        (_sparsegpt_global, "compression.method_scopes.sparsegpt: sparsegpt prunes block by block: scope 'global'"),
+        (_owl_with_n_of_m, "compression.scopes.1: '2:4_owl' does not match"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
@@ -215,9 +229,9 @@ def test_full_run_of_the_tiny_config(tmp_path):
     import pandas as pd
 
     tidy = pd.read_csv(tmp_path / "results" / "tables" / "compression.csv")
-    # one model x {lrp, random} x 2 sparsities x (world_ppl: 3 metrics + world_ioi: acc +
-    # world_tokens: token_perplexity)
-    assert len(tidy) == 2 * 2 * 5 and set(tidy.method) == {"lrp", "random"}
+    # one model x {lrp, random, sparsegpt} x 2 sparsities x (world_ppl: 3 metrics + world_ioi:
+    # acc + world_tokens: token_perplexity)
+    assert len(tidy) == 3 * 2 * 5 and set(tidy.method) == {"lrp", "random", "sparsegpt"}
     assert set(tidy[tidy.metric == "token_perplexity"].task) == {"world_tokens"}
     assert set(tidy.sparsity) == {0.0, 0.5} and (tidy.sparsity_measured - tidy.sparsity).abs().max() < 1e-9
     assert "| lrp |" in (tmp_path / "results" / "tables" / "compression.md").read_text()
@@ -241,7 +255,11 @@ def test_full_run_of_the_tiny_config(tmp_path):
     # lm-eval's own results: a lost (killed) sparsity and an added one rerun just those jobs.
     compression = tmp_path / "results" / "world-llama" / "compression"
     assert not list(compression.glob("*/*/*/sparsity_0.00"))
-    assert json.loads((compression / "dense" / "metrics.json").read_text())["scores"] is None
+    assert json.loads((compression / "dense" / "metrics.json").read_text())["method"] is None
+    pruner = json.loads(
+        (compression / "sparsegpt" / "layer" / "general-s0" / "sparsity_0.50" / "metrics.json").read_text()
+    )
+    assert pruner["pruning"]["options"]["blocksize"] == 128 and pruner["sparsity_measured"] == pytest.approx(0.5)
     lm_eval = json.loads((compression / "lrp" / "row" / "general-s0" / "sparsity_0.50" / "lm_eval.json").read_text())
     assert {"results", "configs", "versions", "n-shot", "config"} <= set(lm_eval) and "samples" not in lm_eval
     # A run killed during that job: its output is gone (Snakemake removes what a failed job
@@ -254,8 +272,9 @@ def test_full_run_of_the_tiny_config(tmp_path):
     more["compression"]["sparsities"] = [0.0, 0.3, 0.5]
     (tmp_path / "more.yaml").write_text(yaml.safe_dump(more))
     r = snakemake(tmp_path, tmp_path / "more.yaml", "-n")
-    # 0.30 for lrp and random, and the lost 0.50 of lrp; the dense model is not evaluated again
-    assert job_counts(r.stdout + r.stderr) == {"compress": 3, "compression_tables": 1, "all": 1}
+    # 0.30 for lrp, random and sparsegpt, and the lost 0.50 of lrp; the dense model is not
+    # evaluated again
+    assert job_counts(r.stdout + r.stderr) == {"compress": 4, "compression_tables": 1, "all": 1}
 
 
 def test_dry_run_of_the_paper_preset(tmp_path):

@@ -55,6 +55,8 @@ def runs(repo_root, tmp_path_factory):
             main(
                 [
                     "compress",
+                    "--method",
+                    method,
                     "--model-dir",
                     model,
                     "--scores",
@@ -129,6 +131,8 @@ def test_export_pruned_model_loads_with_its_sparsity(repo_root, runs, tmp_path):
         main(
             [
                 "export-pruned",
+                "--method",
+                "lrp",
                 "--model-dir",
                 str(repo_root / "world/models/world-llama"),
                 "--scores",
@@ -178,6 +182,8 @@ def test_seqlen_beyond_the_context_stops_before_pruning(repo_root, runs, tmp_pat
         main(
             [
                 "compress",
+                "--method",
+                "lrp",
                 "--model-dir",
                 str(repo_root / "world/models/world-llama"),
                 "--scores",
@@ -224,3 +230,24 @@ def test_dense_job_evaluates_once_as_sparsity_zero_with_lm_evals_results_beside(
     assert len(results["samples"]["world_ioi"]) == 40
     beside = json.loads((runs / "lrp" / "sparsity_0.50" / "lm_eval.json").read_text())
     assert "samples" not in beside and set(beside["results"]) == set(TASKS.split(","))
+
+
+def test_calibrated_pruner_records_what_it_did_and_exports(repo_root, runs, tmp_path):
+    model, data = str(repo_root / "world/models/world-llama"), str(repo_root / "world/data")
+    calibration = str(runs / "g.safetensors")
+    common = ["--model-dir", model, "--method", "sparsegpt", "--calibration", calibration, "--scope", "layer"]
+    out = tmp_path / "sparsity_{sparsity}" / "metrics.json"
+    argv = ["compress", *common, "--sparsities", "0.5", "--tasks", "world_ppl", "--data-dir", data]
+    assert main([*argv, "--limit", "8", "--out-template", str(out)]) == 0
+    m = json.loads((tmp_path / "sparsity_0.50" / "metrics.json").read_text())
+    assert (m["method"], m["scores"], m["scope"]) == ("sparsegpt", None, "layer")
+    assert m["pruning"]["options"]["blocksize"] == 128 and m["pruning"]["options"]["percdamp"] == 0.01
+    assert m["pruning"]["calibration"]["n"] == 32 and m["pruning"]["calibration"]["sha256"]
+    assert all(v == pytest.approx(0.5) for v in m["sparsity_per_layer"].values())
+    assert (tmp_path / "sparsity_0.50" / "lm_eval.json").exists()
+
+    assert main(["export-pruned", *common, "--sparsity", "0.5", "--out-dir", str(tmp_path / "export")]) == 0
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "pruned by `sparsegpt`, calibrated on the reference set `general-s0`" in card
+    with pytest.raises(ValueError, match="sparsegpt is a calibrated pruner and reads no scores"):
+        main([*argv, "--scores", str(runs / "lrp.safetensors"), "--out-template", str(tmp_path / "x.json")])

@@ -87,7 +87,7 @@ def test_every_stage_runs_through_the_family_entry(family_model, tmp_path):
     from attrprune.compression import export_pruned
 
     save_scores(lrp, tmp_path / "lrp.safetensors", {"method": "lrp", "refset": "general.safetensors"})
-    export_pruned(model_dir, tmp_path / "lrp.safetensors", "row", 0.5, tmp_path / "export")
+    export_pruned(model_dir, "lrp", tmp_path / "lrp.safetensors", None, "row", 0.5, tmp_path / "export")
     reloaded, _ = load_model(tmp_path / "export")
     assert type(reloaded) is type(model)
     assert model_sparsity(reloaded, names)["overall"] == pytest.approx(0.5, abs=1e-3)

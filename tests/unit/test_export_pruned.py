@@ -54,6 +54,8 @@ def test_bf16_base_is_exported_in_bf16_and_reloads(bf16_world, tmp_path):
         main(
             [
                 "export-pruned",
+                "--method",
+                "magnitude",
                 "--model-dir",
                 str(base),
                 "--scores",
@@ -89,6 +91,8 @@ def test_model_card_front_matter_parses_back(bf16_world, tmp_path):
         main(
             [
                 "export-pruned",
+                "--method",
+                "magnitude",
                 "--model-dir",
                 str(base),
                 "--scores",
@@ -118,7 +122,9 @@ def test_float32_base_stays_float32(repo_root, bf16_world, tmp_path):
     from attrprune.compression import export_pruned
 
     _, scores = bf16_world
-    info = export_pruned(repo_root / "world/models/world-llama", scores, "row", 0.5, tmp_path / "out")
+    info = export_pruned(
+        repo_root / "world/models/world-llama", "magnitude", scores, None, "row", 0.5, tmp_path / "out"
+    )
     assert info["dtype"] == "float32" and _tensor_dtypes(tmp_path / "out") == {"F32"}
     assert info["base_model"] == str(repo_root / "world/models/world-llama")  # no --base-model: the folder
 

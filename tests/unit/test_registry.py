@@ -44,15 +44,17 @@ def test_schema_enums_of_registered_names_come_from_the_registry(schema):
         assert "x-registry" in _node(schema, *keys), keys
     assert _enum(schema, "scores", "methods") == list(registry.METHODS)
     assert _enum(schema, "scores", "refsets") == list(registry.REFSET_KINDS)
-    for stage in registry.STAGE_GRANULARITIES:
+    for stage in ("circuits", "correction"):
         assert _enum(schema, stage, "methods") == registry.methods_for(stage), stage
-    assert _enum(schema, "compression", "export", "method") == registry.methods_for("compression")
+    assert _enum(schema, "compression", "methods") == list(registry.compression_methods())
+    assert _enum(schema, "compression", "export", "method") == list(registry.compression_methods())
+    assert _node(schema, "compression", "method_scopes")["propertyNames"]["enum"] == list(
+        registry.compression_methods()
+    )
     assert _enum(schema, "circuits", "granularities") == list(registry.STAGE_GRANULARITIES["circuits"])
     assert _enum(schema, "correction", "granularities") == list(registry.STAGE_GRANULARITIES["correction"])
     assert _enum(schema, "correction", "behaviours") == list(registry.BEHAVIOURS)
     assert set(_enum(schema, "circuits", "weight_scopes")) <= set(registry.CIRCUIT_SCOPES["weight"])
-    for scope in _enum(schema, "compression", "scopes"):
-        registry.parse_scope(scope)  # raises for a scope the pruning code does not know
     with pytest.raises(ValueError, match="unknown registry table 'method'"):
         registry.fill_schema_enums({"x-registry": "method"})
 
@@ -64,6 +66,8 @@ def _choices(stage, flag):
 
 def test_cli_choices_are_the_registry():
     assert _choices("scores", "--method") == list(registry.METHODS)
+    assert _choices("compress", "--method") == list(registry.compression_methods())
+    assert _choices("export-pruned", "--method") == list(registry.compression_methods())
     assert _choices("refset", "--kind") == list(registry.REFSET_KINDS)
     assert _choices("circuit", "--granularity") == list(registry.GRANULARITIES)
     assert _choices("correction", "--behaviour") == list(registry.BEHAVIOURS)
@@ -80,6 +84,56 @@ def test_unknown_names_list_the_valid_ones():
         registry.method("lpr")
     with pytest.raises(ValueError, match="unknown pruning scope '4:2'"):
         registry.parse_scope("4:2")
+
+
+def test_compression_names_pruners_and_scores_without_clashes():
+    table = registry.compression_methods()
+    # wanda is Wanda's sequential procedure; its one-pass scores keep an explicit name.
+    assert table["wanda"] is None and table["wanda_onepass"] == "wanda"
+    assert table["sparsegpt"] is None and table["ria"] is None
+    assert table["lrp"] == "lrp" and table["magnitude"] == "magnitude"  # magnitude: scores, any scope
+    assert "activation" not in table  # structured only
+    for name, scores in table.items():
+        if scores is None:
+            assert registry.PRUNERS[name].calibrated
+        else:
+            assert "compression" in registry.METHODS[scores].stages
+
+
+@pytest.mark.parametrize(
+    "method, scope, message",
+    [
+        ("sparsegpt", "global", "sparsegpt prunes block by block: scope 'global'"),
+        ("wanda", "global", "wanda prunes block by block"),
+        ("lrp", "2:4_owl", "OWL allocation works with row, layer"),
+        ("lrp", "global_owl", "OWL allocation works with row, layer"),
+        ("lrp", "4:2", "unknown pruning scope '4:2'"),
+        ("sparse_gpt", "layer", "unknown compression method 'sparse_gpt'; valid: lrp, gradient"),
+    ],
+)
+def test_compression_refusals(method, scope, message):
+    with pytest.raises(ValueError, match=message):
+        registry.check_compression(method, scope)
+
+
+def test_compression_accepts():
+    for method, scope in [
+        ("sparsegpt", "layer"),
+        ("sparsegpt", "2:4"),
+        ("ria", "row_owl"),
+        ("lrp", "global"),
+        ("lrp", "layer_owl"),
+    ]:
+        registry.check_compression(method, scope)
+    assert registry.split_allocation("row_owl") == ("row", "owl")
+    assert registry.split_allocation("2:4") == ("2:4", "uniform")
+
+
+def test_every_pruner_has_its_function_and_options():
+    for name, entry in registry.PRUNERS.items():
+        fn, options = registry.pruner_function(name)
+        assert callable(fn) and fn.__name__ == entry.function.split(":")[1]
+        assert options().__class__.__name__ == entry.options.split(":")[1]
 
 
 def test_stage_granularities_respect_what_a_method_scores():

@@ -29,7 +29,10 @@ def _metrics(
                 "scope": "row",
                 "sparsity": sparsity,
                 "sparsity_measured": sparsity,
-                "scores": {"method": method, "refset_seed": seed},
+                "method": method,
+                # a calibrated pruner has no scores: its seed is its calibration set's
+                "scores": None if method == "sparsegpt" else {"method": method, "refset_seed": seed},
+                "pruning": {"calibration": {"seed": seed} if method == "sparsegpt" else None},
                 "metrics": rows,
                 "token_perplexity": token,
             }
@@ -64,6 +67,21 @@ def test_compression_tables(tmp_path):
     assert "| random | 200.00 | 300.00 | 0.300 | 1 |" in md
     assert md.index("| lrp |") < md.index("| random |")  # sorted by perplexity
     assert (out / "plots" / "compression_world-llama.png").stat().st_size > 1000
+
+
+def test_calibrated_pruners_and_the_dense_model_tabulate(tmp_path):
+    files = [_metrics(tmp_path, m, seed, 0.5, 10.0 + seed, 0.8, 0.6) for m in ("sparsegpt", "lrp") for seed in (0, 1)]
+    dense = _metrics(tmp_path, "dense", 0, 0.0, 8.0, 0.9, 1.0)
+    record = json.loads(dense.read_text())
+    dense.write_text(json.dumps({**record, "method": None, "scores": None, "pruning": None}))
+    out = tmp_path / "out"
+    compression_tables([*files, dense], out / "c.csv", out / "c.md", out / "plots", at=0.5)
+    df = pd.read_csv(out / "c.csv")
+    assert set(df.method) == {"sparsegpt", "lrp"} and set(df[df.method == "sparsegpt"].seed) == {0, 1}
+    # the dense model stands at sparsity 0 of every method x seed
+    at_zero = df[(df.sparsity == 0) & (df.metric == "word_perplexity")]
+    assert len(at_zero) == 4 and set(at_zero.value) == {8.0}
+    assert "| sparsegpt | – | 10.50 ± 0.50 |" in (out / "c.md").read_text()
 
 
 def test_missing_pivot_sparsity_is_an_error(tmp_path):

@@ -1,6 +1,7 @@
-"""Pruners as their authors run them, behind one signature and one table (`PRUNERS`).
+"""Pruners as their authors run them, behind one signature (`prune`).
 
-Every pruner is ``fn(model, calibration, sparsity, scope, options) -> stats`` and prunes `model`
+Every pruner (named in `attrprune.registry.PRUNERS`) is ``fn(model, calibration, sparsity, scope,
+options) -> stats`` and prunes `model`
 *in place* (SparseGPT also rewrites the kept weights): work on a copy, or wrap the call in
 ``with weights_restored(model):`` to get the dense weights back afterwards. `stats` holds the
 measured zeros per layer and overall, the options used, the per-block sparsities asked for, the
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attrprune import registry
 from attrprune.architectures import architecture_of
 from attrprune.pruning.apply import apply_masks_, model_sparsity
 from attrprune.pruning.masks import MaskBuilder, check_sparsity
@@ -222,31 +224,14 @@ def sparsegpt(model, calibration: RefSet, sparsity: float, scope: str, options: 
     return _calibrated("sparsegpt", model, calibration, sparsity, scope, options, make_stat, prune_layer)
 
 
-@dataclass(frozen=True)
-class Pruner:
-    function: Callable[..., dict]  # (model, calibration, sparsity, scope, options) -> stats
-    options: type  # dataclass holding the authors' defaults
-    default_scope: str
-    scopes: tuple[str, ...]  # ranked scopes it accepts; every pruner also accepts "N:M"
-    calibrated: bool
-
-
-PRUNERS: dict[str, Pruner] = {
-    "magnitude": Pruner(magnitude, MagnitudeOptions, "layer", ("layer", "row", "global"), calibrated=False),
-    "wanda": Pruner(wanda, WandaOptions, "row", ("row", "layer"), calibrated=True),
-    "ria": Pruner(ria, RiaOptions, "layer", ("layer", "row"), calibrated=True),
-    "sparsegpt": Pruner(sparsegpt, SparseGPTOptions, "layer", ("layer", "row"), calibrated=True),
-}
-
-
 def prune(method: str, model, calibration: RefSet | None, sparsity: float, scope: str | None = None, options=None):
-    """Prune `model` in place with `method` (a `PRUNERS` name); None = the method's default scope / options."""
-    if method not in PRUNERS:
-        raise ValueError(f"unknown pruner {method!r}; valid: {', '.join(PRUNERS)}")
-    entry = PRUNERS[method]
+    """Prune `model` in place with pruner `method` (`attrprune.registry.PRUNERS`); None = the
+    method's default scope / options (the authors' defaults)."""
+    entry = registry.pruner(method)
+    function, options_type = registry.pruner_function(method)
     scope = entry.default_scope if scope is None else scope
     if not isinstance(parse_scope(scope), tuple) and scope not in entry.scopes:
         raise ValueError(f"{method} does not prune with scope {scope!r}; valid: {', '.join(entry.scopes)}, or N:M")
     if entry.calibrated and (calibration is None or len(calibration) == 0):
         raise ValueError(f"{method} needs a non-empty calibration set")
-    return entry.function(model, calibration, sparsity, scope, options or entry.options())
+    return function(model, calibration, sparsity, scope, options or options_type())

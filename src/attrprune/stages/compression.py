@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from attrprune.registry import SCOPES_HELP
+from attrprune.registry import COMPRESSION_SCOPES_HELP, compression_methods
 from attrprune.stages.args import (
     MODEL_NAME_HELP,
     Checkpoint,
@@ -49,13 +49,17 @@ class EvaluationArgs(ModelJob):
         "lm_eval.json is written beside each"
     )
 
-    def evaluate(self, scores: Path | None, scope: str, sparsities: list[float]) -> None:
+    def evaluate(
+        self, method: str | None, scores: Path | None, calibration: Path | None, scope: str, sparsities: list[float]
+    ) -> None:
         from attrprune.compression import compress_and_evaluate
 
         self.set_threads()
         compress_and_evaluate(
             self.model_dir,
+            method,
             scores,
+            calibration,
             scope,
             sparsities,
             self.tasks,
@@ -74,15 +78,26 @@ class EvaluationArgs(ModelJob):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompressStage(EvaluationArgs):
-    """prune by scores at one or more sparsities and evaluate each with lm-eval"""
+class PruningArgs:
+    """Which compression method prunes, by what: scores (score methods) or a calibration set
+    (calibrated pruners, and OWL scopes)."""
 
-    scores: Path = arg(help="scores to prune by")
-    scope: str = arg("row", help=SCOPES_HELP)
+    method: str = arg(choices=tuple(compression_methods()), help="compression method")
+    scores: Path | None = arg(None, help="scores to prune by (score methods)")
+    calibration: Path | None = arg(
+        None, help="reference set to calibrate on (calibrated pruners, and *_owl scopes): a refset file"
+    )
+    scope: str = arg("row", help=COMPRESSION_SCOPES_HELP)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressStage(PruningArgs, EvaluationArgs):
+    """prune by a compression method at one or more sparsities and evaluate each with lm-eval"""
+
     sparsities: list[float] = arg(parse=sparsities, help="comma-separated, each in [0, 1)")
 
     def run(self) -> None:
-        self.evaluate(self.scores, self.scope, self.sparsities)
+        self.evaluate(self.method, self.scores, self.calibration, self.scope, self.sparsities)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,15 +105,13 @@ class CompressDenseStage(EvaluationArgs):
     """evaluate the dense model as the compress stage evaluates a pruned one (its sparsity 0)"""
 
     def run(self) -> None:
-        self.evaluate(None, "row", [0.0])
+        self.evaluate(None, None, None, "row", [0.0])
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExportPrunedStage(Checkpoint):
+class ExportPrunedStage(PruningArgs, Checkpoint):
     """write one pruned model in Hugging Face format (on the CPU: zeroing weights needs no accelerator)"""
 
-    scores: Path = arg()
-    scope: str = arg("row", help=SCOPES_HELP)
     sparsity: float = arg(parse=sparsity)
     base_model: str | None = arg(
         None, help="base_model of the model card: the hub id (e.g. facebook/opt-125m); default --model-dir"
@@ -110,7 +123,9 @@ class ExportPrunedStage(Checkpoint):
 
         info = export_pruned(
             self.model_dir,
+            self.method,
             self.scores,
+            self.calibration,
             self.scope,
             self.sparsity,
             self.out_dir,

@@ -13,34 +13,20 @@ Run: ``python -m pytest -q tests/unit/pruning/test_sequential.py``
 
 import pytest
 import torch
-from tiny_models import FAMILIES, tiny_family
+from tiny_models import FAMILIES, calibration, prunable_weights, tiny_family
 
 from attrprune.architectures import architecture_of
 from attrprune.pruning import MaskBuilder
 from attrprune.pruning.masks import n_pruned
 from attrprune.pruning.owl import masks_by_block, owl_allocation, owl_sparsities
-from attrprune.pruning.pruners import PRUNERS, RiaOptions, SparseGPTOptions, WandaOptions, prune, weights_restored
+from attrprune.pruning.pruners import RiaOptions, SparseGPTOptions, WandaOptions, prune, weights_restored
 from attrprune.pruning.reconstruct import sparsegpt_layer
 from attrprune.pruning.sequential import InputNorms, run_sequential
 from attrprune.refsets import RefSet
+from attrprune.registry import PRUNERS, pruner_function
 from attrprune.relevance import ScoreOptions, compute_scores
 
 THREE = ["llama", "opt", "gpt2"]
-
-
-def calibration(n=8, length=16, seed=0, padded=True) -> RefSet:
-    ids = torch.randint(3, 100, (n, length), generator=torch.Generator().manual_seed(seed))  # [n, L]
-    mask = torch.ones_like(ids)
-    if padded:  # right padding, as the suite's reference sets have it
-        mask[1, 9:] = 0
-        mask[5, 4:] = 0
-        ids[mask == 0] = 1
-    return RefSet(ids, mask, torch.full_like(ids, -1), torch.full_like(ids, -1))
-
-
-def weights(model) -> dict[str, torch.Tensor]:
-    arch = architecture_of(model)
-    return {name: arch.weight(model.get_submodule(name)) for name in arch.linear_names(model)}  # [out, in] views
 
 
 def input_norms(model, refset: RefSet) -> dict[str, torch.Tensor]:
@@ -143,9 +129,9 @@ def test_sequential_wanda_is_blockwise_not_one_pass(family):
     one_pass = one_pass.masks(0.5)
     blockwise_wanda_reference(reference, refset, 0.5)
     prune("wanda", model, refset, 0.5, "row", WandaOptions(batch_size=3))
-    arch, expected = architecture_of(model), weights(reference)
+    arch, expected = architecture_of(model), prunable_weights(reference)
     differs = 0
-    for name, w in weights(model).items():
+    for name, w in prunable_weights(model).items():
         assert torch.equal(w != 0, expected[name] != 0), name
         torch.testing.assert_close(w, expected[name], rtol=0, atol=0)
         block = arch.linear_names(model)[name][0]
@@ -158,9 +144,9 @@ def test_sequential_wanda_is_blockwise_not_one_pass(family):
 def test_sparsegpt_at_zero_sparsity_changes_nothing():
     for family in THREE:
         model = tiny_family(family)
-        before = {n: w.clone() for n, w in weights(model).items()}
+        before = {n: w.clone() for n, w in prunable_weights(model).items()}
         prune("sparsegpt", model, calibration(), 0.0)
-        for name, w in weights(model).items():
+        for name, w in prunable_weights(model).items():
             assert torch.equal(w, before[name]), (family, name)
 
 
@@ -190,7 +176,7 @@ def test_two_of_four(family):
     for method in ("sparsegpt", "wanda", "ria"):
         model = tiny_family(family)
         prune(method, model, calibration(), 0.5, "2:4")
-        for name, w in weights(model).items():
+        for name, w in prunable_weights(model).items():
             zeros = (w == 0).reshape(w.shape[0], -1, 4).sum(-1)  # [out, in] -> [out, in / 4, 4] -> [out, in / 4]
             assert (zeros == 2).all(), (method, name)
 
@@ -199,12 +185,12 @@ def test_two_of_four(family):
 @pytest.mark.parametrize("sparsity", [0.5, 0.7])
 def test_measured_sparsity_is_the_request(family, sparsity):
     refset = calibration()
-    for method, entry in PRUNERS.items():
+    for method in PRUNERS:
         for scope in ("row", "layer"):
             model = tiny_family(family)
             stats = prune(method, model, refset, sparsity, scope)
-            assert stats["scope"] == scope and stats["options"] == vars(entry.options())
-            for name, w in weights(model).items():
+            assert stats["scope"] == scope and stats["options"] == vars(pruner_function(method)[1]())
+            for name, w in prunable_weights(model).items():
                 zeros = (w == 0).sum(1) if scope == "row" else (w == 0).sum()
                 want = n_pruned(sparsity, w.shape[1] if scope == "row" else w.numel())
                 assert (zeros == want).all(), (method, scope, name)
@@ -216,7 +202,7 @@ def test_true_sequential_order_sees_the_pruned_attention_inputs():
     by_block, by_group = tiny_family("llama"), tiny_family("llama")
     prune("sparsegpt", by_block, refset, 0.5)
     prune("sparsegpt", by_group, refset, 0.5, options=SparseGPTOptions(order="sequential"))
-    a, b = weights(by_block), weights(by_group)
+    a, b = prunable_weights(by_block), prunable_weights(by_group)
     for name, (block, role) in arch.linear_names(by_block).items():
         assert (b[name] == 0).sum() == n_pruned(0.5, b[name].numel())
         if block == 0:
@@ -225,11 +211,11 @@ def test_true_sequential_order_sees_the_pruned_attention_inputs():
 
 def test_weights_restored():
     model = tiny_family("gpt2")
-    before = {n: w.clone() for n, w in weights(model).items()}
+    before = {n: w.clone() for n, w in prunable_weights(model).items()}
     with weights_restored(model):
         prune("sparsegpt", model, calibration(), 0.7)
-        assert any(not torch.equal(w, before[n]) for n, w in weights(model).items())
-    assert all(torch.equal(w, before[n]) for n, w in weights(model).items())
+        assert any(not torch.equal(w, before[n]) for n, w in prunable_weights(model).items())
+    assert all(torch.equal(w, before[n]) for n, w in prunable_weights(model).items())
 
 
 @pytest.mark.parametrize("sparsity", [0.05, 0.5, 0.8])
@@ -253,10 +239,10 @@ def test_owl_keeps_the_authors_values_inside_the_band():
 @pytest.mark.parametrize("family", THREE)
 def test_owl_sparsities_and_masks_by_block(family):
     model, refset = tiny_family(family), calibration()
-    before = {n: w.clone() for n, w in weights(model).items()}
+    before = {n: w.clone() for n, w in prunable_weights(model).items()}
     s = owl_sparsities(model, refset, 0.6)
     assert sum(s.values()) / len(s) == pytest.approx(0.6) and all(0.52 - 1e-9 <= v <= 0.68 + 1e-9 for v in s.values())
-    assert all(torch.equal(w, before[n]) for n, w in weights(model).items())  # allocation only reads
+    assert all(torch.equal(w, before[n]) for n, w in prunable_weights(model).items())  # allocation only reads
     scores = {n: torch.rand(w.shape, generator=torch.Generator().manual_seed(0)) for n, w in before.items()}
     keep = masks_by_block(model, scores, s, "row")
     for name, (block, _) in architecture_of(model).linear_names(model).items():
@@ -264,7 +250,7 @@ def test_owl_sparsities_and_masks_by_block(family):
     stats = prune("ria", model, refset, 0.6, "layer", RiaOptions(allocation="owl"))
     assert stats["block_sparsity"] == pytest.approx(s)
     for name, (block, _) in architecture_of(model).linear_names(model).items():
-        w = weights(model)[name]
+        w = prunable_weights(model)[name]
         assert (w == 0).sum() == n_pruned(s[block], w.numel())
 
 
