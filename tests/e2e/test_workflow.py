@@ -288,10 +288,12 @@ def test_dry_run_of_the_paper_preset(tmp_path):
         "behaviour_prompts": 2,  # OPT-125M: toxic (RealToxicityPrompts) and repetition prompts
         # 3 compression models x 3 C4 seeds; OPT-125M: 6 IOI seeds, one C4, toxic, repetition set
         "refset": 3 * 3 + 6 + 3,
-        # compression: (lrp, wanda) x 3 seeds + magnitude x 1, per model; circuits: 5 methods x
-        # 6 seeds; correction: 4 methods x (general, toxic, repetition)
+        # compression: (lrp, wanda for wanda_onepass) x 3 seeds + magnitude x 1, per model;
+        # circuits: 5 methods x 6 seeds; correction: 4 methods x (general, toxic, repetition)
         "scores": 3 * (2 * 3 + 1) + 5 * 6 + 4 * 3,
-        "compress": 3 * (2 * 3 + 1) * 8,  # runs x the 8 non-zero sparsities
+        # runs x the 8 non-zero sparsities; runs: (lrp, wanda, wanda_onepass, sparsegpt) x 3
+        # seeds + magnitude (per layer) x 1
+        "compress": 3 * (4 * 3 + 1) * 8,
         "compress_dense": 3,
         "circuit": 3 * 4 + 2 + 2,
         "circuit_ablation": 1,
@@ -307,11 +309,12 @@ def test_dry_run_of_the_families_preset(tmp_path):
     """configs/families.yaml: compression on one current model of every family, offline dry run."""
     r = snakemake(tmp_path, ROOT / "configs" / "families.yaml", "-n", "-p")
     assert r.returncode == 0, r.stdout + r.stderr
-    # 6 models: (lrp, wanda) x 3 C4 seeds + magnitude x 1 scores and compress jobs each
+    # 6 models: scores lrp x 3 C4 seeds + magnitude x 1; compress runs: (lrp, wanda) x 3 seeds
+    # + magnitude (wanda is the sequential pruner: it reads the refsets, not scores)
     assert job_counts(r.stdout + r.stderr) == {
         "download_model": 6,
         "refset": 6 * 3,
-        "scores": 6 * 7,
+        "scores": 6 * 4,
         "compress": 6 * 7 * 4,  # runs x the 4 non-zero sparsities
         "compress_dense": 6,
         "compression_tables": 1,
