@@ -125,27 +125,58 @@ def _pm(mean: float, se: float, digits: int) -> str:
 
 
 def pivot_markdown(summ: pd.DataFrame, at: float, token_settings: dict[str, dict] | None = None) -> str:
-    """Per model and scope at sparsity `at`: token perplexity (at the seqlen of
-    `token_settings[model]`), lm-eval's word perplexity and mean accuracy per method."""
+    """Per model at sparsity `at`: token perplexity (at the seqlen of `token_settings[model]`),
+    lm-eval's word perplexity and mean accuracy per method and scope, best first."""
     token_settings = token_settings or {}
     lines = []
-    for (model, scope), part in summ[summ.sparsity.round(4) == round(at, 4)].groupby(["model", "scope"]):
+    for model, part in summ[summ.sparsity.round(4) == round(at, 4)].groupby("model"):
         t = token_settings.get(model)
         token = f"{t['source']} token PPL @{t['seqlen']} ↓" if t else "token PPL ↓"
         lines += [
-            f"### {model}, {scope} scope, sparsity {at:.2f}",
+            f"### {model}, sparsity {at:.2f}",
             "",
-            f"| method | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |",
-            "|---|---|---|---|---|",
+            f"| method | scope | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |",
+            "|---|---|---|---|---|---|",
         ]
         for _, r in part.sort_values(["token_perplexity", "perplexity"]).iterrows():
             lines.append(
-                f"| {r.method} | {_pm(r.token_perplexity, r.token_perplexity_se, 2)} | "
+                f"| {r.method} | {r.scope} | {_pm(r.token_perplexity, r.token_perplexity_se, 2)} | "
                 f"{_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {r.n_seeds} |"
             )
         lines.append("")
     if not lines:
         raise ValueError(f"no results at sparsity {at:.2f}; add it to compression.sparsities")
+    return "\n".join(lines)
+
+
+def sweep_markdown(summ: pd.DataFrame, token_settings: dict[str, dict] | None = None) -> str:
+    """Per model: the perplexity of every method and scope at every sparsity (token perplexity
+    where measured, else lm-eval's word perplexity), mean ± s.e. over seeds; rows ordered by
+    the highest sparsity, where methods differ most."""
+    token_settings = token_settings or {}
+    lines = []
+    for model, part in summ.groupby("model"):
+        t = token_settings.get(model)
+        col, what = (
+            ("token_perplexity", f"{t['source']} token perplexity @{t['seqlen']}")
+            if t
+            else ("perplexity", "lm-eval word perplexity")
+        )
+        sparsities = sorted(part.sparsity.unique())
+        last = part[part.sparsity == sparsities[-1]].set_index(["method", "scope"])[col]
+        lines += [
+            f"### {model}: {what} by sparsity (↓, mean ± s.e. over seeds)",
+            "",
+            "| method | scope | " + " | ".join(f"{s:.2f}" for s in sparsities) + " |",
+            "|---|---|" + "---|" * len(sparsities),
+        ]
+        for (method, scope), rows in sorted(
+            part.groupby(["method", "scope"]), key=lambda kv: last.get(kv[0], float("inf"))
+        ):
+            by = rows.set_index("sparsity")
+            cells = [_pm(by[col].get(s), by[f"{col}_se"].get(s), 2) for s in sparsities]
+            lines.append(f"| {method} | {scope} | " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -190,7 +221,8 @@ def compression_tables(
         "token PPL: token perplexity by the Wanda / SparseGPT protocol (non-overlapping windows of the "
         "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n"
     )
-    atomic_write_text(markdown, "# Compression\n\n" + intro + pivot_markdown(summ, at, token_settings))
+    tables = pivot_markdown(summ, at, token_settings) + "\n" + sweep_markdown(summ, token_settings)
+    atomic_write_text(markdown, "# Compression\n\n" + intro + tables)
     if paper_markdown is not None:
         atomic_write_text(
             paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at, token_settings)

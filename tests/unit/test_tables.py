@@ -60,12 +60,16 @@ def test_compression_tables(tmp_path):
     token = df[df.metric == "token_perplexity"]
     assert set(token.task) == {"world_tokens"} and len(token) == 6  # its own metric, beside lm-eval's rows
     md = (out / "c.md").read_text()
-    assert "| method | world token PPL @64 ↓ | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |" in md
+    assert "| method | scope | world token PPL @64 ↓ | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |" in md
     # lrp at 50 %: token perplexity mean 7 over seeds 6 and 8, word perplexity mean 11 over 10
     # and 12; s.e. = std / sqrt(2) = 1.0
-    assert "| lrp | 7.00 ± 1.00 | 11.00 ± 1.00 | 0.700 ± 0.000 | 2 |" in md
-    assert "| random | 200.00 | 300.00 | 0.300 | 1 |" in md
+    assert "| lrp | row | 7.00 ± 1.00 | 11.00 ± 1.00 | 0.700 ± 0.000 | 2 |" in md
+    assert "| random | row | 200.00 | 300.00 | 0.300 | 1 |" in md
     assert md.index("| lrp |") < md.index("| random |")  # sorted by perplexity
+    # every sparsity, token perplexity mean ± s.e. over seeds, best at the highest sparsity first
+    sweep = md[md.index("### world-llama: world token perplexity @64 by sparsity") :]
+    assert "| method | scope | 0.00 | 0.50 |" in sweep
+    assert sweep.index("| lrp | row | 5.00 ± 0.00 | 7.00 ± 1.00 |") < sweep.index("| random | row | 5.00 | 200.00 |")
     assert (out / "plots" / "compression_world-llama.png").stat().st_size > 1000
 
 
@@ -81,7 +85,7 @@ def test_calibrated_pruners_and_the_dense_model_tabulate(tmp_path):
     # the dense model stands at sparsity 0 of every method x seed
     at_zero = df[(df.sparsity == 0) & (df.metric == "word_perplexity")]
     assert len(at_zero) == 4 and set(at_zero.value) == {8.0}
-    assert "| sparsegpt | – | 10.50 ± 0.50 |" in (out / "c.md").read_text()
+    assert "| sparsegpt | row | – | 10.50 ± 0.50 |" in (out / "c.md").read_text()
 
 
 def test_missing_pivot_sparsity_is_an_error(tmp_path):
@@ -125,6 +129,33 @@ def test_paper_table_fills_our_cells_only_where_we_have_results():
                 "token_perplexity": float("nan"),
                 "accuracy": 0.5472,
             },
+            {  # magnitude per layer (the Wanda repository's), as the paper's column
+                "model": "tinyllama-1.1b",
+                "method": "magnitude",
+                "scope": "layer",
+                "sparsity": 0.5,
+                "perplexity": 40.0,
+                "token_perplexity": 25.0,
+                "accuracy": 0.41,
+            },
+            {  # per row: not the paper's magnitude
+                "model": "tinyllama-1.1b",
+                "method": "magnitude",
+                "scope": "row",
+                "sparsity": 0.5,
+                "perplexity": 30.0,
+                "token_perplexity": 20.0,
+                "accuracy": 0.42,
+            },
+            {  # not in the paper: our row only
+                "model": "tinyllama-1.1b",
+                "method": "sparsegpt",
+                "scope": "layer",
+                "sparsity": 0.5,
+                "perplexity": 15.0,
+                "token_perplexity": 11.0,
+                "accuracy": 0.46,
+            },
             {
                 "model": "world-llama",
                 "method": "lrp",
@@ -145,6 +176,9 @@ def test_paper_table_fills_our_cells_only_where_we_have_results():
     assert "| TinyLlama | lrp | 11.85 | 12.34 | 44.71 | 44.71 |" in lines
     assert "| TinyLlama | dense | 7.98 | 7.99 | 48.74 | 48.74 |" in lines
     assert "| TinyLlama | wanda | 11.52 | – | 45.46 | – |" in lines
+    assert "| TinyLlama | magnitude | 24.42 | 25.00 | 41.38 | 41.00 |" in lines
+    assert "| TinyLlama | sparsegpt | – | 11.00 | – | 46.00 |" in lines
+    assert not any(line.startswith("| TinyLlama | wanda_onepass") for line in lines)  # no results of ours: no row
     assert "| Llama2-7B | lrp | 7.14 | – | 54.72 | 54.72 |" in lines  # no token perplexity: never the word one
     assert "| Llama3-8B | lrp | 9.82 | – | 55.18 | – |" in lines
     assert "ours at windows of 2,048 tokens." in table and "word perplexity" in table
@@ -217,4 +251,4 @@ def test_metrics_without_token_perplexity_still_tabulate(tmp_path):
     """Metrics files written before the token perplexity existed (or with ppl_source none)."""
     files = [_metrics(tmp_path, "lrp", 0, 0.5, 10.0, 0.9, 0.9)]
     compression_tables(files, tmp_path / "c.csv", tmp_path / "c.md", tmp_path / "p", at=0.5)
-    assert "| lrp | – | 10.00 | 0.900 | 1 |" in (tmp_path / "c.md").read_text()
+    assert "| lrp | row | – | 10.00 | 0.900 | 1 |" in (tmp_path / "c.md").read_text()
