@@ -1,3 +1,3 @@
-from attrprune.cli import main
+from attrprune.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

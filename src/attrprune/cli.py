@@ -5,6 +5,11 @@ rerun by hand with the command its log shows. Each stage is a frozen dataclass i
 `attrprune.stages` whose fields are its flags (`model_dir` -> `--model-dir`); building the parser
 imports neither torch nor lxt, so `--help` is fast.
 
+Errors (`run`): a failure the suite knows (bad input, a missing or unwritable file, a full disk)
+ends the stage with one line on stderr, ``attrprune <stage>: error: <what> (<file>): <fix>``, and
+exit code 1 (argparse's usage errors: 2); ``--debug`` or ``ATTRPRUNE_DEBUG=1`` shows the traceback
+instead. Anything else keeps its traceback.
+
 Run: ``python -m attrprune --help``, ``python -m attrprune scores --help``
 """
 
@@ -12,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -95,6 +103,9 @@ def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, hint) -
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m attrprune", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure (also: ATTRPRUNE_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
     for name, stage in STAGES.items():
         summary = " ".join(stage.__doc__.split())
@@ -106,7 +117,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one stage; failures raise (tests and callers see the exception, `run` reports it)."""
     args = build_parser().parse_args(argv)
     stage = STAGES[args.stage]
     stage(**{f.name: getattr(args, f.name) for f in dataclasses.fields(stage)}).run()
     return 0
+
+
+# What a user can fix, by OSError errno: the fix that goes with it.
+_OS_FIXES = {
+    errno.ENOENT: "check the path, or run the stage (workflow rule) that writes it",
+    errno.EACCES: "make it readable / writable, or write elsewhere",
+    errno.EISDIR: "give a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENOSPC: "no space left on the device: free some, or write the results elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+}
+
+
+def describe(error: BaseException) -> str | None:
+    """One line for a failure the user can fix; None for anything else (it keeps its traceback)."""
+    if isinstance(error, OSError) and error.errno in _OS_FIXES:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror or type(error).__name__}{where}: {_OS_FIXES[error.errno]}"
+    if isinstance(error, UnicodeDecodeError):
+        return f"text is not UTF-8 ({error.reason} at byte {error.start}): save the file as UTF-8"
+    if isinstance(error, (ValueError, FileNotFoundError, FloatingPointError)):
+        return " ".join(str(error).split()) or type(error).__name__
+    return None
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`main` behind the error boundary: the command line's entry point (`python -m attrprune`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or os.environ.get("ATTRPRUNE_DEBUG", "") not in ("", "0")
+    try:
+        return main(argv)
+    except Exception as error:
+        line = None if debug else describe(error)
+        if line is None:
+            raise
+        prog = " ".join(["attrprune", *[a for a in argv if a in STAGES][:1]])
+        print(f"{prog}: error: {line}", file=sys.stderr)
+        return 1

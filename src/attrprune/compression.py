@@ -65,8 +65,11 @@ def compress_and_evaluate(
     from attrprune.models import load_model, placement
     from attrprune.pruning.plan import CompressionPlan
     from attrprune.refsets import load_refset
+    from attrprune.registry import check_compression
     from attrprune.relevance.store import load_scores
 
+    if method is not None:
+        check_compression(method, scope)  # before loading anything: a typo fails in a second
     if method is None and any(sparsities):
         raise ValueError(f"sparsities {sparsities}: without a method only the dense model (sparsity 0) is evaluated")
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)

@@ -4,6 +4,7 @@ every stage."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ def model_name(record: dict) -> str:
 def atomic_path(path: Path | str):
     """Yield a temporary sibling path to write to; it is renamed to `path` only on success."""
     path = Path(path)
+    if path.is_dir():  # checked first: the rename would fail only after all the work, naming the temp file
+        raise IsADirectoryError(errno.EISDIR, "the output path is a folder", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -182,7 +182,10 @@ def split_allocation(scope: str) -> tuple[str, str]:
     base, owl = (scope[: -len(OWL)], True) if scope.endswith(OWL) else (scope, False)
     if owl and base not in OWL_SCOPES:
         raise ValueError(f"unknown pruning scope {scope!r}: OWL allocation works with {', '.join(OWL_SCOPES)}")
-    parse_scope(base)
+    try:
+        parse_scope(base)
+    except ValueError:
+        raise ValueError(f"unknown pruning scope {scope!r}; valid: {COMPRESSION_SCOPES_HELP}") from None
     return base, "owl" if owl else "uniform"
 
 

@@ -32,11 +32,18 @@ def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor], meta: dict,
 def load_tensors(path: Path | str, key: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(every tensor by name, in the file's offset order as `safetensors.torch.load_file` gives them;
     the JSON record under header entry `key`)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), "pt") as f:
-        meta = _meta(f, path, key)
-        tensors = {name: f.get_tensor(name) for name in f.offset_keys()}
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the stage (workflow rule) that writes it")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = _meta(f, path, key)
+            tensors = {name: f.get_tensor(name) for name in f.offset_keys()}
+    except SafetensorError as err:
+        raise ValueError(
+            f"{path} is not a complete safetensors file ({err}): delete it and rerun the stage that writes it"
+        ) from err
     return tensors, meta
 
 

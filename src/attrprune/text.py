@@ -28,8 +28,14 @@ def read_jsonl(path: Path | str) -> list[dict]:
             f"{path} does not exist or is not a file (expected JSON Lines: one JSON object per line)"
         )
     rows = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path}:{number} is not UTF-8 ({err.reason} at byte {err.start} of the line); save the file as UTF-8"
+                ) from err
             if not line.strip():
                 continue
             try:
