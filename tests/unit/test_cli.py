@@ -129,20 +129,7 @@ def test_help_does_not_import_torch():
 MODEL_STAGES = {
     "refset": ["--kind", "toxic", "--model-dir", "m", "--out", "o"],
     "scores": ["--model-dir", "m", "--refset", "r", "--method", "lrp", "--out", "o"],
-    "compress": [
-        "--model-dir",
-        "m",
-        "--method",
-        "lrp",
-        "--scores",
-        "s",
-        "--sparsities",
-        "0.5",
-        "--tasks",
-        "t",
-        "--out-template",
-        "o",
-    ],
+    "compress": "--model-dir m --method lrp --scores s --sparsities 0.5 --tasks t --out-template o".split(),
     "compress-dense": ["--model-dir", "m", "--tasks", "t", "--out-template", "o"],
     "circuit": [
         "--model-dir",
@@ -212,19 +199,7 @@ def test_model_stages_reject_unknown_dtypes(capsys, stage):
 
 
 def test_export_pruned_takes_dtype_and_base_model_but_runs_on_cpu(capsys):
-    argv = [
-        "export-pruned",
-        "--model-dir",
-        "m",
-        "--method",
-        "lrp",
-        "--scores",
-        "s",
-        "--sparsity",
-        "0.5",
-        "--out-dir",
-        "o",
-    ]
+    argv = "export-pruned --model-dir m --method lrp --scores s --sparsity 0.5 --out-dir o".split()
     a = build_parser().parse_args(argv)
     assert (a.dtype, a.base_model) == ("auto", None)
     a = build_parser().parse_args([*argv, "--dtype", "bfloat16", "--base-model", "org/name"])
