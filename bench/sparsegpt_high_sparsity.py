@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 
 import torch
+from baselines_world import final_hidden  # bench/ is on the path when a script in it runs
 
-from attrprune.architectures import architecture_of
 from attrprune.evaluation.perplexity import perplexity_texts, token_perplexity
 from attrprune.models import load_model
 from attrprune.pruning import MaskBuilder, pruned
@@ -28,14 +28,6 @@ from attrprune.refsets import build_refset
 from attrprune.relevance import ScoreOptions, compute_scores
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@torch.no_grad()
-def final_hidden(model, calibration) -> torch.Tensor:
-    backbone = model.get_submodule(architecture_of(model).backbone)
-    return torch.cat(
-        [backbone(input_ids=i, attention_mask=m).last_hidden_state for i, m, _, _ in calibration.batches(32)]
-    )
 
 
 @torch.no_grad()
