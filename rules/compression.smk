@@ -1,6 +1,7 @@
 # Compression (paper section 4.1): prune by each compression method (scores on general text, or
-# a calibrated pruner on the general reference set) at every configured sparsity and evaluate each pruned model with lm-eval and by token perplexity (the Wanda /
-# SparseGPT protocol at compression.seqlen); then tables and plots.
+# a calibrated pruner on the general reference set) at every configured sparsity and evaluate
+# each pruned model with lm-eval and by token perplexity (the Wanda / SparseGPT protocol at
+# compression.seqlen); then tables and plots.
 #
 # One job per model x method x scope x reference set x sparsity, and one job per model for the
 # dense model (sparsity 0 is the same model for every method): at real scale each evaluation
