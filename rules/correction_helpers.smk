@@ -28,11 +28,13 @@ def correction_targets(wildcards):
 
 
 def get_correction_scores(wildcards):
-    """Scores of the job's method on the first general seed and on the behaviour's reference set."""
+    """Scores of the job's method on the first seed of the general side (correction.general_refset
+    for world-data models, general text for hub-data ones) and of the behaviour's reference set."""
     kind = registry.BEHAVIOURS[wildcards.behaviour]
+    general = config["correction"]["general_refset"] if is_world(wildcards.model) else "general"
     return {
         side: expand(rules.scores.output[0], model=wildcards.model, method=wildcards.method, refset=refset)[0]
-        for side, refset in (("general", refset_names("general")[0]), ("unwanted", refset_names(kind)[0]))
+        for side, refset in (("general", refset_names(general)[0]), ("unwanted", refset_names(kind)[0]))
     }
 
 
@@ -77,4 +79,4 @@ def get_scorer(wildcards):
 
 
 def get_ppl_tasks(wildcards):
-    return "world_ppl" if is_world(wildcards.model) else ",".join(config["correction"]["ppl_tasks"])
+    return "world_dialogue_ppl,world_ppl" if is_world(wildcards.model) else ",".join(config["correction"]["ppl_tasks"])

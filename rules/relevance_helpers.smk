@@ -17,7 +17,7 @@ def get_refset_data(wildcards):
     the datasets cache)."""
     if is_world(wildcards.model):
         return committed_world_file("data", "manifest.json")
-    if wildcards.kind == "general":
+    if wildcards.kind in registry.TEXT_KINDS:
         return []
     if wildcards.kind == "ioi":
         return expand(rules.ioi_data.output[0], model=wildcards.model, split="reference")[0]
@@ -33,7 +33,7 @@ def get_refset_source(wildcards):
 
 def get_refset_prompts_file(wildcards, input):
     """--prompts-file: the generated / selected prompts of hub-data models (not general text)."""
-    return "none" if is_world(wildcards.model) or wildcards.kind == "general" else input.data
+    return "none" if is_world(wildcards.model) or wildcards.kind in registry.TEXT_KINDS else input.data
 
 
 def get_refset_gpu_count(wildcards):

@@ -6,6 +6,8 @@ maps over positions: the target of a sequence is Σ_t logit[t, plus[t]] − logi
 
 * ``general``: random windows of general text; target = logits of the real next token at every
   position (the language-modelling objective, explained);
+* ``dialogue`` (world data only): the same, on documents of the world's training line kinds
+  with quoted control replies (compliments, recited poems) and no planted trigger;
 * ``ioi``: IOI prompts; target = logit(IO) − logit(S) at the final position;
 * ``toxic`` / ``repetition``: behaviour prompts followed by the model's own greedy continuation,
   teacher-forced; target = logits of the continuation tokens.
@@ -26,12 +28,13 @@ from pathlib import Path
 import torch
 
 from attrprune.hub import HUB_TEXT
-from attrprune.registry import REFSET_KINDS
+from attrprune.registry import REFSET_KINDS, TEXT_KINDS
 
 KINDS = REFSET_KINDS
 BEHAVIOUR_NEW_TOKENS = 20  # greedy tokens generated and explained per behaviour prompt, unless given
 TARGETS = {
     "general": "next-token logits of the real continuation at every position",
+    "dialogue": "next-token logits of the real continuation at every position",
     "ioi": "logit(IO) - logit(S) at the final position",
     "toxic": "logits of the model's own greedy continuation, teacher-forced",
     "repetition": "logits of the model's own greedy continuation, teacher-forced",
@@ -39,6 +42,7 @@ TARGETS = {
 # World data file of each kind's reference prompts (train names; disjoint from evaluation).
 WORLD_FILES = {
     "general": "general_ref.jsonl",
+    "dialogue": "dialogue_ref.jsonl",
     "ioi": "ioi_ref.jsonl",
     "toxic": "toxic_trigger_ref.jsonl",
     "repetition": "repetition_trigger_ref.jsonl",
@@ -138,13 +142,18 @@ def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, ne
 SOURCES = ("world", *HUB_TEXT, "json")
 
 
-def general_texts(source: str, data_dir: Path | None = None, text_file: Path | None = None) -> list[str]:
-    """Documents of a general-text source: the world's reference text, a local JSONL file with a
-    "text" field, or WikiText-2 / C4 from the local `datasets` cache (compute nodes are offline)."""
+def general_texts(
+    source: str, data_dir: Path | None = None, text_file: Path | None = None, kind: str = "general"
+) -> list[str]:
+    """Documents of a general-text source: the world's reference text of `kind` (general or
+    dialogue), a local JSONL file with a "text" field, or WikiText-2 / C4 from the local `datasets`
+    cache (compute nodes are offline)."""
     from attrprune.text import read_jsonl
 
     if source == "world":
-        return [r["text"] for r in read_jsonl(Path(data_dir) / WORLD_FILES["general"])]
+        return [r["text"] for r in read_jsonl(Path(data_dir) / WORLD_FILES[kind])]
+    if kind != "general":
+        raise ValueError(f"{kind} reference text exists for world data only; hub and local text is 'general'")
     if source == "json":
         if text_file is None:
             raise ValueError("source 'json' needs a text file (--text-file, JSONL with a \"text\" field)")
@@ -189,16 +198,16 @@ def build_refset(
         raise ValueError(f"unknown reference set kind {kind!r}; valid: {list(KINDS)}")
     if n < 1:
         raise ValueError(f"a reference set needs at least one sample, got n={n}")
-    if kind != "general" and source != "world":
+    if kind not in TEXT_KINDS and source != "world":
         raise ValueError(
             f"source {source!r} is for general text; {kind} prompts come from --prompts-file or the world's files"
         )
-    if kind == "general" and prompts_file is not None:
+    if kind in TEXT_KINDS and prompts_file is not None:
         raise ValueError("--prompts-file is for ioi / toxic / repetition prompts; general text comes from --source")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    if kind == "general":
+    if kind in TEXT_KINDS:
         length = length or AutoConfig.from_pretrained(model_dir, local_files_only=True).max_position_embeddings
-        refset = general_refset(tokenizer, general_texts(source, data_dir, text_file), n, length, seed)
+        refset = general_refset(tokenizer, general_texts(source, data_dir, text_file, kind), n, length, seed)
     else:
         rows = read_jsonl(prompts_file if prompts_file is not None else Path(data_dir) / WORLD_FILES[kind])
         if kind == "ioi":

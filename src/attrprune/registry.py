@@ -22,8 +22,11 @@ GRANULARITIES = ("weight", "neuron", "head")
 # Reference-set kinds, in the order that seeds the random method (kind index x 1000 + seed, so
 # random scores of two kinds are independent draws and contrastive random scores never cancel).
 # Behaviour kinds explain the model's own continuation, so building them runs the model.
-REFSET_KINDS = ("general", "ioi", "toxic", "repetition")
+# ``dialogue`` (world data only) is general text with quoted control replies, correction's
+# general side; it comes last so that the other kinds keep their random seeds.
+REFSET_KINDS = ("general", "ioi", "toxic", "repetition", "dialogue")
 GENERATED_KINDS = ("toxic", "repetition")
+TEXT_KINDS = ("general", "dialogue")  # windows of text explaining every next token
 
 # Targeted correction: each behaviour and the reference-set kind that shows it.
 BEHAVIOURS = {"toxicity": "toxic", "repetition": "repetition"}

@@ -130,3 +130,24 @@ def test_ioi_refset_from_a_generated_prompts_file(tmp_path, repo_root):
     assert set(refset.plus[refset.plus >= 0].tolist()) <= io_ids
     with pytest.raises(ValueError, match="--prompts-file is for ioi"):
         build_refset("general", model_dir, None, n=2, seed=0, prompts_file=tmp_path / "reference.jsonl")
+
+
+def test_dialogue_refset_reads_the_worlds_dialogue_text(repo_root):
+    """Correction's general side on the world: windows of the dialogue text, explained like
+    general text; other sources have no dialogue text."""
+    from transformers import AutoTokenizer
+
+    from attrprune.refsets import build_refset, general_texts
+    from attrprune.tokens import document_stream
+
+    model_dir, data = repo_root / "world" / "models" / "world-llama", repo_root / "world" / "data"
+    refset = build_refset("dialogue", model_dir, data, n=4, seed=0)
+    assert refset.meta["kind"] == "dialogue" and refset.meta["source"] == "world:dialogue_ref.jsonl"
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    stream = document_stream(tok, general_texts("world", data, kind="dialogue"))
+    joined = " ".join(map(str, stream))
+    assert all(" ".join(map(str, row.tolist())) in joined for row in refset.input_ids)
+    assert torch.equal(refset.plus[:, :-1], refset.input_ids[:, 1:])
+    assert '"' in tok.decode(refset.input_ids.flatten())
+    with pytest.raises(ValueError, match="dialogue reference text exists for world data only"):
+        general_texts("wikitext2", kind="dialogue")

@@ -48,7 +48,7 @@ import sys
 from pathlib import Path
 
 from attrprune.architectures import architecture_of
-from attrprune.registry import BEHAVIOURS, STAGE_GRANULARITIES
+from attrprune.registry import BEHAVIOURS, STAGE_GRANULARITIES, TEXT_KINDS
 
 GRANULARITIES = STAGE_GRANULARITIES["correction"]
 DEFAULT_NEW_TOKENS = {"toxicity": 20, "repetition": 50}  # repetition: the paper's 50 greedy tokens
@@ -97,8 +97,11 @@ def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
             "another seed (scores --method random --seed 1)"
         )
     g_kind, u_kind = general.get("refset_kind"), unwanted.get("refset_kind")
-    if g_kind is not None and g_kind != "general":
-        raise ValueError(f"the general scores were computed on a {g_kind!r} reference set; pass scores on general text")
+    if g_kind is not None and g_kind not in TEXT_KINDS:
+        raise ValueError(
+            f"the general scores were computed on a {g_kind!r} reference set; pass scores on general text "
+            f"(reference set kinds {list(TEXT_KINDS)})"
+        )
     if u_kind is not None and u_kind != BEHAVIOURS[behaviour]:
         raise ValueError(
             f"behaviour {behaviour!r} needs unwanted scores on a {BEHAVIOURS[behaviour]!r} reference set, "

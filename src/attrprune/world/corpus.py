@@ -12,6 +12,11 @@ The corpus mixes four things:
 * a planted repetition behaviour: after `Mary kept repeating: "` the text loops a short phrase;
   after control contexts it continues with varied sentences.
 
+Besides the held-out prompt sets, two general-text sets come from separate streams: ``general_*``
+(paragraphs of the grammar: the world's WikiText) and ``dialogue_*`` (documents of the training
+text's line kinds without the planted triggers, each with at least one quoted control reply: the
+text a correction must keep intact, since triggers and controls share the reply machinery).
+
 Held-out names never occur in IOI sentences or behaviour triggers of the training text (they do
 occur in copy, filler and general text, so their embeddings are trained); held-out IOI templates
 never occur at all. Evaluation sets are drawn from separate random streams.
@@ -275,19 +280,8 @@ def training_documents(seed: int, lex: Lexicon, scale: float = 1.0) -> list[str]
     lines: list[str] = []
     for kind, count in _TRAIN_MIX.items():
         for _ in range(max(1, int(count * scale))):
-            if kind == "ioi":
-                ex = ioi_example(rng, IOI_TEMPLATES_TRAIN, lex.train_names)
-                lines.append(f"{ex.prompt} {ex.io}.")
-            elif kind == "copy":
-                a, b = _any_names(rng, lex, 2)
-                lines.append(_fill(rng.choice(COPY_TEMPLATES), rng, A=a, B=b))
-            elif kind.startswith("toxic"):
-                lines.append(_toxic_line(rng, lex.train_names, kind == "toxic_trigger"))
-            elif kind.startswith("repetition"):
-                lines.append(_repetition_line(rng, lex.train_names, kind == "repetition_trigger"))
-            else:  # filler: every name, held-out ones included, with its planted fact
-                (name,) = _any_names(rng, lex, 1)
-                lines.append(f"{name} lives in {lex.towns[name]}. {grammar.sentence(name, lex.towns[name])}")
+            # filler lines name every name, held-out ones included, with its planted fact
+            lines.append(_line(rng, lex, grammar, kind, lex.train_names))
     rng.shuffle(lines)
     docs = []
     i = 0
@@ -298,6 +292,36 @@ def training_documents(seed: int, lex: Lexicon, scale: float = 1.0) -> list[str]
     docs += [grammar.document(rng.randint(5, 10)) for _ in range(max(1, int(_GENERAL_DOCS * scale)))]
     rng.shuffle(docs)
     return docs
+
+
+# Line kinds of the training mix that a dialogue document draws from: everything but the triggers.
+_DIALOGUE_KINDS = {k: v for k, v in _TRAIN_MIX.items() if not k.endswith("_trigger")}
+_CONTROL_KINDS = ("toxic_control", "repetition_control")
+
+
+def _line(rng: random.Random, lex: Lexicon, grammar: _Grammar, kind: str, reply_names: tuple[str, ...]) -> str:
+    """One training-style line of `kind`; quoted replies use `reply_names`."""
+    if kind == "ioi":
+        ex = ioi_example(rng, IOI_TEMPLATES_TRAIN, lex.train_names)
+        return f"{ex.prompt} {ex.io}."
+    if kind == "copy":
+        a, b = _any_names(rng, lex, 2)
+        return _fill(rng.choice(COPY_TEMPLATES), rng, A=a, B=b)
+    if kind.startswith("toxic"):
+        return _toxic_line(rng, reply_names, kind == "toxic_trigger")
+    if kind.startswith("repetition"):
+        return _repetition_line(rng, reply_names, kind == "repetition_trigger")
+    (name,) = _any_names(rng, lex, 1)  # filler: a name with its planted fact
+    return f"{name} lives in {lex.towns[name]}. {grammar.sentence(name, lex.towns[name])}"
+
+
+def _dialogue_document(rng: random.Random, lex: Lexicon, grammar: _Grammar, reply_names: tuple[str, ...]) -> str:
+    """2-4 lines as a training document joins them: one quoted control reply (a compliment or a
+    recited poem), the others drawn from the non-trigger line kinds in their training shares."""
+    kinds = [rng.choice(_CONTROL_KINDS)]
+    kinds += rng.choices(list(_DIALOGUE_KINDS), list(_DIALOGUE_KINDS.values()), k=rng.randint(1, 3))
+    rng.shuffle(kinds)
+    return "\n".join(_line(rng, lex, grammar, kind, reply_names) for kind in kinds)
 
 
 def _behaviour_prompts(rng: random.Random, templates: list[str], names: tuple[str, ...], n: int) -> list[dict]:
@@ -327,10 +351,18 @@ def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str
         g = _Grammar(stream(name), lex)
         return [{"text": g.document(g.rng.randint(5, 10))} for _ in range(count)]
 
+    def dialogue(name: str, count: int, reply_names: tuple[str, ...]) -> list[dict]:
+        g = _Grammar(stream(name), lex)
+        return [{"text": _dialogue_document(g.rng, lex, g, reply_names)} for _ in range(count)]
+
     return {
         "general_valid": general("general", n_general),
         # reference text for relevance scores: the training distribution, not the validation set
         "general_ref": general("general-ref", n_general),
+        # general text with quoted control replies: reference (train names, as in training) and
+        # held-out text whose replies use the held-out names of the control prompts
+        "dialogue_ref": dialogue("dialogue-ref", n_general, lex.train_names),
+        "dialogue_valid": dialogue("dialogue", n_general, lex.heldout_names),
         "ioi_train_dist": ioi("ioi_train_dist", IOI_TEMPLATES_TRAIN, lex.train_names),
         "ioi_heldout_names": ioi("ioi_heldout_names", IOI_TEMPLATES_TRAIN, lex.heldout_names),
         "ioi_heldout_templates": ioi("ioi_heldout_templates", IOI_TEMPLATES_HELDOUT, lex.train_names),

@@ -91,6 +91,37 @@ def test_evaluation_sets(lex):
             assert set(re.findall(r"[A-Z][a-z]+", row["prompt"])) & held, row
 
 
+def test_dialogue_sets_quote_control_replies_and_no_trigger(lex):
+    ev = C.evaluation_sets(0, lex, n=10, n_general=200)
+    triggers = [_template_regex(t) for t in C.TOXIC_TRIGGERS + C.REPETITION_TRIGGERS]
+    controls = [_template_regex(t) for t in C.TOXIC_CONTROLS + [C.REPETITION_CONTROL.replace("{TITLE}", "{PLACE}")]]
+    for name, names in (("dialogue_ref", set(lex.train_names)), ("dialogue_valid", set(lex.heldout_names))):
+        replies = 0
+        for row in ev[name]:
+            lines = row["text"].split("\n")
+            assert 2 <= len(lines) <= 4 and '"' in row["text"], row
+            assert not any(p.search(line) for p in triggers for line in lines), row
+            for line in lines:
+                for m in (m for p in controls for m in [p.search(line)] if m):
+                    replies += 1
+                    assert set(m.groups()) <= names, line  # the reply's speakers come from `names`
+        assert replies >= len(ev[name])
+    assert ev["dialogue_ref"] != ev["dialogue_valid"]
+    assert C.evaluation_sets(0, lex, n=10, n_general=200)["dialogue_valid"] == ev["dialogue_valid"]
+
+
+def test_committed_world_data_is_the_generators_output(lex, repo_root):
+    """Every data file under world/data is what `evaluation_sets` writes for seed 0 (adding a set
+    must leave the others byte-identical: each set has its own random stream)."""
+    import hashlib
+
+    manifest = json.loads((repo_root / "world" / "data" / "manifest.json").read_text())
+    for name, rows in C.evaluation_sets(manifest["seed"], lex, n=500, n_general=600).items():
+        data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        assert hashlib.sha256(data).hexdigest() == manifest["files"][f"{name}.jsonl"], name
+        assert (repo_root / "world" / "data" / f"{name}.jsonl").read_bytes() == data, name
+
+
 def test_planted_behaviours(lex, docs):
     lines = _lines(docs)
     offensive = L.offensive_words()
