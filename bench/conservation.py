@@ -5,11 +5,17 @@ Conservation = (relevance entering the first block) / (explained target), summed
 down to the embeddings. Biases and the softmax rule absorb some relevance, so only CP-LRP on a
 bias-free model is exact.
 
+Conservation depends on what is explained: the relevance that the biases and the softmax rule
+absorb does not scale with the target, so the world models are measured on both the targets the
+suite explains (IOI logit difference; next-token logits of general text, every position).
+
 Models: one tiny random-init model per family with its real config features
 (tests/tiny_models.py::tiny_family), its matrices scaled by 5 so that the logits are O(1) as in a
 trained model (at the default init they are ~0 and every ratio is noise), explaining the top
 logit at the last position of 8 random sequences; and the two trained world models explaining
-logit(IO) - logit(S) on 64 held-out IOI prompts.
+logit(IO) - logit(S) on 64 held-out IOI prompts, and the real next token at every position of
+32 windows of 64 tokens of the held-out general text (general_valid) and of the held-out
+dialogue text (dialogue_valid).
 
 Run: ``python bench/conservation.py`` (CPU, about 30 s); prints a Markdown table.
 """
@@ -26,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from tiny_models import FAMILIES, tiny_family  # noqa: E402
 
-from attrprune.refsets import RefSet, ioi_refset  # noqa: E402
+from attrprune.refsets import RefSet, general_refset, ioi_refset  # noqa: E402
 from attrprune.relevance.lrp import block_input_relevance  # noqa: E402
 
 
@@ -64,12 +70,24 @@ def main() -> None:
 
     from attrprune.text import read_jsonl
 
-    rows = read_jsonl(ROOT / "world" / "data" / "ioi_heldout_names.jsonl")
+    data = ROOT / "world" / "data"
+    rows = read_jsonl(data / "ioi_heldout_names.jsonl")
     for name in ("world-llama", "world-opt"):
         model_dir = ROOT / "world" / "models" / name
         model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
-        refset = ioi_refset(AutoTokenizer.from_pretrained(model_dir, local_files_only=True), rows, 64, seed=0)
-        print(f"| {name} (trained, IOI) | n/a | {ratio(model, refset, 'cp')} | {ratio(model, refset, 'attnlrp')} |")
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        refsets = {
+            "IOI": ioi_refset(tokenizer, rows, 64, seed=0),
+            **{
+                f"{text} text": general_refset(
+                    tokenizer, [r["text"] for r in read_jsonl(data / f"{text}_valid.jsonl")], 32, 64, seed=0
+                )
+                for text in ("general", "dialogue")
+            },
+        }
+        for target, refset in refsets.items():
+            cells = f"{ratio(model, refset, 'cp')} | {ratio(model, refset, 'attnlrp')}"
+            print(f"| {name} (trained, {target}) | n/a | {cells} |")
 
 
 if __name__ == "__main__":
