@@ -60,16 +60,33 @@ def detoxify_checkpoint_path(model_type: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(MODEL_URLS[model_type])
 
 
-def _peek_config(path: Path) -> dict | None:
-    """The checkpoint's "config" entry, read cheaply (memory-mapped) so Detoxify's own full load
-    is the only expensive one; None when the file is not a dict with a config (Detoxify reports that)."""
+# Detoxify's own class-name standardisation (detoxify.detoxify.load_checkpoint), applied here
+# because we load the checkpoint ourselves.
+_CLASS_NAMES = {"toxic": "toxicity", "identity_hate": "identity_attack", "severe_toxic": "severe_toxicity"}
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A Detoxify checkpoint ({"config": ..., "state_dict": ...}) loaded with torch's weights-only
+    unpickler: tensors and plain data only, so a crafted file cannot run code on load (Detoxify
+    itself unpickles with weights_only=False)."""
+    import pickle
+
     import torch
 
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-    return loaded.get("config") if isinstance(loaded, dict) else None
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"Detoxify checkpoint {path} holds Python objects besides tensors and plain data; it is refused "
+            "because unpickling them can run code from the file. Re-save it as a dict of plain data "
+            '({"config": ..., "state_dict": ...}) from a source you trust'
+        ) from e
+    if not isinstance(loaded, dict) or not {"config", "state_dict"} <= loaded.keys():
+        raise ValueError(f"Detoxify checkpoint {path} is not a dict with 'config' and 'state_dict'")
+    return loaded
 
 
 def _missing_hf_files(repo_id: str, tokenizer_name: str) -> list[str]:
@@ -102,6 +119,23 @@ def resolve_scorer_device(device: str) -> str:
     return device
 
 
+def _detoxify_from(loaded: dict, device: str, huggingface_config_path):
+    """A `detoxify.Detoxify` built from an already (safely) loaded checkpoint: Detoxify's
+    constructor would unpickle the file again, unsafely."""
+    from detoxify.detoxify import Detoxify, get_model_and_tokenizer
+
+    detox = Detoxify.__new__(Detoxify)  # its __init__ only loads (unsafely) and sets these fields
+    detox.model, detox.tokenizer = get_model_and_tokenizer(
+        **loaded["config"]["arch"]["args"],
+        state_dict=loaded["state_dict"],
+        huggingface_config_path=None if huggingface_config_path is None else str(huggingface_config_path),
+    )
+    detox.class_names = [_CLASS_NAMES.get(c, c) for c in loaded["config"]["dataset"]["args"]["classes"]]
+    detox.device = device
+    detox.model.to(device)
+    return detox
+
+
 class DetoxifyScorer:
     """Detoxify's "toxicity" probability per text (sigmoid of the classifier's first class).
 
@@ -124,7 +158,7 @@ class DetoxifyScorer:
         device: str = "auto",
         batch_size: int = 32,
     ):
-        from detoxify.detoxify import MODEL_URLS, Detoxify
+        from detoxify.detoxify import MODEL_URLS
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -150,24 +184,18 @@ class DetoxifyScorer:
                 "holding the classifier's HF config and tokenizer files"
             )
 
-        config = _peek_config(path)
-        if config is not None:
-            args = config.get("arch", {}).get("args", {})
-            base = args.get("model_type")
-            if isinstance(base, str) and not Path(base).is_dir():
-                missing = _missing_hf_files(base, args.get("tokenizer_name", ""))
-                if missing:
-                    raise RuntimeError(
-                        f"Detoxify checkpoint {path.name} builds on the Hugging Face model {base!r}, whose "
-                        f"{', '.join(missing)} are not in the local HF cache (HF_HOME). {_precache_fix(model_type)}"
-                    )
+        loaded = _load_checkpoint(path)
+        args = loaded["config"].get("arch", {}).get("args", {})
+        base = args.get("model_type")
+        if isinstance(base, str) and not Path(base).is_dir():
+            missing = _missing_hf_files(base, args.get("tokenizer_name", ""))
+            if missing:
+                raise RuntimeError(
+                    f"Detoxify checkpoint {path.name} builds on the Hugging Face model {base!r}, whose "
+                    f"{', '.join(missing)} are not in the local HF cache (HF_HOME). {_precache_fix(model_type)}"
+                )
         try:
-            self.model = Detoxify(
-                model_type=model_type,
-                checkpoint=None if checkpoint is None else str(path),
-                device=device,
-                huggingface_config_path=None if huggingface_config_path is None else str(huggingface_config_path),
-            )
+            self.model = _detoxify_from(loaded, device, huggingface_config_path)
         except OSError as e:  # transformers' "couldn't connect / can't find files" for config or tokenizer
             raise RuntimeError(
                 f"Detoxify could not load its HF config or tokenizer: {e}\n{_precache_fix(model_type)}"

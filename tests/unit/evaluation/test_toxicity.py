@@ -231,3 +231,26 @@ def test_detoxify_device_option_reaches_the_classifier(tiny, monkeypatch):
     assert scorer.device == "cpu" and scorer.model.device == "cpu"
     with pytest.raises(ValueError, match="no CUDA GPU is visible"):
         make_scorer("detoxify", checkpoint=str(tiny[0]), device="cuda")
+
+
+class _Payload:
+    """Unpickling this runs `touch` on a file: what a crafted checkpoint could do."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_checkpoint_with_a_pickle_payload_is_refused_without_running_it(tiny, tmp_path):
+    ckpt, _ = tiny
+    loaded = torch.load(ckpt, weights_only=True)
+    marker = tmp_path / "payload_ran"
+    torch.save({**loaded, "extra": _Payload(marker)}, tmp_path / "crafted.ckpt")
+    with pytest.raises(ValueError, match="crafted.ckpt holds Python objects besides tensors.*refused"):
+        make_scorer("detoxify", checkpoint=tmp_path / "crafted.ckpt")
+    assert not marker.exists()
+    torch.save({"state_dict": loaded["state_dict"]}, tmp_path / "bare.ckpt")
+    with pytest.raises(ValueError, match="bare.ckpt is not a dict with 'config' and 'state_dict'"):
+        make_scorer("detoxify", checkpoint=tmp_path / "bare.ckpt")
