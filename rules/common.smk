@@ -71,6 +71,35 @@ def _validate(config):
         raise WorkflowError("Invalid config:\n  " + "\n  ".join(errors)) from None
 
 
+class _KeyCountingLoader(yaml.SafeLoader):
+    """A YAML loader that records every mapping key given twice (PyYAML silently keeps the last)."""
+
+    duplicates = []
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                self.duplicates.append((key_node.start_mark.line + 1, key))
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _check_duplicate_keys(paths):
+    for path in paths:
+        _KeyCountingLoader.duplicates = []
+        with open(path) as f:
+            yaml.load(f, Loader=_KeyCountingLoader)
+        if _KeyCountingLoader.duplicates:
+            line, key = _KeyCountingLoader.duplicates[0]
+            raise WorkflowError(
+                f"{path}:{line}: key '{key}' is given twice in the same section; YAML would keep only "
+                "the last one: remove or merge the other"
+            )
+
+
+_check_duplicate_keys(workflow.configfiles)
 _validate(config)
 
 MODELS = list(config["models"])
@@ -166,10 +195,17 @@ def _check_config(config):
             except ValueError as error:
                 raise WorkflowError(f"{key}: {error}") from None
     if compression["export"]:
+        export = compression["export"]
         try:
-            registry.check_compression(compression["export"]["method"], compression["export"]["scope"])
+            registry.check_compression(export["method"], export["scope"])
         except ValueError as error:
             raise WorkflowError(f"compression.export: {error}") from None
+        n_of_m = registry.parse_scope(registry.split_allocation(export["scope"])[0])
+        if isinstance(n_of_m, tuple) and abs(export["sparsity"] - n_of_m[0] / n_of_m[1]) > 1e-9:
+            raise WorkflowError(
+                f"compression.export.sparsity: {export['sparsity']} with scope '{export['scope']}', which "
+                f"prunes exactly {n_of_m[0] / n_of_m[1]:g}; set sparsity {n_of_m[0] / n_of_m[1]:g}"
+            )
     for alias, spec in world_models.items():
         if spec["hidden_size"] % spec["heads"]:
             raise WorkflowError(

@@ -69,11 +69,25 @@ def input_or_none(name):
     return get
 
 
+def run_sparsities(scope):
+    """Non-zero sparsities of a run: the configured ones, or N/M alone for an N:M scope (which
+    prunes exactly N of every M weights; any other sparsity is meaningless for it)."""
+    parsed = registry.parse_scope(registry.split_allocation(scope.replace("of", ":"))[0])
+    if isinstance(parsed, tuple):
+        n, m = parsed
+        return [f"{n / m:.2f}"]
+    return [s for s in SPARSITIES if float(s) > 0]
+
+
 def get_compression_metrics(wildcards):
     """Every metrics file the tables read: per run and non-zero sparsity, and the dense model's
     per model when sparsity 0 is asked for (it stands at sparsity 0 of every run)."""
     pruned = [s for s in SPARSITIES if float(s) > 0]
-    files = [f for run in compression_runs() for f in expand(rules.compress.output.metrics, sparsity=pruned, **run)]
+    files = [
+        f
+        for run in compression_runs()
+        for f in expand(rules.compress.output.metrics, sparsity=run_sparsities(run["scope"]), **run)
+    ]
     if len(pruned) < len(SPARSITIES):
         files += expand(rules.compress_dense.output.metrics, model=stage_models("compression"))
     return files

@@ -102,6 +102,31 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     assert job_counts(r.stdout + r.stderr) == expected
 
 
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    text = DEFAULT_CONFIG.read_text().replace("  threshold: 0.9\n", "  threshold: 0.9\n  threshold: 0.5\n", 1)
+    bad = tmp_path / "twice.yaml"
+    bad.write_text(text)
+    line = text.splitlines().index("  threshold: 0.5") + 1
+    r = snakemake(tmp_path, bad, "-n")
+    assert r.returncode != 0
+    assert f"{bad}:{line}: key 'threshold' is given twice in the same section" in r.stdout + r.stderr
+
+
+def test_n_of_m_scopes_run_at_their_own_sparsity_only(tmp_path):
+    """2:4 prunes exactly half of every group of 4: its runs are at 0.50 only, not at each
+    configured sparsity (which would fail after the dry run had passed)."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["compression"].update(methods=["lrp", "sparsegpt"], scopes=["2:4"], method_scopes={})
+    config["circuits"]["models"] = config["correction"]["models"] = []
+    path = tmp_path / "nm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, path, "-n", "compression_tables")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert job_counts(r.stdout + r.stderr)["compress"] == 2 * 2 * 3  # models x methods x general seeds
+    compress_outputs = [line for line in r.stdout.splitlines() if "sparsity_" in line and "output:" in line]
+    assert compress_outputs and all("/2of4/" in line and "sparsity_0.50" in line for line in compress_outputs)
+
+
 @BOTH_CONFIGS
 def test_dry_run_world(tmp_path, configfile, n_models):
     r = snakemake(tmp_path, configfile, "-n", "world")
@@ -171,9 +196,17 @@ def _owl_with_n_of_m(config):
     config["compression"]["scopes"] = ["row", "2:4_owl"]
 
 
+def _export_n_of_m_at_another_sparsity(config):
+    config["compression"]["export"] = {"method": "lrp", "scope": "2:4", "sparsity": 0.6}
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
+        (
+            _export_n_of_m_at_another_sparsity,
+            "compression.export.sparsity: 0.6 with scope '2:4', which prunes exactly 0.5",
+        ),
         (_local_without_path, "models.mine: source 'local' needs 'path'"),
         (_local_folder_without_config, "models.mine.path: no config.json in '/nonexistent/model'"),
         (_world_model_with_path, "models.world-opt: ['path'] do not apply to source 'world'"),
