@@ -31,6 +31,24 @@ def format_sparsity(s: float) -> str:
     return f"{s:.2f}"
 
 
+def load_plan(model, model_dir: Path, method: str | None, scope: str, scores_path, calibration_path):
+    """(the `CompressionPlan` of `method` on `model`, the scores' metadata): the scores must be
+    finite, of `model_dir`'s checkpoint and of the method's own scoring method. No method: the
+    dense model, (None, None)."""
+    from attrprune.pruning.plan import CompressionPlan
+    from attrprune.refsets import load_refset
+    from attrprune.relevance.store import load_scores
+
+    if method is None:
+        return None, None
+    scores, scores_meta = load_scores(scores_path, model_dir) if scores_path is not None else (None, None)
+    calibration = load_refset(calibration_path) if calibration_path is not None else None
+    plan = CompressionPlan(model, method, scope, scores, calibration)
+    if plan.scores_method is not None and plan.scores_method != scores_meta["method"]:
+        raise ValueError(f"{method} prunes by {plan.scores_method} scores; {scores_path} holds {scores_meta['method']}")
+    return plan, scores_meta
+
+
 def compress_and_evaluate(
     model_dir: Path,
     method: str | None,
@@ -63,21 +81,14 @@ def compress_and_evaluate(
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, write_json
     from attrprune.models import load_model, placement
-    from attrprune.pruning.plan import CompressionPlan
-    from attrprune.refsets import load_refset
     from attrprune.registry import check_compression
-    from attrprune.relevance.store import load_scores
 
     if method is not None:
         check_compression(method, scope)  # before loading anything: a typo fails in a second
     if method is None and any(sparsities):
         raise ValueError(f"sparsities {sparsities}: without a method only the dense model (sparsity 0) is evaluated")
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
-    scores, scores_meta = load_scores(scores_path) if scores_path is not None else (None, None)
-    calibration = load_refset(calibration_path) if calibration_path is not None else None
-    plan = CompressionPlan(model, method, scope, scores, calibration) if method is not None else None
-    if plan is not None and plan.scores_method is not None and plan.scores_method != scores_meta["method"]:
-        raise ValueError(f"{method} prunes by {plan.scores_method} scores; {scores_path} holds {scores_meta['method']}")
+    plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path)
     texts = None
     if ppl_source is not None:
         # Checked before any pruning: a seqlen the model cannot take, or text missing from an
@@ -251,14 +262,9 @@ def export_pruned(
 
     from attrprune.io import provenance, write_json
     from attrprune.models import load_checkpoint_on_cpu
-    from attrprune.pruning.plan import CompressionPlan
-    from attrprune.refsets import load_refset
-    from attrprune.relevance.store import load_scores
 
     model, tokenizer = load_checkpoint_on_cpu(model_dir, dtype)
-    scores, scores_meta = load_scores(scores_path) if scores_path is not None else (None, None)
-    calibration = load_refset(calibration_path) if calibration_path is not None else None
-    plan = CompressionPlan(model, method, scope, scores, calibration)
+    plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))

@@ -90,6 +90,27 @@ def _checked_dir(model_dir: Path) -> Path:
     return model_dir
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 over the names and contents of a model folder's weight files (*.safetensors,
+    *.bin, sorted by name): the checkpoint's identity, recorded in every scores file and checked
+    by every stage that prunes by one. Reads every byte (~10 s per 10 GB)."""
+    import hashlib
+
+    files = sorted(p for p in Path(model_dir).iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{model_dir} has no weight files (*.safetensors, *.bin)")
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
     """(model in eval mode, tokenizer) from `model_dir`, in `dtype` and placed by `device_map`
     (see the module docstring). `device_map="cpu"` keeps the model on the CPU even when a GPU is

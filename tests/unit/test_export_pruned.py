@@ -19,6 +19,7 @@ def bf16_world(repo_root, tmp_path_factory):
     """A bf16 copy of world-llama with its tokenizer, and magnitude scores with a hostile refset name."""
     from transformers import AutoModelForCausalLM
 
+    from attrprune.models import weights_sha256
     from attrprune.relevance.methods import ScoreOptions, magnitude
     from attrprune.relevance.store import save_scores
 
@@ -33,7 +34,13 @@ def bf16_world(repo_root, tmp_path_factory):
     save_scores(
         scores,
         tmp / "magnitude.safetensors",
-        {"method": "magnitude", "refset": HOSTILE, "refset_kind": "general", "target": "next token"},
+        {
+            "method": "magnitude",
+            "refset": HOSTILE,
+            "refset_kind": "general",
+            "target": "next token",
+            "model_sha256": weights_sha256(base),
+        },
     )
     return base, tmp / "magnitude.safetensors"
 
@@ -119,12 +126,23 @@ def test_model_card_front_matter_parses_back(bf16_world, tmp_path):
 
 
 def test_float32_base_stays_float32(repo_root, bf16_world, tmp_path):
-    from attrprune.compression import export_pruned
+    from transformers import AutoModelForCausalLM
 
-    _, scores = bf16_world
-    info = export_pruned(
-        repo_root / "world/models/world-llama", "magnitude", scores, None, "row", 0.5, tmp_path / "out"
-    )
+    from attrprune.compression import export_pruned
+    from attrprune.models import weights_sha256
+    from attrprune.relevance.methods import ScoreOptions, magnitude
+    from attrprune.relevance.store import save_scores
+
+    base = repo_root / "world/models/world-llama"
+    _, bf16_scores = bf16_world  # same shapes, another checkpoint: refused, nothing written
+    with pytest.raises(ValueError, match="magnitude.safetensors was computed on another checkpoint"):
+        export_pruned(base, "magnitude", bf16_scores, None, "row", 0.5, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    scores = tmp_path / "magnitude.safetensors"
+    model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
+    meta = {"method": "magnitude", "refset_kind": "general", "model_sha256": weights_sha256(base)}
+    save_scores(magnitude(model, None, ScoreOptions()), scores, meta)
+    info = export_pruned(base, "magnitude", scores, None, "row", 0.5, tmp_path / "out")
     assert info["dtype"] == "float32" and _tensor_dtypes(tmp_path / "out") == {"F32"}
     assert info["base_model"] == str(repo_root / "world/models/world-llama")  # no --base-model: the folder
 

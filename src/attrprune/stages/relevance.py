@@ -78,7 +78,7 @@ class ScoresStage(ModelJob):
         import torch
 
         from attrprune.io import provenance
-        from attrprune.models import load_model, placement
+        from attrprune.models import load_model, placement, weights_sha256
         from attrprune.refsets import load_refset
         from attrprune.relevance import ScoreOptions, compute_scores
         from attrprune.relevance.store import save_scores
@@ -106,6 +106,7 @@ class ScoresStage(ModelJob):
             **placement(model, self.device_map),
             dtype_requested=self.dtype,
             model_dir=str(self.model_dir),
+            model_sha256=weights_sha256(self.model_dir),
         )
         save_scores(scores, self.out, meta)
         print(
