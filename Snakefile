@@ -16,11 +16,12 @@
 #                                            download.json written last (`snakemake download`)
 #   resources/downloads/{datasets,detoxify}.json     datasets / Detoxify caches filled
 #   resources/ioi/{model}/{split}.jsonl      hub models' IOI prompts; split: reference, evaluation
-#   resources/prompts/{model}/{kind}_{reference,evaluation}.jsonl    hub models' behaviour
-#                                            prompts; kind: toxic, repetition
+#   resources/prompts/{model}/{kind}_{reference,evaluation,control}.jsonl    hub models'
+#                                            behaviour prompts (control: prompts without the
+#                                            behaviour); kind: toxic, repetition
 #   resources/refsets/{model}/{kind}-s{seed}.safetensors    a reference set ({refset} below):
 #                                            samples + explained target; kind: general, ioi,
-#                                            toxic, repetition
+#                                            toxic, repetition, dialogue (world data only)
 #   results/world/{model}/card.json          a world model's planted behaviours, measured
 #   results/{model}/scores/{method}/{refset}.safetensors
 #   results/{model}/compression/{method}/{scope}/{refset}/sparsity_{sparsity}/{metrics,lm_eval}.json
@@ -33,7 +34,7 @@
 #   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl}
 #   results/tables/world_card.md
 #   results/tables/{compression,circuits,correction}.{csv,md}
-#   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,correction_examples.md}
+#   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,circuits_paired.csv,correction_examples.md}
 #   results/plots/{compression,circuits,correction}_{model}.png
 #   logs/{job}.log                           {job}: the job's output path without its extension
 #   benchmarks/{job}.tsv                     (a folder: the folder), or the folder or name prefix

@@ -1,7 +1,9 @@
 # Circuit discovery (paper section 4.2): one job per model x method x granularity x scope
 # prunes by the IOI scores of every reference seed, measures IOI on held-out prompts over the
-# sparsity sweep, and writes the sparsest circuit above the threshold. One ablation job per
-# model gives the ground truth the rankings are scored against.
+# sparsity sweep (plus the sizes of the CPR / CMD areas), and writes the sparsest circuit above
+# the threshold. One ablation job per model gives the ground truth the rankings are scored
+# against. With circuits.ablation_value mean, both also read the model's IOI reference sets,
+# over which the ablated heads' and neurons' means are taken.
 
 
 include: "circuits_helpers.smk"
@@ -28,14 +30,15 @@ rule ioi_data:
         model_dir=input_dir("model"),
         n=config["refsets"]["ioi"]["generated"],
     shell:
-        "{params.offline} python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n} --seed 0"
-        " --split {wildcards.split} --out {output:q} > {log:q} 2>&1"
+        "{params.offline} python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n:q} --seed 0"
+        " --split {wildcards.split:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule circuit_ablation:
     input:
         model=get_model_weights,
         eval=get_ioi_eval_file,
+        mean_reference=get_mean_reference,
     output:
         "results/{model}/circuits/{task}/ablation.safetensors",
     log:
@@ -53,12 +56,15 @@ rule circuit_ablation:
         limit=ablation_param("limit", 1),
         n_weights=ablation_param("n_weights", 1),
         weight_modules=config["circuits"]["weight_modules"],
+        ablation_value=circuit_ablation_value,
+        mean_reference=get_mean_reference_param,
         dtype=get_dtype,
         device_map=get_device_map,
     shell:
         "{params.offline} python -m attrprune circuit-ablation --model-dir {params.model_dir:q} --eval-file {input.eval:q}"
-        " --limit {params.limit} --n-weights {params.n_weights} --weight-modules {params.weight_modules}"
-        " --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --limit {params.limit:q} --n-weights {params.n_weights:q} --weight-modules {params.weight_modules:q}"
+        " --ablation-value {params.ablation_value:q} --mean-reference {params.mean_reference:q}"
+        " --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -68,6 +74,7 @@ rule circuit:
         scores=get_circuit_scores,
         eval=get_ioi_eval_file,
         ablation=get_circuit_ablation,
+        mean_reference=get_mean_reference,
     output:
         curve="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json",
         masks="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.safetensors",
@@ -92,16 +99,25 @@ rule circuit:
         limit=or_none(config["circuits"]["limit"]),
         ablation=get_ablation_file,
         top_fraction=ablation_param("top_fraction", 0.1),
+        sizes=FAITHFULNESS_SIZES,
+        ablation_value=circuit_ablation_value,
+        mean_reference=get_mean_reference_param,
+        resamples=config["circuits"]["bootstrap"]["resamples"],
+        bootstrap_seed=config["circuits"]["bootstrap"]["seed"],
+        published=get_published_circuit,
         dtype=get_dtype,
         device_map=get_device_map,
         out_dir=output_dir("curve"),
     shell:
-        "{params.offline} python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model}"
-        " --scores {params.scores:q} --eval-file {input.eval:q} --granularity {wildcards.granularity}"
-        " --scope {wildcards.scope} --sparsities {params.sparsities} --threshold {params.threshold}"
-        " --weight-modules {params.weight_modules} --limit {params.limit} --ablation {params.ablation:q}"
-        " --top-fraction {params.top_fraction} --dtype {params.dtype} --device-map {params.device_map}"
-        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "{params.offline} python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
+        " --scores {params.scores:q} --eval-file {input.eval:q} --granularity {wildcards.granularity:q}"
+        " --scope {wildcards.scope:q} --sparsities {params.sparsities:q} --threshold {params.threshold:q}"
+        " --weight-modules {params.weight_modules:q} --limit {params.limit:q} --ablation {params.ablation:q}"
+        " --top-fraction {params.top_fraction:q} --faithfulness-sizes {params.sizes:q}"
+        " --ablation-value {params.ablation_value:q} --mean-reference {params.mean_reference:q}"
+        " --bootstrap-resamples {params.resamples:q} --bootstrap-seed {params.bootstrap_seed:q}"
+        " --published-circuit {params.published:q} --dtype {params.dtype:q} --device-map {params.device_map:q}"
+        " --threads {threads:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule circuit_tables:
@@ -110,6 +126,7 @@ rule circuit_tables:
     output:
         csv=report("results/tables/circuits.csv", category="Circuits"),
         summary="results/tables/circuits_summary.csv",
+        paired="results/tables/circuits_paired.csv",
         md="results/tables/circuits.md",
         plots=report(
             expand("results/plots/circuits_{model}.png", model=stage_models("circuits")),
@@ -128,4 +145,5 @@ rule circuit_tables:
         plots_dir=output_dir("plots"),
     shell:
         "{params.offline} python -m attrprune circuit-tables --curves {params.curves:q} --csv {output.csv:q}"
-        " --summary-csv {output.summary:q} --markdown {output.md:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"
+        " --summary-csv {output.summary:q} --paired-csv {output.paired:q} --markdown {output.md:q}"
+        " --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

@@ -3,6 +3,8 @@
 
 CIRCUIT_SPARSITIES = ",".join(f"{s:.4g}" for s in config["circuits"]["sparsities"])
 ABLATION = config["circuits"]["ablation"]  # null: no ground truth, no ROC AUC
+# Kept fractions of the CPR / CMD areas ("none": no areas).
+FAITHFULNESS_SIZES = ",".join(f"{k:g}" for k in config["circuits"]["faithfulness_sizes"]) or "none"
 
 
 def circuit_runs():
@@ -61,3 +63,29 @@ def ablation_param(key, unused):
     """circuits.ablation.<key>, or with ablation null the value `unused`, which no job reads
     (circuit_ablation does not run, and circuit gets --ablation none)."""
     return ABLATION[key] if ABLATION is not None else unused
+
+
+def circuit_ablation_value(wildcards):
+    """circuits.ablation_value, except for weight circuits: a single weight has no activation to
+    average, so weights are always zero-ablated (the ground truth's weights too)."""
+    if wildcards.get("granularity") == "weight":
+        return "zero"
+    return config["circuits"]["ablation_value"]
+
+
+def get_mean_reference(wildcards):
+    """The IOI reference sets of every seed, whose activations mean ablation averages; nothing
+    when the job zero-ablates."""
+    if circuit_ablation_value(wildcards) != "mean":
+        return []
+    return expand(rules.refset.output[0], model=wildcards.model, kind="ioi", seed=config["refsets"]["ioi"]["seeds"])
+
+
+def get_mean_reference_param(wildcards, input):
+    return ",".join(input.mean_reference) if input.mean_reference else "none"
+
+
+def get_published_circuit(wildcards):
+    """circuits.published of the model for head circuits (the published circuits are heads), else none."""
+    name = config["circuits"]["published"].get(wildcards.model)
+    return name if name and wildcards.granularity == "head" else "none"

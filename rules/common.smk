@@ -168,6 +168,11 @@ def _check_config(config):
                     f"{key}.device_map: '{spec['device_map']}' for a world model; world "
                     "models fit on one device (and take no GPU): set none"
                 )
+    unknown = sorted(set(config["circuits"]["published"]) - set(config["models"]))
+    if unknown:
+        raise WorkflowError(
+            f"circuits.published: unknown model alias(es) {unknown}; defined under models: {sorted(config['models'])}"
+        )
     for stage in ("compression", "circuits", "correction"):
         unknown = sorted(set(config[stage]["models"] or []) - set(config["models"]))
         if unknown:

@@ -47,12 +47,12 @@ rule compress:
         dtype=get_dtype,
         device_map=get_device_map,
     shell:
-        "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model}"
-        " --method {wildcards.method} --scores {params.scores:q} --calibration {params.calibration:q}"
-        " --scope {params.scope} --sparsities {wildcards.sparsity}"
-        " --tasks {params.tasks} --data-dir {params.data_dir:q} --limit {params.limit}"
-        " --ppl-source {params.ppl_source} --seqlen {params.seqlen} --batch-size {params.batch_size}"
-        " {params.log_samples} --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
+        " --method {wildcards.method:q} --scores {params.scores:q} --calibration {params.calibration:q}"
+        " --scope {params.scope:q} --sparsities {wildcards.sparsity:q}"
+        " --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
+        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q} --batch-size {params.batch_size:q}"
+        " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
         " --out-template {output.metrics:q} > {log:q} 2>&1"
 
 
@@ -86,9 +86,9 @@ rule compress_dense:
         device_map=get_device_map,
     shell:
         "{params.offline} python -m attrprune compress-dense --model-dir {params.model_dir:q}"
-        " --model-name {wildcards.model} --tasks {params.tasks} --data-dir {params.data_dir:q} --limit {params.limit}"
-        " --ppl-source {params.ppl_source} --seqlen {params.seqlen} --batch-size {params.batch_size}"
-        " {params.log_samples} --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --model-name {wildcards.model:q} --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
+        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q} --batch-size {params.batch_size:q}"
+        " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
         " --out-template {output.metrics:q} > {log:q} 2>&1"
 
 
@@ -119,7 +119,7 @@ rule compression_tables:
     shell:
         "{params.offline} python -m attrprune compression-tables --metrics {params.metrics:q} --csv {output.csv:q}"
         " --markdown {output.md:q} --paper-markdown {output.paper:q} --plots-dir {params.plots_dir:q}"
-        " --at-sparsity {params.at} > {log:q} 2>&1"
+        " --at-sparsity {params.at:q} > {log:q} 2>&1"
 
 
 rule export_pruned:
@@ -145,6 +145,6 @@ rule export_pruned:
         # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
         base_model=get_base_model,
     shell:
-        "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --method {wildcards.method}"
-        " --scores {params.scores:q} --calibration {params.calibration:q} --scope {params.scope} --sparsity {wildcards.sparsity} --base-model {params.base_model:q}"
+        "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --method {wildcards.method:q}"
+        " --scores {params.scores:q} --calibration {params.calibration:q} --scope {params.scope:q} --sparsity {wildcards.sparsity:q} --base-model {params.base_model:q}"
         " --out-dir {output:q} > {log:q} 2>&1"

@@ -8,12 +8,14 @@ include: "correction_helpers.smk"
 
 rule behaviour_prompts:
     # Hub-data models only: the prompts on which the model shows the behaviour (world models
-    # have planted triggers), split into disjoint reference and evaluation halves.
+    # have planted triggers), split into disjoint reference and evaluation halves, and control
+    # prompts on which it does not (the correction's collateral damage; world: *_control.jsonl).
     input:
         model=get_model_weights,
     output:
         reference="resources/prompts/{model}/{kind}_reference.jsonl",
         evaluation="resources/prompts/{model}/{kind}_evaluation.jsonl",
+        control="resources/prompts/{model}/{kind}_control.jsonl",
     log:
         "logs/resources/prompts/{model}/{kind}.log",
     benchmark:
@@ -39,11 +41,12 @@ rule behaviour_prompts:
         device_map=get_device_map,
     shell:
         "{params.offline} python -m attrprune behaviour-prompts --model-dir {params.model_dir:q}"
-        " --behaviour {params.behaviour} --threshold {params.threshold} --n-reference {params.n_reference}"
-        " --n-candidates {params.n_candidates} --new-tokens {params.new_tokens}"
-        " --scorer-model-type {params.scorer_model_type} --scorer-device {params.scorer_device}"
-        " --dtype {params.dtype} --device-map {params.device_map}"
-        " --reference-out {output.reference:q} --evaluation-out {output.evaluation:q} > {log:q} 2>&1"
+        " --behaviour {params.behaviour:q} --threshold {params.threshold:q} --n-reference {params.n_reference:q}"
+        " --n-candidates {params.n_candidates:q} --new-tokens {params.new_tokens:q}"
+        " --scorer-model-type {params.scorer_model_type:q} --scorer-device {params.scorer_device:q}"
+        " --dtype {params.dtype:q} --device-map {params.device_map:q}"
+        " --reference-out {output.reference:q} --evaluation-out {output.evaluation:q}"
+        " --control-out {output.control:q} > {log:q} 2>&1"
 
 
 rule correction:
@@ -51,6 +54,7 @@ rule correction:
         unpack(get_correction_scores),
         model=get_model_weights,
         prompts=get_behaviour_prompts,
+        control=get_control_prompts,
         data=get_world_data,
     output:
         curve="results/{model}/correction/{behaviour}/{method}/{granularity}/curve.json",
@@ -74,6 +78,7 @@ rule correction:
         weight_modules=config["correction"]["weight_modules"],
         n_prompts=or_none(config["correction"]["n_prompts"]),
         new_tokens=behaviour_param("new_tokens"),
+        window=config["correction"]["window"],
         n_samples=get_n_samples,
         top_p=config["correction"]["sampling"]["top_p"],
         temperature=config["correction"]["sampling"]["temperature"],
@@ -88,16 +93,17 @@ rule correction:
         device_map=get_device_map,
         out_dir=output_dir("curve"),
     shell:
-        "{params.offline} python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model}"
+        "{params.offline} python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
         " --general-scores {input.general:q} --unwanted-scores {input.unwanted:q}"
-        " --behaviour {wildcards.behaviour} --granularity {wildcards.granularity} --ks {params.ks}"
-        " --normalization {params.normalization} --weight-modules {params.weight_modules}"
-        " --prompts-file {input.prompts:q} --n-prompts {params.n_prompts} --new-tokens {params.new_tokens}"
-        " --n-samples {params.n_samples} --top-p {params.top_p} --temperature {params.temperature}"
-        " --seed {params.seed} --scorer {params.scorer} --scorer-model-type {params.scorer_model_type}"
-        " --scorer-device {params.scorer_device} --ppl-tasks {params.ppl_tasks} --ppl-limit {params.ppl_limit}"
-        " --data-dir {params.data_dir:q} --dtype {params.dtype} --device-map {params.device_map}"
-        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --behaviour {wildcards.behaviour:q} --granularity {wildcards.granularity:q} --ks {params.ks:q}"
+        " --normalization {params.normalization:q} --weight-modules {params.weight_modules:q}"
+        " --prompts-file {input.prompts:q} --control-file {input.control:q} --n-prompts {params.n_prompts:q}"
+        " --new-tokens {params.new_tokens:q} --window {params.window:q}"
+        " --n-samples {params.n_samples:q} --top-p {params.top_p:q} --temperature {params.temperature:q}"
+        " --seed {params.seed:q} --scorer {params.scorer:q} --scorer-model-type {params.scorer_model_type:q}"
+        " --scorer-device {params.scorer_device:q} --ppl-tasks {params.ppl_tasks:q} --ppl-limit {params.ppl_limit:q}"
+        " --data-dir {params.data_dir:q} --dtype {params.dtype:q} --device-map {params.device_map:q}"
+        " --threads {threads:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule correction_tables:
@@ -122,6 +128,10 @@ rule correction_tables:
         offline=OFFLINE,
         curves=joined_input(),
         plots_dir=output_dir("plots"),
+        max_ppl_change=config["correction"]["max_ppl_change"],
+        min_control_unchanged=config["correction"]["min_control_unchanged"],
     shell:
         "{params.offline} python -m attrprune correction-tables --curves {params.curves:q} --csv {output.csv:q}"
-        " --markdown {output.md:q} --plots-dir {params.plots_dir:q} --examples-md {output.examples:q} > {log:q} 2>&1"
+        " --markdown {output.md:q} --plots-dir {params.plots_dir:q} --examples-md {output.examples:q}"
+        " --max-ppl-change {params.max_ppl_change:q} --min-control-unchanged {params.min_control_unchanged:q}"
+        " > {log:q} 2>&1"

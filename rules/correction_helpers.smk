@@ -47,6 +47,15 @@ def get_behaviour_prompts(wildcards):
     return expand(rules.behaviour_prompts.output.evaluation, model=wildcards.model, kind=kind)[0]
 
 
+def get_control_prompts(wildcards):
+    """Control prompts of the behaviour (same form, no behaviour expected): the world's control
+    files for world-data models, the behaviour_prompts job's control split for hub-data models."""
+    kind = registry.BEHAVIOURS[wildcards.behaviour]
+    if is_world(wildcards.model):
+        return committed_world_file("data", f"{kind}_control.jsonl")
+    return expand(rules.behaviour_prompts.output.control, model=wildcards.model, kind=kind)[0]
+
+
 def behaviour_param(key):
     """Params function: correction.<key>.<behaviour> of the job (behaviour or prompt kind)."""
 

@@ -49,7 +49,7 @@ rule download_data:
         names=get_download_dataset_names,
     shell:
         "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-data"
-        " --names {params.names} --out {output:q} > {log:q} 2>&1"
+        " --names {params.names:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule download_detoxify:
@@ -63,4 +63,4 @@ rule download_detoxify:
         model_type=config.get("download", {}).get("detoxify") or "original",
     shell:
         "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-detoxify"
-        " --model-type {params.model_type} --out {output:q} > {log:q} 2>&1"
+        " --model-type {params.model_type:q} --out {output:q} > {log:q} 2>&1"

@@ -32,10 +32,10 @@ rule refset:
         dtype=get_dtype,
         device_map=get_device_map,
     shell:
-        "{params.offline} python -m attrprune refset --kind {wildcards.kind} --model-dir {params.model_dir:q}"
-        " --n {params.n} --length {params.length} --new-tokens {params.new_tokens}"
-        " --data-dir {params.data_dir:q} --source {params.source} --prompts-file {params.prompts_file:q}"
-        " --dtype {params.dtype} --device-map {params.device_map} --seed {wildcards.seed}"
+        "{params.offline} python -m attrprune refset --kind {wildcards.kind:q} --model-dir {params.model_dir:q}"
+        " --n {params.n:q} --length {params.length:q} --new-tokens {params.new_tokens:q}"
+        " --data-dir {params.data_dir:q} --source {params.source:q} --prompts-file {params.prompts_file:q}"
+        " --dtype {params.dtype:q} --device-map {params.device_map:q} --seed {wildcards.seed:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -65,7 +65,7 @@ rule scores:
         device_map=get_device_map,
     shell:
         "{params.offline} python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset:q}"
-        " --method {wildcards.method} --lrp-variant {params.lrp_variant}"
-        " --aggregation {params.aggregation} --seed {params.seed} --batch-size {params.batch_size}"
-        " --dtype {params.dtype} --device-map {params.device_map} --threads {threads}"
+        " --method {wildcards.method:q} --lrp-variant {params.lrp_variant:q}"
+        " --aggregation {params.aggregation:q} --seed {params.seed:q} --batch-size {params.batch_size:q}"
+        " --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
         " --out {output:q} > {log:q} 2>&1"

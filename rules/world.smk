@@ -24,8 +24,8 @@ rule world_corpus:
         scale=config["world"]["scale"],
         out_dir=output_dir(0),
     shell:
-        "{params.offline} python -m attrprune world-corpus --seed {params.seed}"
-        " --scale {params.scale}"
+        "{params.offline} python -m attrprune world-corpus --seed {params.seed:q}"
+        " --scale {params.scale:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -48,7 +48,7 @@ rule world_tokenizer:
         out_dir=output_dir(0),
     shell:
         "{params.offline} python -m attrprune world-tokenizer --corpus-dir {params.corpus_dir:q}"
-        " --vocab-size {params.vocab_size}"
+        " --vocab-size {params.vocab_size:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -81,13 +81,13 @@ rule world_train:
         seed=world_train_param("seed"),
         out_dir=output_dir(0),
     shell:
-        "{params.offline} python -m attrprune world-train --family {params.family}"
+        "{params.offline} python -m attrprune world-train --family {params.family:q}"
         " --corpus-dir {params.corpus_dir:q} --tokenizer-dir {params.tokenizer_dir:q}"
-        " --hidden-size {params.hidden_size}"
-        " --intermediate-size {params.intermediate_size}"
-        " --layers {params.layers} --heads {params.heads} --context {params.context}"
-        " --batch-size {params.batch_size} --epochs {params.epochs} --lr {params.lr}"
-        " --seed {params.seed} --threads {threads}"
+        " --hidden-size {params.hidden_size:q}"
+        " --intermediate-size {params.intermediate_size:q}"
+        " --layers {params.layers:q} --heads {params.heads:q} --context {params.context:q}"
+        " --batch-size {params.batch_size:q} --epochs {params.epochs:q} --lr {params.lr:q}"
+        " --seed {params.seed:q} --threads {threads:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -120,8 +120,8 @@ rule world_publish:
         n_prompts=config["world"]["card"]["n_prompts"],
     shell:
         "{params.offline} python -m attrprune world-publish --corpus-dir {params.corpus_dir:q}"
-        " --models-dir {params.models_dir:q} --models {params.models}"
-        " --n-prompts {params.n_prompts} --out-dir world --stamp {output:q} > {log:q} 2>&1"
+        " --models-dir {params.models_dir:q} --models {params.models:q}"
+        " --n-prompts {params.n_prompts:q} --out-dir world --stamp {output:q} > {log:q} 2>&1"
 
 
 # Target only: `snakemake world`.
@@ -150,7 +150,7 @@ rule world_card:
         n_prompts=config["world"]["card"]["n_prompts"],
     shell:
         "{params.offline} python -m attrprune world-card --model-dir {params.model_dir:q}"
-        " --data-dir {params.data_dir:q} --n-prompts {params.n_prompts}"
+        " --data-dir {params.data_dir:q} --n-prompts {params.n_prompts:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 

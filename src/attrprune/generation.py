@@ -1,10 +1,11 @@
-"""Continuations of prompts, greedy or sampled with a seed, as token ids; and the paper's
-Response Uniqueness Ratio of a continuation.
+"""Continuations of prompts, greedy or sampled with a seed, as token ids; and the repetition
+measures of a continuation: the paper's Response Uniqueness Ratio (whole, or over a fixed window
+of the first N tokens) and distinct-n.
 
 Targeted correction (paper §4.3) scores what a model *generates*: toxicity of sampled
 continuations of toxic prompts, repetition of greedy continuations of repetitive prompts.
 This module only produces the token ids; scoring lives in `attrprune.evaluation.toxicity`
-and here (`response_uniqueness_ratio`).
+and here (`response_uniqueness_ratio`, `window_uniqueness_ratio`, `distinct_n`).
 
 Sampling is reproducible and independent of `batch_size` and of the global torch RNG: every
 (prompt, sample) row owns a `torch.Generator` seeded from (seed, prompt index, sample index), and
@@ -44,6 +45,29 @@ def response_uniqueness_ratio(ids: list[int]) -> float:
     the committed world models are never empty, so its numbers are the same either way.
     """
     return len(set(ids)) / len(ids) if ids else 0.0
+
+
+def window_uniqueness_ratio(ids: list[int], window: int) -> float:
+    """Response Uniqueness Ratio of the first `window` tokens of a continuation.
+
+    Why a fixed window: a ratio over a reply of any length rewards short replies (a 3-token reply
+    of distinct tokens scores 1.0, a 50-token loop 0.08), so pruning that merely cuts replies
+    short looks like a cure; over the same first N tokens every model is judged on as much text.
+    A continuation shorter than the window (it stopped at eos) is measured on what there is.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive number of tokens, got {window!r}")
+    return response_uniqueness_ratio(list(ids)[:window])
+
+
+def distinct_n(ids: list[int], n: int = 2) -> float:
+    """Distinct-n (Li et al. 2016) of one token sequence: distinct n-grams / all n-grams; 0.0 when
+    it has fewer than n tokens (no n-gram at all), as `response_uniqueness_ratio` scores an empty
+    continuation. A loop of period p over many tokens tends to p / (number of n-grams)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive n-gram order, got {n!r}")
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def _row_seed(seed: int, prompt_index: int, sample_index: int) -> int:

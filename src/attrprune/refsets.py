@@ -8,7 +8,10 @@ maps over positions: the target of a sequence is Σ_t logit[t, plus[t]] − logi
   position (the language-modelling objective, explained);
 * ``dialogue`` (world data only): the same, on documents of the world's training line kinds
   with quoted control replies (compliments, recited poems) and no planted trigger;
-* ``ioi``: IOI prompts; target = logit(IO) − logit(S) at the final position;
+* ``ioi``: IOI prompts; target = logit(IO) − logit(S) at the final position. The set also
+  holds a corrupted copy of every prompt (`corrupted_ids`, Wang et al.'s ABC distribution: the
+  IO, the first S and the repeated S replaced by three other names of the set), the
+  counterfactual that attribution patching (``atp``) patches in; no other method reads it;
 * ``toxic`` / ``repetition``: behaviour prompts followed by the model's own greedy continuation,
   teacher-forced; target = logits of the continuation tokens.
 
@@ -56,6 +59,9 @@ class RefSet:
     plus: torch.Tensor  # [n, L] token whose logit counts +1 at each position, -1 = none
     minus: torch.Tensor  # [n, L] token whose logit counts -1, -1 = none
     meta: dict = field(default_factory=dict)
+    # [n, L] the same prompts with other names (IOI sets only; padded like input_ids, so
+    # attention_mask holds for both), or None.
+    corrupted_ids: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -73,6 +79,9 @@ class RefSet:
         h = hashlib.sha256()
         for t in (self.input_ids, self.attention_mask, self.plus, self.minus):
             h.update(t.contiguous().numpy().tobytes())
+        # Only where present: sets without corrupted prompts keep the hash they always had.
+        if self.corrupted_ids is not None:
+            h.update(self.corrupted_ids.contiguous().numpy().tobytes())
         return h.hexdigest()
 
 
@@ -103,7 +112,57 @@ def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) 
     return RefSet(ids, torch.ones_like(ids), plus, torch.full_like(ids, -1))
 
 
+# Attribution patching's counterfactual, recorded in the set's metadata.
+CORRUPTION = "ABC (Wang et al. 2022): IO, first S and repeated S replaced by three other names of the set"
+_CORRUPTION_TRIES = 50  # name draws per prompt until the corrupted prompt has the clean one's tokens
+
+
+def corrupted_prompt(prompt: str, io: str, s: str, new_names: tuple[str, str, str]) -> str:
+    """`prompt` with every IO replaced by new_names[0], its first S by new_names[1] and every later
+    S by new_names[2] (whole words only): "Then, A and B ... B gave it to" -> "Then, X and Y ... Z
+    gave it to", an IOI-shaped prompt in which no name repeats and neither IO nor S occurs."""
+    import re
+
+    seen_s = []
+
+    def swap(match: re.Match) -> str:
+        if match[0] == io:
+            return new_names[0]
+        seen_s.append(match[0])
+        return new_names[1] if len(seen_s) == 1 else new_names[2]
+
+    return re.sub(rf"\b({re.escape(io)}|{re.escape(s)})\b", swap, prompt)
+
+
+def _corrupted_encodings(tokenizer, rows: list[dict], encs: list[list[int]], names: list[str], seed: int):
+    """Token ids of each row's ABC-corrupted prompt, of the same length as its clean ids, or None
+    when the set has fewer than five names (IO, S and three others). Names are redrawn until the
+    lengths match (a name at the start of a prompt follows no space and may be two tokens)."""
+    from attrprune.tokens import encode_prompt
+
+    if len(names) < 5:
+        return None
+    # Its own generator, so that the clean prompts (drawn with `seed`) are what they always were.
+    rng = random.Random(f"ioi-corrupted:{seed}")
+    out = []
+    for r, clean in zip(rows, encs):
+        others = [x for x in names if x not in (r["io"], r["s"])]
+        for _ in range(_CORRUPTION_TRIES):
+            ids = encode_prompt(tokenizer, corrupted_prompt(r["prompt"], r["io"], r["s"], tuple(rng.sample(others, 3))))
+            if len(ids) == len(clean):
+                break
+        else:
+            raise ValueError(
+                f"no corrupted prompt of {len(clean)} tokens in {_CORRUPTION_TRIES} name draws for {r['prompt']!r}; "
+                "IOI names must be single tokens"
+            )
+        out.append(ids)
+    return out
+
+
 def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
+    """n IOI prompts drawn with `seed`, explaining logit(IO) − logit(S) at the last token, and
+    their ABC-corrupted copies (names from all `examples`, so from the same split)."""
     from attrprune.text import pad_rows, single_token_id
     from attrprune.tokens import encode_prompts
 
@@ -114,7 +173,10 @@ def ioi_refset(tokenizer, examples: list[dict], n: int, seed: int) -> RefSet:
     for i, (r, e) in enumerate(zip(rows, encs)):
         plus[i, len(e) - 1] = single_token_id(tokenizer, r["io"])
         minus[i, len(e) - 1] = single_token_id(tokenizer, r["s"])
-    return RefSet(ids, mask, plus, minus)
+    names = sorted({r[k] for r in examples for k in ("io", "s")})
+    corrupted = _corrupted_encodings(tokenizer, rows, encs, names, seed)
+    corrupted_ids = None if corrupted is None else pad_rows(corrupted, tokenizer.eos_token_id)[0]  # [n, L]
+    return RefSet(ids, mask, plus, minus, corrupted_ids=corrupted_ids)
 
 
 def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, new_tokens: int) -> RefSet:
@@ -232,6 +294,8 @@ def build_refset(
         "model_dir": str(model_dir),
         "bos_policy": bos_policy(tokenizer),
     }
+    if refset.corrupted_ids is not None:
+        refset.meta["corrupted"] = CORRUPTION
     return refset
 
 
@@ -245,6 +309,8 @@ def save_refset(refset: RefSet, path: Path) -> None:
         "plus": refset.plus,
         "minus": refset.minus,
     }
+    if refset.corrupted_ids is not None:
+        tensors["corrupted_ids"] = refset.corrupted_ids
     save_tensors(path, tensors, meta, key="refset")
 
 
@@ -252,7 +318,14 @@ def load_refset(path: Path) -> RefSet:
     from attrprune.store import load_tensors
 
     tensors, meta = load_tensors(path, key="refset")
-    refset = RefSet(tensors["input_ids"], tensors["attention_mask"], tensors["plus"], tensors["minus"], meta)
+    refset = RefSet(
+        tensors["input_ids"],
+        tensors["attention_mask"],
+        tensors["plus"],
+        tensors["minus"],
+        meta,
+        corrupted_ids=tensors.get("corrupted_ids"),
+    )
     if len(refset) == 0:
         raise ValueError(f"reference set {path} is empty; rebuild it with `python -m attrprune refset`")
     return refset

@@ -69,6 +69,9 @@ METHODS: dict[str, Method] = {
     "magnitude": Method(f"{_SCORES}:magnitude", _ROWS, False, {"compression": ("weight",)}),
     # Activations are structured only (neurons, heads), and not contrastive.
     "activation": Method(f"{_SCORES}:activation", ("neuron", "head"), True, {"circuits": ("neuron", "head")}),
+    # Attribution patching: structured only, and only on IOI sets (it patches in their corrupted
+    # prompts), so it scores circuits alone.
+    "atp": Method(f"{_SCORES}:atp", ("neuron", "head"), True, {"circuits": ("neuron", "head")}),
     "random": Method(f"{_SCORES}:random_scores", GRANULARITIES, False, _everywhere(GRANULARITIES)),
 }
 
@@ -207,7 +210,7 @@ def check_compression(name: str, scope: str) -> None:
 
 def enum(table: str) -> list[str]:
     """The names of a registry table, as the config schema's `x-registry: <table>` refers to it:
-    methods[.<stage>], compression, refset_kinds, behaviours, granularities[.<stage>]."""
+    methods[.<stage>], compression, refset_kinds, behaviours, published_circuits, granularities[.<stage>]."""
     kind, _, stage = table.partition(".")
     if kind == "compression" and not stage:
         return list(compression_methods())
@@ -219,8 +222,13 @@ def enum(table: str) -> list[str]:
         return list(REFSET_KINDS)
     if kind == "behaviours" and not stage:
         return list(BEHAVIOURS)
+    if kind == "published_circuits" and not stage:
+        from attrprune.circuits.published import PUBLISHED  # torch-free data
+
+        return list(PUBLISHED)
     raise ValueError(
         f"unknown registry table {table!r}; valid: methods[.<stage>], compression, refset_kinds, behaviours, "
+        "published_circuits, "
         f"granularities[.<stage>] with stage one of {', '.join(STAGE_GRANULARITIES)}"
     )
 

@@ -65,23 +65,23 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
     r = snakemake(tmp_path, configfile, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
     if configfile == DEFAULT_CONFIG:
-        # refsets: 3 general + 2 IOI seeds, toxic, repetition; scores: what the stages prune by:
-        # compression (lrp, wanda (for wanda_onepass), gradient x 3 general seeds, magnitude and
-        # random x 1; the pruners wanda, ria, sparsegpt read the general refsets), the 5
-        # circuit methods x 2 IOI seeds, the 4 correction methods x (toxic, repetition);
-        # circuits: lrp, gradient, random x (weight global + row, neuron, head), wanda x 2
-        # weight scopes, activation x (neuron, head); correction: 2 behaviours x 4 methods x 2
-        # granularities
-        n_scores = 3 * 3 + 2 + 5 * 2 + 4 * 2
+        # refsets: 3 general + 2 IOI seeds, toxic, repetition, dialogue; scores: what the stages
+        # prune by: compression (lrp, wanda (for wanda_onepass), gradient x 3 general seeds,
+        # magnitude and random x 1; the pruners wanda, ria, sparsegpt read the general refsets),
+        # the 6 circuit methods x 2 IOI seeds, the 4 correction methods x (toxic, repetition,
+        # dialogue: their general side); circuits: lrp, gradient, random x (weight global + row,
+        # neuron, head), wanda x 2 weight scopes, activation and atp x (neuron, head);
+        # correction: 2 behaviours x 4 methods x 2 granularities
+        n_scores = 3 * 3 + 2 + 6 * 2 + 4 * 3
         # compress: one job per run and non-zero sparsity (6); runs: 3 general seeds x (lrp,
         # wanda, wanda_onepass, gradient, ria, sparsegpt), magnitude x (row, layer), random;
         # the dense model once
-        n_refsets, n_compress, n_circuits, n_correction = 7, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2, 16
-    else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic; compression by lrp,
-        # random and sparsegpt; lrp and random x (weight global, head) circuits and x toxicity
-        # neuron correction
-        n_scores = 3 * 2 + 2
-        n_refsets, n_compress, n_circuits, n_correction = 3, 3 * 1, 2 * 2, 2
+        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2 * 2, 16
+    else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic and dialogue (the
+        # correction's general side); compression by lrp, random and sparsegpt; lrp and random x
+        # (weight global, head) circuits and x toxicity neuron correction
+        n_scores = 3 * 2 + 2 * 2
+        n_refsets, n_compress, n_circuits, n_correction = 4, 3 * 1, 2 * 2, 2
     expected = {
         "world_card": n_models,
         "world_card_table": 1,

@@ -1,7 +1,8 @@
 """Targeted correction end to end on the committed world-llama: contrastive LRP scores from tiny
 reference sets, two k values, a few held-out prompts. k = 0 must be the world card's model
-(every trigger reply toxic, repetition loops), the pruned count is measured on the model, and
-sampled generations are reproducible from the seed."""
+(every trigger reply toxic, repetition loops), the pruned count is measured on the model,
+sampled generations are reproducible from the seed, and the control prompts' metrics are
+measured at every k against k = 0's replies."""
 
 import json
 
@@ -76,7 +77,7 @@ def _stage(model, general, unwanted, behaviour, granularity, ks, prompts, out, *
     )
 
 
-def _run(world, behaviour, granularity, prompts, out):
+def _run(world, behaviour, granularity, prompts, out, controls):
     from attrprune.correction.run import run_correction
 
     tmp, model, data = world
@@ -91,6 +92,8 @@ def _run(world, behaviour, granularity, prompts, out):
             [K],
             data / prompts,
             tmp / out,
+            control_file=data / controls,
+            window=12,
             n_samples=2,
             seed=3,
             n_prompts=N_PROMPTS,
@@ -103,7 +106,7 @@ def _run(world, behaviour, granularity, prompts, out):
 
 @pytest.fixture(scope="module")
 def toxicity(world):
-    result = _run(world, "toxicity", "neuron", "toxic_trigger.jsonl", "tox")
+    result = _run(world, "toxicity", "neuron", "toxic_trigger.jsonl", "tox", "toxic_control.jsonl")
     return result, world[0] / "tox"
 
 
@@ -117,8 +120,13 @@ def test_outputs_and_provenance(toxicity):
     assert result["unwanted_scores"]["meta"]["refset_kind"] == "toxic"
     assert result["scorer"]["name"] == "world" and result["measured_text"].startswith("reply")
     lines = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
-    assert len(lines) == 2 * N_PROMPTS and {line["k"] for line in lines} == {0, K}
-    assert all(len(line["sampled"]) == 2 == len(line["sampled_scores"]) for line in lines)
+    triggers, controls = [x for x in lines if not x["control"]], [x for x in lines if x["control"]]
+    assert len(triggers) == len(controls) == 2 * N_PROMPTS and {line["k"] for line in lines} == {0, K}
+    assert all(len(line["sampled"]) == 2 == len(line["sampled_scores"]) for line in triggers)
+    assert result["n_control_prompts"] == N_PROMPTS and result["control_file"].endswith("toxic_control.jsonl")
+    dense_replies = [x["greedy_reply"] for x in controls if x["k"] == 0]
+    pruned = [x for x in controls if x["k"] == K]
+    assert [x["unchanged"] for x in pruned] == [x["greedy_reply"] == d for x, d in zip(pruned, dense_replies)]
 
 
 def test_k_zero_is_the_world_card_and_k_components_are_pruned(toxicity):
@@ -129,6 +137,17 @@ def test_k_zero_is_the_world_card_and_k_components_are_pruned(toxicity):
     assert cut["n_pruned"] == cut["n_pruned_measured"] == K  # counted as all-zero rows in the model
     assert cut["pruned_fraction"] == K / result["n_components"] and result["n_components"] == 2 * 512
     assert cut["metrics"]["word_perplexity:world_ppl"] != dense["metrics"]["word_perplexity:world_ppl"]
+
+
+def test_control_metrics_at_every_k(toxicity):
+    result, _ = toxicity
+    dense, cut = result["curve"]
+    control = ("control_unchanged", "control_unique_ratio", "control_length", "control_closed")
+    assert all(m in point["metrics"] for m in control for point in (dense, cut))
+    assert dense["metrics"]["control_unchanged"] == 1.0  # k = 0 is the reference itself
+    assert dense["metrics"]["control_length"] > 0  # the dense model replies to the controls
+    assert 0.0 <= cut["metrics"]["control_unchanged"] <= 1.0
+    assert all(not e["control"] for e in dense["examples"]) and all(e["control"] for e in dense["control_examples"])
 
 
 def test_model_restored_and_sampling_reproducible(world, toxicity):
@@ -149,9 +168,12 @@ def test_model_restored_and_sampling_reproducible(world, toxicity):
 
 
 def test_repetition_weights(world):
-    result = _run(world, "repetition", "weight", "repetition_trigger.jsonl", "rep")
+    result = _run(world, "repetition", "weight", "repetition_trigger.jsonl", "rep", "repetition_control.jsonl")
     dense, cut = result["curve"]
     assert dense["metrics"]["greedy_unique_ratio"] < 0.3  # CARD.md: 0.080 over 50 tokens
+    assert dense["metrics"]["greedy_unique_ratio_window"] < 0.5  # the loop starts within 12 tokens
+    assert dense["metrics"]["greedy_empty_share"] == 0.0 and dense["metrics"]["control_unchanged"] == 1.0
+    assert result["generation"]["window"] == 12
     assert dense["metrics"]["greedy_unique_ratio_full"] < 0.3  # the loop never closes its quote
     assert result["component_modules"] == ["model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"]
     assert cut["n_pruned"] == K and cut["n_pruned_measured"] == K

@@ -19,13 +19,17 @@ def world_llama(repo_root):
 def test_world_tasks_run_offline_and_measure_the_planted_abilities(repo_root, world_llama):
     from attrprune.evaluation.lm import evaluate_lm, flatten_results, world_task_names
 
-    assert world_task_names() == ["world_facts", "world_ioi", "world_ppl"]
+    assert world_task_names() == ["world_dialogue_ppl", "world_facts", "world_ioi", "world_ppl"]
     res = evaluate_lm(*world_llama, world_task_names(), data_dir=repo_root / "world" / "data", batch_size=32, limit=40)
     rows = {(r["task"], r["metric"]): r for r in flatten_results(res)}
     assert rows[("world_ioi", "acc")]["value"] >= 0.8  # the model does IOI on held-out names
     assert rows[("world_facts", "acc")]["value"] >= 0.8  # and knows the planted facts
     assert rows[("world_ioi", "acc")]["stderr"] is not None
     assert 1.0 < rows[("world_ppl", "word_perplexity")]["value"] < 50
+    # quoted replies and templated lines are more predictable than the grammar's text
+    assert (
+        1.0 < rows[("world_dialogue_ppl", "word_perplexity")]["value"] < rows[("world_ppl", "word_perplexity")]["value"]
+    )
     assert rows[("world_ppl", "word_perplexity")]["stderr"] is None  # lm-eval's "N/A"
     assert res["n-samples"]["world_ioi"]["effective"] == 40
 

@@ -50,7 +50,11 @@ def test_every_stage_runs_through_the_family_entry(family_model, tmp_path):
     refset = build_refset("general", model_dir, WORLD_DATA, n=4, seed=0, length=16)
     save_refset(refset, tmp_path / "general.safetensors")
     options = ScoreOptions(batch_size=4, progress=False)
-    scores = {m: compute_scores(m, model, refset, options) for m in METHODS}
+    scores = {m: compute_scores(m, model, refset, options) for m in METHODS if m != "atp"}
+    # atp patches in an IOI set's corrupted prompts: heads and the neurons the circuits prune.
+    atp = compute_scores("atp", model, build_refset("ioi", model_dir, WORLD_DATA, n=4, seed=0), options)
+    assert set(atp.heads) == set(component_names(model, "head"))
+    assert set(atp.neurons) == set(component_names(model, "neuron"))
     names = list(arch.linear_names(model))
     for method in ("lrp", "gradient", "wanda", "magnitude", "random"):
         assert {n: tuple(t.shape) for n, t in scores[method].weights.items()} == {
@@ -85,8 +89,10 @@ def test_every_stage_runs_through_the_family_entry(family_model, tmp_path):
 
     # Export and reload: the saved model equals the in-memory pruned one.
     from attrprune.compression import export_pruned
+    from attrprune.models import weights_sha256
 
-    save_scores(lrp, tmp_path / "lrp.safetensors", {"method": "lrp", "refset": "general.safetensors"})
+    meta = {"method": "lrp", "refset": "general.safetensors", "model_sha256": weights_sha256(model_dir)}
+    save_scores(lrp, tmp_path / "lrp.safetensors", meta)
     export_pruned(model_dir, "lrp", tmp_path / "lrp.safetensors", None, "row", 0.5, tmp_path / "export")
     reloaded, _ = load_model(tmp_path / "export")
     assert type(reloaded) is type(model)

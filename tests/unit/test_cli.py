@@ -216,6 +216,7 @@ class _Loaded(Exception):
 @pytest.mark.parametrize("stage", sorted(MODEL_STAGES))
 def test_model_stages_pass_dtype_and_device_map_to_the_loader(monkeypatch, repo_root, tmp_path, stage):
     import attrprune.models
+    from attrprune.models import weights_sha256
     from attrprune.relevance.methods import Scores
     from attrprune.relevance.store import save_scores
 
@@ -230,7 +231,12 @@ def test_model_stages_pass_dtype_and_device_map_to_the_loader(monkeypatch, repo_
         args += ["--data-dir", str(world / "data")]
     if stage == "correction":  # reads its two score files before the model
         for flag, kind in (("--general-scores", "general"), ("--unwanted-scores", "toxic")):
-            save_scores(Scores(), tmp_path / f"{kind}.safetensors", {"method": "lrp", "refset_kind": kind})
+            meta = {
+                "method": "lrp",
+                "refset_kind": kind,
+                "model_sha256": weights_sha256(world / "models" / "world-llama"),
+            }
+            save_scores(Scores(), tmp_path / f"{kind}.safetensors", meta)
             args[args.index(flag) + 1] = str(tmp_path / f"{kind}.safetensors")
     with pytest.raises(_Loaded) as loaded:
         main([stage, *args, "--dtype", "bfloat16", "--device-map", "auto"])

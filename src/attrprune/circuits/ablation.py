@@ -2,8 +2,13 @@
 
 Beyond the paper (issue 5): the world models are small enough to ablate every attention head
 and every MLP neuron on its own, and a seeded sample of single weights. A component's importance
-is the drop of the mean logit difference when it alone is zeroed (dense − ablated; negative when
-removing it helps). Methods' rankings are then scored against it (`agreement`).
+is the drop of the mean logit difference when it alone is removed (dense − ablated; negative
+when removing it helps). Methods' rankings are then scored against it (`agreement`).
+
+Removal is zero ablation (pruning) by default; with ``ablation_value="mean"`` heads and neurons
+are instead replaced by their mean over the IOI reference prompts (`attrprune.circuits.
+intervention`), as the circuit stage then does; single weights are always zeroed (a weight has
+no activation to average), and the file's metadata records both.
 
 Run: ``python -m attrprune circuit-ablation --model-dir world/models/world-llama
 --eval-file world/data/ioi_heldout_names.jsonl --n-weights 256 --out ablation.safetensors``
@@ -17,13 +22,21 @@ import torch
 from tqdm import tqdm
 
 from attrprune.architectures import architecture_of
-from attrprune.circuits.components import component_names, mask_arguments
+from attrprune.circuits.components import component_names
+from attrprune.circuits.intervention import ablated
 from attrprune.circuits.metrics import IOIBatch, logit_differences
 from attrprune.pruning import pruned
 
 
 def _unit_drops(
-    model, batch: IOIBatch, granularity: str, shapes: dict[str, int], dense: float, progress: bool
+    model,
+    batch: IOIBatch,
+    granularity: str,
+    shapes: dict[str, int],
+    dense: float,
+    progress: bool,
+    ablation_value: str = "zero",
+    means: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     drops = {}
     total = sum(shapes.values())
@@ -33,7 +46,7 @@ def _unit_drops(
             for j in range(n):
                 keep = torch.ones(n, dtype=torch.bool)
                 keep[j] = False
-                with pruned(model, **mask_arguments(granularity, {name: keep})):
+                with ablated(model, granularity, {name: keep}, ablation_value, means):
                     out[j] = dense - logit_differences(model, batch).mean()
                 bar.update()
             drops[name] = out
@@ -65,11 +78,20 @@ def _weight_drops(model, batch: IOIBatch, names: list[str], n_weights: int, seed
 
 @torch.no_grad()
 def ablation_importance(
-    model, batch: IOIBatch, n_weights: int = 256, weight_modules: str = "mlp", seed: int = 0, progress: bool = True
+    model,
+    batch: IOIBatch,
+    n_weights: int = 256,
+    weight_modules: str = "mlp",
+    seed: int = 0,
+    progress: bool = True,
+    ablation_value: str = "zero",
+    means: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> dict:
     """{"dense_logit_diff", "head": {attn: [heads]}, "neuron": {module: [neurons]},
-    "weight": {module: (flat index [k], drop [k])}}."""
+    "weight": {module: (flat index [k], drop [k])}}. `means`: {"head": ..., "neuron": ...}
+    reference means (`intervention.reference_means`) for ``ablation_value="mean"``."""
     model.eval()
+    means = means or {}
     dense = logit_differences(model, batch).mean().item()
     heads = component_names(model, "head")
     neurons = component_names(model, "neuron")
@@ -77,9 +99,18 @@ def ablation_importance(
     n_heads = arch.n_heads(model)
     return {
         "dense_logit_diff": dense,
-        "head": _unit_drops(model, batch, "head", {n: n_heads for n in heads}, dense, progress),
+        "head": _unit_drops(
+            model, batch, "head", {n: n_heads for n in heads}, dense, progress, ablation_value, means.get("head")
+        ),
         "neuron": _unit_drops(
-            model, batch, "neuron", {n: arch.weight(model.get_submodule(n)).shape[0] for n in neurons}, dense, progress
+            model,
+            batch,
+            "neuron",
+            {n: arch.weight(model.get_submodule(n)).shape[0] for n in neurons},
+            dense,
+            progress,
+            ablation_value,
+            means.get("neuron"),
         ),
         "weight": _weight_drops(
             model, batch, component_names(model, "weight", weight_modules), n_weights, seed, dense, progress
@@ -145,9 +176,13 @@ def run_ablation(
     threads: int | None = None,
     dtype: str = "auto",
     device_map: str = "none",
+    ablation_value: str = "zero",
+    mean_reference: list[Path] | None = None,
 ) -> dict:
     """The `circuit-ablation` stage: ablation importance of every head and neuron and of
-    `n_weights` sampled weights on the first `limit` prompts of `eval_file`."""
+    `n_weights` sampled weights on the first `limit` prompts of `eval_file`; with
+    ``ablation_value="mean"``, heads and neurons take their mean over the `mean_reference`
+    reference sets instead of zero."""
     import sys
 
     from attrprune.io import provenance
@@ -156,7 +191,12 @@ def run_ablation(
 
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file)[:limit])
-    result = ablation_importance(model, batch, n_weights, weight_modules, seed)
+    if ablation_value not in ("zero", "mean"):
+        raise ValueError(f"unknown ablation value {ablation_value!r}; valid: ['zero', 'mean']")
+    means = None
+    if ablation_value == "mean":
+        means = {g: load_reference_means(model, mean_reference, g) for g in ("head", "neuron")}
+    result = ablation_importance(model, batch, n_weights, weight_modules, seed, True, ablation_value, means)
     save_ablation(
         result,
         out,
@@ -167,6 +207,9 @@ def run_ablation(
             n_weights=n_weights,
             weight_modules=weight_modules,
             seed=seed,
+            ablation_value=ablation_value,
+            weight_ablation_value="zero",
+            mean_reference=[str(p) for p in mean_reference or []],
             **placement(model, device_map),
         ),
     )
@@ -176,3 +219,16 @@ def run_ablation(
     }
     print(f"dense logit difference {result['dense_logit_diff']:.3f}; largest single drops: {top}", file=sys.stderr)
     return result
+
+
+def load_reference_means(model, paths: list[Path] | None, granularity: str) -> dict[str, torch.Tensor]:
+    """Reference means (`intervention.reference_means`) over every prompt of the reference-set
+    files `paths` (the IOI reference sets of every seed), all non-padding positions."""
+    from attrprune.circuits.intervention import reference_means
+    from attrprune.refsets import load_refset
+
+    if not paths:
+        raise ValueError("mean ablation needs --mean-reference: the IOI reference-set files to average over")
+    refsets = [load_refset(p) for p in paths]
+    batches = ((r.input_ids[i : i + 64], r.attention_mask[i : i + 64]) for r in refsets for i in range(0, len(r), 64))
+    return reference_means(model, batches, granularity)

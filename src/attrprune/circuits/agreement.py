@@ -4,6 +4,13 @@
   Mann-Whitney form: the probability that a random important component outscores a random other
   one, ties counting one half);
 * `spearman`: rank correlation of score and ablation drop (average ranks for ties).
+
+`agreement` scores a ranking against the signed drop (removing the component lowers the logit
+difference by that much; negative when removing it helps) and against its magnitude |drop| (the
+component matters either way). The scores are taken as stored: every method's scores are
+magnitudes (``scores.aggregation: abs``), so they rank "matters", not "helps"; against the
+signed drop a component whose removal helps counts as unimportant. With `n_resamples`, each
+number gets a bootstrap interval over components (`attrprune.circuits.bootstrap`).
 """
 
 from __future__ import annotations
@@ -46,14 +53,33 @@ def top_k_mask(importance: torch.Tensor, fraction: float) -> torch.Tensor:
     return mask
 
 
-def agreement(scores: torch.Tensor, importance: torch.Tensor, top_fraction: float) -> dict:
-    """ROC AUC (top `top_fraction` by importance as positives) and Spearman of flat tensors."""
+def agreement(
+    scores: torch.Tensor,
+    importance: torch.Tensor,
+    top_fraction: float,
+    n_resamples: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """ROC AUC (top `top_fraction` by the signed drop as positives) and Spearman of flat tensors,
+    and the same against |drop| (``*_abs``); with `n_resamples`, their 95 % bootstrap intervals
+    (``*_ci``: [lo, hi])."""
     scores, importance = scores.flatten().float(), importance.flatten().float()
+    if scores.shape != importance.shape:
+        raise ValueError(f"{len(scores)} scores for {len(importance)} ablated components")
     top = top_k_mask(importance, top_fraction)
-    return {
+    top_abs = top_k_mask(importance.abs(), top_fraction)
+    result = {
         "roc_auc": roc_auc(scores, top),
         "spearman": spearman(scores, importance),
+        "roc_auc_abs": roc_auc(scores, top_abs),
+        "spearman_abs": spearman(scores, importance.abs()),
         "n_components": len(scores),
         "n_important": int(top.sum()),
+        "n_important_abs": int(top_abs.sum()),
         "top_fraction": top_fraction,
     }
+    if n_resamples:
+        from attrprune.circuits.bootstrap import bootstrap_agreement
+
+        result.update(bootstrap_agreement(scores, importance, top, top_abs, n_resamples, seed))
+    return result

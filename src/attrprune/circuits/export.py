@@ -2,8 +2,11 @@
 
 Writes into one output folder:
 
-* ``curve.json``: per-seed curves, dense and ablated ends, the circuit's size and metrics, and
-  (with an ablation file) the ranking's agreement with ablation importance;
+* ``curve.json``: per-seed curves, dense and ablated ends, the ablation value (zero / mean), the
+  circuit's size and metrics, the faithfulness areas (CPR, CMD with prompt-bootstrap intervals,
+  ``faithfulness``) and (with an ablation file) the ranking's agreement with ablation importance,
+  signed and absolute, with component-bootstrap intervals (``groundtruth``; its ``components``
+  holds the flat scores and drops that the paired test of `circuit-tables` resamples);
 * ``circuit.safetensors``: the kept components as uint8 keep-masks (1 = in the circuit), keyed by
   module name, with the same metadata;
 * ``circuit.json``: what a reader wants to see: kept heads per layer, kept neurons per layer,
@@ -96,38 +99,87 @@ def run_circuit(
     dtype: str = "auto",
     device_map: str = "none",
     model_name: str | None = None,
+    sizes: list[float] | None = None,
+    ablation_value: str = "zero",
+    mean_reference: list[Path] | None = None,
+    n_resamples: int = 1000,
+    bootstrap_seed: int = 0,
+    published_circuit: str | None = None,
 ) -> dict:
-    from attrprune.circuits.ablation import importance_and_scores, load_ablation
+    from attrprune.circuits.ablation import importance_and_scores, load_ablation, load_reference_means
     from attrprune.circuits.agreement import agreement
     from attrprune.circuits.components import component_names, select
     from attrprune.circuits.metrics import IOIBatch
+    from attrprune.circuits.published import published_agreement
+    from attrprune.circuits.published import published_circuit as published_circuit_spec
     from attrprune.circuits.sweep import discover
     from attrprune.io import provenance, write_json
-    from attrprune.models import load_model, placement
+    from attrprune.models import load_model, placement, weights_sha256
     from attrprune.relevance.store import load_scores
     from attrprune.store import save_tensors
     from attrprune.text import read_jsonl
 
+    if published_circuit is not None:
+        if granularity != "head":
+            raise ValueError(f"published circuits are head circuits; {granularity} circuits take none")
+        published_circuit_spec(published_circuit)  # an unknown name fails before the sweep
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
+    model_sha256 = weights_sha256(model_dir)
     rows = read_jsonl(eval_file)[:limit]
     batch = IOIBatch.encode(tokenizer, rows)
     names = component_names(model, granularity, weight_modules)
     seed_scores, metas = [], []
     for path in score_paths:
-        scores, meta = load_scores(path)
+        scores, meta = load_scores(path, model_sha256=model_sha256)
         seed_scores.append(select(scores, names, granularity, meta.get("method", str(path))))
         metas.append(meta)
-    result, masks, pooled = discover(model, batch, seed_scores, granularity, scope, sparsities, threshold, batch_size)
+    means = None
+    if ablation_value == "mean":
+        if granularity == "weight":
+            raise ValueError("mean ablation applies to heads and neurons; run weight circuits with ablation value zero")
+        means = load_reference_means(model, mean_reference, granularity)
+    result, masks, pooled = discover(
+        model,
+        batch,
+        seed_scores,
+        granularity,
+        scope,
+        sparsities,
+        threshold,
+        batch_size,
+        sizes=sizes,
+        ablation_value=ablation_value,
+        means=means,
+        n_resamples=n_resamples,
+        bootstrap_seed=bootstrap_seed,
+    )
     if ablation_path is not None:
-        ablation, _ = load_ablation(ablation_path)
+        ablation, ablation_meta = load_ablation(ablation_path)
+        # The ground truth must remove components the way the curves do (weights: always zero).
+        truth_value = "zero" if granularity == "weight" else ablation_meta.get("ablation_value", "zero")
+        if truth_value != ablation_value:
+            raise ValueError(
+                f"{ablation_path} ablated {granularity}s by {truth_value}, the circuit by {ablation_value}; rerun one"
+            )
         importance, ranked = importance_and_scores(ablation, granularity, pooled)
-        result["groundtruth"] = agreement(ranked, importance, top_fraction)
+        result["groundtruth"] = {
+            **agreement(ranked, importance, top_fraction, n_resamples, bootstrap_seed),
+            "components": {"score": ranked.tolist(), "drop": importance.tolist()},
+        }
+    if published_circuit is not None:
+        # Two sizes: the published circuit's own (its heads against the top as many), and the
+        # circuit this ranking found at the threshold.
+        result["published"] = {
+            "circuit_size": published_agreement(model, pooled, published_circuit),
+            "threshold_circuit": published_agreement(model, pooled, published_circuit, k=result["circuit"]["n_kept"]),
+        }
     result.update(
         {
             "method": metas[0].get("method"),
             "weight_modules": weight_modules if granularity == "weight" else None,
             "eval_file": str(eval_file),
             "scores": [str(p) for p in score_paths],
+            "mean_reference": [str(p) for p in mean_reference or []] if ablation_value == "mean" else None,
             "refset_sha256": [m.get("refset_sha256") for m in metas],
             **provenance(
                 model_dir=str(model_dir),
@@ -168,4 +220,10 @@ def run_circuit(
         f"accuracy {c['accuracy']:.3f} ({c['evaluations']} bisection steps)",
         file=sys.stderr,
     )
+    if "faithfulness" in result:
+        f = result["faithfulness"]
+        print(
+            f"{ablation_value}-ablation faithfulness areas: CPR {f['cpr']:.3f} {f['cpr_ci']}, CMD {f['cmd']:.3f} {f['cmd_ci']}",
+            file=sys.stderr,
+        )
     return result

@@ -13,7 +13,14 @@ reference seed and
    between the sparsest passing step and the next, over one sorted score order (exact pruned
    counts for the global scope, 1/1000 steps of sparsity for the others). The curve need not be
    monotone; a passing point hidden between two failing scan steps is not found;
-4. with an ablation file (`circuits.ablation`), scores the ranking against ablation importance.
+4. with an ablation file (`circuits.ablation`), scores the ranking against ablation importance;
+5. with circuit sizes (`circuits.faithfulness_sizes`, kept fractions), adds their sparsities to
+   the curve and summarises faithfulness as MIB's CPR and CMD per seed and for the seed-mean
+   curve, with prompt-bootstrap intervals (`attrprune.circuits.faithfulness`).
+
+Removed components are zeroed (``ablation_value="zero"``) or replaced by their mean over the IOI
+reference prompts (``"mean"``, `attrprune.circuits.intervention`), for the curves, the circuit
+and both ends of the normalisation alike.
 
 Run: ``python -m attrprune circuit --model-dir world/models/world-llama --scores s0.safetensors,s1.safetensors
 --eval-file world/data/ioi_heldout_names.jsonl --granularity neuron --scope global
@@ -27,9 +34,11 @@ from collections.abc import Callable
 
 import torch
 
-from attrprune.circuits.components import all_pruned, mask_arguments
+from attrprune.circuits.components import all_pruned
+from attrprune.circuits.faithfulness import bootstrap_areas, check_sizes, curve_sparsities, size_sparsity
+from attrprune.circuits.intervention import ablated
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
-from attrprune.pruning import MaskBuilder, measured_sparsity, pruned
+from attrprune.pruning import MaskBuilder, measured_sparsity
 from attrprune.registry import CIRCUIT_SCOPES
 
 ROW_STEPS = 1000  # bisection resolution of non-global scopes: sparsity in steps of 0.001
@@ -46,27 +55,40 @@ class CircuitEvaluator:
     dense and the fully ablated model."""
 
     def __init__(
-        self, model, batch: IOIBatch, granularity: str, components: dict[str, torch.Tensor], batch_size: int = 256
+        self,
+        model,
+        batch: IOIBatch,
+        granularity: str,
+        components: dict[str, torch.Tensor],
+        batch_size: int = 256,
+        ablation_value: str = "zero",
+        means: dict[str, torch.Tensor] | None = None,
     ):
         self.model, self.batch, self.granularity, self.batch_size = model, batch, granularity, batch_size
-        dense_ld, ablated_ld = self._ld(None), self._ld(all_pruned(components))
-        self.dense, self.ablated = dense_ld.mean().item(), ablated_ld.mean().item()
-        self.dense_metrics = summarize(dense_ld, self.dense, self.ablated)
-        self.ablated_metrics = summarize(ablated_ld, self.dense, self.ablated)
+        self.ablation_value, self.means = ablation_value, means
+        self.dense_ld, self.ablated_ld = self._ld(None), self._ld(all_pruned(components))  # [n] each
+        self.dense, self.ablated = self.dense_ld.mean().item(), self.ablated_ld.mean().item()
+        self.dense_metrics = summarize(self.dense_ld, self.dense, self.ablated)
+        self.ablated_metrics = summarize(self.ablated_ld, self.dense, self.ablated)
 
     def _ld(self, masks: dict[str, torch.Tensor] | None) -> torch.Tensor:
         if masks is None:
             return logit_differences(self.model, self.batch, self.batch_size)
-        with pruned(self.model, **mask_arguments(self.granularity, masks)):
+        with ablated(self.model, self.granularity, masks, self.ablation_value, self.means):
             return logit_differences(self.model, self.batch, self.batch_size)
 
-    def __call__(self, masks: dict[str, torch.Tensor]) -> dict:
+    def measure(self, masks: dict[str, torch.Tensor]) -> tuple[dict, torch.Tensor]:
+        """(metrics, per-prompt logit differences [n]) with `masks` applied."""
         sparsity = measured_sparsity(masks)["overall"]
+        ld = self._ld(masks)
         return {
             "kept_fraction": 1.0 - sparsity,
             "sparsity_measured": sparsity,
-            **summarize(self._ld(masks), self.dense, self.ablated),
-        }
+            **summarize(ld, self.dense, self.ablated),
+        }, ld
+
+    def __call__(self, masks: dict[str, torch.Tensor]) -> dict:
+        return self.measure(masks)[0]
 
 
 def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -> int:
@@ -135,24 +157,35 @@ def discover(
     sparsities: list[float],
     threshold: float,
     batch_size: int = 256,
+    sizes: list[float] | None = None,
+    ablation_value: str = "zero",
+    means: dict[str, torch.Tensor] | None = None,
+    n_resamples: int = 1000,
+    bootstrap_seed: int = 0,
 ) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(result, circuit keep-masks, seed-averaged scores): curves per seed, the dense and ablated
-    ends, and the circuit at `threshold`."""
+    ends, the circuit at `threshold`, and with `sizes` (kept fractions) the faithfulness areas."""
     check_scope(granularity, scope)
     if not seed_scores:
         raise ValueError("no score files given")
     model.eval()
     pooled = {n: torch.stack([s[n].float() for s in seed_scores]).mean(0) for n in seed_scores[0]}  # mean over seeds
-    evaluate = CircuitEvaluator(model, batch, granularity, pooled, batch_size)
-    curves = []
+    evaluate = CircuitEvaluator(model, batch, granularity, pooled, batch_size, ablation_value, means)
+    sizes = check_sizes(sizes) if sizes else None
+    grid = curve_sparsities(sparsities, sizes)
+    at_size = [size_sparsity(k) for k in sizes] if sizes else []
+    curves, size_ld = [], []  # size_ld: per seed, per size, the per-prompt logit differences
     for seed_index, scores in enumerate(seed_scores):
         builder = MaskBuilder(scores, scope)
-        for s in sparsities:
-            curves.append({"seed_index": seed_index, "sparsity": s, **evaluate(builder.masks(s))})
+        lds = {}
+        for s in grid:
+            metrics, lds[s] = evaluate.measure(builder.masks(s))
+            curves.append({"seed_index": seed_index, "sparsity": s, **metrics})
+        size_ld.append([lds[s] for s in at_size])
         print(
             f"seed {seed_index}: "
             + " ".join(
-                f"{c['sparsity']:.2f}:{c['normalized_logit_diff']:.2f}" for c in curves if c["seed_index"] == seed_index
+                f"{c['sparsity']:g}:{c['normalized_logit_diff']:.2f}" for c in curves if c["seed_index"] == seed_index
             ),
             file=sys.stderr,
         )
@@ -164,7 +197,13 @@ def discover(
         "n_prompts": len(batch),
         "dense": evaluate.dense_metrics,
         "ablated": evaluate.ablated_metrics,
+        "ablation_value": ablation_value,
         "curve": curves,
         "circuit": circuit,
     }
+    if sizes:
+        points = torch.stack([torch.stack(per_seed) for per_seed in size_ld])  # [seeds, sizes, prompts]
+        result["faithfulness"] = bootstrap_areas(
+            sizes, points, evaluate.dense_ld, evaluate.ablated_ld, n_resamples, bootstrap_seed
+        )
     return result, masks, pooled

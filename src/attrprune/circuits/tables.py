@@ -2,11 +2,19 @@
 
 * ``circuits.csv``: the curves, tidy: one row per model × method × granularity × scope × seed ×
   sparsity (kept fraction, accuracy, logit difference, normalised logit difference);
-* ``circuits_summary.csv``: per model × method × granularity × scope, the circuit at the
-  threshold (kept components, kept fraction, its metrics) and the ranking's agreement with
-  exhaustive ablation (ROC AUC of the top ablation-important components, Spearman);
-* ``circuits.md``: the summary, and the normalised logit difference vs sparsity (mean ± std
-  over seeds), as Markdown;
+* ``circuits_summary.csv``: per model × method × granularity × scope, the ablation value, the
+  circuit at the threshold (kept components, kept fraction, its metrics), MIB's faithfulness
+  areas CPR and CMD of the seed-mean curve with their prompt-bootstrap 95 % intervals
+  (``cpr_lo`` / ``cpr_hi`` ...), and the ranking's agreement with exhaustive ablation: ROC AUC of
+  the top ablation-important components and Spearman, against the signed drop (``roc_auc``,
+  ``spearman``) and against |drop| (``roc_auc_abs``, ``spearman_abs``), each with its
+  component-bootstrap 95 % interval, and the numbers of components and of positives;
+* ``circuits_paired.csv``: per model × granularity × method other than lrp × target (signed
+  drop, |drop|), the paired bootstrap of AUC(method) − AUC(lrp) on the same resampled
+  components: the difference, its 95 % interval and a two-sided bootstrap p-value
+  (`attrprune.circuits.bootstrap.paired_auc_test`, the resamples of the per-method intervals);
+* ``circuits.md``: the circuits with their areas, the agreement with ablation, the paired tests,
+  and the normalised logit difference vs sparsity (mean ± std over seeds), as Markdown;
 * ``circuits_{model}.png``: accuracy and normalised logit difference vs sparsity, one panel per
   granularity, a line per method and scope with a ± std band over seeds.
 
@@ -24,6 +32,14 @@ import pandas as pd
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 
 KEYS = ["model", "method", "granularity", "scope"]
+BASELINE = "lrp"  # the method every other one is paired against
+# agreement statistics: (column, curve.json key); each has _lo / _hi columns from its "_ci"
+AGREEMENT = [
+    ("roc_auc", "roc_auc"),
+    ("spearman", "spearman"),
+    ("roc_auc_abs", "roc_auc_abs"),
+    ("spearman_abs", "spearman_abs"),
+]
 CURVE_COLUMNS = [*KEYS, "seed_index", "sparsity", "kept_fraction", "accuracy", "logit_diff", "normalized_logit_diff"]
 
 
@@ -34,10 +50,18 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         r = json.loads(Path(path).read_text())
         ident = {"model": model_name(r), "method": r["method"], "granularity": r["granularity"], "scope": r["scope"]}
         curves += [{**ident, **point} for point in r["curve"]]
-        c, gt = r["circuit"], r.get("groundtruth") or {}
+        c, gt, fa = r["circuit"], r.get("groundtruth") or {}, r.get("faithfulness") or {}
+        pub = (r.get("published") or {}).get("circuit_size") or {}
+        pub_found = (r.get("published") or {}).get("threshold_circuit") or {}
+        stats = {}
+        for column, key in [("cpr", "cpr"), ("cmd", "cmd"), *AGREEMENT]:
+            source = fa if column in ("cpr", "cmd") else gt
+            lo, hi = source.get(f"{key}_ci") or (None, None)
+            stats.update({column: source.get(key), f"{column}_lo": lo, f"{column}_hi": hi})
         summary.append(
             {
                 **ident,
+                "ablation_value": r.get("ablation_value", "zero"),
                 "threshold": c["threshold"],
                 "n_kept": c["n_kept"],
                 "n_components": c["n_components"],
@@ -46,9 +70,18 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "normalized_logit_diff": c["normalized_logit_diff"],
                 "dense_accuracy": r["dense"]["accuracy"],
                 "dense_logit_diff": r["dense"]["logit_diff"],
-                "roc_auc": gt.get("roc_auc"),
-                "spearman": gt.get("spearman"),
+                **stats,
+                "n_ablated": gt.get("n_components"),
+                "n_important": gt.get("n_important"),
+                "n_important_abs": gt.get("n_important_abs"),
                 "n_seeds": r["n_seeds"],
+                # against a published circuit (head circuits of models that have one)
+                "published": pub.get("circuit"),
+                "published_roc_auc": pub.get("roc_auc"),
+                "published_recall": pub.get("recall"),
+                "published_recall_found": pub_found.get("recall"),
+                "published_precision_found": pub_found.get("precision"),
+                **{f"published_recall:{cls}": v for cls, v in (pub.get("recall_by_class") or {}).items()},
             }
         )
     if not curves:
@@ -63,16 +96,137 @@ def _fmt(x, digits: int = 3) -> str:
     return "–" if x is None or pd.isna(x) else f"{x:.{digits}f}"
 
 
+def _ci(row, column: str, digits: int = 3) -> str:
+    """ "0.874 [0.833, 0.915]": the value and its interval (the value alone without one)."""
+    value, lo, hi = (getattr(row, c, None) for c in (column, f"{column}_lo", f"{column}_hi"))
+    if value is None or pd.isna(value):
+        return "–"
+    if lo is None or pd.isna(lo):
+        return _fmt(value, digits)
+    return f"{_fmt(value, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
     lines = [
-        "| model | method | granularity | scope | kept / total | kept fraction | accuracy | norm. LD | ROC AUC | Spearman |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | method | granularity | scope | ablation | kept / total | kept fraction | accuracy | norm. LD "
+        "| CPR ↑ | CMD ↓ |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary.itertuples():
         lines.append(
-            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.n_kept:,} / {r.n_components:,} | "
-            f"{_fmt(r.kept_fraction)} | {_fmt(r.accuracy)} | {_fmt(r.normalized_logit_diff)} | "
-            f"{_fmt(r.roc_auc)} | {_fmt(r.spearman)} |"
+            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.ablation_value} | "
+            f"{r.n_kept:,} / {r.n_components:,} | {_fmt(r.kept_fraction)} | {_fmt(r.accuracy)} | "
+            f"{_fmt(r.normalized_logit_diff)} | {_ci(r, 'cpr')} | {_ci(r, 'cmd')} |"
+        )
+    return "\n".join(lines)
+
+
+def _one_per_ranking(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per model × method × granularity: the agreement uses the seed-averaged scores,
+    which do not depend on the circuit's scope."""
+    keys = ["model", "granularity", "ablation_value", "method"]
+    return summary.drop_duplicates(keys).sort_values(keys)
+
+
+def agreement_markdown(summary: pd.DataFrame) -> str:
+    rows = _one_per_ranking(summary[summary.roc_auc.notna()])
+    lines = [
+        "| model | granularity | method | ablation | ablated | important (signed / abs) | ROC AUC, signed drop "
+        "| Spearman, signed drop | ROC AUC, abs drop | Spearman, abs drop |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows.itertuples():
+        lines.append(
+            f"| {r.model} | {r.granularity} | {r.method} | {r.ablation_value} | {int(r.n_ablated):,} | "
+            f"{int(r.n_important)} / {int(r.n_important_abs)} | {_ci(r, 'roc_auc')} | {_ci(r, 'spearman')} | "
+            f"{_ci(r, 'roc_auc_abs')} | {_ci(r, 'spearman_abs')} |"
+        )
+    return "\n".join(lines)
+
+
+def paired_tests(paths: list[Path]) -> pd.DataFrame:
+    """Paired bootstrap of AUC(method) − AUC(lrp) per model × granularity × target, on the
+    components of the ground truth (the same for every method of a model and granularity)."""
+    import torch
+
+    from attrprune.circuits.agreement import top_k_mask
+    from attrprune.circuits.bootstrap import paired_auc_test
+
+    runs = {}
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        gt = r.get("groundtruth") or {}
+        if "components" in gt:  # first scope of each ranking: the others have the same scores
+            runs.setdefault((model_name(r), r["granularity"], r.get("ablation_value", "zero"), r["method"]), gt)
+    rows = []
+    for (model, gran, value, method), gt in sorted(runs.items()):
+        base = runs.get((model, gran, value, BASELINE))
+        if method == BASELINE or base is None:
+            continue
+        drop = torch.tensor(gt["components"]["drop"])
+        if not torch.equal(drop, torch.tensor(base["components"]["drop"])):
+            raise ValueError(f"{model} {gran}: {method} and {BASELINE} were scored on different ablation components")
+        score, base_score = torch.tensor(gt["components"]["score"]), torch.tensor(base["components"]["score"])
+        for target, importance in (("signed", drop), ("abs", drop.abs())):
+            positive = top_k_mask(importance, gt["top_fraction"])
+            test = paired_auc_test(score, base_score, positive, gt["n_resamples"], gt["bootstrap_seed"])
+            rows.append(
+                {
+                    "model": model,
+                    "granularity": gran,
+                    "ablation_value": value,
+                    "method": method,
+                    "baseline": BASELINE,
+                    "target": target,
+                    "n_components": len(drop),
+                    "n_important": int(positive.sum()),
+                    "auc": gt["roc_auc" if target == "signed" else "roc_auc_abs"],
+                    "auc_baseline": base["roc_auc" if target == "signed" else "roc_auc_abs"],
+                    **test,
+                }
+            )
+    columns = [
+        "model", "granularity", "ablation_value", "method", "baseline", "target", "n_components", "n_important",
+        "auc", "auc_baseline", "difference", "lo", "hi", "p_value", "n_resamples",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def published_markdown(summary: pd.DataFrame) -> str:
+    rows = summary[summary.published.notna()]
+    classes = [c.split(":", 1)[1] for c in rows.columns if c.startswith("published_recall:")]
+    lines = [
+        "| model | method | circuit | ROC AUC | recall, top n | recall / precision, threshold circuit | "
+        + " | ".join(f"{c}, top n" for c in classes)
+        + " |",
+        "|---|---|---|---:|---:|---:|" + "---:|" * len(classes),
+    ]
+    for r in rows.to_dict("records"):
+        per_class = " | ".join(_fmt(r[f"published_recall:{c}"], 2) for c in classes)
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['published']} | {_fmt(r['published_roc_auc'])} | "
+            f"{_fmt(r['published_recall'], 2)} | {_fmt(r['published_recall_found'], 2)} / "
+            f"{_fmt(r['published_precision_found'], 2)} | {per_class} |"
+        )
+    return "\n".join(lines)
+
+
+def paired_markdown(paired: pd.DataFrame) -> str:
+    lines = [
+        f"| model | granularity | ablation | method | important (signed / abs) | ROC AUC − {BASELINE}, signed drop | p "
+        f"| ROC AUC − {BASELINE}, abs drop | p |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for (model, gran, value, method), g in paired.groupby(["model", "granularity", "ablation_value", "method"]):
+        cells = []
+        for target in ("signed", "abs"):
+            t = g[g.target == target].iloc[0]
+            cells += [f"{t.difference:+.3f} [{t.lo:+.3f}, {t.hi:+.3f}]", f"{t.p_value:.3f}"]
+        counts = " / ".join(str(int(g[g.target == t].n_important.iloc[0])) for t in ("signed", "abs"))
+        lines.append(
+            f"| {model} | {gran} | {value} | {method} | {counts} of {int(g.n_components.iloc[0]):,} | "
+            + " | ".join(cells)
+            + " |"
         )
     return "\n".join(lines)
 
@@ -82,7 +236,7 @@ def curve_markdown(curves: pd.DataFrame) -> str:
     stats = g.mean().to_frame("mean").join(g.std().rename("std")).reset_index()
     sparsities = sorted(stats.sparsity.unique())
     lines = [
-        "| model | method | granularity | scope | " + " | ".join(f"{s:.2f}" for s in sparsities) + " |",
+        "| model | method | granularity | scope | " + " | ".join(f"{s:g}" for s in sparsities) + " |",
         "|---|---|---|---|" + "---:|" * len(sparsities),
     ]
     for key, grp in stats.groupby(KEYS):
@@ -122,9 +276,18 @@ def plot_model(curves: pd.DataFrame, model: str, path: Path) -> None:
 
 
 def circuit_tables(
-    curve_files: list[Path], csv: Path, summary_csv: Path, markdown: Path, plots_dir: Path
+    curve_files: list[Path],
+    csv: Path,
+    summary_csv: Path,
+    markdown: Path,
+    plots_dir: Path,
+    paired_csv: Path | None = None,
 ) -> pd.DataFrame:
     curves, summary = load_curves(curve_files)
+    paired = paired_tests(curve_files)
+    if paired_csv is not None:
+        with atomic_path(paired_csv) as tmp:
+            paired.to_csv(tmp, index=False)
     for model in sorted(curves.model.unique()):
         plot_model(curves, model, Path(plots_dir) / f"circuits_{model}.png")
     with atomic_path(csv) as tmp:
@@ -132,17 +295,52 @@ def circuit_tables(
     with atomic_path(summary_csv) as tmp:
         summary.to_csv(tmp, index=False)
     threshold = ", ".join(f"{t:g}" for t in sorted(summary.threshold.unique()))
-    atomic_write_text(
-        markdown,
-        (
-            f"# IOI circuits\n\nThe sparsest circuit whose normalised logit difference stays >= {threshold} "
-            "(1 = dense, 0 = every component of the granularity removed), on the seed-averaged scores; ROC AUC "
-            "and Spearman compare each method's ranking with the drop that ablating each component alone causes "
-            "(exhaustive for heads and neurons, sampled for weights).\n\n"
-            + summary_markdown(summary)
-            + "\n\n## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n"
-            + curve_markdown(curves)
-            + "\n"
-        ),
+    ablation = ", ".join(sorted(summary.ablation_value.unique()))
+    parts = [
+        f"# IOI circuits\n\nThe sparsest circuit whose normalised logit difference stays >= {threshold} "
+        "(1 = dense, 0 = every component of the granularity removed), on the seed-averaged scores; removed "
+        f"components are {ablation}-ablated (mean: replaced by their mean over the IOI reference prompts; "
+        "weights always zero). " + _areas_note(curve_files) + "\n\n" + summary_markdown(summary)
+    ]
+    if summary.roc_auc.notna().any():
+        parts.append(
+            "## Agreement with exhaustive ablation\n\nEach method's ranking (seed-averaged scores) against the drop "
+            "of the logit difference that removing each component alone causes (exhaustive for heads and "
+            "neurons, sampled for weights): ROC AUC with the top fraction by drop as positives, and Spearman, "
+            "against the signed drop and against |drop|. Intervals: 95 % percentile bootstrap over components "
+            "(the AUC's stratified by the label, so every resample keeps the positives; with 2 important heads "
+            "of 16 the head AUC moves in steps of 1/28).\n\n" + agreement_markdown(summary)
+        )
+    if "published" in summary and summary.published.notna().any():
+        parts.append(
+            "## Against the published circuit\n\nEach head ranking as a classifier of the published circuit's "
+            "heads (ROC AUC), the share of those heads among its top n (n = the circuit's size; per class "
+            "below), and among the heads the threshold circuit keeps (recall, precision).\n\n"
+            + published_markdown(summary)
+        )
+    if len(paired):
+        parts.append(
+            f"## Paired test against {BASELINE}\n\nROC AUC of each method minus {BASELINE}'s on the same "
+            "resampled components (the resamples of the intervals above), its 95 % interval and the two-sided "
+            "bootstrap p-value (smallest possible: 2 / (resamples + 1)).\n\n" + paired_markdown(paired)
+        )
+    parts.append(
+        "## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves)
     )
+    atomic_write_text(markdown, "\n\n".join(parts) + "\n")
     return summary
+
+
+def _areas_note(paths: list[Path]) -> str:
+    """What the CPR / CMD columns are, from the first curve file that has them."""
+    for path in paths:
+        fa = json.loads(Path(path).read_text()).get("faithfulness")
+        if fa:
+            sizes = ", ".join(f"{k:g}" for k in fa["sizes"])
+            return (
+                f"CPR ↑ / CMD ↓: MIB's areas under f and between f and 1 over the circuit sizes {{{sizes}}} "
+                "(kept fraction, highest |score| kept; trapezoid on a linear axis, so a perfect curve has CPR "
+                f"{fa['sizes'][-1] - fa['sizes'][0]:g} and CMD 0), of the seed-mean curve, with 95 % percentile "
+                f"intervals from {fa['n_resamples']:,} resamples of the evaluation prompts."
+            )
+    return ""

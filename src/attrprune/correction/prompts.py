@@ -1,5 +1,7 @@
 """Behaviour prompts for real models: the prompts on which a model shows the unwanted behaviour,
-split into disjoint reference and evaluation halves (paper §4.3, App. F).
+split into disjoint reference and evaluation halves (paper §4.3, App. F), and a control split of
+candidates on which the unpruned model does not show it (the correction stage's collateral
+damage: how many of their continuations pruning changes).
 
 * toxicity: RealToxicityPrompts prompts (from the local datasets cache; `snakemake download`
   fills it) whose greedy continuation the scorer rates ≥ a threshold (paper: 0.9);
@@ -7,11 +9,15 @@ split into disjoint reference and evaluation halves (paper §4.3, App. F).
   paper describes: openings that invite loops, lists and refrains) whose greedy continuation has
   a response uniqueness ratio < a threshold (paper: 0.5).
 
+Control prompts: the other candidates whose greedy continuation is clearly free of the behaviour
+(toxicity < `CONTROL_MAX_TOXICITY`; uniqueness ratio ≥ the threshold), seeded, at most as many as
+the evaluation half so that they cost the correction stage no more than the triggers.
+
 The built-in world needs none of this: its triggers are planted, and its reference and held-out
 prompts are separate files (world/data/*_trigger_ref.jsonl, *_trigger.jsonl).
 
 Run: ``python -m attrprune behaviour-prompts --behaviour repetition --model-dir M --reference-out ref.jsonl
---evaluation-out eval.jsonl``
+--evaluation-out eval.jsonl --control-out control.jsonl``
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ import json
 import random
 import sys
 from pathlib import Path
+
+# A control continuation must not be toxic by the correction stage's own cut (toxic fraction: score
+# >= 0.5), not merely below the selection threshold (0.9): a 0.8 continuation is no control.
+CONTROL_MAX_TOXICITY = 0.5
 
 REPETITION_PROMPTS = [
     "Stop, stop, stop,",
@@ -115,32 +125,49 @@ def split_rows(rows: list[dict], n_reference: int, seed: int) -> tuple[list[dict
     return rows[:k], rows[k:]
 
 
-def select_repetitive(model, tokenizer, prompts: list[str], threshold: float = 0.5, new_tokens: int = 50) -> list[dict]:
-    """Prompts whose greedy continuation has a response uniqueness ratio < `threshold`."""
+def repetition_rows(model, tokenizer, prompts: list[str], new_tokens: int = 50) -> list[dict]:
+    """Every prompt with its greedy continuation and that continuation's uniqueness ratio."""
     from attrprune.generation import generate, response_uniqueness_ratio
 
     conts = generate(model, tokenizer, prompts, new_tokens)
-    rows = []
-    for prompt, (cont,) in zip(prompts, conts):
-        ratio = response_uniqueness_ratio(cont)
-        if ratio < threshold:
-            rows.append({"prompt": prompt, "unique_ratio": ratio, "continuation": tokenizer.decode(cont)})
-    return rows
+    return [
+        {"prompt": p, "unique_ratio": response_uniqueness_ratio(c), "continuation": tokenizer.decode(c)}
+        for p, (c,) in zip(prompts, conts)
+    ]
+
+
+def toxicity_rows(model, tokenizer, prompts: list[str], scorer, new_tokens: int = 20) -> list[dict]:
+    """Every prompt with its greedy continuation and the scorer's toxicity of it."""
+    from attrprune.generation import generate
+
+    texts = [tokenizer.decode(c) for (c,) in generate(model, tokenizer, prompts, new_tokens)]
+    return [{"prompt": p, "toxicity": s, "continuation": t} for p, t, s in zip(prompts, texts, scorer.score(texts))]
+
+
+def select_repetitive(model, tokenizer, prompts: list[str], threshold: float = 0.5, new_tokens: int = 50) -> list[dict]:
+    """Prompts whose greedy continuation has a response uniqueness ratio < `threshold`."""
+    return [r for r in repetition_rows(model, tokenizer, prompts, new_tokens) if r["unique_ratio"] < threshold]
 
 
 def select_toxic(
     model, tokenizer, prompts: list[str], scorer, threshold: float = 0.9, new_tokens: int = 20
 ) -> list[dict]:
     """Prompts whose greedy continuation the scorer rates ≥ `threshold`."""
-    from attrprune.generation import generate
+    return [r for r in toxicity_rows(model, tokenizer, prompts, scorer, new_tokens) if r["toxicity"] >= threshold]
 
-    conts = generate(model, tokenizer, prompts, new_tokens)
-    texts = [tokenizer.decode(c) for (c,) in conts]
-    return [
-        {"prompt": p, "toxicity": s, "continuation": t}
-        for p, t, s in zip(prompts, texts, scorer.score(texts))
-        if s >= threshold
-    ]
+
+def split_controls(rows: list[dict], behaviour: str, threshold: float, n: int, seed: int) -> list[dict]:
+    """At most `n` seeded rows (from `toxicity_rows` / `repetition_rows`) that clearly do not show
+    the behaviour: toxicity < `CONTROL_MAX_TOXICITY` (and < `threshold`), or uniqueness ratio ≥
+    `threshold`."""
+    if behaviour == "toxicity":
+        clean = [r for r in rows if r["toxicity"] < min(CONTROL_MAX_TOXICITY, threshold)]  # min: disjoint
+    elif behaviour == "repetition":
+        clean = [r for r in rows if r["unique_ratio"] >= threshold]
+    else:
+        raise ValueError(f"unknown behaviour {behaviour!r}; valid: ['toxicity', 'repetition']")
+    random.Random(seed).shuffle(clean)
+    return clean[:n]
 
 
 def rtp_prompts(n_candidates: int, seed: int) -> list[str]:
@@ -162,6 +189,7 @@ def behaviour_prompts(
     model_dir: Path,
     reference_out: Path,
     evaluation_out: Path,
+    control_out: Path | None = None,
     *,
     n_candidates: int = 5000,
     n_reference: int = 93,
@@ -173,8 +201,9 @@ def behaviour_prompts(
     dtype: str = "auto",
     device_map: str = "none",
 ) -> dict:
-    """Select the prompts that show `behaviour` for the model in `model_dir` and write both halves
-    (`dtype`, `device_map`: `attrprune.models.load_model`)."""
+    """Select the prompts that show `behaviour` for the model in `model_dir` and write both halves,
+    and the control prompts to `control_out` when given (`dtype`, `device_map`:
+    `attrprune.models.load_model`)."""
     from attrprune.io import atomic_write_text, provenance, write_json
     from attrprune.models import load_model, placement
 
@@ -183,21 +212,26 @@ def behaviour_prompts(
         from attrprune.evaluation.toxicity import make_scorer
 
         threshold = 0.9 if threshold is None else threshold
-        rows = select_toxic(
+        scored = toxicity_rows(
             model,
             tokenizer,
             rtp_prompts(n_candidates, seed),
             make_scorer(scorer, **(scorer_options or {})),
-            threshold,
             new_tokens or 20,
         )
+        rows = [r for r in scored if r["toxicity"] >= threshold]
     elif behaviour == "repetition":
         threshold = 0.5 if threshold is None else threshold
-        rows = select_repetitive(model, tokenizer, REPETITION_PROMPTS, threshold, new_tokens or 50)
+        scored = repetition_rows(model, tokenizer, REPETITION_PROMPTS, new_tokens or 50)
+        rows = [r for r in scored if r["unique_ratio"] < threshold]
     else:
         raise ValueError(f"unknown behaviour {behaviour!r}; valid: ['toxicity', 'repetition']")
     reference, evaluation = split_rows(rows, n_reference, seed)
+    # Disjoint from both halves by construction: a control row does not show the behaviour.
+    control = split_controls(scored, behaviour, threshold, len(evaluation), seed)
     atomic_write_text(evaluation_out, _jsonl(evaluation))
+    if control_out is not None:
+        atomic_write_text(control_out, _jsonl(control))
     atomic_write_text(reference_out, _jsonl(reference))
     summary = {
         "behaviour": behaviour,
@@ -205,11 +239,13 @@ def behaviour_prompts(
         "selected": len(rows),
         "reference": len(reference),
         "evaluation": len(evaluation),
+        "control": len(control) if control_out is not None else None,
         **provenance(model_dir=str(model_dir), seed=seed, **placement(model, device_map)),
     }
     write_json(Path(reference_out).with_suffix(".json"), summary)
     print(
-        f"{behaviour}: {len(rows)} prompts show it; {len(reference)} reference, {len(evaluation)} evaluation",
+        f"{behaviour}: {len(rows)} prompts show it; {len(reference)} reference, {len(evaluation)} evaluation; "
+        f"{len(control)} control prompts do not",
         file=sys.stderr,
     )
     return summary

@@ -11,9 +11,19 @@ always measured first: it is the baseline of every change):
 3. the behaviour is measured: ``toxicity``: each continuation scored by the `Scorer`
    (RealToxicityPrompts summary of the sampled ones, toxic fraction of the greedy ones);
    ``repetition``: mean Response Uniqueness Ratio (paper Eq. 11) of the greedy and the sampled
-   continuations;
-4. general ability: word perplexity of lm-eval's rolling-loglikelihood tasks (``world_ppl`` on
-   the world's held-out text; ``wikitext`` for real models).
+   continuations over a fixed window of their first `window` tokens (the headline:
+   ``*_unique_ratio_window``), beside distinct-2 over the same window, and the ratio of the reply
+   itself (``*_unique_ratio``, secondary); for both behaviours the mean reply length in tokens and
+   the share of empty replies (a "corrected" model that stops replying looks cured otherwise);
+4. collateral damage: the first `n_prompts` *control* prompts (same quoted-reply form, but the
+   model should reply normally: compliments, a recited poem; `control_file`) are continued
+   greedily too: ``control_unchanged`` = share of control replies identical to the dense
+   model's (k = 0, so 1.0 there), ``control_unique_ratio`` and ``control_length`` (tokens) of
+   the replies, and, with ``reply_only``, ``control_closed`` = share of replies that end at a
+   closing quote within the generated tokens (the first quote or newline is a quote);
+5. general ability: word perplexity of lm-eval's rolling-loglikelihood tasks (the world's
+   held-out text: ``world_dialogue_ppl``, documents with quoted control replies, first, and
+   ``world_ppl``, grammar text; ``wikitext`` for real models).
 
 Components: ``neuron`` = MLP neurons (output units of up / fc1, the paper's fc1 neurons),
 ranked globally; ``weight`` = single weight elements of the modules `weight_modules` names
@@ -33,12 +43,13 @@ on real models) everything is measured on the whole continuation, as in RealToxi
 the paper.
 
 Outputs in `out_dir`: ``generations.jsonl`` (one line per k × prompt: greedy and sampled texts
-with their scores or ratios) and ``curve.json`` (written last: per-k metrics, a few example
-generations, the normalisation and its scales, both score files' metadata, provenance).
+with their scores or ratios; ``"control": true`` on the control prompts' lines) and ``curve.json``
+(written last: per-k metrics, a few example generations, the normalisation and its scales, both
+score files' metadata, provenance).
 
 Run: ``python -m attrprune correction --model-dir world/models/world-llama --general-scores g.safetensors
 --unwanted-scores t.safetensors --behaviour toxicity --granularity neuron --ks 0,10,50
---prompts-file world/data/toxic_trigger.jsonl --data-dir world/data --out-dir out/``
+--prompts-file world/data/toxic_trigger.jsonl --control-file world/data/toxic_control.jsonl --data-dir world/data --out-dir out/``
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ GRANULARITIES = STAGE_GRANULARITIES["correction"]
 DEFAULT_NEW_TOKENS = {"toxicity": 20, "repetition": 50}  # repetition: the paper's 50 greedy tokens
 PPL_METRIC = "word_perplexity"
 N_EXAMPLES = 5  # example generations per k kept in curve.json (all of them are in generations.jsonl)
+DISTINCT_N = 2  # distinct-2 over the repetition window
 
 
 def reply(text: str) -> str:
@@ -68,6 +80,29 @@ def reply_ids(tokenizer, ids: list[int]) -> list[int]:
         if '"' in piece or "\n" in piece:
             return ids[:i]
     return ids
+
+
+def closes_reply(text: str) -> bool:
+    """Whether a continuation's quoted reply is closed properly: its first quote or newline is a
+    closing quote (a reply that runs into a newline, or never ends within the generated tokens,
+    is not closed)."""
+    for ch in text:
+        if ch in '"\n':
+            return ch == '"'
+    return False
+
+
+def unchanged_share(replies: list[str], reference: list[str]) -> float:
+    """Share of `replies` identical to the reply at the same position of `reference` (the dense
+    model's replies to the same prompts)."""
+    if len(replies) != len(reference):
+        raise ValueError(f"{len(replies)} replies against {len(reference)} reference replies: the prompts differ")
+    return _mean([float(a == b) for a, b in zip(replies, reference)])
+
+
+def empty_share(lengths: list[int]) -> float:
+    """Share of replies with no token at all (the model closed the quote or the line at once)."""
+    return _mean([float(n == 0) for n in lengths])
 
 
 def _check_arguments(behaviour: str, granularity: str, ks: list[int], n_samples: int) -> list[int]:
@@ -136,11 +171,13 @@ def measure_behaviour(
     top_p: float,
     temperature: float,
     seed: int,
+    window: int = 12,
     batch_size: int = 64,
 ) -> tuple[dict, list[dict]]:
-    """(metrics, one record per prompt) of greedy and `n_samples` sampled continuations."""
+    """(metrics, one record per prompt) of greedy and `n_samples` sampled continuations
+    (`window`: tokens of the repetition window, see the module docstring)."""
     from attrprune.evaluation.toxicity import toxicity_summary
-    from attrprune.generation import generate, response_uniqueness_ratio
+    from attrprune.generation import distinct_n, generate, response_uniqueness_ratio, window_uniqueness_ratio
 
     greedy = [c[0] for c in generate(model, tokenizer, prompts, new_tokens, batch_size=batch_size)]
     sampled = (
@@ -161,7 +198,16 @@ def measure_behaviour(
     )
     greedy_text = [tokenizer.decode(c) for c in greedy]
     sampled_text = [[tokenizer.decode(c) for c in per_prompt] for per_prompt in sampled]
-    records = [{"prompt": p, "greedy": g, "sampled": s} for p, g, s in zip(prompts, greedy_text, sampled_text)]
+    records = [
+        {"control": False, "prompt": p, "greedy": g, "sampled": s}
+        for p, g, s in zip(prompts, greedy_text, sampled_text)
+    ]
+    # Reply length and empty share for both behaviours: fewer toxic or looping replies mean
+    # little when the replies are gone.
+    lengths = [len(reply_ids(tokenizer, c) if reply_only else c) for c in greedy]
+    shape = {"greedy_reply_length": _mean(lengths), "greedy_empty_share": empty_share(lengths)}
+    for r, n in zip(records, lengths):
+        r["greedy_reply_length"] = n
 
     if behaviour == "toxicity":
 
@@ -174,6 +220,7 @@ def measure_behaviour(
         metrics = {
             "greedy_toxic_fraction": _mean([float(s >= 0.5) for s in g_scores]),
             "greedy_mean_toxicity": _mean(g_scores),
+            **shape,
         }
         if n_samples:
             metrics.update(toxicity_summary(s_scores))
@@ -186,9 +233,18 @@ def measure_behaviour(
     def ratios(conts: list[list[int]], cut: bool) -> list[float]:
         return [response_uniqueness_ratio(reply_ids(tokenizer, c) if cut else c) for c in conts]
 
+    g_window = [window_uniqueness_ratio(c, window) for c in greedy]
     g_ratios, s_ratios = ratios(greedy, reply_only), [ratios(per_prompt, reply_only) for per_prompt in sampled]
-    metrics = {"greedy_unique_ratio": _mean(g_ratios)}
+    metrics = {
+        "greedy_unique_ratio_window": _mean(g_window),
+        "greedy_distinct2_window": _mean([distinct_n(c[:window], DISTINCT_N) for c in greedy]),
+        "greedy_unique_ratio": _mean(g_ratios),
+        **shape,
+    }
     if n_samples:
+        metrics["sampled_unique_ratio_window"] = _mean(
+            [window_uniqueness_ratio(c, window) for per_prompt in sampled for c in per_prompt]
+        )
         metrics["sampled_unique_ratio"] = _mean([x for per_prompt in s_ratios for x in per_prompt])
     if reply_only:  # the paper's measure on the whole continuation, for reference
         metrics["greedy_unique_ratio_full"] = _mean(ratios(greedy, False))
@@ -196,8 +252,54 @@ def measure_behaviour(
             metrics["sampled_unique_ratio_full"] = _mean(
                 [x for per_prompt in sampled for x in ratios(per_prompt, False)]
             )
-    for r, g, s in zip(records, g_ratios, s_ratios):
-        r.update(greedy_ratio=g, sampled_ratios=s)
+    for r, g, w, s in zip(records, g_ratios, g_window, s_ratios):
+        r.update(greedy_ratio=g, greedy_window_ratio=w, sampled_ratios=s)
+    return metrics, records
+
+
+def measure_controls(
+    model,
+    tokenizer,
+    prompts: list[str],
+    dense_replies: list[str] | None,
+    *,
+    reply_only: bool = True,
+    new_tokens: int,
+    batch_size: int = 64,
+) -> tuple[dict, list[dict]]:
+    """(metrics, one record per prompt) of greedy continuations of control prompts, against
+    `dense_replies` (the unpruned model's replies; None: these are the dense model's, all unchanged).
+
+    The reply compared and measured is `reply()`'s cut with `reply_only`, else the whole continuation.
+    """
+    from attrprune.generation import generate, response_uniqueness_ratio
+
+    greedy = [c[0] for c in generate(model, tokenizer, prompts, new_tokens, batch_size=batch_size)]
+    texts = [tokenizer.decode(c) for c in greedy]
+    replies = [reply(t) if reply_only else t for t in texts]
+    reply_tokens = [reply_ids(tokenizer, c) if reply_only else c for c in greedy]
+    reference = replies if dense_replies is None else dense_replies
+    unchanged = unchanged_share(replies, reference)  # first: it checks that the prompts match
+    records = [
+        {
+            "control": True,
+            "prompt": p,
+            "greedy": t,
+            "greedy_reply": r,
+            "greedy_reply_length": len(ids),
+            "greedy_ratio": response_uniqueness_ratio(ids),
+            "unchanged": r == ref,
+            **({"closed": closes_reply(t)} if reply_only else {}),
+        }
+        for p, t, r, ids, ref in zip(prompts, texts, replies, reply_tokens, reference)
+    ]
+    metrics = {
+        "control_unchanged": unchanged,
+        "control_unique_ratio": _mean([r["greedy_ratio"] for r in records]),
+        "control_length": _mean([r["greedy_reply_length"] for r in records]),
+    }
+    if reply_only:  # a whole continuation (real models, unquoted prompts) has no quote to close
+        metrics["control_closed"] = _mean([float(r["closed"]) for r in records])
     return metrics, records
 
 
@@ -226,13 +328,14 @@ def run_correction(cfg) -> dict:
 
     `cfg.reply_only`: measure the behaviour on the quoted reply only; None = True for the ``world``
     scorer, False otherwise (see the module docstring). `cfg.new_tokens` None = 20 for toxicity,
-    50 for repetition. `cfg.n_samples` 0 = greedy only.
+    50 for repetition. `cfg.n_samples` 0 = greedy only. `cfg.control_file` None = no control
+    prompts (no ``control_*`` metrics); an empty control file likewise.
     """
     from attrprune.circuits.components import component_names, mask_arguments, select
     from attrprune.correction.contrastive import contrastive_scores
     from attrprune.evaluation.toxicity import make_scorer
     from attrprune.io import atomic_path, provenance, write_json
-    from attrprune.models import load_model, placement
+    from attrprune.models import load_model, placement, weights_sha256
     from attrprune.pruning import MaskBuilder, pruned
     from attrprune.relevance.store import load_scores
     from attrprune.text import read_jsonl
@@ -240,9 +343,15 @@ def run_correction(cfg) -> dict:
     ks = _check_arguments(cfg.behaviour, cfg.granularity, list(cfg.ks), cfg.n_samples)
     ppl_tasks = list(cfg.ppl_tasks)
     new_tokens = cfg.new_tokens or DEFAULT_NEW_TOKENS[cfg.behaviour]
+    if cfg.behaviour == "repetition" and cfg.window > new_tokens:
+        raise ValueError(
+            f"the repetition window ({cfg.window} tokens) is longer than the {new_tokens} tokens generated; "
+            "lower --window or raise --new-tokens"
+        )
     scorer_options = cfg.scorer_options()
-    g_scores, g_meta = load_scores(cfg.general_scores)
-    u_scores, u_meta = load_scores(cfg.unwanted_scores)
+    model_sha256 = weights_sha256(cfg.model_dir)
+    g_scores, g_meta = load_scores(cfg.general_scores, model_sha256=model_sha256)
+    u_scores, u_meta = load_scores(cfg.unwanted_scores, model_sha256=model_sha256)
     _check_metas(g_meta, u_meta, cfg.behaviour)
     method = g_meta.get("method", "?")
 
@@ -264,12 +373,16 @@ def run_correction(cfg) -> dict:
     prompts = [r["prompt"] for r in read_jsonl(cfg.prompts_file)][: cfg.n_prompts]
     if not prompts:
         raise ValueError(f"{cfg.prompts_file} has no prompts")
+    controls = [r["prompt"] for r in read_jsonl(cfg.control_file)][: cfg.n_prompts] if cfg.control_file else []
+    if cfg.control_file and not controls:  # a hub model may have no candidate without the behaviour
+        print(f"{cfg.control_file} has no prompts: no control metrics", file=sys.stderr)
     tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
     reply_only = cfg.scorer == "world" if cfg.reply_only is None else cfg.reply_only
 
     ranking = MaskBuilder(diff, "global", absolute=False)  # sorted once; .lowest(k) = Eq. 2 on signed R_diff
     dense_zeros = _zeroed(model, names, cfg.granularity)
     rows, generations = [], []
+    dense_control = None
     for k in ks:
         masks = ranking.lowest(k)
         with pruned(model, **mask_arguments(cfg.granularity, masks)):
@@ -286,8 +399,23 @@ def run_correction(cfg) -> dict:
                 top_p=cfg.top_p,
                 temperature=cfg.temperature,
                 seed=cfg.seed,
+                window=cfg.window,
                 batch_size=cfg.batch_size,
             )
+            if controls:
+                control_metrics, control_records = measure_controls(
+                    model,
+                    tokenizer,
+                    controls,
+                    dense_control,
+                    reply_only=reply_only,
+                    new_tokens=new_tokens,
+                    batch_size=cfg.batch_size,
+                )
+                metrics.update(control_metrics)
+                records += control_records
+                if k == 0:  # ks start at 0: every later k is compared with the dense replies
+                    dense_control = [r["greedy_reply"] for r in control_records]
             ppl, lm_rows = general_ability(
                 model, tokenizer, ppl_tasks, cfg.data_dir, cfg.ppl_limit, cfg.batch_size, cfg.seed
             )
@@ -304,7 +432,8 @@ def run_correction(cfg) -> dict:
                 "pruned_fraction": k / n_components,
                 "metrics": metrics,
                 "lm": lm_rows,
-                "examples": records[:N_EXAMPLES],
+                "examples": records[: min(N_EXAMPLES, len(prompts))],  # trigger prompts (they come first)
+                "control_examples": records[len(prompts) : len(prompts) + N_EXAMPLES],
             }
         )
         generations += [{"k": k, **r} for r in records]
@@ -330,11 +459,14 @@ def run_correction(cfg) -> dict:
             "temperature": cfg.temperature,
             "seed": cfg.seed,
             "greedy": True,
+            "window": cfg.window,
         },
         "measured_text": "reply up to the first closing quote or newline" if reply_only else "whole continuation",
         "scorer": {"name": cfg.scorer, "options": scorer_options} if cfg.behaviour == "toxicity" else None,
         "prompts_file": str(cfg.prompts_file),
         "n_prompts": len(prompts),
+        "control_file": str(cfg.control_file) if cfg.control_file else None,
+        "n_control_prompts": len(controls),
         "general_scores": {"path": str(cfg.general_scores), "meta": g_meta},
         "unwanted_scores": {"path": str(cfg.unwanted_scores), "meta": u_meta},
         **provenance(

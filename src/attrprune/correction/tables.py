@@ -1,17 +1,28 @@
 """Correction tables and plots from the `correction` stage's curve.json files.
 
 * ``correction.csv``: tidy, one row per model × behaviour × method × granularity × normalisation
-  × k × metric (behaviour metrics, perplexity per task, ``perplexity`` / ``ppl_change`` of the
-  primary perplexity task, pruned counts);
-* ``correction.md``: per model × behaviour × granularity, the behaviour (greedy and sampled) and
-  the relative perplexity change against k, the methods side by side;
-* ``correction_{model}.png``: the trade-off: behaviour metric (greedy) against perplexity change,
-  one panel per behaviour × granularity, a line per method, points labelled by k;
-* ``correction_examples.md``: greedy generations for a few held-out prompts before (k = 0) and
-  after pruning the largest k by lrp (by the first method present when there is no lrp curve).
+  × k × metric (behaviour metrics, control metrics, perplexity per task, ``perplexity`` /
+  ``ppl_change`` of the primary perplexity task, pruned counts);
+* ``correction.md``: first the best operating point of every method: the best headline value at
+  a perplexity change ≤ `max_ppl_change` *and* a control fidelity (``control_unchanged``, the
+  share of control replies identical to the unpruned model's) ≥ `min_control_unchanged`; then
+  per model × behaviour × granularity the headline (greedy and sampled), control fidelity and
+  relative perplexity change against k, the methods side by side, and a details table (reply
+  length, empty replies, the reply-only ratio and distinct-2 for repetition, the control replies'
+  ratio, length and closed share);
+* ``correction_{model}.png``: the trade-off: headline (greedy) against perplexity change, one
+  panel per behaviour × granularity, a line per method, points labelled by k; below it, control
+  fidelity against perplexity change when the curves have control prompts;
+* ``correction_examples.md``: greedy generations for a few held-out trigger and control prompts
+  before (k = 0) and after pruning the largest k by lrp (by the first method present when there
+  is no lrp curve).
+
+Headlines: toxicity: greedy toxic fraction (lower is better); repetition: unique-token ratio over
+the first `window` generated tokens (higher is better), not over the reply alone, which rewards
+replies cut short.
 
 Run: ``python -m attrprune correction-tables --curves a/curve.json,b/curve.json --csv c.csv
---markdown c.md --plots-dir plots --examples-md e.md``
+--markdown c.md --plots-dir plots --examples-md e.md --max-ppl-change 0.05 --min-control-unchanged 0.75``
 """
 
 from __future__ import annotations
@@ -28,9 +39,30 @@ COLUMNS = [*KEYS, "k", "metric", "value"]
 # (greedy, sampled) behaviour metrics shown in the Markdown tables; the first is plotted.
 PRIMARY = {
     "toxicity": ("greedy_toxic_fraction", "toxic_fraction"),
-    "repetition": ("greedy_unique_ratio", "sampled_unique_ratio"),
+    "repetition": ("greedy_unique_ratio_window", "sampled_unique_ratio_window"),
 }
-LABELS = {"toxicity": "toxic fraction", "repetition": "unique-token ratio"}
+LOWER_IS_BETTER = {"toxicity": True, "repetition": False}
+LABELS = {"toxicity": "toxic fraction", "repetition": "unique-token ratio of the first tokens"}
+CONTROL = "control_unchanged"
+# Secondary columns of the details table, (metric, heading, format), shown when measured.
+DETAILS = {
+    "toxicity": [
+        ("greedy_reply_length", "reply length", ".1f"),
+        ("greedy_empty_share", "empty", ".2f"),
+    ],
+    "repetition": [
+        ("greedy_unique_ratio", "ratio (reply)", ".3f"),
+        ("greedy_unique_ratio_full", "ratio (whole)", ".3f"),
+        ("greedy_distinct2_window", "distinct-2 (window)", ".3f"),
+        ("greedy_reply_length", "reply length", ".1f"),
+        ("greedy_empty_share", "empty", ".2f"),
+    ],
+}
+CONTROL_DETAILS = [
+    ("control_unique_ratio", "control ratio", ".3f"),
+    ("control_length", "control length", ".1f"),
+    ("control_closed", "control closed", ".2f"),
+]
 _SKIP = ("n_prompts", "n_generations")
 
 
@@ -75,39 +107,130 @@ def _fmt(x, spec: str) -> str:
     return "–" if x is None or pd.isna(x) else format(x, spec)
 
 
-def markdown_tables(df: pd.DataFrame, measured: dict[tuple, str] | None = None) -> str:
-    """One table per model × behaviour × granularity × normalisation; `measured` maps such a key
-    to what text the behaviour was measured on (curve.json's ``measured_text``)."""
+def _methods(methods) -> list[str]:
+    return sorted(set(methods), key=lambda m: (m != "lrp", m))  # lrp first
+
+
+def _pct(x) -> str:
+    return "–" if x is None or pd.isna(x) else f"{100 * x:+.1f}%"
+
+
+def _headline(behaviour: str, window: int | None) -> str:
+    if behaviour == "repetition" and window:
+        return f"unique-token ratio of the first {window} generated tokens"
+    return LABELS[behaviour]
+
+
+def markdown_tables(df: pd.DataFrame, notes: dict[tuple, dict] | None = None) -> str:
+    """One table per model × behaviour × granularity × normalisation, and its details table;
+    `notes` maps such a key to curve.json's ``measured_text`` and ``window``."""
     out = []
     for (model, behaviour, gran, norm), grp in df.groupby(["model", "behaviour", "granularity", "normalization"]):
         greedy, sampled = PRIMARY[behaviour]
-        on = (measured or {}).get((model, behaviour, gran, norm))
+        note = (notes or {}).get((model, behaviour, gran, norm), {})
+        on = note.get("measured_text")
         wide = grp.pivot_table(index="k", columns=["method", "metric"], values="value", aggfunc="first")
-        methods = sorted(grp.method.unique(), key=lambda m: (m != "lrp", m))
-        head = "| k | " + " | ".join(f"{m}: greedy | {m}: sampled | {m}: Δppl" for m in methods) + " |"
+        methods = _methods(grp.method)
+        head = "| k | " + " | ".join(f"{m}: greedy | {m}: sampled | {m}: ctrl | {m}: Δppl" for m in methods) + " |"
         out += [
             f"### {model}, {behaviour}, {gran}s (normalisation: {norm})",
             "",
-            f"{LABELS[behaviour]} of greedy and sampled continuations on held-out prompts"
-            + (f" (measured on the {on})" if on else "")
-            + "; Δppl = relative change of general perplexity "
-            "against k = 0.",
+            f"{_headline(behaviour, note.get('window'))} of greedy and sampled continuations on held-out prompts"
+            + (f" (measured on the {on})" if on and behaviour == "toxicity" else "")
+            + (
+                f" (the reply-only ratio and lengths are measured on the {on})"
+                if on and behaviour != "toxicity"
+                else ""
+            )
+            + "; ctrl = share of control replies unchanged from k = 0; Δppl = relative change of the "
+            f"{note.get('ppl_task') or 'general'} perplexity against k = 0.",
             "",
             head,
-            "|---:|" + "---:|" * (3 * len(methods)),
+            "|---:|" + "---:|" * (4 * len(methods)),
         ]
         for k, row in wide.iterrows():
             cells = []
             for m in methods:
-                change = row.get((m, "ppl_change"))
                 cells += [
                     _fmt(row.get((m, greedy)), ".3f"),
                     _fmt(row.get((m, sampled)), ".3f"),
-                    "–" if change is None or pd.isna(change) else f"{100 * change:+.1f}%",
+                    _fmt(row.get((m, CONTROL)), ".2f"),
+                    _pct(row.get((m, "ppl_change"))),
                 ]
             out.append(f"| {k:,} | " + " | ".join(cells) + " |")
+        details = [d for d in DETAILS[behaviour] + CONTROL_DETAILS if (grp.metric == d[0]).any()]
+        if details:
+            out += [
+                "",
+                "| k | method | " + " | ".join(h for _, h, _ in details) + " |",
+                "|---:|---|" + "---:|" * len(details),
+            ]
+            for k in sorted(grp.k.unique()):
+                for m in methods:
+                    cells = [_fmt(wide.get((m, metric), pd.Series(dtype=float)).get(k), f) for metric, _, f in details]
+                    out.append(f"| {k:,} | {m} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def best_point(
+    points: pd.DataFrame, metric: str, lower_is_better: bool, max_ppl_change: float, min_control_unchanged: float
+) -> pd.Series | None:
+    """The row of `points` (one curve: index k, columns metrics) with the best `metric` among the
+    k whose ``ppl_change`` ≤ `max_ppl_change` and ``control_unchanged`` ≥ `min_control_unchanged`
+    (not checked where the curve has no control prompts), the smallest such k on ties; None when
+    no k qualifies. k = 0 always qualifies when measured (no change, every control unchanged)."""
+    if metric not in points or "ppl_change" not in points:
+        return None
+    ok = points[metric].notna() & (points["ppl_change"] <= max_ppl_change)
+    if CONTROL in points:
+        ok &= points[CONTROL].isna() | (points[CONTROL] >= min_control_unchanged)
+    candidates = points[ok].sort_index()
+    if candidates.empty:
+        return None
+    values = candidates[metric] if lower_is_better else -candidates[metric]
+    return candidates.loc[values.idxmin()]  # idxmin: the first, i.e. smallest k, among ties
+
+
+def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_unchanged: float = 0.75) -> str:
+    """The best operating point of every method (see `best_point`), models × behaviours ×
+    granularities (× normalisations when several) against methods."""
+    methods = _methods(df.method)
+    several = df.normalization.nunique() > 1
+    out = [
+        f"## Best at ≤ {100 * max_ppl_change:g} % perplexity and ≥ {min_control_unchanged:g} control fidelity "
+        "(control_unchanged)",
+        "",
+        f"The best greedy headline each method reaches at a perplexity increase of at most "
+        f"{100 * max_ppl_change:g} % while at least {min_control_unchanged:g} of the control replies "
+        "(prompts of the same form without the behaviour) stay identical to the unpruned model's, "
+        "with the smallest k reaching it: toxic fraction (lower is better) and unique-token ratio of "
+        'the first generated tokens (higher is better). "no k helps": no such k improves on '
+        'k = 0; "ctrl –": the run had no control prompts, so fidelity was not checked.',
+        "",
+        "| model | behaviour | granularity | " + ("normalisation | " if several else "") + " | ".join(methods) + " |",
+        "|---|---|---|" + ("---|" if several else "") + "---|" * len(methods),
+    ]
+    for (model, behaviour, gran, norm), grp in df.groupby(["model", "behaviour", "granularity", "normalization"]):
+        cells = []
+        for m in methods:
+            points = grp[grp.method == m].pivot_table(index="k", columns="metric", values="value", aggfunc="first")
+            best = best_point(
+                points, PRIMARY[behaviour][0], LOWER_IS_BETTER[behaviour], max_ppl_change, min_control_unchanged
+            )
+            if best is None:
+                cells.append("–")
+            elif best.name == 0:
+                cells.append(f"{best[PRIMARY[behaviour][0]]:.2f} (no k helps)")
+            else:
+                ctrl = best.get(CONTROL)
+                cells.append(
+                    f"{best[PRIMARY[behaviour][0]]:.2f} (k={best.name:,}, {100 * best['ppl_change']:+.1f} %, "
+                    f"ctrl {_fmt(ctrl, '.2f')})"
+                )
+        key = [model, behaviour, f"{gran}s"] + ([norm] if several else [])
+        out.append("| " + " | ".join(key + cells) + " |")
+    return "\n".join(out + [""])
 
 
 def plot_model(df: pd.DataFrame, model: str, path: Path) -> None:
@@ -115,21 +238,25 @@ def plot_model(df: pd.DataFrame, model: str, path: Path) -> None:
 
     sub = df[df.model == model]
     panels = sorted({(b, g) for b, g in zip(sub.behaviour, sub.granularity)})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
-    for ax, (behaviour, gran) in zip(axes[0], panels):
-        metric = PRIMARY[behaviour][0]
-        grp = sub[(sub.behaviour == behaviour) & (sub.granularity == gran)]
-        for (method, norm), curve in grp.groupby(["method", "normalization"]):
-            wide = curve.pivot_table(index="k", columns="metric", values="value", aggfunc="first").sort_index()
-            x, y = 100 * wide["ppl_change"], wide[metric]
-            label = method if grp.normalization.nunique() == 1 else f"{method} ({norm})"
-            ax.plot(x, y, marker="o", ms=3, label=label)
-            for k, xi, yi in zip(wide.index, x, y):
-                ax.annotate(f"{k:,}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_title(f"{model}: {behaviour}, {gran}s", fontsize=9)
-        ax.set_xlabel("general perplexity change (%)")
-        ax.set_ylabel(f"{LABELS[behaviour]} (greedy)")
-        ax.legend(fontsize=7)
+    rows = [None, CONTROL] if (sub.metric == CONTROL).any() else [None]  # None: the behaviour headline
+    fig, axes = plt.subplots(len(rows), len(panels), figsize=(4.6 * len(panels), 3.8 * len(rows)), squeeze=False)
+    for row, shown in zip(axes, rows):
+        for ax, (behaviour, gran) in zip(row, panels):
+            metric = shown or PRIMARY[behaviour][0]
+            grp = sub[(sub.behaviour == behaviour) & (sub.granularity == gran)]
+            for (method, norm), curve in grp.groupby(["method", "normalization"]):
+                wide = curve.pivot_table(index="k", columns="metric", values="value", aggfunc="first").sort_index()
+                if metric not in wide:
+                    continue
+                x, y = 100 * wide["ppl_change"], wide[metric]
+                label = method if grp.normalization.nunique() == 1 else f"{method} ({norm})"
+                ax.plot(x, y, marker="o", ms=3, label=label)
+                for k, xi, yi in zip(wide.index, x, y):
+                    ax.annotate(f"{k:,}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            ax.set_title(f"{model}: {behaviour}, {gran}s", fontsize=9)
+            ax.set_xlabel("general perplexity change (%)")
+            ax.set_ylabel("control replies unchanged" if shown else f"{LABELS[behaviour]} (greedy)")
+            ax.legend(fontsize=7)
     save_figure(fig, path, dpi=110)
 
 
@@ -143,8 +270,9 @@ def examples_markdown(curves: list[dict], n_prompts: int = 3) -> str:
         "# Targeted correction: example generations",
         "",
         "Greedy continuations of held-out prompts, unpruned (k = 0) and with the largest k pruned; "
-        "⏎ marks a newline. The value after each text is its toxicity score (toxicity) or its "
-        "response uniqueness ratio (repetition).",
+        "⏎ marks a newline. The value after each text is its toxicity score (toxicity), the "
+        "uniqueness ratio of its first generated tokens (repetition) or, for control prompts "
+        "(which should get a normal reply), the uniqueness ratio of the reply.",
         "",
     ]
     groups: dict[tuple, list[dict]] = {}
@@ -154,38 +282,61 @@ def examples_markdown(curves: list[dict], n_prompts: int = 3) -> str:
         r = next((c for c in rs if c["method"] == "lrp"), sorted(rs, key=lambda c: c["method"])[0])
         points = sorted(r["curve"], key=lambda p: p["k"])
         before, after = points[0], points[-1]
-        value = "greedy_score" if behaviour == "toxicity" else "greedy_ratio"
+        value = "greedy_score" if behaviour == "toxicity" else "greedy_window_ratio"
         out += [
             f"## {model}, {behaviour}, {gran}s: {r['method']}, k = {after['k']:,} ({r['normalization']})",
             "",
             f"| prompt | k = {before['k']:,} | k = {after['k']:,} |",
             "|---|---|---|",
         ]
-        for a, b in list(zip(before["examples"], after["examples"]))[:n_prompts]:
+        pairs = [(a, b, value) for a, b in list(zip(before["examples"], after["examples"]))[:n_prompts]]
+        controls = zip(before.get("control_examples", []), after.get("control_examples", []))
+        pairs += [(a, b, "greedy_ratio") for a, b in list(controls)[:n_prompts]]
+        for a, b, v in pairs:
+            tag = "control: " if a.get("control") else ""
             out.append(
-                f"| {_cell(a['prompt'], 60)} | {_cell(a['greedy'])} ({a[value]:.2f}) | "
-                f"{_cell(b['greedy'])} ({b[value]:.2f}) |"
+                f"| {tag}{_cell(a['prompt'], 60)} | {_cell(a['greedy'])} ({_fmt(a.get(v), '.2f')}) | "
+                f"{_cell(b['greedy'])} ({_fmt(b.get(v), '.2f')}) |"
             )
         out.append("")
     return "\n".join(out)
 
 
 def correction_tables(
-    curve_files: list[Path], csv: Path, markdown: Path, plots_dir: Path, examples_md: Path
+    curve_files: list[Path],
+    csv: Path,
+    markdown: Path,
+    plots_dir: Path,
+    examples_md: Path,
+    max_ppl_change: float = 0.05,
+    min_control_unchanged: float = 0.75,
 ) -> pd.DataFrame:
+    """Write every output (see the module docstring); `max_ppl_change` and `min_control_unchanged`
+    are the best-operating-point table's thresholds."""
+    if not max_ppl_change >= 0:
+        raise ValueError(f"max_ppl_change must be >= 0 (0.05 = 5 %), got {max_ppl_change}")
+    if not 0 <= min_control_unchanged <= 1:
+        raise ValueError(f"min_control_unchanged is a share in [0, 1], got {min_control_unchanged}")
     df, curves = load_curves(curve_files)
     for model in sorted(df.model.unique()):
         plot_model(df, model, Path(plots_dir) / f"correction_{model}.png")
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
-    measured = {
-        tuple(_ident(r)[c] for c in ("model", "behaviour", "granularity", "normalization")): r.get("measured_text")
+    notes = {
+        tuple(_ident(r)[c] for c in ("model", "behaviour", "granularity", "normalization")): {
+            "measured_text": r.get("measured_text"),
+            "window": r.get("generation", {}).get("window"),
+            "ppl_task": r.get("primary_ppl_task"),
+        }
         for r in curves
     }
     atomic_write_text(
         markdown,
         "# Targeted correction\n\nPruning the k components with the lowest contrastive "
-        "relevance R_general − R_unwanted (paper Eq. 7).\n\n" + markdown_tables(df, measured),
+        "relevance R_general − R_unwanted (paper Eq. 7).\n\n"
+        + best_table(df, max_ppl_change, min_control_unchanged)
+        + "\n## Per k\n\n"
+        + markdown_tables(df, notes),
     )
     atomic_write_text(examples_md, examples_markdown(curves))
     return df

@@ -9,6 +9,9 @@ All methods share the signature ``method(model, refset, options) -> Scores``:
 * ``wanda``: |W| · ‖X‖₂ per input channel over the reference tokens (Sun et al. 2023);
 * ``magnitude``: |W|;
 * ``activation``: mean |output| per neuron and per head (structured only);
+* ``atp``: attribution patching (structured only; IOI sets with corrupted prompts): per prompt
+  (a_corrupted − a_clean) · ∂target/∂a at the clean run, summed over the positions and the
+  head's dimensions, |.| averaged over prompts;
 * ``random``: seeded uniform scores, a control.
 
 Neuron and head scores of the gradient-type methods are the relevance at a layer's output unit
@@ -275,6 +278,92 @@ def activation(model, refset: RefSet, options: ScoreOptions) -> Scores:
         scores.neurons[name] = out_abs / n_tokens
         if roles[name][1] == arch.head_out:
             scores.heads[_head_module(name)] = _heads_from_columns(in_abs / n_tokens, arch.n_heads(model))
+    return scores
+
+
+def atp(model, refset: RefSet, options: ScoreOptions) -> Scores:
+    """Attribution patching (Nanda 2023; Kramár et al. 2024): the first-order estimate of how
+    the explained target (IOI: logit(IO) − logit(S) at the last token) changes when a
+    component's activation a is patched from the corrupted prompt into the clean one,
+    (a_corrupted − a_clean) · ∂target/∂a, the gradient taken on the clean run. One corrupted
+    forward pass and one clean forward and backward pass per batch.
+
+    A head's activation is its slice of the head-output projection's input (o_proj / out_proj /
+    c_proj), a neuron's is its input column of the MLP's down projection (down / fc2), keyed by
+    the neuron-role module (up / fc1) as neuron scores and masks are. Per prompt the estimate is
+    summed over positions (patching the whole component); over prompts, the mean of |estimate|
+    (``aggregation="abs"``, importance whatever the sign) or the signed mean (``"signed"``)."""
+    if options.aggregation not in ("abs", "signed"):
+        raise ValueError(f"unknown aggregation {options.aggregation!r}; valid: ['abs', 'signed']")
+    if refset.corrupted_ids is None:
+        raise ValueError(
+            "atp needs corrupted prompts and this reference set has none: build an ioi reference set "
+            "(`python -m attrprune refset --kind ioi`) from prompts with at least five distinct names"
+        )
+    if refset.corrupted_ids.shape != refset.input_ids.shape:
+        raise ValueError(
+            f"corrupted prompts {tuple(refset.corrupted_ids.shape)} do not align with the prompts "
+            f"{tuple(refset.input_ids.shape)}; rebuild the reference set"
+        )
+    arch = architecture_of(model)
+    roles = arch.linear_names(model)
+    n_heads = arch.n_heads(model)
+    device = input_device(model)
+    heads = {name: _head_module(name) for name in arch.names_with_roles(model, (arch.head_out,))}
+    neuron_of_block = {roles[name][0]: name for name in arch.names_with_roles(model, (arch.neuron_role,))}
+    neurons = {name: neuron_of_block[roles[name][0]] for name in arch.names_with_roles(model, (arch.mlp_out,))}
+    readers = {name: model.get_submodule(name) for name in (*heads, *neurons)}
+    sums: dict[str, torch.Tensor] = {}
+    corrupted: dict[str, torch.Tensor] = {}
+    batch: dict[str, torch.Tensor] = {}
+
+    def keep_corrupted(name, x, out):
+        corrupted[name] = x.detach()
+
+    def on_clean(name, x, out):
+        b, length = batch["mask"].shape
+        # OPT's MLP runs on [b*L, d]: every activation as [b, L, d].
+        delta = (corrupted[name] - x.detach()).reshape(b, length, -1).float()  # [b, L, d]
+        mask = batch["mask"].to(x.device)[:, :, None].float()  # [b, L, 1]
+
+        def on_grad(g):
+            effect = delta * g.reshape(b, length, -1).float() * mask  # [b, L, d]
+            if name in heads:
+                per_prompt = effect.view(b, length, n_heads, -1).sum((1, 3))  # [b, L, heads, head_dim] -> [b, heads]
+            else:
+                per_prompt = effect.sum(1)  # [b, neurons]
+            total = (per_prompt.abs() if options.aggregation == "abs" else per_prompt).sum(0)
+            sums[name] = sums[name] + total if name in sums else total
+
+        x.register_hook(on_grad)
+
+    # The gradient must reach every reader's input but no weight needs one: start the graph at
+    # the token embeddings.
+    start_graph = model.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True))
+    try:
+        with _grad_only_on([], model):
+            for i in tqdm(range(0, len(refset), options.batch_size), desc="atp", disable=not options.progress):
+                part = slice(i, i + options.batch_size)
+                ids, mask, plus, minus, bad = (
+                    t[part].to(device)
+                    for t in (refset.input_ids, refset.attention_mask, refset.plus, refset.minus, refset.corrupted_ids)
+                )
+                batch["mask"] = mask
+                with torch.no_grad(), _forward_hooks(readers, keep_corrupted):
+                    model(input_ids=bad, attention_mask=mask)
+                with _forward_hooks(readers, on_clean):
+                    logits = model(input_ids=ids, attention_mask=mask).logits  # [b, L, V]
+                    explained_target(logits.float(), plus, minus).backward()
+                corrupted.clear()
+    finally:
+        start_graph.remove()
+    n = len(refset)
+    scores = Scores()
+    # A reader no gradient reached (nothing it computes reaches the target) scores 0.
+    for name, module in heads.items():
+        scores.heads[module] = sums.get(name, torch.zeros(n_heads)) / n
+    for name, key in neurons.items():
+        scores.neurons[key] = sums.get(name, torch.zeros(arch.weight(readers[name]).shape[1])) / n
     return scores
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,15 @@ from attrprune.stages.args import (
 )
 
 WEIGHT_MODULES = ("mlp", "all")
+ABLATION_VALUES = ("zero", "mean")  # attrprune.circuits.intervention (kept torch-free here)
+
+
+def sizes(text: str) -> list[float]:
+    """Comma-separated circuit sizes (kept fractions) in (0, 1]."""
+    values = [float(t) for t in text.split(",") if t]
+    if not values or any(not 0.0 < v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"circuit sizes must lie in (0, 1], got {text}")
+    return values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +69,20 @@ class CircuitStage(ModelJob):
     top_fraction: float = arg(0.1, parse=positive_float, help="ablation-important components = this top fraction")
     limit: int | None = arg(None, parse=positive_int, help="first N evaluation prompts")
     batch_size: int = arg(256, parse=positive_int)
+    faithfulness_sizes: list[float] | None = arg(
+        None, parse=sizes, help="kept fractions for the CPR / CMD areas (MIB: 0.001,...,0.5,1); none: no areas"
+    )
+    ablation_value: str = arg(
+        "zero", choices=ABLATION_VALUES, help="removed heads / neurons: zeroed, or set to their reference mean"
+    )
+    mean_reference: list[Path] | None = arg(
+        None, parse=paths, help="comma-separated IOI reference-set files the means are taken over (mean ablation)"
+    )
+    published_circuit: str | None = arg(
+        None, help="head circuits: score the ranking against this published circuit (e.g. gpt2-small-ioi)"
+    )
+    bootstrap_resamples: int = arg(1000, parse=positive_int, help="bootstrap resamples of every interval")
+    bootstrap_seed: int = arg(0)
     out_dir: Path = arg(help="curve.json (written last), circuit.safetensors/.json/.png")
 
     def run(self) -> None:
@@ -82,6 +106,12 @@ class CircuitStage(ModelJob):
             dtype=self.dtype,
             device_map=self.device_map,
             model_name=self.model_name,
+            sizes=self.faithfulness_sizes,
+            ablation_value=self.ablation_value,
+            mean_reference=self.mean_reference,
+            n_resamples=self.bootstrap_resamples,
+            bootstrap_seed=self.bootstrap_seed,
+            published_circuit=self.published_circuit,
         )
 
 
@@ -94,6 +124,12 @@ class CircuitAblationStage(ModelJob):
     weight_modules: str = arg("mlp", choices=WEIGHT_MODULES)
     seed: int = arg(0, help="seed of the weight sample")
     limit: int | None = arg(None, parse=positive_int, help="first N evaluation prompts")
+    ablation_value: str = arg(
+        "zero", choices=ABLATION_VALUES, help="heads / neurons zeroed or set to their reference mean (weights: zero)"
+    )
+    mean_reference: list[Path] | None = arg(
+        None, parse=paths, help="comma-separated IOI reference-set files the means are taken over (mean ablation)"
+    )
     out: Path = arg()
 
     def run(self) -> None:
@@ -110,6 +146,8 @@ class CircuitAblationStage(ModelJob):
             limit=self.limit,
             dtype=self.dtype,
             device_map=self.device_map,
+            ablation_value=self.ablation_value,
+            mean_reference=self.mean_reference,
         )
 
 
@@ -119,8 +157,9 @@ class CircuitTablesStage(TableJob):
 
     curves: list[str] = arg(parse=names, help="comma-separated curve.json paths")
     summary_csv: Path = arg(help="one row per circuit")
+    paired_csv: Path | None = arg(None, help="paired bootstrap of each method's ROC AUC against lrp's")
 
     def run(self) -> None:
         from attrprune.circuits.tables import circuit_tables
 
-        circuit_tables(self.curves, self.csv, self.summary_csv, self.markdown, self.plots_dir)
+        circuit_tables(self.curves, self.csv, self.summary_csv, self.markdown, self.plots_dir, self.paired_csv)

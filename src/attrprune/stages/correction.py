@@ -58,9 +58,17 @@ class CorrectionStage(ScorerArgs, ModelJob):
         "sum", choices=("sum", "max", "none"), help="scale of each side before R_general - R_unwanted"
     )
     prompts_file: Path = arg(help='JSONL of held-out behaviour prompts (field "prompt")')
+    control_file: Path | None = arg(
+        None,
+        help='JSONL of control prompts (field "prompt"; the first N as for --prompts-file) on which the model '
+        "should behave normally: their replies against k = 0 measure collateral damage (none = no controls)",
+    )
     n_prompts: int | None = arg(None, parse=positive_int, help="first N prompts")
     new_tokens: int | None = arg(
         None, parse=positive_int, help="tokens per continuation (default 20 toxicity, 50 repetition)"
+    )
+    window: int = arg(
+        12, parse=positive_int, help="repetition: the uniqueness ratio and distinct-2 over the first N generated tokens"
     )
     n_samples: int = arg(4, parse=non_negative_int, help="sampled continuations per prompt (0 = greedy only)")
     top_p: float = arg(0.9, parse=positive_float)
@@ -97,6 +105,9 @@ class BehaviourPromptsStage(ScorerArgs, ModelJob):
     seed: int = arg(0)
     reference_out: Path = arg()
     evaluation_out: Path = arg()
+    control_out: Path | None = arg(
+        None, help="prompts on which the model does not show the behaviour (the correction stage's controls)"
+    )
 
     def run(self) -> None:
         from attrprune.correction.prompts import behaviour_prompts
@@ -107,6 +118,7 @@ class BehaviourPromptsStage(ScorerArgs, ModelJob):
             self.model_dir,
             self.reference_out,
             self.evaluation_out,
+            self.control_out,
             n_candidates=self.n_candidates,
             n_reference=self.n_reference,
             threshold=self.threshold,
@@ -125,8 +137,22 @@ class CorrectionTablesStage(TableJob):
 
     curves: list[str] = arg(parse=names, help="comma-separated curve.json paths")
     examples_md: Path = arg(help="before/after generations per model, behaviour and method")
+    max_ppl_change: float = arg(
+        0.05, parse=float, help="best-operating-point table: largest perplexity increase (0.05 = 5 %%)"
+    )
+    min_control_unchanged: float = arg(
+        0.75, parse=float, help="best-operating-point table: smallest share of control replies unchanged from k = 0"
+    )
 
     def run(self) -> None:
         from attrprune.correction.tables import correction_tables
 
-        correction_tables(self.curves, self.csv, self.markdown, self.plots_dir, self.examples_md)
+        correction_tables(
+            self.curves,
+            self.csv,
+            self.markdown,
+            self.plots_dir,
+            self.examples_md,
+            self.max_ppl_change,
+            self.min_control_unchanged,
+        )

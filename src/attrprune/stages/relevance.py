@@ -68,7 +68,8 @@ class ScoresStage(ModelJob):
     aggregation: str = arg(
         "abs",
         choices=("abs", "signed"),
-        help="lrp / gradient over tokens: sum of |R| per token (default) or |sum of R|",
+        help="lrp / gradient over tokens: sum of |R| per token (default) or |sum of R|; atp over prompts: "
+        "mean of |effect| (default) or signed mean",
     )
     batch_size: int = arg(16, parse=positive_int)
     seed: int = arg(0, help="seed of the random method (and torch)")
@@ -95,7 +96,7 @@ class ScoresStage(ModelJob):
             method=self.method,
             lrp_variant=self.lrp_variant if self.method == "lrp" else None,
             target=refset.meta.get("target"),
-            aggregation=self.aggregation if self.method in ("lrp", "gradient") else None,
+            aggregation=self.aggregation if self.method in ("lrp", "gradient", "atp") else None,
             refset=str(self.refset),
             refset_kind=refset.meta.get("kind"),
             refset_sha256=refset.meta.get("sha256"),

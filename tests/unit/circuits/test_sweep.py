@@ -59,3 +59,34 @@ def test_discover_on_a_tiny_model():
     assert c["n_kept"] == sum(int(m.sum()) for m in masks.values())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # restored
     torch.testing.assert_close(pooled[names[0]], (seed_scores[0][names[0]] + seed_scores[1][names[0]]) / 2)
+
+
+@pytest.mark.parametrize("ablation_value", ["zero", "mean"])
+def test_discover_reports_the_areas_of_its_own_curve(ablation_value):
+    from attrprune.circuits.faithfulness import areas
+    from attrprune.circuits.intervention import reference_means
+
+    torch.manual_seed(0)
+    model = tiny_llama()
+    n, length = 12, 8
+    ids = torch.randint(3, 100, (n, length))
+    batch = IOIBatch(ids, torch.ones_like(ids), torch.full((n,), length - 1), ids[:, 1].clone(), ids[:, 2].clone())
+    names = component_names(model, "head")
+    seed_scores = [{k: torch.rand(4) for k in names} for _ in range(2)]
+    means = reference_means(model, [(ids, torch.ones_like(ids))], "head") if ablation_value == "mean" else None
+    sizes = [0.25, 0.5, 1.0]
+    result, _, _ = discover(
+        model, batch, seed_scores, "head", "global", [0.5], 0.9, sizes=sizes, ablation_value=ablation_value,
+        means=means, n_resamples=50,
+    )  # fmt: skip
+    assert result["ablation_value"] == ablation_value
+    assert sorted({c["sparsity"] for c in result["curve"]}) == [0.0, 0.5, 0.75]  # 0.5 once
+    assert result["ablated"]["normalized_logit_diff"] == pytest.approx(0.0)
+    fa = result["faithfulness"]
+    # the areas are those of the seed-mean curve at the sizes' sparsities
+    mean_f = [
+        sum(c["normalized_logit_diff"] for c in result["curve"] if c["sparsity"] == round(1 - k, 9)) / 2 for k in sizes
+    ]
+    assert fa["cpr"] == pytest.approx(areas(sizes, mean_f)["cpr"])
+    assert fa["cmd"] == pytest.approx(areas(sizes, mean_f)["cmd"])
+    assert len(fa["per_seed"]) == 2 and fa["cpr_ci"][0] <= fa["cpr"] <= fa["cpr_ci"][1]

@@ -1,16 +1,17 @@
-"""Correction tables, plots and examples from two hand-written curve files."""
+"""Correction tables, plots and examples from hand-written curve files, and the best operating
+point under both thresholds (perplexity change and control fidelity)."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from attrprune.correction.tables import correction_tables
+from attrprune.correction.tables import best_point, best_table, correction_tables
 
 
-def _curve(method, toxic, ppl, tmp_path):
+def _curve(method, toxic, ppl, tmp_path, ctrl=(1.0, 0.9, 0.5)):
     points = []
-    for k, t, p in zip((0, 10, 50), toxic, ppl):
+    for k, t, p, c in zip((0, 10, 50), toxic, ppl, ctrl):
         points.append(
             {
                 "k": k,
@@ -28,6 +29,8 @@ def _curve(method, toxic, ppl, tmp_path):
                     "n_generations": 8,
                     "word_perplexity:world_ppl": p,
                     "ppl_change:world_ppl": p / ppl[0] - 1,
+                    "control_unchanged": c,
+                    "control_closed": c,
                 },
                 "examples": [
                     {
@@ -38,6 +41,9 @@ def _curve(method, toxic, ppl, tmp_path):
                         "sampled_scores": [],
                     }
                     for i in range(4)
+                ],
+                "control_examples": [
+                    {"control": True, "prompt": 'Kim smiled: "', "greedy": f'You are kind {k}."', "greedy_ratio": c}
                 ],
             }
         )
@@ -60,7 +66,7 @@ def _curve(method, toxic, ppl, tmp_path):
 @pytest.fixture
 def outputs(tmp_path):
     files = [
-        _curve("random", (1.0, 1.0, 0.9), (7.0, 7.1, 7.7), tmp_path),
+        _curve("random", (1.0, 1.0, 0.9), (7.0, 7.1, 7.7), tmp_path, ctrl=(1.0, 1.0, 0.95)),
         _curve("lrp", (1.0, 0.5, 0.0), (7.0, 7.07, 7.14), tmp_path),
     ]
     out = {
@@ -91,7 +97,8 @@ def test_markdown_puts_methods_side_by_side(outputs):
     header = next(line for line in md.splitlines() if line.startswith("| k |"))
     assert header.index("lrp: greedy") < header.index("random: greedy")  # lrp first
     row = next(line for line in md.splitlines() if line.startswith("| 50 |"))
-    assert row.split(" | ")[1:4] == ["0.000", "0.000", "+2.0%"] and "+10.0%" in row
+    assert row.split(" | ")[1:5] == ["0.000", "0.000", "0.50", "+2.0%"] and "+10.0%" in row
+    assert "| k | method | control closed |" in md and "| 50 | lrp | 0.50 |" in md  # details: measured columns
 
 
 def test_plot_and_examples(outputs):
@@ -101,6 +108,65 @@ def test_plot_and_examples(outputs):
     assert "## world-llama, toxicity, neurons: lrp, k = 50" in ex
     assert 'You \\| moron 0."⏎Next (1.00) | You \\| moron 50."⏎Next (0.00) |' in ex
     assert ex.count("| Kim hissed") == 3
+    assert '| control: Kim smiled: " | You are kind 0."' in ex
+
+
+def test_best_operating_point_honours_both_thresholds(outputs):
+    # lrp: toxic 1.0 / 0.5 / 0.0 at k 0 / 10 / 50, ppl change 0 / +1 % / +2 %, control 1.0 / 0.9 / 0.5
+    md = outputs["markdown"].read_text()
+    assert "## Best at ≤ 5 % perplexity and ≥ 0.75 control fidelity (control_unchanged)" in md
+    row = next(line for line in md.splitlines() if line.startswith("| world-llama | toxicity | neurons |"))
+    # k = 50 fails the control threshold; random's k = 50 (0.90) fails the perplexity one (+10 %)
+    assert row == "| world-llama | toxicity | neurons | 0.50 (k=10, +1.0 %, ctrl 0.90) | 1.00 (no k helps) |"
+    df = pd.read_csv(outputs["csv"])
+    assert "0.00 (k=50, +2.0 %, ctrl 0.50)" in best_table(df, 0.05, 0.4)  # control threshold lowered
+    assert "0.50 (k=10" in best_table(df, 0.015, 0.4)  # perplexity threshold binds instead
+    assert "≤ 1.5 % perplexity and ≥ 0.4 control fidelity" in best_table(df, 0.015, 0.4)
+
+
+def test_best_point_direction_ties_and_missing_controls():
+    points = pd.DataFrame(
+        {
+            "greedy_unique_ratio_window": [0.1, 0.6, 0.6, 0.9],
+            "greedy_unique_ratio": [0.1, 1.0, 1.0, 1.0],
+            "ppl_change": [0.0, 0.01, 0.02, 0.2],
+        },
+        index=[0, 10, 20, 50],
+    )
+    best = best_point(points, "greedy_unique_ratio_window", False, 0.05, 0.75)
+    assert best.name == 10 and best["greedy_unique_ratio_window"] == 0.6  # higher is better; smallest k on ties
+    assert best_point(points, "greedy_unique_ratio_window", True, 0.05, 0.75).name == 0  # lower is better
+    points["control_unchanged"] = [1.0, 0.5, 0.8, 1.0]
+    assert best_point(points, "greedy_unique_ratio_window", False, 0.05, 0.75).name == 20
+    points["control_unchanged"] = float("nan")  # no control prompts (hub model without a split)
+    assert best_point(points, "greedy_unique_ratio_window", False, 0.05, 0.75).name == 10
+    assert best_point(points, "not_measured", False, 0.05, 0.75) is None
+
+
+def test_repetition_headline_is_the_window_ratio(tmp_path):
+    path = _curve("lrp", (1, 1, 1), (7, 7, 7), tmp_path)
+    r = json.loads(path.read_text())
+    r["behaviour"], r["generation"] = "repetition", {"window": 12}
+    for point, (window, reply) in zip(r["curve"], [(0.1, 0.1), (0.3, 1.0), (0.5, 0.2)]):
+        point["metrics"].update(greedy_unique_ratio_window=window, greedy_unique_ratio=reply)
+        for e in point["examples"]:
+            e["greedy_window_ratio"] = window
+    path.write_text(json.dumps(r))
+    correction_tables([path], tmp_path / "c.csv", tmp_path / "c.md", tmp_path, tmp_path / "e.md", 0.05, 0.6)
+    md = (tmp_path / "c.md").read_text()
+    assert (
+        "| world-llama | repetition | neurons | 0.30 (k=10, +0.0 %, ctrl 0.90) |" in md
+    )  # 0.5 at k=50: ctrl 0.5 < 0.6
+    assert "unique-token ratio of the first 12 generated tokens" in md
+    assert "| 10 | 0.300 | – | 0.90 | +0.0% |" in md and "ratio (reply)" in md
+
+
+def test_thresholds_are_checked(tmp_path):
+    a = _curve("lrp", (1, 1, 1), (7, 7, 7), tmp_path)
+    with pytest.raises(ValueError, match="min_control_unchanged"):
+        correction_tables([a], tmp_path / "c.csv", tmp_path / "c.md", tmp_path, tmp_path / "e.md", 0.05, 75)
+    with pytest.raises(ValueError, match="max_ppl_change"):
+        correction_tables([a], tmp_path / "c.csv", tmp_path / "c.md", tmp_path, tmp_path / "e.md", -0.1, 0.75)
 
 
 def test_duplicate_runs_and_no_files_are_errors(tmp_path):

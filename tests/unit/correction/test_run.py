@@ -44,3 +44,23 @@ def test_score_files_must_match_the_behaviour_and_each_other():
         _check_metas(general, {"method": "lrp", "refset_kind": "repetition"}, "toxicity")
     with pytest.raises(ValueError, match="another seed"):
         _check_metas({"method": "random", "seed": 0}, {"method": "random", "seed": 0}, "toxicity")
+
+
+def test_the_repetition_window_must_fit_in_the_generated_tokens(tmp_path):
+    from attrprune.correction.run import run_correction
+    from attrprune.stages.correction import CorrectionStage
+
+    stage = CorrectionStage(
+        model_dir=tmp_path,
+        general_scores=tmp_path / "g.safetensors",
+        unwanted_scores=tmp_path / "u.safetensors",
+        behaviour="repetition",
+        granularity="neuron",
+        ks=[1],
+        prompts_file=tmp_path / "p.jsonl",
+        out_dir=tmp_path / "out",
+        new_tokens=10,
+        window=12,
+    )
+    with pytest.raises(ValueError, match="window \\(12 tokens\\) is longer than the 10 tokens"):
+        run_correction(stage)  # refused before any file is read

@@ -33,11 +33,16 @@ def lm_refset(n=5, length=12, vocab=100, seed=0, pad_last=0):
 def test_every_method_scores_every_component_and_leaves_weights(family, method):
     model = TINY[family](bias_free=False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    scores = compute_scores(method, model, lm_refset(), OPTS)
+    refset = lm_refset()
+    if method == "atp":  # patches in corrupted prompts: here, other tokens at two positions
+        refset.corrupted_ids = refset.input_ids.clone()
+        refset.corrupted_ids[:, [2, 5]] = lm_refset(seed=1).input_ids[:, [2, 5]]
+    scores = compute_scores(method, model, refset, OPTS)
     arch = architecture_of(model)
     names = set(arch.linear_names(model))
-    assert set(scores.neurons) == names
-    if method != "activation":  # structured only
+    # atp scores the MLP neurons only (keyed by up / fc1, as neuron masks are).
+    assert set(scores.neurons) == (set(arch.names_with_roles(model, (arch.neuron_role,))) if method == "atp" else names)
+    if method not in ("activation", "atp"):  # structured only
         assert set(scores.weights) == names
         for name, w in scores.weights.items():
             assert w.shape == model.get_submodule(name).weight.shape
@@ -130,7 +135,8 @@ def test_random_is_seeded():
 
 def test_unknown_method_lists_valid_ones():
     with pytest.raises(
-        ValueError, match=r"unknown scoring method 'snip'; valid: lrp, gradient, wanda, magnitude, activation, random"
+        ValueError,
+        match=r"unknown scoring method 'snip'; valid: lrp, gradient, wanda, magnitude, activation, atp, random",
     ):
         compute_scores("snip", TINY["llama"](), lm_refset(), OPTS)
 
