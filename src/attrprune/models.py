@@ -111,12 +111,45 @@ def weights_sha256(model_dir: Path) -> str:
     return h.hexdigest()
 
 
+def _pretrained_model(model_dir: Path, **kwargs):
+    """AutoModelForCausalLM.from_pretrained, offline, with one line naming the folder when its
+    weights are missing, truncated or corrupt (transformers raises several kinds of errors)."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **kwargs)
+    except (SafetensorError, OSError, EOFError) as e:  # not RuntimeError: out-of-memory is one
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"the model weights in {model_dir} cannot be loaded ({reason}): the folder needs complete weight "
+            "files (model.safetensors or pytorch_model.bin); download or save the model again"
+        ) from e
+
+
+def _pretrained_tokenizer(model_dir: Path):
+    """AutoTokenizer.from_pretrained, offline; a folder without usable tokenizer files (or
+    missing a package its tokenizer needs) is one line naming the folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError, ImportError, TypeError) as e:
+        files = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
+        if not any((Path(model_dir) / f).exists() for f in files):
+            reason = f"none of {', '.join(files)}"  # transformers then blames a missing package
+        else:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"no usable tokenizer in {model_dir} ({reason[:200]}): save the model's tokenizer files "
+            "(tokenizer.json, tokenizer_config.json; tokenizer.save_pretrained) into the folder"
+        ) from e
+
+
 def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
     """(model in eval mode, tokenizer) from `model_dir`, in `dtype` and placed by `device_map`
     (see the module docstring). `device_map="cpu"` keeps the model on the CPU even when a GPU is
     visible (the world card and tests use it; not offered on the command line)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if device_map not in (*DEVICE_MAPS, "cpu"):
         raise ValueError(f"unknown device_map {device_map!r}; use one of {', '.join(DEVICE_MAPS)}")
     if device_map == "auto" and not _cuda():
@@ -127,29 +160,25 @@ def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
     device = "cpu" if device_map == "cpu" else "cuda" if _cuda() else "cpu"
     torch_dtype = resolve_dtype(dtype, device)
     model_dir = _checked_dir(model_dir)
+    tokenizer = _pretrained_tokenizer(model_dir)  # first: it fails in a second, the weights take long
     if device_map == "auto":
-        model = AutoModelForCausalLM.from_pretrained(
-            model_dir, local_files_only=True, device_map="auto", **_dtype_kwarg(torch_dtype)
-        )
+        model = _pretrained_model(model_dir, device_map="auto", **_dtype_kwarg(torch_dtype))
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **_dtype_kwarg(torch_dtype))
-        model = model.to(device)
-    return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = _pretrained_model(model_dir, **_dtype_kwarg(torch_dtype)).to(device)
+    return model.eval(), tokenizer
 
 
 def load_checkpoint_on_cpu(model_dir: Path, dtype: str = "auto"):
     """(model, tokenizer) on the CPU in the checkpoint's own dtype (`auto`) or in `dtype`, for
     stages that only edit and save weights (export): no compute, so float16 is fine here."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
     model_dir = _checked_dir(model_dir)
     import torch
 
     torch_dtype = checkpoint_dtype(model_dir) if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **_dtype_kwarg(torch_dtype))
-    return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = _pretrained_tokenizer(model_dir)
+    return _pretrained_model(model_dir, **_dtype_kwarg(torch_dtype)).eval(), tokenizer
 
 
 def input_device(model):

@@ -2,6 +2,8 @@
 on stderr naming the file or value and the fix, exit code 1, no traceback and no output file;
 `--debug` shows the traceback; anything unexpected keeps its traceback."""
 
+import re
+
 import pytest
 
 from attrprune.cli import run
@@ -115,3 +117,41 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         run(["compress", "--method", "nonsense"])
     assert exit_.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("truncate", r"the model weights in \S+ cannot be loaded \(Error while deserializing header"),
+        ("no_weights", r"the model weights in \S+ cannot be loaded \(Error no file named"),
+        ("no_tokenizer", r"no usable tokenizer in \S+ \(none of tokenizer.json"),
+    ],
+)
+def test_a_broken_model_folder_is_one_line(repo_root, tmp_path, capsys, damage, expected):
+    import shutil
+
+    import transformers
+
+    # transformers' own warnings go through a logging handler that pytest's capture may have
+    # closed (a "Logging error" traceback that no user sees); they are not under test here.
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+
+    model = tmp_path / "model"
+    shutil.copytree(repo_root / "world" / "models" / "world-llama", model)
+    if damage == "truncate":
+        data = (model / "model.safetensors").read_bytes()
+        (model / "model.safetensors").write_bytes(data[: len(data) // 3])
+    elif damage == "no_weights":
+        (model / "model.safetensors").unlink()
+    else:
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            (model / f).unlink()
+    args = ["scores", "--method", "magnitude", "--model-dir", str(model), "--refset", "r", "--out", "o"]
+    try:
+        assert run(args) == 1
+    finally:
+        transformers.logging.set_verbosity(level)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert re.search(expected, err[-1]) and err[-1].startswith("attrprune scores: error: "), err
+    assert "Traceback" not in "\n".join(err)
