@@ -39,18 +39,72 @@ def test_every_shell_placeholder_is_quoted():
     assert sum(1 for path in files for _ in _shell_strings(path.read_text())) > 50  # the parser saw the rules
 
 
-def test_a_hostile_task_name_reaches_the_command_as_one_word(tmp_path):
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    hostile = f"$(touch {tmp_path / 'pwned'})"
-    config["compression"]["tasks"] = ["world_ppl", hostile]
+def _dry_run(tmp_path, config, *targets):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
         "--configfile", str(tmp_path / "c.yaml"), "--workflow-profile", "none", "-n", "-p", "--cores", "1",
-        "compression_tables",
+        *targets,
     ]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    commands = [line for line in r.stdout.splitlines() if " compress " in line and "--tasks" in line]
-    assert commands and all(f"--tasks 'world_ppl,{hostile}'" in c for c in commands)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_hostile_task_name_is_refused_by_the_schema(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["compression"]["tasks"] = ["world_ppl", f"$(touch {tmp_path / 'pwned'})"]
+    r = _dry_run(tmp_path, config)
+    assert r.returncode != 0
+    assert "compression.tasks.1: '$(touch" in r.stdout + r.stderr and "does not match" in r.stdout + r.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_model_path_with_shell_syntax_reaches_the_command_as_one_word(tmp_path):
+    """A path is not validated by a pattern (any folder name is legal): quoting alone keeps it inert."""
+    import shlex
+    import shutil
+
+    marker = tmp_path / "pwned"
+    folder = tmp_path / f"$(touch {marker})" / "model"
+    shutil.copytree(ROOT / "world" / "models" / "world-llama", folder)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["models"] = {"mine": {"source": "local", "path": str(folder), "data": "world"}}
+    config["compression"].update(methods=["magnitude"], method_scopes={}, sparsities=[0.0, 0.5], export=None)
+    config["circuits"]["models"] = config["correction"]["models"] = []
+    r = _dry_run(tmp_path, config, "compression_tables")
+    assert r.returncode == 0, r.stdout + r.stderr
+    commands = [line for line in r.stdout.splitlines() if "attrprune compress" in line and "--model-dir" in line]
+    assert commands
+    for line in commands:
+        words = shlex.split(line.split("Shell command:", 1)[-1])
+        assert words[words.index("--model-dir") + 1] == str(folder)
+    assert not marker.exists()
+
+
+UNSAFE_LOADS = [
+    (re.compile(r"torch\.load\((?![^)]*weights_only=True)"), "torch.load without weights_only=True"),
+    (re.compile(r"\bpickle\.loads?\("), "pickle.load"),
+    (re.compile(r"\b(?:cloudpickle|dill|joblib)\.load"), "a pickle-based loader"),
+    (re.compile(r"yaml\.(?:load|load_all)\((?![^)]*Loader=_KeyCountingLoader)"), "yaml.load without a safe loader"),
+    (re.compile(r"yaml\.(?:unsafe_load|full_load|UnsafeLoader|FullLoader)"), "an unsafe YAML loader"),
+    (re.compile(r"(?<![.\w])(?:eval|exec)\("), "eval / exec (module.eval() is fine)"),
+]
+
+
+def test_nothing_deserialises_code_from_a_file():
+    """No file a user can swap is unpickled or loaded as code, anywhere in the package, the rules or
+    the benchmarks (`_KeyCountingLoader` is a yaml.SafeLoader subclass)."""
+    files = [
+        *(ROOT / "src").rglob("*.py"),
+        *(ROOT / "rules").glob("*.smk"),
+        ROOT / "Snakefile",
+        *(ROOT / "bench").glob("*.py"),
+    ]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {what}"
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for pattern, what in UNSAFE_LOADS
+        if pattern.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert not found, "\n".join(found)
+    assert "class _KeyCountingLoader(yaml.SafeLoader)" in (ROOT / "rules" / "common.smk").read_text()
