@@ -22,6 +22,7 @@ Run: ``python -m attrprune compress --model-dir M --method lrp --scores S --scop
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 from pathlib import Path
 
@@ -31,22 +32,41 @@ def format_sparsity(s: float) -> str:
     return f"{s:.2f}"
 
 
+def metrics_paths(out_template: str, sparsities: list[float]) -> list[Path]:
+    """The metrics path of each sparsity; a template without a usable {sparsity}, or an output path
+    that is a folder, fails here, not after the evaluation."""
+    try:
+        outs = [Path(out_template.format(sparsity=format_sparsity(s))) for s in sparsities]
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"--out-template {out_template!r} has a placeholder other than {{sparsity}} ({err})") from None
+    if len(set(outs)) < len(outs):
+        raise ValueError(f"--out-template {out_template!r} gives every sparsity the same path: put {{sparsity}} in it")
+    for path in (p for out in outs for p in (out, out.with_name("lm_eval.json"))):
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "the output path is a folder", str(path))
+    return outs
+
+
 def load_plan(model, model_dir: Path, method: str | None, scope: str, scores_path, calibration_path):
     """(the `CompressionPlan` of `method` on `model`, the scores' metadata): the scores must be
     finite, of `model_dir`'s checkpoint and of the method's own scoring method. No method: the
     dense model, (None, None)."""
     from attrprune.pruning.plan import CompressionPlan
     from attrprune.refsets import load_refset
+    from attrprune.registry import compression_methods
     from attrprune.relevance.store import load_scores
 
     if method is None:
         return None, None
     scores, scores_meta = load_scores(scores_path, model_dir) if scores_path is not None else (None, None)
+    expected = compression_methods().get(method)
+    if expected is not None and scores_meta is not None and scores_meta.get("method") != expected:
+        raise ValueError(
+            f"{method} prunes by {expected} scores; {scores_path} holds {scores_meta.get('method')} scores: "
+            f"give {expected} scores (scores --method {expected})"
+        )
     calibration = load_refset(calibration_path) if calibration_path is not None else None
-    plan = CompressionPlan(model, method, scope, scores, calibration)
-    if plan.scores_method is not None and plan.scores_method != scores_meta["method"]:
-        raise ValueError(f"{method} prunes by {plan.scores_method} scores; {scores_path} holds {scores_meta['method']}")
-    return plan, scores_meta
+    return CompressionPlan(model, method, scope, scores, calibration), scores_meta
 
 
 def compress_and_evaluate(
@@ -79,7 +99,7 @@ def compress_and_evaluate(
     max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
     from attrprune.evaluation.lm import evaluate_lm, flatten_results, write_lm_eval_json
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
-    from attrprune.io import provenance, write_json
+    from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement
     from attrprune.registry import check_compression
 
@@ -87,6 +107,7 @@ def compress_and_evaluate(
         check_compression(method, scope)  # before loading anything: a typo fails in a second
     if method is None and any(sparsities):
         raise ValueError(f"sparsities {sparsities}: without a method only the dense model (sparsity 0) is evaluated")
+    outs = metrics_paths(out_template, sparsities)  # before loading anything, as the checks above
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path)
     texts = None
@@ -101,73 +122,74 @@ def compress_and_evaluate(
                 f"use at most {max_positions} (compression.seqlen in the config; null = the model's)"
             )
         texts = perplexity_texts(ppl_source, data_dir)  # loaded once, reused at every sparsity
-    written = []
-    for s in sparsities:
-        ppl = None
-        with plan.pruned(s) if plan is not None else _dense(model) as pruning:
-            if texts is not None:
-                # Before lm-eval, so that a text shorter than one window stops the job at once.
-                ppl = {
-                    "source": ppl_source,
-                    "task": metric_task(ppl_source),
-                    **token_perplexity(
-                        model,
-                        tokenizer,
-                        texts,
-                        seqlen,
-                        batch_size=batch_size,
-                        progress=True,
-                        documents=ppl_source == "world",
-                    ),
-                }
-            res = evaluate_lm(
-                model,
-                tokenizer,
-                tasks,
-                data_dir=data_dir,
-                batch_size=batch_size,
-                limit=limit,
-                seed=seed,
-                log_samples=log_samples,
-            )
-        rows = flatten_results(res)
-        if ppl is not None:
-            rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
-        measured = pruning.pop("measured")
-        out = Path(out_template.format(sparsity=format_sparsity(s)))
-        write_lm_eval_json(out.with_name("lm_eval.json"), res)
-        write_json(
-            out,
-            {
-                "method": method,  # None: the dense model
-                "sparsity": s,
-                "scope": scope,
-                "sparsity_requested_masks": pruning.pop("sparsity_requested_masks", None),
-                "sparsity_measured": measured["overall"],
-                "sparsity_per_layer": measured["per_layer"],
-                "metrics": rows,
-                "token_perplexity": ppl,
-                "n_samples": res.get("n-samples"),
-                "task_versions": res.get("versions"),
-                "pruning": pruning if plan is not None else None,
-                "scores": scores_meta,  # None: a calibrated pruner, or the dense model
-                "lm_eval_results": "lm_eval.json",
-                **provenance(
-                    seed=seed,
+    written: list[Path] = []  # removed again if a later sparsity fails: no half-finished job
+    with removed_on_failure(written):
+        for s, out in zip(sparsities, outs):
+            ppl = None
+            with plan.pruned(s) if plan is not None else _dense(model) as pruning:
+                if texts is not None:
+                    # Before lm-eval, so that a text shorter than one window stops the job at once.
+                    ppl = {
+                        "source": ppl_source,
+                        "task": metric_task(ppl_source),
+                        **token_perplexity(
+                            model,
+                            tokenizer,
+                            texts,
+                            seqlen,
+                            batch_size=batch_size,
+                            progress=True,
+                            documents=ppl_source == "world",
+                        ),
+                    }
+                res = evaluate_lm(
+                    model,
+                    tokenizer,
+                    tasks,
+                    data_dir=data_dir,
+                    batch_size=batch_size,
                     limit=limit,
-                    tasks=tasks,
-                    model_dir=str(model_dir),
-                    model=model_name or Path(model_dir).name,
-                    ppl_source=ppl_source,
-                    seqlen=seqlen if ppl_source is not None else None,
-                    **placement(model, device_map),
-                ),
-            },
-        )
-        token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
-        print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
-        written.append(out)
-    return written
+                    seed=seed,
+                    log_samples=log_samples,
+                )
+            rows = flatten_results(res)
+            if ppl is not None:
+                rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
+            measured = pruning.pop("measured")
+            write_lm_eval_json(out.with_name("lm_eval.json"), res)
+            written.append(out.with_name("lm_eval.json"))
+            write_json(
+                out,
+                {
+                    "method": method,  # None: the dense model
+                    "sparsity": s,
+                    "scope": scope,
+                    "sparsity_requested_masks": pruning.pop("sparsity_requested_masks", None),
+                    "sparsity_measured": measured["overall"],
+                    "sparsity_per_layer": measured["per_layer"],
+                    "metrics": rows,
+                    "token_perplexity": ppl,
+                    "n_samples": res.get("n-samples"),
+                    "task_versions": res.get("versions"),
+                    "pruning": pruning if plan is not None else None,
+                    "scores": scores_meta,  # None: a calibrated pruner, or the dense model
+                    "lm_eval_results": "lm_eval.json",
+                    **provenance(
+                        seed=seed,
+                        limit=limit,
+                        tasks=tasks,
+                        model_dir=str(model_dir),
+                        model=model_name or Path(model_dir).name,
+                        ppl_source=ppl_source,
+                        seqlen=seqlen if ppl_source is not None else None,
+                        **placement(model, device_map),
+                    ),
+                },
+            )
+            token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
+            print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
+            written.append(out)
+    return outs
 
 
 @contextlib.contextmanager
@@ -263,9 +285,11 @@ def export_pruned(
     from attrprune.io import provenance, write_json
     from attrprune.models import load_checkpoint_on_cpu
 
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the output folder {out_dir} is a file: delete it, or give another --out-dir")
     model, tokenizer = load_checkpoint_on_cpu(model_dir, dtype)
     plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path)
-    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:

@@ -28,15 +28,34 @@ def atomic_path(path: Path | str):
     path = Path(path)
     if path.is_dir():  # checked first: the rename would fail only after all the work, naming the temp file
         raise IsADirectoryError(errno.EISDIR, "the output path is a folder", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:  # a part of the folder path is a file
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", err.filename) from err
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; results should read like any file
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:  # name the output, not the temporary file a user never sees
+        if err.errno is None or str(err.filename) != tmp:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def removed_on_failure(paths: list):
+    """For a stage with several outputs: the files in `paths` (appended to inside the block as
+    each is written) are deleted when the block fails, so a failed job leaves none behind."""
+    try:
+        yield paths
+    except BaseException:
+        for p in paths:
+            Path(p).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

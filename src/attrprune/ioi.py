@@ -280,9 +280,9 @@ def write_ioi_file(rows: list[dict], path: Path | str) -> None:
 
 def ioi_data(model_dir: Path, n: int, seed: int, split: str, out: Path) -> list[dict]:
     """Write `n` IOI prompts of `split` for the tokenizer in `model_dir` to `out`; return them."""
-    from transformers import AutoTokenizer
+    from attrprune.models import load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = load_tokenizer(model_dir)
     rows = ioi_prompts(tokenizer, n, seed, split)
     write_ioi_file(rows, out)
     return rows

@@ -87,6 +87,12 @@ def _checked_dir(model_dir: Path) -> Path:
         from attrprune.hub import require_model
 
         require_model(model_dir, model_dir.name)  # a hub download: complete, or an error naming the fix
+    try:
+        json.loads((model_dir / "config.json").read_bytes())
+    except ValueError as e:  # also not UTF-8
+        raise ValueError(
+            f"{model_dir / 'config.json'} is not valid JSON ({e}): download or save the model again"
+        ) from e
     return model_dir
 
 
@@ -144,6 +150,11 @@ def _pretrained_tokenizer(model_dir: Path):
             f"no usable tokenizer in {model_dir} ({reason[:200]}): save the model's tokenizer files "
             "(tokenizer.json, tokenizer_config.json; tokenizer.save_pretrained) into the folder"
         ) from e
+
+
+def load_tokenizer(model_dir: Path):
+    """The tokenizer of a model folder, offline; a missing folder or tokenizer is one line naming it."""
+    return _pretrained_tokenizer(_checked_dir(model_dir))
 
 
 def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):

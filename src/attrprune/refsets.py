@@ -96,14 +96,18 @@ def explained_target(logits: torch.Tensor, plus: torch.Tensor, minus: torch.Tens
     return total
 
 
-def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int) -> RefSet:
+def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int, what: str = "reference text") -> RefSet:
     """n random windows of `length` tokens from the documents, each document preceded by the
-    tokenizer's document separator (`attrprune.tokens`: its BOS, or eos where it has none)."""
+    tokenizer's document separator (`attrprune.tokens`: its BOS, or eos where it has none);
+    `what` names the text in the error when it is shorter than one window."""
     from attrprune.tokens import document_stream
 
     stream = document_stream(tokenizer, texts)
     if len(stream) < length + 1:
-        raise ValueError(f"reference text has {len(stream)} tokens, fewer than one window of {length}")
+        raise ValueError(
+            f"{what} has {len(stream)} tokens, fewer than one window of {length} (+1): give more text, "
+            "or fewer tokens per window (--length)"
+        )
     rng = random.Random(seed)
     starts = [rng.randrange(len(stream) - length) for _ in range(n)]
     ids = torch.tensor([stream[s : s + length] for s in starts])  # [n, L]
@@ -200,6 +204,14 @@ def behaviour_refset(model, tokenizer, prompts: list[str], n: int, seed: int, ne
     return RefSet(ids, mask, plus, torch.full_like(ids, -1))
 
 
+def world_file(data_dir: Path | None, kind: str) -> Path:
+    """The world's data file of reference-set `kind`; no data folder is a one-line error."""
+    if data_dir is None:
+        other = "--source" if kind in TEXT_KINDS else "--prompts-file"
+        raise ValueError(f"the world's {kind} reference data needs its data folder: give --data-dir (or {other})")
+    return Path(data_dir) / WORLD_FILES[kind]
+
+
 # General-text sources: the world's, a local JSONL file, or a hub dataset (`attrprune.hub.HUB_TEXT`).
 SOURCES = ("world", *HUB_TEXT, "json")
 
@@ -213,13 +225,13 @@ def general_texts(
     from attrprune.text import read_jsonl
 
     if source == "world":
-        return [r["text"] for r in read_jsonl(Path(data_dir) / WORLD_FILES[kind])]
+        return [r["text"] for r in read_jsonl(world_file(data_dir, kind), ("text",), allow_empty=False)]
     if kind != "general":
         raise ValueError(f"{kind} reference text exists for world data only; hub and local text is 'general'")
     if source == "json":
         if text_file is None:
             raise ValueError("source 'json' needs a text file (--text-file, JSONL with a \"text\" field)")
-        return [r["text"] for r in read_jsonl(text_file)]
+        return [r["text"] for r in read_jsonl(text_file, ("text",), allow_empty=False)]
     if source not in HUB_TEXT:
         raise ValueError(f"unknown general-text source {source!r}; valid: {list(SOURCES)}")
     from attrprune.io import cached_dataset
@@ -251,8 +263,9 @@ def build_refset(
     """A reference set of `kind` for the model in `model_dir`. General text comes from `source`;
     IOI and behaviour prompts from `prompts_file` (JSONL rows as in the world's files, e.g. the
     `ioi-data` stage's output) or else from the world's data files."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
+    from attrprune.models import load_tokenizer
     from attrprune.text import read_jsonl
     from attrprune.tokens import bos_policy
 
@@ -266,12 +279,16 @@ def build_refset(
         )
     if kind in TEXT_KINDS and prompts_file is not None:
         raise ValueError("--prompts-file is for ioi / toxic / repetition prompts; general text comes from --source")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = load_tokenizer(model_dir)  # a missing folder or tokenizer: one line naming it
     if kind in TEXT_KINDS:
         length = length or AutoConfig.from_pretrained(model_dir, local_files_only=True).max_position_embeddings
-        refset = general_refset(tokenizer, general_texts(source, data_dir, text_file, kind), n, length, seed)
+        texts = general_texts(source, data_dir, text_file, kind)
+        what = str(text_file) if source == "json" else f"the {source} {kind} text"
+        refset = general_refset(tokenizer, texts, n, length, seed, what=what)
     else:
-        rows = read_jsonl(prompts_file if prompts_file is not None else Path(data_dir) / WORLD_FILES[kind])
+        fields = ("prompt", "io", "s") if kind == "ioi" else ("prompt",)
+        path = prompts_file if prompts_file is not None else world_file(data_dir, kind)
+        rows = read_jsonl(path, fields, allow_empty=False)
         if kind == "ioi":
             refset = ioi_refset(tokenizer, rows, n, seed)
         else:

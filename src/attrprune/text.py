@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 
-def read_jsonl(path: Path | str) -> list[dict]:
+def read_jsonl(path: Path | str, fields: tuple[str, ...] = (), allow_empty: bool = True) -> list[dict]:
     """The rows of a JSON Lines file, one JSON object per non-blank line. A missing file, a line that
-    is not JSON, or one that is not an object is an error naming the file and the line."""
+    is not JSON, or one that is not an object is an error naming the file and the line; so is a row
+    without one of `fields`, and (`allow_empty` False) a file without rows."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -49,7 +50,18 @@ def read_jsonl(path: Path | str) -> list[dict]:
                     f"{path}:{number} is a JSON {type(row).__name__}, not an object; JSON Lines files "
                     "of this suite hold one object per line"
                 )
+            missing = [k for k in fields if k not in row]
+            if missing:
+                raise ValueError(
+                    f"{path}:{number} has no {missing[0]!r} field (keys: {sorted(row)[:5]}); every row needs "
+                    + ", ".join(repr(k) for k in fields)
+                )
             rows.append(row)
+    if not rows and not allow_empty:
+        raise ValueError(
+            f"{path} has no rows (empty, or blank lines only): give a JSON Lines file with one object per line"
+            + (f" holding {', '.join(repr(k) for k in fields)}" if fields else "")
+        )
     return rows
 
 

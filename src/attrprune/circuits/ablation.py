@@ -190,7 +190,7 @@ def run_ablation(
     from attrprune.text import read_jsonl
 
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
-    batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file)[:limit])
+    batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file, ("prompt", "io", "s"), allow_empty=False)[:limit])
     if ablation_value not in ("zero", "mean"):
         raise ValueError(f"unknown ablation value {ablation_value!r}; valid: ['zero', 'mean']")
     means = None

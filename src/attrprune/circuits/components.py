@@ -43,14 +43,19 @@ def component_names(model, granularity: str, weight_modules: str = "mlp") -> lis
     return [name.rsplit(".", 1)[0] for name in arch.names_with_roles(model, (arch.head_out,))]
 
 
-def select(scores: Scores, names: list[str], granularity: str, method: str = "?") -> dict[str, torch.Tensor]:
-    """The score tensors of `names` from the table of `granularity`; a clear error when the
-    method does not score that granularity (wanda has no head scores, activation no weights)."""
+def select(scores: Scores, names: list[str], granularity: str, method: str = "?", path=None) -> dict[str, torch.Tensor]:
+    """The score tensors of `names` from the table of `granularity`; a clear error (naming the
+    scores file `path`, if given) when the method does not score that granularity (wanda has no
+    head scores, activation no weights)."""
     table = {"weight": scores.weights, "neuron": scores.neurons, "head": scores.heads}[granularity]
     missing = [n for n in names if n not in table]
     if missing:
         have = [g for g, t in (("weight", scores.weights), ("neuron", scores.neurons), ("head", scores.heads)) if t]
-        raise ValueError(f"{method} scores have no {granularity} scores for {missing[:2]}...; it scores {have}")
+        where = f" ({path})" if path is not None else ""
+        raise ValueError(
+            f"{method} scores{where} have no {granularity} scores for {missing[:2]}...; it scores {have}: "
+            f"use scores of a method that scores {granularity}s"
+        )
     return {n: table[n] for n in names}
 
 

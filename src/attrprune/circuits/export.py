@@ -125,14 +125,16 @@ def run_circuit(
         published_circuit_spec(published_circuit)  # an unknown name fails before the sweep
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     model_sha256 = weights_sha256(model_dir)
-    rows = read_jsonl(eval_file)[:limit]
+    rows = read_jsonl(eval_file, ("prompt", "io", "s"), allow_empty=False)[:limit]
     batch = IOIBatch.encode(tokenizer, rows)
     names = component_names(model, granularity, weight_modules)
     seed_scores, metas = [], []
     for path in score_paths:
         scores, meta = load_scores(path, model_sha256=model_sha256)
-        seed_scores.append(select(scores, names, granularity, meta.get("method", str(path))))
+        seed_scores.append(select(scores, names, granularity, meta.get("method", "?"), path))
         metas.append(meta)
+    # Read before the sweep: a missing or broken ground-truth file must fail in seconds.
+    ablation, ablation_meta = load_ablation(ablation_path) if ablation_path is not None else (None, None)
     means = None
     if ablation_value == "mean":
         if granularity == "weight":
@@ -154,7 +156,6 @@ def run_circuit(
         bootstrap_seed=bootstrap_seed,
     )
     if ablation_path is not None:
-        ablation, ablation_meta = load_ablation(ablation_path)
         # The ground truth must remove components the way the curves do (weights: always zero).
         truth_value = "zero" if granularity == "weight" else ablation_meta.get("ablation_value", "zero")
         if truth_value != ablation_value:

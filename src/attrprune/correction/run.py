@@ -121,8 +121,8 @@ def _check_arguments(behaviour: str, granularity: str, ks: list[int], n_samples:
 def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
     if general.get("method") != unwanted.get("method"):
         raise ValueError(
-            f"general scores are {general.get('method')!r}, unwanted scores {unwanted.get('method')!r}: "
-            "contrast two score files of the same method"
+            f"general scores (--general-scores) are {general.get('method')!r}, unwanted scores (--unwanted-scores) "
+            f"{unwanted.get('method')!r}: contrast two score files of the same method"
         )
     if general.get("method") == "random" and general.get("seed") == unwanted.get("seed"):
         # Same seed, same shapes: identical draws, so R_diff is 0 everywhere (under "sum" / "max")
@@ -134,13 +134,13 @@ def _check_metas(general: dict, unwanted: dict, behaviour: str) -> None:
     g_kind, u_kind = general.get("refset_kind"), unwanted.get("refset_kind")
     if g_kind is not None and g_kind not in TEXT_KINDS:
         raise ValueError(
-            f"the general scores were computed on a {g_kind!r} reference set; pass scores on general text "
-            f"(reference set kinds {list(TEXT_KINDS)})"
+            f"the general scores (--general-scores) were computed on a {g_kind!r} reference set; pass scores on "
+            f"general text (reference set kinds {list(TEXT_KINDS)})"
         )
     if u_kind is not None and u_kind != BEHAVIOURS[behaviour]:
         raise ValueError(
-            f"behaviour {behaviour!r} needs unwanted scores on a {BEHAVIOURS[behaviour]!r} reference set, "
-            f"got {u_kind!r}"
+            f"behaviour {behaviour!r} needs unwanted scores (--unwanted-scores) on a {BEHAVIOURS[behaviour]!r} "
+            f"reference set, got {u_kind!r}: score the behaviour's reference set"
         )
 
 
@@ -358,8 +358,8 @@ def run_correction(cfg) -> dict:
     model, tokenizer = load_model(cfg.model_dir, dtype=cfg.dtype, device_map=cfg.device_map)
     names = component_names(model, cfg.granularity, cfg.weight_modules)
     diff, scales = contrastive_scores(
-        select(g_scores, names, cfg.granularity, method),
-        select(u_scores, names, cfg.granularity, method),
+        select(g_scores, names, cfg.granularity, method, cfg.general_scores),
+        select(u_scores, names, cfg.granularity, method, cfg.unwanted_scores),
         cfg.normalization,
         return_scales=True,
     )
@@ -370,10 +370,10 @@ def run_correction(cfg) -> dict:
             f"ks {too_many} exceed the {n_components} {cfg.granularity} components of {names[0]}...; lower them"
         )
 
-    prompts = [r["prompt"] for r in read_jsonl(cfg.prompts_file)][: cfg.n_prompts]
-    if not prompts:
-        raise ValueError(f"{cfg.prompts_file} has no prompts")
-    controls = [r["prompt"] for r in read_jsonl(cfg.control_file)][: cfg.n_prompts] if cfg.control_file else []
+    prompts = [r["prompt"] for r in read_jsonl(cfg.prompts_file, ("prompt",), allow_empty=False)][: cfg.n_prompts]
+    controls = (
+        [r["prompt"] for r in read_jsonl(cfg.control_file, ("prompt",))][: cfg.n_prompts] if cfg.control_file else []
+    )
     if cfg.control_file and not controls:  # a hub model may have no candidate without the behaviour
         print(f"{cfg.control_file} has no prompts: no control metrics", file=sys.stderr)
     tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
