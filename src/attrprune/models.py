@@ -117,6 +117,12 @@ def weights_sha256(model_dir: Path) -> str:
     return h.hexdigest()
 
 
+def _first_line(error: Exception) -> str:
+    """The first line of a library's error message (transformers' run to many lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _pretrained_model(model_dir: Path, **kwargs):
     """AutoModelForCausalLM.from_pretrained, offline, with one line naming the folder when its
     weights are missing, truncated or corrupt (transformers raises several kinds of errors)."""
@@ -126,9 +132,8 @@ def _pretrained_model(model_dir: Path, **kwargs):
     try:
         return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **kwargs)
     except (SafetensorError, OSError, EOFError) as e:  # not RuntimeError: out-of-memory is one
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
-            f"the model weights in {model_dir} cannot be loaded ({reason}): the folder needs complete weight "
+            f"the model weights in {model_dir} cannot be loaded ({_first_line(e)}): the folder needs complete weight "
             "files (model.safetensors or pytorch_model.bin); download or save the model again"
         ) from e
 
@@ -145,7 +150,7 @@ def _pretrained_tokenizer(model_dir: Path):
         if not any((Path(model_dir) / f).exists() for f in files):
             reason = f"none of {', '.join(files)}"  # transformers then blames a missing package
         else:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            reason = _first_line(e)
         raise ValueError(
             f"no usable tokenizer in {model_dir} ({reason[:200]}): save the model's tokenizer files "
             "(tokenizer.json, tokenizer_config.json; tokenizer.save_pretrained) into the folder"
