@@ -142,7 +142,9 @@ def describe(error: BaseException) -> str | None:
         return f"{error.strerror or type(error).__name__}{where}: {_OS_FIXES[error.errno]}"
     if isinstance(error, UnicodeDecodeError):
         return f"text is not UTF-8 ({error.reason} at byte {error.start}): save the file as UTF-8"
-    if isinstance(error, (ValueError, FileNotFoundError, FloatingPointError)):
+    from attrprune.io import NotCachedError
+
+    if isinstance(error, (ValueError, FileNotFoundError, FloatingPointError, NotCachedError)):
         return " ".join(str(error).split()) or type(error).__name__
     return None
 

@@ -82,15 +82,20 @@ def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
     pyplot().close(fig)
 
 
+class NotCachedError(RuntimeError):
+    """Something an offline job reads (a dataset, a checkpoint) is not in the local cache; the
+    message names what and how to fetch it (`snakemake download`). The CLI prints it as one line."""
+
+
 def cached_dataset(spec: dict, what: str, cached_when: str, otherwise: str | None = None):
     """`datasets.load_dataset(**spec)` from the local cache (compute jobs are offline), or a
-    one-line RuntimeError naming `snakemake download` and, if given, the `otherwise` alternative."""
+    one-line NotCachedError naming `snakemake download` and, if given, the `otherwise` alternative."""
     import datasets
 
     try:
         return datasets.load_dataset(**spec)
     except Exception as err:  # offline: ConnectionError, FileNotFoundError, ValueError, ... by version
-        raise RuntimeError(
+        raise NotCachedError(
             f"{what} is not in the local datasets cache ({type(err).__name__}: {err}). Run `snakemake download` "
             "on a machine with internet first (same HF_HOME / HF_DATASETS_CACHE as the compute jobs; it caches "
             f"{cached_when})" + (f", or {otherwise}" if otherwise else "")

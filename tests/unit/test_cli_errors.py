@@ -155,3 +155,15 @@ def test_a_broken_model_folder_is_one_line(repo_root, tmp_path, capsys, damage, 
     err = capsys.readouterr().err.strip().splitlines()
     assert re.search(expected, err[-1]) and err[-1].startswith("attrprune scores: error: "), err
     assert "Traceback" not in "\n".join(err)
+
+
+def test_a_dataset_missing_from_the_offline_cache_is_one_line(repo_root, tmp_path, capsys):
+    """HF_DATASETS_OFFLINE=1 (conftest) and no WikiText-2 in the cache: the fix is `snakemake download`."""
+    model = repo_root / "world" / "models" / "world-llama"
+    out = tmp_path / "r.safetensors"
+    args = ["refset", "--kind", "general", "--source", "wikitext2", "--model-dir", str(model), "--out", str(out)]
+    assert run(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("attrprune refset: error: wikitext2 is not in the local datasets cache")
+    assert "snakemake download" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not out.exists()

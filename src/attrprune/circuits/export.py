@@ -113,7 +113,7 @@ def run_circuit(
     from attrprune.circuits.published import published_agreement
     from attrprune.circuits.published import published_circuit as published_circuit_spec
     from attrprune.circuits.sweep import discover
-    from attrprune.io import provenance, write_json
+    from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement, weights_sha256
     from attrprune.relevance.store import load_scores
     from attrprune.store import save_tensors
@@ -135,6 +135,14 @@ def run_circuit(
         metas.append(meta)
     # Read before the sweep: a missing or broken ground-truth file must fail in seconds.
     ablation, ablation_meta = load_ablation(ablation_path) if ablation_path is not None else (None, None)
+    if ablation_path is not None:
+        # The ground truth must remove components the way the curves do (weights: always zero).
+        truth_value = "zero" if granularity == "weight" else ablation_meta.get("ablation_value", "zero")
+        if truth_value != ablation_value:
+            raise ValueError(
+                f"{ablation_path} ablated {granularity}s by {truth_value}, the circuit by {ablation_value}; "
+                "rerun circuit-ablation or the circuit with the same --ablation-value"
+            )
     means = None
     if ablation_value == "mean":
         if granularity == "weight":
@@ -156,12 +164,6 @@ def run_circuit(
         bootstrap_seed=bootstrap_seed,
     )
     if ablation_path is not None:
-        # The ground truth must remove components the way the curves do (weights: always zero).
-        truth_value = "zero" if granularity == "weight" else ablation_meta.get("ablation_value", "zero")
-        if truth_value != ablation_value:
-            raise ValueError(
-                f"{ablation_path} ablated {granularity}s by {truth_value}, the circuit by {ablation_value}; rerun one"
-            )
         importance, ranked = importance_and_scores(ablation, granularity, pooled)
         result["groundtruth"] = {
             **agreement(ranked, importance, top_fraction, n_resamples, bootstrap_seed),
@@ -192,29 +194,34 @@ def run_circuit(
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out_dir / "circuit.json",
-        {
-            **summary(model, granularity, masks),
-            "method": result["method"],
-            "scope": scope,
-            "threshold": threshold,
-            "metrics": result["circuit"],
-        },
-    )
     title = (
         f"{Path(model_dir).name} IOI circuit, {result['method']} {granularity} ({scope}): "
         f"{result['circuit']['n_kept']}/{result['circuit']['n_components']} kept, "
         f"norm. LD {result['circuit']['normalized_logit_diff']:.2f}"
     )
-    heatmap(model, granularity, masks, title, out_dir / "circuit.png")
-    save_tensors(
-        out_dir / "circuit.safetensors",
-        {n: m.to(torch.uint8).contiguous() for n, m in masks.items()},
-        {k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold},
-        key="circuit",
-    )
-    write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
+    written: list[Path] = []
+    with removed_on_failure(written):  # a failure part-way leaves none of the four files
+        written.append(out_dir / "circuit.json")
+        write_json(
+            written[-1],
+            {
+                **summary(model, granularity, masks),
+                "method": result["method"],
+                "scope": scope,
+                "threshold": threshold,
+                "metrics": result["circuit"],
+            },
+        )
+        written.append(out_dir / "circuit.png")
+        heatmap(model, granularity, masks, title, written[-1])
+        written.append(out_dir / "circuit.safetensors")
+        save_tensors(
+            written[-1],
+            {n: m.to(torch.uint8).contiguous() for n, m in masks.items()},
+            {k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold},
+            key="circuit",
+        )
+        write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
     c = result["circuit"]
     print(
         f"circuit: {c['n_kept']}/{c['n_components']} {granularity}s kept, normalised LD {c['normalized_logit_diff']:.3f}, "

@@ -334,7 +334,7 @@ def run_correction(cfg) -> dict:
     from attrprune.circuits.components import component_names, mask_arguments, select
     from attrprune.correction.contrastive import contrastive_scores
     from attrprune.evaluation.toxicity import make_scorer
-    from attrprune.io import atomic_path, provenance, write_json
+    from attrprune.io import atomic_path, provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement, weights_sha256
     from attrprune.pruning import MaskBuilder, pruned
     from attrprune.relevance.store import load_scores
@@ -479,7 +479,8 @@ def run_correction(cfg) -> dict:
         ),
     }
     out_dir = Path(cfg.out_dir)
-    with atomic_path(out_dir / "generations.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(g) + "\n" for g in generations))
-    write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
+    with removed_on_failure([out_dir / "generations.jsonl"]):  # no generations without their curve
+        with atomic_path(out_dir / "generations.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(g) + "\n" for g in generations))
+        write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
     return result

@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from attrprune.io import NotCachedError
+
 TOXIC_THRESHOLD = 0.5  # RealToxicityPrompts (Gehman et al. 2020): a text with score >= 0.5 is toxic
 
 
@@ -170,16 +172,16 @@ class DetoxifyScorer:
             path = detoxify_checkpoint_path(model_type)
             if not path.is_file():
                 # torch.hub would download ~0.4-1 GB from GitHub here, or hang on an offline node.
-                raise RuntimeError(
+                raise NotCachedError(
                     f"Detoxify checkpoint for model_type={model_type!r} is not in the torch hub cache: "
                     f"{path} is missing. {_precache_fix(model_type)}"
                 )
         else:
             path = Path(checkpoint)
             if not path.is_file():
-                raise RuntimeError(f"Detoxify checkpoint {path} does not exist. {_precache_fix(model_type)}")
+                raise NotCachedError(f"Detoxify checkpoint {path} does not exist. {_precache_fix(model_type)}")
         if huggingface_config_path is not None and not (Path(huggingface_config_path) / "config.json").is_file():
-            raise RuntimeError(
+            raise NotCachedError(
                 f"huggingface_config_path {huggingface_config_path} has no config.json; point it at a directory "
                 "holding the classifier's HF config and tokenizer files"
             )
@@ -190,14 +192,14 @@ class DetoxifyScorer:
         if isinstance(base, str) and not Path(base).is_dir():
             missing = _missing_hf_files(base, args.get("tokenizer_name", ""))
             if missing:
-                raise RuntimeError(
+                raise NotCachedError(
                     f"Detoxify checkpoint {path.name} builds on the Hugging Face model {base!r}, whose "
                     f"{', '.join(missing)} are not in the local HF cache (HF_HOME). {_precache_fix(model_type)}"
                 )
         try:
             self.model = _detoxify_from(loaded, device, huggingface_config_path)
         except OSError as e:  # transformers' "couldn't connect / can't find files" for config or tokenizer
-            raise RuntimeError(
+            raise NotCachedError(
                 f"Detoxify could not load its HF config or tokenizer: {e}\n{_precache_fix(model_type)}"
             ) from e
         if "toxicity" not in self.model.class_names:
