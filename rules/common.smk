@@ -71,32 +71,26 @@ def _validate(config):
         raise WorkflowError("Invalid config:\n  " + "\n  ".join(errors)) from None
 
 
-class _KeyCountingLoader(yaml.SafeLoader):
-    """A YAML loader that records every mapping key given twice (PyYAML silently keeps the last)."""
-
-    duplicates = []
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a mapping key given twice (PyYAML silently keeps the last)."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                self.duplicates.append((key_node.start_mark.line + 1, key))
+                raise WorkflowError(
+                    f"{self.name}:{key_node.start_mark.line + 1}: key '{key}' is given twice in the same "
+                    "section; YAML would keep only the last one: remove or merge the other"
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 
 
 def _check_duplicate_keys(paths):
     for path in paths:
-        _KeyCountingLoader.duplicates = []
         with open(path) as f:
-            yaml.load(f, Loader=_KeyCountingLoader)
-        if _KeyCountingLoader.duplicates:
-            line, key = _KeyCountingLoader.duplicates[0]
-            raise WorkflowError(
-                f"{path}:{line}: key '{key}' is given twice in the same section; YAML would keep only "
-                "the last one: remove or merge the other"
-            )
+            yaml.load(f, Loader=_UniqueKeyLoader)
 
 
 _check_duplicate_keys(workflow.configfiles)

@@ -84,7 +84,7 @@ UNSAFE_LOADS = [
     (re.compile(r"torch\.load\((?![^)]*weights_only=True)"), "torch.load without weights_only=True"),
     (re.compile(r"\bpickle\.loads?\("), "pickle.load"),
     (re.compile(r"\b(?:cloudpickle|dill|joblib)\.load"), "a pickle-based loader"),
-    (re.compile(r"yaml\.(?:load|load_all)\((?![^)]*Loader=_KeyCountingLoader)"), "yaml.load without a safe loader"),
+    (re.compile(r"yaml\.(?:load|load_all)\((?![^)]*Loader=_UniqueKeyLoader)"), "yaml.load without a safe loader"),
     (re.compile(r"yaml\.(?:unsafe_load|full_load|UnsafeLoader|FullLoader)"), "an unsafe YAML loader"),
     (re.compile(r"(?<![.\w])(?:eval|exec)\("), "eval / exec (module.eval() is fine)"),
 ]
@@ -92,7 +92,7 @@ UNSAFE_LOADS = [
 
 def test_nothing_deserialises_code_from_a_file():
     """No file a user can swap is unpickled or loaded as code, anywhere in the package, the rules or
-    the benchmarks (`_KeyCountingLoader` is a yaml.SafeLoader subclass)."""
+    the benchmarks (`_UniqueKeyLoader` is a yaml.SafeLoader subclass)."""
     files = [
         *(ROOT / "src").rglob("*.py"),
         *(ROOT / "rules").glob("*.smk"),
@@ -107,4 +107,4 @@ def test_nothing_deserialises_code_from_a_file():
         if pattern.search(line) and not line.lstrip().startswith("#")
     ]
     assert not found, "\n".join(found)
-    assert "class _KeyCountingLoader(yaml.SafeLoader)" in (ROOT / "rules" / "common.smk").read_text()
+    assert "class _UniqueKeyLoader(yaml.SafeLoader)" in (ROOT / "rules" / "common.smk").read_text()
