@@ -38,6 +38,8 @@ def atomic_path(path: Path | str):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+        for written in _RECORDING:
+            written.append(path)
     except OSError as err:  # name the output, not the temporary file a user never sees
         if err.errno is None or str(err.filename) != tmp:
             raise
@@ -46,16 +48,25 @@ def atomic_path(path: Path | str):
         Path(tmp).unlink(missing_ok=True)
 
 
+# One list per open `removed_on_failure` block: `atomic_path` adds every file it completes to each.
+_RECORDING: list[list] = []
+
+
 @contextlib.contextmanager
-def removed_on_failure(paths: list):
-    """For a stage with several outputs: the files in `paths` (appended to inside the block as
-    each is written) are deleted when the block fails, so a failed job leaves none behind."""
+def removed_on_failure(paths: list | None = None):
+    """For a stage with several outputs: every file written through `atomic_path` inside the block,
+    and any path appended to `paths`, is deleted when the block fails, so a failed job leaves none
+    of its outputs behind (files it did not write are left alone)."""
+    paths = [] if paths is None else paths
+    _RECORDING.append(paths)
     try:
         yield paths
     except BaseException:
         for p in paths:
             Path(p).unlink(missing_ok=True)
         raise
+    finally:
+        _RECORDING.remove(paths)
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

@@ -935,3 +935,36 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(made, tmp_path, caps
     assert err[-1].startswith(f"attrprune scores: error: No space left on device ({built.outputs[0]}): "), err
     assert err[-1].endswith("no space left on the device: free some, or write the results elsewhere"), err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage", ["compression-tables", "behaviour-prompts"])
+def test_any_stage_that_fails_after_a_write_removes_what_it_wrote(stage, tmp_path, capsys, monkeypatch):
+    """The error boundary itself (not each stage) removes the outputs a failed stage completed: here
+    two tables are written, the third write finds the disk full. A file the stage did not write stays."""
+    import errno
+
+    import attrprune.correction.prompts as prompts
+    import attrprune.tables as tables
+    from attrprune.io import atomic_write_text
+
+    kept = tmp_path / "earlier.md"
+    kept.write_text("a table from an earlier run\n")
+    first, second = tmp_path / "t" / "a.csv", tmp_path / "t" / "a.md"
+
+    def writes_then_fails(*args, **kwargs):
+        atomic_write_text(first, "x\n")
+        atomic_write_text(second, "y\n")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "t" / "a.png"))
+
+    if stage == "compression-tables":
+        monkeypatch.setattr(tables, "compression_tables", writes_then_fails)
+        argv = [stage, "--metrics", "m.json", "--csv", str(first), "--markdown", str(second), "--plots-dir", "p"]
+    else:
+        monkeypatch.setattr(prompts, "behaviour_prompts", writes_then_fails)
+        argv = [stage, "--model-dir", "m", "--behaviour", "toxicity"]
+        argv += ["--reference-out", str(first), "--evaluation-out", str(second)]
+    assert run(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"attrprune {stage}: error: No space")
+    assert not first.exists() and not second.exists()
+    assert kept.read_text() == "a table from an earlier run\n"
