@@ -56,6 +56,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/forkserver.smk"
 include: "rules/download.smk"
 include: "rules/world.smk"
 include: "rules/relevance.smk"

@@ -1,3 +1,11 @@
-from attrprune.cli import run
+import sys
 
-raise SystemExit(run())
+from attrprune.forkserver import delegate
+
+# A running fork server (attrprune.forkserver) runs the stage with its libraries already imported.
+code = delegate(sys.argv[1:])
+if code is None:
+    from attrprune.cli import run
+
+    code = run()
+raise SystemExit(code)

@@ -10,6 +10,7 @@ Use: ``evaluate_lm(model, tokenizer, ["world_ppl", "world_ioi"], data_dir="world
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -64,19 +65,40 @@ def evaluate_lm(
     lm = HFLM(
         pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings
     )
-    out = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=specs,
-        task_manager=manager,
-        limit=limit,
-        bootstrap_iters=100,
-        log_samples=log_samples,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
+    with _brief_env_info():
+        return lm_eval.simple_evaluate(
+            model=lm,
+            tasks=specs,
+            task_manager=manager,
+            limit=limit,
+            bootstrap_iters=100,
+            log_samples=log_samples,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
+
+
+@contextlib.contextmanager
+def _brief_env_info():
+    """lm-eval records torch's environment report in its results, and that report runs `pip list`
+    twice (2-3 s, more than a world model's whole evaluation): for the call, the versions that
+    matter instead (`python -m torch.utils.collect_env` prints the full report)."""
+    import platform
+
+    import torch
+    import torch.utils.collect_env as collect_env
+
+    full = collect_env.get_pretty_env_info
+    collect_env.get_pretty_env_info = lambda: (
+        f"torch {torch.__version__} (CUDA {torch.version.cuda}), Python {platform.python_version()}, "
+        f"{platform.platform()}; full report: python -m torch.utils.collect_env"
     )
-    return out
+    try:
+        yield
+    finally:
+        collect_env.get_pretty_env_info = full
 
 
 def write_lm_eval_json(path: Path, results: dict) -> None:

@@ -1,0 +1,119 @@
+"""The fork server: a job handed to it behaves as the same command in a fresh process (outputs,
+stdout / stderr, exit codes, working directory), and a job it cannot match runs by itself."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORLD_LLAMA = ROOT / "world" / "models" / "world-llama"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("forkserver")
+    sock = folder / "server.sock"
+    env = {**os.environ, **OFFLINE}
+    env.pop("ATTRPRUNE_FORKSERVER", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attrprune.forkserver", "--socket", str(sock), "--parent", str(os.getpid())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not sock.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the fork server did not start"
+        time.sleep(0.1)
+    yield {"sock": str(sock), "pid": proc.pid}
+    proc.terminate()
+    proc.wait(timeout=10)
+    assert not sock.exists(), "the server leaves its socket behind"
+
+
+def attrprune(*argv, cwd, sock, **env):
+    full = {**os.environ, **OFFLINE, "ATTRPRUNE_FORKSERVER": sock, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "attrprune", *argv], cwd=cwd, env=full, capture_output=True, text=True, timeout=300
+    )
+
+
+def refset_argv(out):
+    return [
+        "refset", "--kind", "general", "--model-dir", str(WORLD_LLAMA), "--n", "16", "--length", "32",
+        "--data-dir", str(ROOT / "world" / "data"), "--source", "world", "--seed", "3", "--out", out,
+    ]  # fmt: skip
+
+
+def _children(pid):
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_served_job_equals_a_fresh_process(server, tmp_path):
+    """Same bytes written (relative output path: the job's working directory, not the server's),
+    same message on the job's stderr, exit code 0, and the child really ran in the server."""
+    served = attrprune(*refset_argv("served.safetensors"), cwd=tmp_path, sock=server["sock"])
+    fresh = attrprune(*refset_argv("fresh.safetensors"), cwd=tmp_path, sock="off")
+    assert served.returncode == fresh.returncode == 0, served.stderr + fresh.stderr
+    assert (tmp_path / "served.safetensors").read_bytes() == (tmp_path / "fresh.safetensors").read_bytes()
+    assert "running in this process" not in served.stderr, served.stderr
+    assert "general reference set: 16 samples x 32 tokens" in served.stderr
+    assert served.stderr.splitlines()[-1] == fresh.stderr.splitlines()[-1].replace("fresh", "served")
+
+
+def test_errors_and_usage_keep_their_exit_codes_and_one_line(server, tmp_path):
+    missing = attrprune(*refset_argv("x.safetensors")[:4], str(tmp_path / "nope"), *refset_argv("x")[5:],
+                        cwd=tmp_path, sock=server["sock"])  # fmt: skip
+    assert missing.returncode == 1
+    assert "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("attrprune refset: error: "), missing.stderr
+    assert str(tmp_path / "nope") in missing.stderr
+    usage = attrprune("refset", "--kind", "nonsense", cwd=tmp_path, sock=server["sock"])
+    assert usage.returncode == 2 and "invalid choice: 'nonsense'" in usage.stderr
+    helped = attrprune("--help", cwd=tmp_path, sock=server["sock"])
+    assert helped.returncode == 0 and "usage: python -m attrprune" in helped.stdout
+
+
+def test_a_job_with_other_import_time_settings_runs_by_itself(server, tmp_path):
+    """HF_HUB_OFFLINE is read when huggingface_hub is imported: a job that differs from the server
+    must not inherit the server's value, so it runs in its own process (and says so)."""
+    r = attrprune(*refset_argv("own.safetensors"), cwd=tmp_path, sock=server["sock"], HF_HUB_OFFLINE="0")
+    assert r.returncode == 0, r.stderr
+    assert "fork server declined (environment variables read at import differ" in r.stderr
+    assert "HF_HUB_OFFLINE" in r.stderr and (tmp_path / "own.safetensors").exists()
+
+
+def test_no_server_runs_the_job_itself(tmp_path):
+    r = attrprune(*refset_argv("alone.safetensors"), cwd=tmp_path, sock=str(tmp_path / "gone.sock"))
+    assert r.returncode == 0, r.stderr
+    assert "not reachable" in r.stderr and (tmp_path / "alone.safetensors").exists()
+
+
+def test_a_killed_job_kills_its_child(server, tmp_path):
+    """Snakemake cancels a job by killing its command: the child in the server must stop too."""
+    env = {**os.environ, **OFFLINE, "ATTRPRUNE_FORKSERVER": server["sock"]}
+    big = refset_argv("big.safetensors")
+    big[big.index("--n") + 1] = "50000"
+    assert attrprune(*big, cwd=tmp_path, sock=server["sock"]).returncode == 0
+    # LRP over 50,000 samples: minutes, so it is killed half-way.
+    argv = ["scores", "--model-dir", str(WORLD_LLAMA), "--refset", "big.safetensors", "--method", "lrp",
+            "--out", "killed.safetensors"]  # fmt: skip
+    client = subprocess.Popen([sys.executable, "-m", "attrprune", *argv], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _children(server["pid"]):
+        assert time.monotonic() < deadline, "no child started"
+        time.sleep(0.05)
+    (child,) = _children(server["pid"])
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the child outlived its job"
+        time.sleep(0.05)
+    assert not (tmp_path / "killed.safetensors").exists()
