@@ -60,6 +60,7 @@ rule scores:
         lrp_variant=config["scores"]["lrp_variant"],
         aggregation=config["scores"]["aggregation"],
         batch_size=config["scores"]["batch_size"],
+        storage=get_scores_storage,
         seed=get_scores_seed,
         dtype=get_dtype,
         device_map=get_device_map,
@@ -67,5 +68,6 @@ rule scores:
         "{params.offline} python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset:q}"
         " --method {wildcards.method:q} --lrp-variant {params.lrp_variant:q}"
         " --aggregation {params.aggregation:q} --seed {params.seed:q} --batch-size {params.batch_size:q}"
-        " --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
+        " --storage {params.storage:q} --dtype {params.dtype:q} --device-map {params.device_map:q}"
+        " --threads {threads:q}"
         " --out {output:q} > {log:q} 2>&1"

@@ -53,6 +53,16 @@ def get_scores_seed(wildcards):
     return 1000 * registry.REFSET_KINDS.index(kind) + int(seed)
 
 
+def get_scores_storage(wildcards):
+    """--storage of the per-weight scores: scores.storage; auto = float32 for world models (tiny
+    files, and their committed results were computed so) and float16 for hub and local models
+    (half the file; bench/compact_scores.py measured the masks it changes)."""
+    value = config["scores"]["storage"]
+    if value != "auto":
+        return value
+    return "float32" if config["models"][wildcards.model]["source"] == "world" else "float16"
+
+
 def score_targets(wildcards):
     """scores.methods x scores.refsets of every model (the stages request their own)."""
     return expand(

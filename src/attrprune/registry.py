@@ -28,6 +28,10 @@ REFSET_KINDS = ("general", "ioi", "toxic", "repetition", "dialogue")
 GENERATED_KINDS = ("toxic", "repetition")
 TEXT_KINDS = ("general", "dialogue")  # windows of text explaining every next token
 
+# How a scores file stores its per-weight scores (attrprune.relevance.store): float32, or float16
+# rescaled per tensor (half the file). Neuron and head scores are always float32.
+SCORE_STORAGES = ("float32", "float16")
+
 # Targeted correction: each behaviour and the reference-set kind that shows it.
 BEHAVIOURS = {"toxicity": "toxic", "repetition": "repetition"}
 

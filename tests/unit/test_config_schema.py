@@ -54,6 +54,10 @@ def _bad_source(c):
     c["models"]["world-llama"]["source"] = "s3"
 
 
+def _bad_storage(c):
+    c["scores"]["storage"] = "bfloat16"  # not offered: 8 times coarser than float16 (bench/compact_scores.py)
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
@@ -63,6 +67,7 @@ def _bad_source(c):
         (_bad_alias, "'World_Llama' does not match"),
         (_negative_lr, "['world-llama']['lr']"),
         (_bad_source, "'s3' is not one of ['world', 'hub', 'local']"),
+        (_bad_storage, "'bfloat16' is not one of ['auto', 'float32', 'float16']"),
     ],
 )
 def test_bad_config_names_the_key(mutate, expected):

@@ -171,6 +171,18 @@ def test_commands_are_the_rule_names_with_cli_flags(jobs):
     assert len(seen) >= 20, seen
 
 
+def test_scores_storage_auto_is_float32_for_world_models_and_float16_for_hub_models(jobs):
+    """scores.storage: auto resolves per model in the rule's params (so it is part of what reruns)."""
+    storage = {}
+    for job in jobs:
+        if job["rule"] == "scores":
+            argv = job_argv(job)
+            model = job["output"][0].split("/")[1]
+            storage.setdefault(model, set()).add(argv[argv.index("--storage") + 1])
+    assert storage["tiny-hub"] == {"float16"}
+    assert storage["world-llama"] == {"float32"}
+
+
 def test_every_rule_with_a_command_runs_its_own_subcommand():
     """The same, read from rules/*.smk: rules that no dry run above schedules are covered too."""
     from attrprune.cli import STAGES

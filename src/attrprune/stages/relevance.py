@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from attrprune.registry import METHODS, REFSET_KINDS
+from attrprune.registry import METHODS, REFSET_KINDS, SCORE_STORAGES
 from attrprune.stages.args import ModelJob, arg, positive_int
 
 
@@ -73,6 +73,12 @@ class ScoresStage(ModelJob):
     )
     batch_size: int = arg(16, parse=positive_int)
     seed: int = arg(0, help="seed of the random method (and torch)")
+    storage: str = arg(
+        "float32",
+        choices=SCORE_STORAGES,
+        help="dtype of the per-weight scores in the file: float16 (rescaled per tensor) halves it; neuron "
+        "and head scores stay float32, and reading returns float32 (bench/compact_scores.py)",
+    )
     out: Path = arg()
 
     def run(self) -> None:
@@ -109,9 +115,9 @@ class ScoresStage(ModelJob):
             model_dir=str(self.model_dir),
             model_sha256=weights_sha256(self.model_dir),
         )
-        save_scores(scores, self.out, meta)
+        save_scores(scores, self.out, meta, storage=self.storage)
         print(
             f"{self.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, "
-            f"{len(scores.heads)} head tensors -> {self.out}",
+            f"{len(scores.heads)} head tensors ({self.storage} per-weight storage) -> {self.out}",
             file=sys.stderr,
         )
