@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+from attrprune.forkserver import ENV_VAR as FORKSERVER_VAR  # stdlib only: cheap to import here
+
 # The environment Snakemake gives a job of 1 thread (rules here use 1), plus OFFLINE: the server
 # imports with the values its jobs have, so that those read at import agree.
 _JOB_THREAD_VARS = ("OMP", "MKL", "OPENBLAS", "GOTO", "VECLIB", "NUMEXPR")
@@ -18,13 +20,13 @@ _FORKSERVER = {}
 
 
 def start_forkserver():
-    if not workflow.local_exec or os.environ.get("ATTRPRUNE_FORKSERVER", "") in ("off", "0"):
+    if not workflow.local_exec or os.environ.get(FORKSERVER_VAR, "") in ("off", "0"):
         return
     folder = tempfile.mkdtemp(prefix="attrprune-forkserver-")  # private (0700): only this user connects
     sock = os.path.join(folder, "server.sock")
     env = {**os.environ, **dict(pair.split("=", 1) for pair in shlex.split(OFFLINE))}
     env.update({f"{name}_NUM_THREADS": "1" for name in _JOB_THREAD_VARS})
-    env.pop("ATTRPRUNE_FORKSERVER", None)
+    env.pop(FORKSERVER_VAR, None)
     log = open(os.path.join(folder, "server.log"), "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "attrprune.forkserver", "--socket", sock, "--parent", str(os.getpid())],
@@ -41,7 +43,7 @@ def start_forkserver():
               file=sys.stderr)
         shutil.rmtree(folder, ignore_errors=True)
         return
-    os.environ["ATTRPRUNE_FORKSERVER"] = sock  # inherited by every job's shell
+    os.environ[FORKSERVER_VAR] = sock  # inherited by every job's shell
     _FORKSERVER.update(proc=proc, folder=folder)
 
 
@@ -53,7 +55,7 @@ def stop_forkserver():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        os.environ.pop("ATTRPRUNE_FORKSERVER", None)
+        os.environ.pop(FORKSERVER_VAR, None)
         shutil.rmtree(_FORKSERVER.pop("folder"), ignore_errors=True)
 
 
