@@ -42,6 +42,7 @@ rule compress:
         limit=or_none(config["compression"]["limit"]),
         ppl_source=get_ppl_source,
         seqlen=or_none(config["compression"]["seqlen"]),
+        ppl_windows=or_none(config["compression"]["ppl_windows"]),
         batch_size=config["compression"]["batch_size"],
         log_samples=get_log_samples_flag,
         dtype=get_dtype,
@@ -51,7 +52,8 @@ rule compress:
         " --method {wildcards.method:q} --scores {params.scores:q} --calibration {params.calibration:q}"
         " --scope {params.scope:q} --sparsities {wildcards.sparsity:q}"
         " --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
-        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q} --batch-size {params.batch_size:q}"
+        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q}"
+        " --ppl-windows {params.ppl_windows:q} --batch-size {params.batch_size:q}"
         " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
         " --out-template {output.metrics:q} > {log:q} 2>&1"
 
@@ -80,6 +82,7 @@ rule compress_dense:
         limit=or_none(config["compression"]["limit"]),
         ppl_source=get_ppl_source,
         seqlen=or_none(config["compression"]["seqlen"]),
+        ppl_windows=or_none(config["compression"]["ppl_windows"]),
         batch_size=config["compression"]["batch_size"],
         log_samples=get_log_samples_flag,
         dtype=get_dtype,
@@ -87,7 +90,8 @@ rule compress_dense:
     shell:
         "{params.offline} python -m attrprune compress-dense --model-dir {params.model_dir:q}"
         " --model-name {wildcards.model:q} --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
-        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q} --batch-size {params.batch_size:q}"
+        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q}"
+        " --ppl-windows {params.ppl_windows:q} --batch-size {params.batch_size:q}"
         " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
         " --out-template {output.metrics:q} > {log:q} 2>&1"
 

@@ -84,6 +84,7 @@ def compress_and_evaluate(
     seed: int = 0,
     ppl_source: str | None = None,
     seqlen: int | None = None,
+    ppl_windows: int | None = None,
     dtype: str = "auto",
     device_map: str = "none",
     model_name: str | None = None,
@@ -96,7 +97,7 @@ def compress_and_evaluate(
     with `log_samples` every prompt and response). `method` None evaluates the dense model (only
     sparsity 0; the workflow does that once per model). `ppl_source` (world, wikitext2 or None =
     skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
-    max_position_embeddings). `dtype`, `device_map`: `attrprune.models.load_model`."""
+    max_position_embeddings), over the first `ppl_windows` windows (None: all). `dtype`, `device_map`: `attrprune.models.load_model`."""
     from attrprune.evaluation.lm import evaluate_lm, flatten_results, write_lm_eval_json
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, removed_on_failure, write_json
@@ -140,6 +141,7 @@ def compress_and_evaluate(
                             batch_size=batch_size,
                             progress=True,
                             documents=ppl_source == "world",
+                            max_windows=ppl_windows,
                         ),
                     }
                 res = evaluate_lm(

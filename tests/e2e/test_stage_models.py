@@ -14,11 +14,11 @@ from test_workflow import DEFAULT_CONFIG, job_counts, snakemake  # noqa: E402
 @pytest.mark.parametrize(
     "models, expected",
     [
-        # circuits and correction on no model; compression on world-opt only (21 runs x 6 non-zero
+        # circuits and correction on no model; compression on world-opt only (17 runs x 3 non-zero
         # sparsities, and the dense model once)
         (
             {"compression": ["world-opt"], "circuits": [], "correction": []},
-            {"compress": 21 * 6, "compress_dense": 1, "compression_tables": 1, "export_pruned": 1},
+            {"compress": 17 * 3, "compress_dense": 1, "compression_tables": 1, "export_pruned": 1},
         ),
         # no stage: the world cards only
         ({"compression": [], "circuits": [], "correction": []}, {}),

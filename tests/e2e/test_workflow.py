@@ -23,12 +23,15 @@ COMMITTED_WORLD = [
 ]
 
 
-def snakemake(workdir, configfile, *args, timeout=120):
+def snakemake(workdir, *configfiles_and_args, timeout=120):
+    """Snakemake on the config files given first (paths), then the other arguments (strings)."""
+    configfiles = [str(a) for a in configfiles_and_args if isinstance(a, Path)]
+    args = [a for a in configfiles_and_args if not isinstance(a, Path)]
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(ROOT / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(configfile),
+        "--configfile", *configfiles,
         "--workflow-profile", "none",
         "--cores", "1",
         *args,
@@ -51,6 +54,7 @@ def job_counts(output):
 BOTH_CONFIGS = pytest.mark.parametrize(
     "configfile, n_models", [(DEFAULT_CONFIG, 2), (E2E_CONFIG, 1)], ids=["default", "e2e"]
 )
+WORLD_FULL = ROOT / "configs" / "world_full.yaml"
 
 
 def test_lint(tmp_path):
@@ -58,13 +62,17 @@ def test_lint(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@BOTH_CONFIGS
-def test_dry_run_default_target(tmp_path, configfile, n_models):
+@pytest.mark.parametrize(
+    "configfiles, n_models",
+    [((DEFAULT_CONFIG,), 2), ((DEFAULT_CONFIG, WORLD_FULL), 2), ((E2E_CONFIG,), 1)],
+    ids=["default", "world_full", "e2e"],
+)
+def test_dry_run_default_target(tmp_path, configfiles, n_models):
     missing = [str(p) for p in COMMITTED_WORLD if not p.exists()]
     assert not missing, f"committed world files missing: {missing}"
-    r = snakemake(tmp_path, configfile, "-n")
+    r = snakemake(tmp_path, *configfiles, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
-    if configfile == DEFAULT_CONFIG:
+    if configfiles[-1] == WORLD_FULL:
         # refsets: 3 general + 2 IOI seeds, toxic, repetition, dialogue; scores: what the stages
         # prune by: compression (lrp, wanda (for wanda_onepass), gradient x 3 general seeds,
         # magnitude and random x 1; the pruners wanda, ria, sparsegpt read the general refsets),
@@ -77,6 +85,13 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
         # wanda, wanda_onepass, gradient, ria, sparsegpt), magnitude x (row, layer), random;
         # the dense model once
         n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2 * 2, 16
+    elif configfiles[-1] == DEFAULT_CONFIG:
+        # world_full without wanda_onepass (and so its wanda scores), magnitude per layer and
+        # correction by wanda: compression scores lrp, gradient x 3 seeds + magnitude, random;
+        # 3 correction methods; compress: 3 sparsities x (3 seeds x (lrp, wanda, gradient, ria,
+        # sparsegpt) + magnitude + random)
+        n_scores = 2 * 3 + 2 + 6 * 2 + 3 * 3
+        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 5 + 2) * 3, 3 * 4 + 2 + 2 * 2, 12
     else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic and dialogue (the
         # correction's general side); compression by lrp, random and sparsegpt; lrp and random x
         # (weight global, head) circuits and x toxicity neuron correction
@@ -97,7 +112,7 @@ def test_dry_run_default_target(tmp_path, configfile, n_models):
         "correction_tables": 1,
         "all": 1,
     }
-    if configfile == DEFAULT_CONFIG:  # the default also exports one pruned model per model
+    if configfiles[0] == DEFAULT_CONFIG:  # the world configs also export one pruned model per model
         expected["export_pruned"] = n_models
     assert job_counts(r.stdout + r.stderr) == expected
 
@@ -250,6 +265,9 @@ def test_full_run_of_the_tiny_config(tmp_path):
 
     r = snakemake(tmp_path, E2E_CONFIG, "--cores", "2", timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # Every job ran in the run's fork server (none imported torch by itself).
+    logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
+    assert len(logs) > 20 and not [p for p, text in logs.items() if "attrprune: fork server" in text]
     card = yaml.safe_load((tmp_path / "results" / "world" / "world-llama" / "card.json").read_text())
     assert card["card"]["ioi_heldout_names"]["n"] == 16
     # the committed world-llama does IOI even on these 16 prompts

@@ -81,9 +81,12 @@ def token_perplexity(
     batch_size: int = 8,
     progress: bool = False,
     documents: bool = False,
+    max_windows: int | None = None,
 ) -> dict:
     """Token perplexity of `model` on `texts` by the Wanda / SparseGPT protocol: texts joined with
     "\\n\\n" after one BOS, or with `documents`, each text preceded by the document separator.
+
+    `max_windows`: only the first that many windows (None: every whole window of the text).
 
     Returns {"value", "n_windows", "n_tokens" (predicted tokens: n_windows x (seqlen - 1)),
     "seqlen", "n_text_tokens" (the whole stream, BOS included), "bos" (the id prepended or None)}.
@@ -105,6 +108,8 @@ def token_perplexity(
         )
     ids = document_stream(tokenizer, texts) if documents else encode_prompt(tokenizer, "\n\n".join(texts))
     n_windows = len(ids) // seqlen
+    if max_windows is not None:
+        n_windows = min(n_windows, max_windows)
     if n_windows == 0:
         raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of seqlen {seqlen}")
     # The trailing partial window is dropped, as in the papers' code.

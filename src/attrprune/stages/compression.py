@@ -40,6 +40,9 @@ class EvaluationArgs(ModelJob):
         parse=positive_int,
         help="tokens per token-perplexity window (default: the model's max_position_embeddings)",
     )
+    ppl_windows: int | None = arg(
+        None, parse=positive_int, help="token perplexity over the first N windows only (default: the whole text)"
+    )
     seed: int = arg(0)
     log_samples: bool = arg(
         False, help="also keep lm-eval's per-sample log (every prompt and response) in lm_eval.json"
@@ -70,6 +73,7 @@ class EvaluationArgs(ModelJob):
             seed=self.seed,
             ppl_source=None if self.ppl_source == "none" else self.ppl_source,
             seqlen=self.seqlen,
+            ppl_windows=self.ppl_windows,
             dtype=self.dtype,
             device_map=self.device_map,
             model_name=self.model_name,

@@ -26,7 +26,7 @@ def world_texts(repo_root):
     return perplexity_texts("world", repo_root / "world" / "data")[:30]
 
 
-def _by_hand(model, tokenizer, texts, seqlen, documents=False):
+def _by_hand(model, tokenizer, texts, seqlen, documents=False, max_windows=None):
     """exp(mean NLL) with one window at a time and a per-token log-softmax lookup."""
     if documents:  # every document after the separator it was trained with (<|endoftext|> here)
         ids = [i for t in texts for i in [tokenizer.eos_token_id] + tokenizer.encode(t, add_special_tokens=False)]
@@ -34,7 +34,7 @@ def _by_hand(model, tokenizer, texts, seqlen, documents=False):
         ids = encode_prompt(tokenizer, "\n\n".join(texts))
     nll, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(ids) - seqlen + 1, seqlen):
+        for start in list(range(0, len(ids) - seqlen + 1, seqlen))[:max_windows]:
             window = torch.tensor(ids[start : start + seqlen])
             logp = torch.log_softmax(model(input_ids=window[None]).logits[0].double(), dim=-1)
             nll -= logp[torch.arange(seqlen - 1), window[1:]].sum().item()  # log p(next token)
@@ -49,6 +49,18 @@ def test_matches_an_explicit_loop_over_windows(world_llama, world_texts, seqlen,
     got = token_perplexity(model, tokenizer, world_texts, seqlen, batch_size=batch_size, documents=documents)
     assert got["value"] == pytest.approx(expected, rel=1e-5)
     assert got["n_tokens"] == count == got["n_windows"] * (seqlen - 1) and got["seqlen"] == seqlen
+
+
+def test_max_windows_is_the_first_windows_of_the_same_stream(world_llama, world_texts):
+    model, tokenizer, _ = world_llama
+    expected, count = _by_hand(model, tokenizer, world_texts, 32, documents=True, max_windows=5)
+    got = token_perplexity(model, tokenizer, world_texts, 32, batch_size=3, documents=True, max_windows=5)
+    assert got["n_windows"] == 5 and got["n_tokens"] == count == 5 * 31
+    assert got["value"] == pytest.approx(expected, rel=1e-5)
+    everything = token_perplexity(model, tokenizer, world_texts, 32, batch_size=3, documents=True)
+    assert everything["n_windows"] > 5 and everything["value"] != pytest.approx(got["value"], rel=1e-3)
+    more_than_there_are = token_perplexity(model, tokenizer, world_texts, 32, documents=True, max_windows=10**6)
+    assert more_than_there_are == everything
 
 
 def test_tiny_random_llama_matches_the_loop(world_llama, world_texts):
