@@ -30,7 +30,10 @@ def start_forkserver():
     log = open(os.path.join(folder, "server.log"), "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "attrprune.forkserver", "--socket", sock, "--parent", str(os.getpid())],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
@@ -39,8 +42,10 @@ def start_forkserver():
         proc.kill()
         with open(log.name) as f:
             tail = f.read().strip().splitlines()[-1:]
-        print(f"attrprune: fork server did not start ({' '.join(tail) or 'timeout'}); jobs import on their own",
-              file=sys.stderr)
+        print(
+            f"attrprune: fork server did not start ({' '.join(tail) or 'timeout'}); jobs import on their own",
+            file=sys.stderr,
+        )
         shutil.rmtree(folder, ignore_errors=True)
         return
     os.environ[FORKSERVER_VAR] = sock  # inherited by every job's shell

@@ -118,12 +118,16 @@ def delegate(argv: list[str]) -> int | None:
         reader = conn.makefile("rb")
         reply = json.loads(reader.readline() or b"{}")
     except OSError as err:
-        print(f"attrprune: fork server {path} not reachable ({err.strerror or err}); running in this process",
-              file=sys.stderr)
+        print(
+            f"attrprune: fork server {path} not reachable ({err.strerror or err}); running in this process",
+            file=sys.stderr,
+        )
         return None
     if not reply.get("accepted"):
-        print(f"attrprune: fork server declined ({reply.get('reason', 'no reply')}); running in this process",
-              file=sys.stderr)
+        print(
+            f"attrprune: fork server declined ({reply.get('reason', 'no reply')}); running in this process",
+            file=sys.stderr,
+        )
         return None
     # Blocks until the child exits; if this process is killed, the socket closes and the child
     # kills itself (see _serve_child).
