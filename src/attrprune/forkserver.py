@@ -217,6 +217,9 @@ def serve(path: str, parent: int | None = None) -> None:
     env = dict(os.environ)  # as the jobs see it: before the imports below add their own variables
     for name in PRELOAD:
         importlib.import_module(name)
+    from attrprune.io import pyplot
+
+    pyplot()  # matplotlib on the Agg backend, as every stage that plots selects it (5-8 s to import)
     # Set by the libraries at import (a fresh process sets them too): the children keep them.
     added = {k: v for k, v in os.environ.items() if k not in env}
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
