@@ -109,7 +109,9 @@ def delegate(argv: list[str]) -> int | None:
     path = os.environ.get(ENV_VAR, "")
     if path in ("", "off", "0"):
         return None
-    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), **_identity()}
+    umask = os.umask(0)
+    os.umask(umask)
+    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask, **_identity()}
     payload = json.dumps(request).encode()
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -176,6 +178,7 @@ def _serve_child(conn: socket.socket, listener: socket.socket, request: dict, fd
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
+    os.umask(int(request.get("umask", 0o022)))  # the job's, for the files and folders it creates
     os.environ.clear()
     os.environ.update(request["env"])
     import tempfile
@@ -223,8 +226,9 @@ def serve(path: str, parent: int | None = None) -> None:
     # Set by the libraries at import (a fresh process sets them too): the children keep them.
     added = {k: v for k, v in os.environ.items() if k not in env}
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    os.umask(0o077)
+    umask = os.umask(0o077)  # the socket: this user only (its folder is private too)
     listener.bind(path)
+    os.umask(umask)
     listener.listen(64)
     children: dict[int, socket.socket] = {}
     stop = []

@@ -64,6 +64,14 @@ def test_a_served_job_equals_a_fresh_process(server, tmp_path):
     assert "running in this process" not in served.stderr, served.stderr
     assert "general reference set: 16 samples x 32 tokens" in served.stderr
     assert served.stderr.splitlines()[-1] == fresh.stderr.splitlines()[-1].replace("fresh", "served")
+    # files and folders the job creates get the job's permissions, not the server's private ones
+    nested = attrprune(*refset_argv("sub/dir/x.safetensors"), cwd=tmp_path, sock=server["sock"])
+    assert nested.returncode == 0, nested.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "sub" / "dir").stat().st_mode & 0o777 == 0o777 & ~umask
+    mode = (tmp_path / "sub" / "dir" / "x.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "fresh.safetensors").stat().st_mode & 0o777
 
 
 def test_errors_and_usage_keep_their_exit_codes_and_one_line(server, tmp_path):
