@@ -123,8 +123,8 @@ def compress_and_evaluate(
                 f"use at most {max_positions} (compression.seqlen in the config; null = the model's)"
             )
         texts = perplexity_texts(ppl_source, data_dir)  # loaded once, reused at every sparsity
-    written: list[Path] = []  # removed again if a later sparsity fails: no half-finished job
-    with removed_on_failure(written):
+    # What was written is removed again if a later sparsity fails: no half-finished job.
+    with removed_on_failure():
         for s, out in zip(sparsities, outs):
             ppl = None
             with plan.pruned(s) if plan is not None else _dense(model) as pruning:
@@ -159,7 +159,6 @@ def compress_and_evaluate(
                 rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
             measured = pruning.pop("measured")
             write_lm_eval_json(out.with_name("lm_eval.json"), res)
-            written.append(out.with_name("lm_eval.json"))
             write_json(
                 out,
                 {
@@ -190,7 +189,6 @@ def compress_and_evaluate(
             )
             token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
             print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
-            written.append(out)
     return outs
 
 

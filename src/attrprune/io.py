@@ -53,11 +53,11 @@ _RECORDING: list[list] = []
 
 
 @contextlib.contextmanager
-def removed_on_failure(paths: list | None = None):
-    """For a stage with several outputs: every file written through `atomic_path` inside the block,
-    and any path appended to `paths`, is deleted when the block fails, so a failed job leaves none
-    of its outputs behind (files it did not write are left alone)."""
-    paths = [] if paths is None else paths
+def removed_on_failure():
+    """For a stage with several outputs: every file written through `atomic_path` inside the block
+    is deleted when the block fails, so a failed job leaves none of its outputs behind (files it
+    did not write are left alone). Yields the list of those files."""
+    paths: list[Path] = []
     _RECORDING.append(paths)
     try:
         yield paths

@@ -199,11 +199,9 @@ def run_circuit(
         f"{result['circuit']['n_kept']}/{result['circuit']['n_components']} kept, "
         f"norm. LD {result['circuit']['normalized_logit_diff']:.2f}"
     )
-    written: list[Path] = []
-    with removed_on_failure(written):  # a failure part-way leaves none of the four files
-        written.append(out_dir / "circuit.json")
+    with removed_on_failure():  # a failure part-way leaves none of the four files
         write_json(
-            written[-1],
+            out_dir / "circuit.json",
             {
                 **summary(model, granularity, masks),
                 "method": result["method"],
@@ -212,11 +210,9 @@ def run_circuit(
                 "metrics": result["circuit"],
             },
         )
-        written.append(out_dir / "circuit.png")
-        heatmap(model, granularity, masks, title, written[-1])
-        written.append(out_dir / "circuit.safetensors")
+        heatmap(model, granularity, masks, title, out_dir / "circuit.png")
         save_tensors(
-            written[-1],
+            out_dir / "circuit.safetensors",
             {n: m.to(torch.uint8).contiguous() for n, m in masks.items()},
             {k: result[k] for k in ("method", "granularity", "scope")} | {"threshold": threshold},
             key="circuit",

@@ -479,7 +479,7 @@ def run_correction(cfg) -> dict:
         ),
     }
     out_dir = Path(cfg.out_dir)
-    with removed_on_failure([out_dir / "generations.jsonl"]):  # no generations without their curve
+    with removed_on_failure():  # no generations without their curve
         with atomic_path(out_dir / "generations.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(g) + "\n" for g in generations))
         write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
