@@ -35,18 +35,12 @@ from attrprune.relevance import ScoreOptions, compute_scores
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# TinyLlama 1.1B's shape (its config.json); the benches use it with random weights, no download.
-TINYLLAMA = dict(
-    vocab_size=32000,
-    hidden_size=2048,
-    intermediate_size=5632,
-    num_hidden_layers=22,
-    num_attention_heads=32,
-    num_key_value_heads=4,
-    max_position_embeddings=2048,
-    rms_norm_eps=1e-5,
-    tie_word_embeddings=False,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+from cost import ARCHS  # noqa: E402  (stdlib and yaml only at import)
+
+# TinyLlama 1.1B's shape (its config.json, kept once with the other preset models in
+# bench/cost.py); the benches use it with random weights, no download.
+TINYLLAMA = ARCHS["tinyllama-1.1b"]["config"]
 
 
 def scaled_tinyllama() -> LlamaForCausalLM:
