@@ -27,6 +27,7 @@ rule ioi_data:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("ioi-data"),
         model_dir=input_dir("model"),
         n=config["refsets"]["ioi"]["generated"],
     shell:
@@ -52,6 +53,7 @@ rule circuit_ablation:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("circuit-ablation"),
         model_dir=input_dir("model"),
         limit=ablation_param("limit", 1),
         n_weights=ablation_param("n_weights", 1),
@@ -91,6 +93,7 @@ rule circuit:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("circuit"),
         model_dir=input_dir("model"),
         scores=joined_input("scores"),
         sparsities=CIRCUIT_SPARSITIES,
@@ -141,6 +144,7 @@ rule circuit_tables:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("circuit-tables"),
         curves=joined_input(),
         plots_dir=output_dir("plots"),
     shell:

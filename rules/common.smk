@@ -16,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 # The registry is torch-free and needs no install: import it from this checkout.
 if os.path.join(workflow.basedir, "src") not in sys.path:
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from attrprune import registry  # noqa: E402
+from attrprune import fingerprint, registry  # noqa: E402
 
 SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 
@@ -331,6 +331,18 @@ def get_device_map(wildcards):
 def or_none(value):
     """An optional CLI value: `none` (the CLI's "not given") for null."""
     return "none" if value is None else value
+
+
+def code_fingerprint(stage):
+    """Params function: the fingerprint of the package code that a job of `stage` (its command
+    line name) runs, with its {method} if it has one (attrprune.fingerprint). As a param, a code
+    change reruns exactly the jobs that run the changed code (Snakemake's params trigger), and
+    what reads their outputs. Downloads have none: a pinned revision defines what they fetch."""
+
+    def get(wildcards):
+        return fingerprint.job_fingerprint(stage, wildcards.get("method"))
+
+    return get
 
 
 def input_dir(name):

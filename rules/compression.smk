@@ -33,6 +33,7 @@ rule compress:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("compress"),
         model_dir=input_dir("model"),
         scores=input_or_none("scores"),
         calibration=input_or_none("calibration"),
@@ -76,6 +77,7 @@ rule compress_dense:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("compress-dense"),
         model_dir=input_dir("model"),
         data_dir=get_data_dir,
         tasks=",".join(config["compression"]["tasks"]),
@@ -117,6 +119,7 @@ rule compression_tables:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("compression-tables"),
         metrics=joined_input(),
         at=config["compression"]["at_sparsity"],
         plots_dir=output_dir("plots"),
@@ -142,6 +145,7 @@ rule export_pruned:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("export-pruned"),
         model_dir=input_dir("model"),
         scores=input_or_none("scores"),
         calibration=input_or_none("calibration"),

@@ -29,6 +29,7 @@ rule behaviour_prompts:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("behaviour-prompts"),
         model_dir=input_dir("model"),
         behaviour=get_prompts_behaviour,
         threshold=get_prompts_threshold,
@@ -72,6 +73,7 @@ rule correction:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("correction"),
         model_dir=input_dir("model"),
         ks=get_ks,
         normalization=config["correction"]["normalization"],
@@ -126,6 +128,7 @@ rule correction_tables:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("correction-tables"),
         curves=joined_input(),
         plots_dir=output_dir("plots"),
         max_ppl_change=config["correction"]["max_ppl_change"],

@@ -22,6 +22,7 @@ rule refset:
         gpu=get_refset_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("refset"),
         model_dir=input_dir("model"),
         n=refset_param("n"),
         length=refset_param("length"),
@@ -56,6 +57,7 @@ rule scores:
         gpu=get_gpu_count,
     params:
         offline=OFFLINE,
+        code=code_fingerprint("scores"),
         model_dir=input_dir("model"),
         lrp_variant=config["scores"]["lrp_variant"],
         aggregation=config["scores"]["aggregation"],

@@ -20,6 +20,7 @@ rule world_corpus:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("world-corpus"),
         seed=config["world"]["seed"],
         scale=config["world"]["scale"],
         out_dir=output_dir(0),
@@ -43,6 +44,7 @@ rule world_tokenizer:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("world-tokenizer"),
         corpus_dir=input_dir("corpus"),
         vocab_size=config["world"]["vocab_size"],
         out_dir=output_dir(0),
@@ -67,6 +69,7 @@ rule world_train:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("world-train"),
         corpus_dir=input_dir("corpus"),
         tokenizer_dir=input_dir("tokenizer"),
         family=world_train_param("family"),
@@ -114,6 +117,7 @@ rule world_publish:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("world-publish"),
         corpus_dir=input_dir("corpus"),
         models_dir=get_world_models_dir,
         models=",".join(WORLD_MODELS),
@@ -145,6 +149,7 @@ rule world_card:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("world-card"),
         model_dir=input_dir("model"),
         data_dir=input_dir("data"),
         n_prompts=config["world"]["card"]["n_prompts"],
@@ -168,6 +173,7 @@ rule world_card_table:
     threads: 1
     params:
         offline=OFFLINE,
+        code=code_fingerprint("world-card-table"),
         cards=joined_input(),
     shell:
         "{params.offline} python -m attrprune world-card-table --cards {params.cards:q}"

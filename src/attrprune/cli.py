@@ -119,11 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; failures raise (tests and callers see the exception, `run` reports it) after
     removing every output the stage had written, so a failed job leaves nothing that looks done."""
-    from attrprune.io import removed_on_failure
+    from attrprune.io import job_code, removed_on_failure
 
     args = build_parser().parse_args(argv)
     stage = STAGES[args.stage]
-    with removed_on_failure():
+    with removed_on_failure(), job_code(args.stage, getattr(args, "method", None)):
         stage(**{f.name: getattr(args, f.name) for f in dataclasses.fields(stage)}).run()
     return 0
 

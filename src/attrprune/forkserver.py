@@ -223,6 +223,9 @@ def serve(path: str, parent: int | None = None) -> None:
     from attrprune.io import pyplot
 
     pyplot()  # matplotlib on the Agg backend, as every stage that plots selects it (5-8 s to import)
+    from attrprune.fingerprint import warm
+
+    warm()  # every job records its code fingerprint: parse and hash the package once, here
     # Set by the libraries at import (a fresh process sets them too): the children keep them.
     added = {k: v for k, v in os.environ.items() if k not in env}
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

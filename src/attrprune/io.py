@@ -140,8 +140,26 @@ def git_commit() -> str:
         return "unknown"
 
 
+# The code of the job running in this process (`job_code`), as `provenance` records it.
+_JOB_CODE: list[dict] = []
+
+
+@contextlib.contextmanager
+def job_code(stage: str, method: str | None = None):
+    """Inside the block, `provenance` records the code this job runs: its stage, method and code
+    fingerprint (`attrprune.fingerprint`, the value the workflow passes as the rule's params.code)."""
+    from attrprune.fingerprint import job_fingerprint
+
+    _JOB_CODE.append({"stage": stage, "method": method, "fingerprint": job_fingerprint(stage, method)})
+    try:
+        yield
+    finally:
+        _JOB_CODE.pop()
+
+
 def provenance(**extra) -> dict:
-    """What every output records: package version, git commit, library versions, and `extra`."""
+    """What every output records: package version, git commit, the job's code (inside `job_code`:
+    every command-line stage), library versions, and `extra`."""
     import torch
     import transformers
 
@@ -150,6 +168,7 @@ def provenance(**extra) -> dict:
     return {
         "attrprune_version": __version__,
         "git_commit": git_commit(),
+        **({"code": dict(_JOB_CODE[-1])} if _JOB_CODE else {}),
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
         **extra,

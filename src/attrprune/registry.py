@@ -175,6 +175,19 @@ def pruner_function(name: str):
     return _resolve(entry.function), _resolve(entry.options)
 
 
+def implementations(name: str) -> tuple[str, ...]:
+    """The "module:name" specs a job of method `name` may dispatch to: the scoring function of a
+    scoring method, the function and options of a pruner (both, for `magnitude`); nothing for a
+    name that is neither (one-pass compression names prune by scores read from a file).
+    `attrprune.fingerprint` follows these, not the whole tables."""
+    specs = []
+    if name in METHODS:
+        specs.append(METHODS[name].function)
+    if name in PRUNERS:
+        specs += [PRUNERS[name].function, PRUNERS[name].options]
+    return tuple(specs)
+
+
 def parse_scope(scope: str) -> str | tuple[int, int]:
     """``"row" | "layer" | "global"`` as is, ``"N:M"`` as ``(N, M)``; anything else raises."""
     if scope in RANKED_SCOPES:

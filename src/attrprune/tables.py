@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
+from attrprune.lineage import with_code_section
 
 TIDY_COLUMNS = [
     "model",
@@ -222,7 +223,7 @@ def compression_tables(
         "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n"
     )
     tables = pivot_markdown(summ, at, token_settings) + "\n" + sweep_markdown(summ, token_settings)
-    atomic_write_text(markdown, "# Compression\n\n" + intro + tables)
+    atomic_write_text(markdown, with_code_section("# Compression\n\n" + intro + tables, metrics_files))
     if paper_markdown is not None:
         atomic_write_text(
             paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at, token_settings)

@@ -184,6 +184,8 @@ def run_circuit(
             "scores": [str(p) for p in score_paths],
             "mean_reference": [str(p) for p in mean_reference or []] if ablation_value == "mean" else None,
             "refset_sha256": [m.get("refset_sha256") for m in metas],
+            # which code wrote each scores file (tables check that one version wrote them all)
+            "scores_code": [{k: m[k] for k in ("code", "git_commit") if k in m} for m in metas],
             **provenance(
                 model_dir=str(model_dir),
                 model=model_name or Path(model_dir).name,

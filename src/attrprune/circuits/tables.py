@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
+from attrprune.lineage import with_code_section
 
 KEYS = ["model", "method", "granularity", "scope"]
 BASELINE = "lrp"  # the method every other one is paired against
@@ -327,7 +328,7 @@ def circuit_tables(
     parts.append(
         "## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves)
     )
-    atomic_write_text(markdown, "\n\n".join(parts) + "\n")
+    atomic_write_text(markdown, with_code_section("\n\n".join(parts) + "\n", curve_files))
     return summary
 
 

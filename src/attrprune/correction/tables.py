@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
+from attrprune.lineage import with_code_section
 
 KEYS = ["model", "behaviour", "method", "granularity", "normalization"]
 COLUMNS = [*KEYS, "k", "metric", "value"]
@@ -332,11 +333,14 @@ def correction_tables(
     }
     atomic_write_text(
         markdown,
-        "# Targeted correction\n\nPruning the k components with the lowest contrastive "
-        "relevance R_general − R_unwanted (paper Eq. 7).\n\n"
-        + best_table(df, max_ppl_change, min_control_unchanged)
-        + "\n## Per k\n\n"
-        + markdown_tables(df, notes),
+        with_code_section(
+            "# Targeted correction\n\nPruning the k components with the lowest contrastive "
+            "relevance R_general − R_unwanted (paper Eq. 7).\n\n"
+            + best_table(df, max_ppl_change, min_control_unchanged)
+            + "\n## Per k\n\n"
+            + markdown_tables(df, notes),
+            curve_files,
+        ),
     )
     atomic_write_text(examples_md, examples_markdown(curves))
     return df

@@ -99,9 +99,11 @@ class WorldCardTableStage:
 
     def run(self) -> None:
         from attrprune.io import atomic_write_text
+        from attrprune.lineage import with_code_section
         from attrprune.world.card import markdown_table
 
-        atomic_write_text(self.out, markdown_table([json.loads(Path(p).read_text()) for p in self.cards]))
+        table = markdown_table([json.loads(Path(p).read_text()) for p in self.cards])
+        atomic_write_text(self.out, with_code_section(table, self.cards))
 
 
 @dataclass(frozen=True, kw_only=True)
