@@ -62,17 +62,22 @@ def mixed_warnings(rows: list[dict]) -> list[str]:
     lines = []
     for (stage, method), versions in sorted(by_job.items()):
         if len(versions) > 1:
-            listed = ", ".join(f"{v['fingerprint']} ({v['inputs']} inputs, commit {_commits(v)})" for v in versions)
+            listed = ", ".join(
+                f"{v['fingerprint']} ({v['inputs']} input{'s' * (v['inputs'] != 1)}, commit {_commits(v)})"
+                for v in versions
+            )
             lines.append(
                 f"Warning: the {stage} outputs{f' of {method}' if method else ''} this table read come from "
                 f"{len(versions)} versions of its code: {listed}. Some are stale: run `snakemake` again "
-                "(`snakemake --list-changes params` lists the stale outputs)."
+                '(`snakemake --summary` marks the stale outputs "params changed").'
             )
     return lines
 
 
 def _commits(row: dict) -> str:
-    return " / ".join(c[:12] + ("-dirty" if c.endswith("-dirty") else "") for c in row["commits"])
+    return " / ".join(
+        c.removesuffix("-dirty")[:12] + ("-dirty" if c.endswith("-dirty") else "") for c in row["commits"]
+    )
 
 
 def code_section(paths: Iterable[Path | str]) -> tuple[list[str], str]:
@@ -104,5 +109,5 @@ def with_code_section(markdown: str, paths: Iterable[Path | str]) -> str:
         print(line, file=sys.stderr)
     title, sep, rest = markdown.partition("\n\n")
     if warnings:
-        markdown = title + "\n\n" + "".join(f"> **{w}**\n>\n" for w in warnings)[:-2] + "\n\n" + rest
+        markdown = title + "\n\n" + "\n>\n".join(f"> **{w}**" for w in warnings) + "\n\n" + rest
     return markdown.rstrip("\n") + "\n\n" + section
