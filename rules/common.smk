@@ -340,7 +340,10 @@ def code_fingerprint(stage):
     what reads their outputs. Downloads have none: a pinned revision defines what they fetch."""
 
     def get(wildcards):
-        return fingerprint.job_fingerprint(stage, wildcards.get("method"))
+        try:
+            return fingerprint.job_fingerprint(stage, wildcards.get("method"))
+        except ValueError as error:  # a module that does not parse
+            raise WorkflowError(str(error)) from None
 
     return get
 

@@ -34,16 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = "attrprune"
+SELF = f"{PACKAGE}.fingerprint"  # not __name__: that is "__main__" under `python -m`
 ROOT = Path(__file__).resolve().parent
 PREAMBLE = "<preamble>"  # the unit of a module's top-level statements that define nothing
 # Implementation tables: a job follows the entries it dispatches to, not the whole table.
 DISPATCH_TABLES = frozenset(
     {("attrprune.cli", "STAGES"), ("attrprune.registry", "METHODS"), ("attrprune.registry", "PRUNERS")}
 )
-ENTRY = ("attrprune.__main__", PREAMBLE)
-_NAME_LIKE = re.compile(
-    r"[\w.-]{1,200}(:\w+)?"
-)  # a module, "module:attribute", or a file name  # `python -m attrprune`: every job starts here
+ENTRY = ("attrprune.__main__", PREAMBLE)  # `python -m attrprune`: every job starts here
+_NAME_LIKE = re.compile(r"[\w.-]{1,200}(:\w+)?")  # a module, "module:attribute", or a file name
 
 # (module, top-level name or PREAMBLE); (module, "*") a whole module; ("", path relative to the
 # package folder) a data file or folder
@@ -121,7 +120,12 @@ def _import_bindings(node: ast.Import | ast.ImportFrom, module: Module, names: s
 
 
 def _parse(name: str, path: Path, is_package: bool, names: set[str]) -> Module:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as err:
+        raise ValueError(
+            f"{path}:{err.lineno}: {err.msg}: fix it first (every job's code fingerprint reads the whole package)"
+        ) from err
     tree.body = _strip_docstrings(tree.body)
     module = Module(name, path, is_package)
     for stmt in tree.body:
@@ -138,9 +142,8 @@ def _parse(name: str, path: Path, is_package: bool, names: set[str]) -> Module:
             for bound in names_bound:
                 module.defs.setdefault(bound, []).append(stmt)
             continue
-        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
-            continue
-        # Imports and anything else that runs at import time: the preamble.
+        # Imports (the package's are followed; other libraries' are not hashed: provenance records
+        # their versions) and anything else that runs at import time: the preamble.
         for node in ast.walk(stmt):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 bound = _import_bindings(node, module, names)
@@ -290,8 +293,10 @@ class _Graph:
         todo = [u for e in entries for u in self.expand(e)]
         while todo:
             unit = todo.pop()
-            if unit in seen or unit[0] == __name__:  # this module: it computes the records, it does not
-                continue  # make the results (a change to it changes every fingerprint or none)
+            # This module is left out: it computes the records, not the results (and a change to
+            # it would change every fingerprint or none).
+            if unit in seen or unit[0] == SELF:
+                continue
             seen.add(unit)
             if unit[0]:
                 todo.extend(u for ref in self.references(unit) for u in self.expand(ref) if u not in seen)

@@ -144,6 +144,12 @@ def test_docstrings_comments_and_layout_rerun_nothing(run):
         assert run.planned() == {}
 
 
+def test_a_world_generator_change_retrains_nothing(run):
+    """The default target reads the committed world; only `snakemake world` would regenerate it."""
+    with run.edit("world/corpus.py", "    docs = []\n    i = 0\n", "    docs = list()\n    i = 0\n"):
+        assert run.planned() == {}
+
+
 def test_a_table_of_two_code_versions_says_so(run):
     """After a change to the compress stage, rerunning one of its jobs and then the table without
     the params trigger (a user who skipped the rest) leaves a table that warns."""

@@ -2,6 +2,8 @@
 and only with that code, on a copy of the package edited as a user would edit it."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,17 @@ def test_every_registry_entry_resolves_to_a_definition():
 def test_an_unknown_stage_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown stage 'scorez'; valid: .*scores"):
         fingerprint.job_fingerprint("scorez")
+
+
+def test_a_module_that_does_not_parse_is_named_with_its_line(package):
+    (package / "tables.py").write_text("def broken(:\n")
+    fingerprint._graph.cache_clear()
+    with pytest.raises(ValueError, match=r"tables.py:1: .*fix it first"):
+        fingerprint.job_fingerprint("scores", "lrp", root=package)
+
+
+def test_the_command_line_prints_what_a_job_records():
+    out = subprocess.run(
+        [sys.executable, "-m", "attrprune.fingerprint", "scores", "lrp"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [fingerprint.job_fingerprint("scores", "lrp")]
