@@ -107,7 +107,7 @@ def with_code_section(markdown: str, paths: Iterable[Path | str]) -> str:
     warnings, section = code_section(paths)
     for line in warnings:
         print(line, file=sys.stderr)
-    title, sep, rest = markdown.partition("\n\n")
+    title, _, rest = markdown.partition("\n\n")
     if warnings:
         markdown = title + "\n\n" + "\n>\n".join(f"> **{w}**" for w in warnings) + "\n\n" + rest
     return markdown.rstrip("\n") + "\n\n" + section
