@@ -179,6 +179,9 @@ def _serve_child(conn: socket.socket, listener: socket.socket, request: dict, fd
         os.close(fd)
     os.chdir(request["cwd"])
     os.umask(int(request.get("umask", 0o022)))  # the job's, for the files and folders it creates
+    from attrprune import io
+
+    io._UMASK = int(request.get("umask", 0o022))  # read once at import: here, the server's
     os.environ.clear()
     os.environ.update(request["env"])
     import tempfile

@@ -34,9 +34,11 @@ def atomic_path(path: Path | str):
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", err.filename) from err
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; results should read like any file
     try:
         yield Path(tmp)
+        # mkstemp makes it 0600, and some writers (safetensors) replace it with their own 0600
+        # file: results should read like any file the user writes.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
         for written in _RECORDING:
             written.append(path)

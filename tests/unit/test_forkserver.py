@@ -71,7 +71,7 @@ def test_a_served_job_equals_a_fresh_process(server, tmp_path):
     os.umask(umask)
     assert (tmp_path / "sub" / "dir").stat().st_mode & 0o777 == 0o777 & ~umask
     mode = (tmp_path / "sub" / "dir" / "x.safetensors").stat().st_mode & 0o777
-    assert mode == (tmp_path / "fresh.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "fresh.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_errors_and_usage_keep_their_exit_codes_and_one_line(server, tmp_path):

@@ -1,5 +1,7 @@
 """The one tensor store: tensors + a JSON record in the safetensors header, written atomically."""
 
+import os
+
 import pytest
 import torch
 
@@ -24,3 +26,13 @@ def test_a_file_without_the_record_names_what_it_has(tmp_path):
     save_tensors(path, {"a": torch.zeros(1)}, {}, key="scores")
     with pytest.raises(ValueError, match=r"no 'refset' record .*\['scores'\]"):
         load_tensors(path, key="refset")
+
+
+def test_a_tensor_file_reads_like_any_file_the_user_writes(tmp_path):
+    """safetensors writes its own 0600 file in place of the temporary one; the output still
+    gets the mode the umask gives (0644 under umask 022), as JSON and text outputs do."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = tmp_path / "x.safetensors"
+    save_tensors(path, {"a": torch.zeros(2)}, {}, key="thing")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
