@@ -1,6 +1,6 @@
 """Which code wrote what a table reads: the code records (stage, method, fingerprint; see
 `attrprune.fingerprint` and `io.provenance`) and git commits found in the outputs a table job
-reads, also those they embed (a metrics file carries its scores' record), and a warning when
+reads (its parsed JSON records), also those they embed (a metrics file carries its scores' record), and a warning when
 the outputs of one stage and method come from two versions of its code (a table built partly
 from stale outputs, e.g. after `snakemake --rerun-triggers mtime`).
 
@@ -10,11 +10,9 @@ printed to the job's log) and a "Code versions" table at the end.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 
 
 def code_records(record) -> list[dict]:
@@ -80,9 +78,9 @@ def _commits(row: dict) -> str:
     )
 
 
-def code_section(paths: Iterable[Path | str]) -> tuple[list[str], str]:
-    """(warning lines, the markdown "Code versions" section) of the JSON files a table read."""
-    rows, unrecorded = code_versions(json.loads(Path(p).read_text()) for p in paths)
+def code_section(records: Iterable[dict]) -> tuple[list[str], str]:
+    """(warning lines, the markdown "Code versions" section) of the records a table read."""
+    rows, unrecorded = code_versions(records)
     lines = [
         "## Code versions",
         "",
@@ -101,10 +99,10 @@ def code_section(paths: Iterable[Path | str]) -> tuple[list[str], str]:
     return mixed_warnings(rows), "\n".join(lines) + "\n"
 
 
-def with_code_section(markdown: str, paths: Iterable[Path | str]) -> str:
+def with_code_section(markdown: str, records: Iterable[dict]) -> str:
     """`markdown` with the warnings of `code_section` under its title (and on stderr, the job's
     log) and its "Code versions" section at the end."""
-    warnings, section = code_section(paths)
+    warnings, section = code_section(records)
     for line in warnings:
         print(line, file=sys.stderr)
     title, _, rest = markdown.partition("\n\n")

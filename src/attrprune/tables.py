@@ -223,7 +223,7 @@ def compression_tables(
         "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n"
     )
     tables = pivot_markdown(summ, at, token_settings) + "\n" + sweep_markdown(summ, token_settings)
-    atomic_write_text(markdown, with_code_section("# Compression\n\n" + intro + tables, metrics_files))
+    atomic_write_text(markdown, with_code_section("# Compression\n\n" + intro + tables, records))
     if paper_markdown is not None:
         atomic_write_text(
             paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at, token_settings)

@@ -328,7 +328,8 @@ def circuit_tables(
     parts.append(
         "## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves)
     )
-    atomic_write_text(markdown, with_code_section("\n\n".join(parts) + "\n", curve_files))
+    records = [json.loads(Path(p).read_text()) for p in curve_files]  # load_curves keeps only tables
+    atomic_write_text(markdown, with_code_section("\n\n".join(parts) + "\n", records))
     return summary
 
 

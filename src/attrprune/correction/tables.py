@@ -339,7 +339,7 @@ def correction_tables(
             + best_table(df, max_ppl_change, min_control_unchanged)
             + "\n## Per k\n\n"
             + markdown_tables(df, notes),
-            curve_files,
+            curves,
         ),
     )
     atomic_write_text(examples_md, examples_markdown(curves))

@@ -102,8 +102,8 @@ class WorldCardTableStage:
         from attrprune.lineage import with_code_section
         from attrprune.world.card import markdown_table
 
-        table = markdown_table([json.loads(Path(p).read_text()) for p in self.cards])
-        atomic_write_text(self.out, with_code_section(table, self.cards))
+        cards = [json.loads(Path(p).read_text()) for p in self.cards]
+        atomic_write_text(self.out, with_code_section(markdown_table(cards), cards))
 
 
 @dataclass(frozen=True, kw_only=True)
