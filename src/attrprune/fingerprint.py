@@ -342,7 +342,7 @@ def job_units(stage: str, method: str | None = None, root: Path = ROOT) -> set[U
     graph = _graph(root)
     entries = [ENTRY, stage_unit(stage)]
     for spec in implementations(method) if method else ():
-        entries.append(graph._string(graph.modules["attrprune.registry"], spec))
+        entries.append(graph._target(*spec.split(":")))
     return graph.closure(entries)
 
 

@@ -178,10 +178,11 @@ def _serve_child(conn: socket.socket, listener: socket.socket, request: dict, fd
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
-    os.umask(int(request.get("umask", 0o022)))  # the job's, for the files and folders it creates
     from attrprune import io
 
-    io._UMASK = int(request.get("umask", 0o022))  # read once at import: here, the server's
+    # The job's umask, for the files and folders it creates; io read it once, at the server's import.
+    io._UMASK = int(request.get("umask", 0o022))
+    os.umask(io._UMASK)
     os.environ.clear()
     os.environ.update(request["env"])
     import tempfile
