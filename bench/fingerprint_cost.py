@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+import attrprune.cli  # noqa: F401  preloaded by the fork server, as here
 from attrprune import fingerprint
 
 JOBS = [
