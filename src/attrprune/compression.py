@@ -153,6 +153,7 @@ def compress_and_evaluate(
                     limit=limit,
                     seed=seed,
                     log_samples=log_samples,
+                    model_dir=model_dir,
                 )
             rows = flatten_results(res)
             if ppl is not None:

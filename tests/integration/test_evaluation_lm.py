@@ -45,3 +45,42 @@ def test_evaluation_never_imports_lxt():
     code = "import sys, attrprune.evaluation.lm, attrprune.world.measure; print(any(m.startswith('lxt') for m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_results_record_model_args_that_rerun_the_evaluation(repo_root, tmp_path, world_llama):
+    """A downloaded model's results name its hub id at its commit, in lm-eval's own --model_args
+    syntax; a local folder names the folder. The logits cache is recorded off."""
+    import json
+    import shutil
+
+    from lm_eval.utils import simple_parse_args_string
+
+    from attrprune.evaluation.lm import evaluate_lm
+
+    model, tokenizer = world_llama
+    local = evaluate_lm(model, tokenizer, ["world_facts"], data_dir=repo_root / "world" / "data", limit=2)
+    assert local["config"]["model_args"] is None  # no folder given: nothing to name
+
+    folder = tmp_path / "tinyllama"
+    shutil.copytree(repo_root / "world" / "models" / "world-llama", folder)
+    record = {"hf_id": "TinyLlama/TinyLlama_v1.1", "revision": "v1.1", "commit_sha": "a" * 40}
+    (folder / "download.json").write_text(json.dumps(record))
+    res = evaluate_lm(
+        model, tokenizer, ["world_facts"], data_dir=repo_root / "world" / "data", limit=2, model_dir=folder
+    )
+    args = simple_parse_args_string(res["config"]["model_args"])
+    assert args["pretrained"] == "TinyLlama/TinyLlama_v1.1" and args["revision"] == "a" * 40
+    assert args["logits_cache"] is False and args["dtype"] == "float32"
+    assert res["config"]["model_revision"] == "v1.1" and res["config"]["model_sha"] == "a" * 40
+
+    res = evaluate_lm(
+        model,
+        tokenizer,
+        ["world_facts"],
+        data_dir=repo_root / "world" / "data",
+        limit=2,
+        model_dir=repo_root / "world" / "models" / "world-llama",
+    )
+    assert simple_parse_args_string(res["config"]["model_args"])["pretrained"] == str(
+        (repo_root / "world" / "models" / "world-llama").resolve()
+    )

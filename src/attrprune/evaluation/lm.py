@@ -5,6 +5,16 @@ resolved against the world data folder at run time, because lm-eval resolves rel
 `data_files` against the working directory. Any other name is an lm-eval task (wikitext,
 boolq, ...), looked up in lm-eval's own registry. This module never imports lxt.
 
+lm-eval's HFLM caches logits by default (`logits_cache=True`) and, in 0.4.13, reuses them across
+requests that share a context and continuation; rolling-perplexity windows of different documents
+that share verbatim passages then get another window's log-likelihoods, so word perplexity depends
+on the batch size (2.57 at batch size 1, 3.59 at 64 on the world's dialogue text). Every
+evaluation here runs with the cache off: the same value at every batch size.
+
+`lm_eval.json` records the `model_args` that rerun an evaluation with lm-eval's own command line
+(``lm_eval --model hf --model_args pretrained=...,revision=...,dtype=...,logits_cache=False``;
+`model_args_for`), the hub revision and commit of a downloaded model, and the pruning is ours.
+
 Use: ``evaluate_lm(model, tokenizer, ["world_ppl", "world_ioi"], data_dir="world/data")``
 """
 
@@ -34,18 +44,45 @@ def _world_task_config(name: str, data_dir: Path) -> dict:
     return cfg
 
 
+def _download_record(model_dir: Path | None) -> dict:
+    """download.json of a model laid out by `download-model` (hub id, revision, commit); {} otherwise."""
+    import json
+
+    record = Path(model_dir) / "download.json" if model_dir is not None else None
+    return json.loads(record.read_text()) if record is not None and record.is_file() else {}
+
+
+def model_args_for(model_dir: Path | None, model, max_length: int) -> dict:
+    """lm-eval's `model_args` that load what was evaluated (the dense checkpoint: pruning is not
+    among them): a downloaded model by hub id at its commit, any other by its folder."""
+    record = _download_record(model_dir)
+    args: dict = {}
+    if record.get("hf_id"):
+        args["pretrained"] = record["hf_id"]
+        args["revision"] = record.get("commit_sha") or record["revision"]
+    elif model_dir is not None:
+        args["pretrained"] = str(Path(model_dir).resolve())
+    args["dtype"] = str(model.dtype).removeprefix("torch.")
+    args["max_length"] = max_length
+    args["logits_cache"] = False
+    return args
+
+
 def evaluate_lm(
     model,
     tokenizer,
-    tasks: list[str],
+    tasks: list[str | dict],
     data_dir: Path | None = None,
     batch_size: int = 16,
     limit: int | None = None,
     seed: int = 0,
     log_samples: bool = False,
+    model_dir: Path | None = None,
 ) -> dict:
     """lm-eval's results for `tasks` as `simple_evaluate` returns them ("results", "n-samples",
-    "versions", "configs", "n-shot", "config", ... and with `log_samples` "samples")."""
+    "versions", "configs", "n-shot", "config", ... and with `log_samples` "samples"). A task is a
+    name or an lm-eval task config (a dict, as lm-eval takes it). `model_dir`: the checkpoint
+    folder, recorded in ``config.model_args`` with its hub revision."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -53,7 +90,9 @@ def evaluate_lm(
     world = set(world_task_names())
     specs, needs_registry = [], False
     for task in tasks:
-        if task in world:
+        if isinstance(task, dict):
+            specs.append(task)
+        elif task in world:
             if data_dir is None:
                 raise ValueError(f"task {task} needs the world data folder (data_dir)")
             specs.append(_world_task_config(task, data_dir))
@@ -62,11 +101,11 @@ def evaluate_lm(
             needs_registry = True
     # Indexing lm-eval's ~15k built-in tasks takes ~12 s: only when a built-in task is asked for.
     manager = TaskManager(include_defaults=needs_registry)
-    lm = HFLM(
-        pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings
-    )
+    max_length = model.config.max_position_embeddings
+    # logits_cache=False: see the module docstring (the cache makes perplexity batch-size dependent).
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, logits_cache=False)
     with _brief_env_info():
-        return lm_eval.simple_evaluate(
+        results = lm_eval.simple_evaluate(
             model=lm,
             tasks=specs,
             task_manager=manager,
@@ -78,6 +117,18 @@ def evaluate_lm(
             torch_random_seed=seed,
             fewshot_random_seed=seed,
         )
+    if model_dir is None:
+        return results
+    args = model_args_for(model_dir, model, max_length)
+    record = _download_record(model_dir)
+    # HFLM was handed a model object, so lm-eval recorded no arguments and the revision "main"
+    results["config"].update(
+        model=args.get("pretrained", results["config"].get("model")),
+        model_args=",".join(f"{k}={v}" for k, v in args.items()),
+        model_revision=record.get("revision", ""),
+        model_sha=record.get("commit_sha", ""),
+    )
+    return results
 
 
 @contextlib.contextmanager
