@@ -17,29 +17,46 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
+import numpy as np
 import torch
 
 
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(pd.Series(x.double().numpy()).rank(method="average").to_numpy())
+def _array(x) -> np.ndarray:
+    return x.detach().double().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
 
 
-def roc_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
-    """ROC AUC of `scores` [n] for the boolean labels `positive` [n]."""
-    positive = positive.bool()
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+def roc_auc_of_classes(positives, negatives):
+    """ROC AUC of the scores of positives [..., n_pos] against negatives [..., n_neg] (per leading
+    index): SciPy's Mann-Whitney U of the positives over n_pos · n_neg, i.e. the probability that
+    a random positive outscores a random negative, ties one half (scikit-learn's roc_auc_score)."""
+    from scipy.stats import mannwhitneyu
+
+    positives, negatives = _array(positives), _array(negatives)
+    n_pos, n_neg = positives.shape[-1], negatives.shape[-1]
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"ROC AUC needs both classes; got {n_pos} positive and {n_neg} negative")
-    rank_sum = _ranks(scores)[positive].sum().item()
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    u = mannwhitneyu(positives, negatives, axis=-1, method="asymptotic").statistic
+    return u / (n_pos * n_neg)
 
 
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = (ra.norm() * rb.norm()).item()
-    return (ra @ rb).item() / denom if denom else float("nan")
+def roc_auc(scores, positive) -> float:
+    """ROC AUC of `scores` [n] for the boolean labels `positive` [n]."""
+    labels = _array(positive).astype(bool).flatten()
+    s = _array(scores).flatten()
+    return float(roc_auc_of_classes(s[labels], s[~labels]))
+
+
+def spearman(a, b):
+    """Spearman's rank correlation of a and b [..., n] along the last axis (SciPy's spearmanrho,
+    average ranks for ties); NaN where either is constant."""
+    import warnings
+
+    from scipy.stats import ConstantInputWarning, spearmanrho
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        rho = spearmanrho(_array(a), _array(b), axis=-1).statistic
+    return float(rho) if np.ndim(rho) == 0 else rho
 
 
 def top_k_mask(importance: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -1,59 +1,79 @@
-"""Bootstrap intervals for circuit metrics, and the paired bootstrap test between two rankings.
+"""The one bootstrap of the circuit and correction statistics, on SciPy's `scipy.stats.bootstrap`.
 
-* `resample_indices`: B resamples of n units with replacement from a seeded generator, plain or
-  stratified by a boolean label (each class resampled within itself, so every resample keeps the
-  numbers of important and other components: with 2 important heads of 16 a plain resample has
-  none 12 % of the time, and the ROC AUC is undefined there; pROC's default for AUC intervals);
-* `percentile_interval`: the percentile interval (2.5 % and 97.5 % quantiles for 95 %) of the
-  resampled statistic, resamples where it is undefined (NaN) left out;
-* `bootstrap_agreement`: intervals of the ROC AUC (stratified by the label) and the Spearman
-  correlation (plain) of a ranking against the ablation drop, signed and absolute;
-* `paired_auc_test`: the AUC difference of two rankings of the same components on the same
-  resamples, its interval and a two-sided bootstrap p-value.
+* `resample`: B resamples of one or more groups of units, each group drawn with replacement on
+  its own (SciPy's multi-sample bootstrap), the statistic evaluated on all resamples at once;
+  the units are passed as index arrays, so a statistic can gather whatever each unit carries
+  (a component's score and drop, a prompt's logit differences under several methods);
+  - stratification is one group per stratum (the ROC AUC's positives and negatives: every
+    resample keeps their numbers; with 2 important heads of 16 a plain resample has none 12 %
+    of the time, and the AUC is undefined there; pROC's default for AUC intervals);
+  - crossed designs are one group per factor (reference seeds × evaluation prompts: each
+    resample redraws both, so the interval covers the seeds' spread as well as the prompts');
+  - pairing is one statistic computing a difference on the same draw (two methods on the same
+    prompts and seeds, or the same components);
+  a group of a single unit always resamples to itself and is held fixed;
+* `percentile_interval`: the percentile interval of the resampled statistic (NumPy's quantiles,
+  as SciPy's percentile method), resamples where the statistic is undefined (NaN) left out;
+* `p_value`: two-sided bootstrap p-value of a difference against 0;
+* `bootstrap_agreement` / `paired_auc_test`: the intervals of ROC AUC and Spearman against the
+  ablation drop, and the paired test of two rankings of the same components.
 
-Everything is a deterministic function of the seed: the per-method intervals and the paired
-test draw the very same resamples (same n, labels and seed).
+Everything is a deterministic function of the seed (a NumPy generator seeded with it).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
-from scipy.stats import rankdata
+
+BATCH = 250  # resamples evaluated at once (memory: BATCH x units x what the statistic gathers)
 
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def resample(
+    statistic: Callable[..., np.ndarray], sizes: Sequence[int], n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, np.ndarray]:
+    """(statistic on the units as given, its [B] values on B resamples).
+
+    `statistic(*indices)` takes one integer index array per group, each [..., size_g], and returns
+    the statistic [...] (vectorised over the leading dimensions). Each group of units is
+    resampled with replacement independently of the others."""
+    sizes = [int(n) for n in sizes]
+    if not sizes or min(sizes) < 1 or n_resamples < 1:
+        raise ValueError(f"bootstrap needs groups of >= 1 unit and >= 1 resample, got sizes {sizes}, {n_resamples}")
+    full = [np.arange(n) for n in sizes]
+    estimate = float(statistic(*full))
+    free = [g for g, n in enumerate(sizes) if n > 1]  # scipy resamples these; single units stay
+
+    def on_draw(*drawn, axis=-1):
+        shape = drawn[0].shape[:-1] if drawn else ()
+        args = [np.broadcast_to(full[g], (*shape, n)) for g, n in enumerate(sizes)]
+        for g, d in zip(free, drawn):
+            args[g] = d
+        return statistic(*(a.astype(np.intp) for a in args))
+
+    if not free:
+        return estimate, np.full(n_resamples, estimate)
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")  # constant resamples: undefined correlations are NaN, left out below
+        res = bootstrap(
+            tuple(full[g] for g in free),
+            on_draw,
+            n_resamples=n_resamples,
+            batch=BATCH,
+            vectorized=True,
+            axis=-1,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    return estimate, np.asarray(res.bootstrap_distribution, dtype=np.float64)
 
 
-def resample_indices(n: int, n_resamples: int, seed: int, strata: torch.Tensor | None = None) -> torch.Tensor:
-    """[B, n] indices drawn with replacement; with boolean `strata` [n], position i of every
-    resample is drawn from the class of unit i (class sizes kept)."""
-    if n < 1 or n_resamples < 1:
-        raise ValueError(f"bootstrap needs n >= 1 units and resamples, got n={n}, resamples={n_resamples}")
-    g = _generator(seed)
-    if strata is None:
-        return torch.randint(n, (n_resamples, n), generator=g)
-    strata = strata.bool().flatten()
-    if len(strata) != n:
-        raise ValueError(f"strata has {len(strata)} labels for {n} units")
-    out = torch.empty(n_resamples, n, dtype=torch.long)
-    for cls in (True, False):
-        members = torch.nonzero(strata == cls).flatten()  # [n_cls]
-        if len(members):
-            out[:, members] = members[torch.randint(len(members), (n_resamples, len(members)), generator=g)]
-    return out
-
-
-def resample_counts(n: int, n_resamples: int, seed: int) -> torch.Tensor:
-    """[B, n] float64 counts of each unit in B plain resamples (rows sum to n)."""
-    idx = resample_indices(n, n_resamples, seed)
-    return torch.zeros(n_resamples, n, dtype=torch.float64).scatter_add_(
-        1, idx, torch.ones_like(idx, dtype=torch.float64)
-    )
-
-
-def percentile_interval(samples: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
+def percentile_interval(samples, level: float = 0.95) -> tuple[float, float]:
     """(lower, upper) percentile interval of `samples`, NaNs left out (NaN, NaN if all are)."""
     if not 0 < level < 1:
         raise ValueError(f"interval level must be in (0, 1), got {level}")
@@ -65,36 +85,40 @@ def percentile_interval(samples: torch.Tensor, level: float = 0.95) -> tuple[flo
     return float(lo), float(hi)
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    return rankdata(x, axis=-1)  # average ranks for ties, per row
+def p_value(samples: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference against 0 from its B resampled values:
+    p = min(1, 2 · (1 + min(#{Δ* ≤ 0}, #{Δ* ≥ 0})) / (B + 1)) (the +1 keeps p above 0: the smallest
+    p that B resamples can show is 2 / (B + 1)); NaN resamples left out."""
+    x = np.asarray(samples, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    below, above = int((x <= 0).sum()), int((x >= 0).sum())
+    return min(1.0, 2 * (1 + min(below, above)) / (len(x) + 1))
 
 
-def batched_roc_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """ROC AUC (Mann-Whitney, ties one half) of each row of scores [B, n] for labels [B, n]."""
-    n_pos = positive.sum(-1)
-    n_neg = positive.shape[-1] - n_pos
-    rank_sum = (_ranks(scores) * positive).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+def interval_record(estimate: float, samples: np.ndarray, level: float = 0.95) -> dict:
+    """{"value", "lo", "hi", "p_value"} of a statistic (p against 0: meaningful for differences)."""
+    lo, hi = percentile_interval(samples, level)
+    return {"value": estimate, "lo": lo, "hi": hi, "p_value": p_value(samples)}
 
 
-def batched_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row pair of a, b [B, n] (NaN where a row is constant)."""
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (ra * rb).sum(-1) / np.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
+def _strata(positive: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    labels = positive.bool().flatten().numpy()
+    return np.flatnonzero(labels), np.flatnonzero(~labels)
 
 
-def bootstrap_auc(scores: torch.Tensor, positive: torch.Tensor, n_resamples: int, seed: int) -> np.ndarray:
-    """[B] AUCs of `scores` [n] on resamples stratified by `positive` [n]."""
-    idx = resample_indices(len(scores), n_resamples, seed, positive).numpy()
-    return batched_roc_auc(scores.double().numpy()[idx], positive.bool().numpy()[idx])
+def stratified_auc(score_sets: Sequence[np.ndarray], positive: torch.Tensor, weights: Sequence[float]):
+    """Statistic for `resample` over (positives, negatives): Σ_i weights[i] · AUC(score_sets[i])."""
+    from attrprune.circuits.agreement import roc_auc_of_classes
 
+    pos, neg = _strata(positive)
 
-def bootstrap_spearman(a: torch.Tensor, b: torch.Tensor, n_resamples: int, seed: int) -> np.ndarray:
-    idx = resample_indices(len(a), n_resamples, seed).numpy()
-    return batched_spearman(a.double().numpy()[idx], b.double().numpy()[idx])
+    def statistic(ip, ineg):
+        total = 0.0
+        for s, w in zip(score_sets, weights):
+            total = total + w * roc_auc_of_classes(s[pos[ip]], s[neg[ineg]])
+        return total
+
+    return statistic, (len(pos), len(neg))
 
 
 def bootstrap_agreement(
@@ -107,19 +131,18 @@ def bootstrap_agreement(
     level: float = 0.95,
 ) -> dict:
     """Percentile intervals [lo, hi] of roc_auc / spearman (signed drop) and roc_auc_abs /
-    spearman_abs (|drop|); the labels are the components' own, carried into each resample."""
-    scores, importance = scores.flatten().double(), importance.flatten().double()
-    return {
-        "roc_auc_ci": list(percentile_interval(bootstrap_auc(scores, positive, n_resamples, seed), level)),
-        "spearman_ci": list(percentile_interval(bootstrap_spearman(scores, importance, n_resamples, seed), level)),
-        "roc_auc_abs_ci": list(percentile_interval(bootstrap_auc(scores, positive_abs, n_resamples, seed), level)),
-        "spearman_abs_ci": list(
-            percentile_interval(bootstrap_spearman(scores, importance.abs(), n_resamples, seed), level)
-        ),
-        "n_resamples": n_resamples,
-        "bootstrap_seed": seed,
-        "level": level,
-    }
+    spearman_abs (|drop|): the AUC's resamples stratified by the label, Spearman's plain."""
+    from attrprune.circuits.agreement import spearman
+
+    s, imp = scores.flatten().double().numpy(), importance.flatten().double().numpy()
+    out = {}
+    for key, label in (("roc_auc", positive), ("roc_auc_abs", positive_abs)):
+        stat, sizes = stratified_auc([s], label, [1.0])
+        out[f"{key}_ci"] = list(percentile_interval(resample(stat, sizes, n_resamples, seed)[1], level))
+    for key, target in (("spearman", imp), ("spearman_abs", np.abs(imp))):
+        samples = resample(lambda i, t=target: spearman(s[i], t[i]), [len(s)], n_resamples, seed)[1]
+        out[f"{key}_ci"] = list(percentile_interval(samples, level))
+    return {**out, "n_resamples": n_resamples, "bootstrap_seed": seed, "level": level}
 
 
 def paired_auc_test(
@@ -131,22 +154,12 @@ def paired_auc_test(
     level: float = 0.95,
 ) -> dict:
     """AUC(scores) − AUC(baseline) on the same components [n], with its percentile interval over
-    the same stratified resamples for both, and the two-sided bootstrap p-value
-    p = min(1, 2 · min(1 + #{Δ* ≤ 0}, 1 + #{Δ* ≥ 0}) / (B + 1)) (the +1 keeps p above 0: the
-    smallest p a run of B resamples can show is 2 / (B + 1))."""
+    resamples stratified by `positive` that draw the same components for both, and the two-sided
+    bootstrap p-value (`p_value`)."""
     if scores.shape != baseline.shape or scores.shape != positive.shape:
         raise ValueError(f"paired test needs the same components: {scores.shape}, {baseline.shape}, {positive.shape}")
-    idx = resample_indices(len(scores), n_resamples, seed, positive).numpy()
-    labels = positive.bool().numpy()[idx]
-    diff_b = batched_roc_auc(scores.double().numpy()[idx], labels) - batched_roc_auc(
-        baseline.double().numpy()[idx], labels
-    )
-    full = positive.bool().numpy()[None]
-    diff = float(
-        batched_roc_auc(scores.double().numpy()[None], full)[0]
-        - batched_roc_auc(baseline.double().numpy()[None], full)[0]
-    )
-    lo, hi = percentile_interval(torch.from_numpy(diff_b), level)
-    below, above = int((diff_b <= 0).sum()), int((diff_b >= 0).sum())
-    p = min(1.0, 2 * (1 + min(below, above)) / (n_resamples + 1))
-    return {"difference": diff, "lo": lo, "hi": hi, "p_value": p, "n_resamples": n_resamples}
+    sets = [scores.flatten().double().numpy(), baseline.flatten().double().numpy()]
+    stat, sizes = stratified_auc(sets, positive, [1.0, -1.0])
+    diff, samples = resample(stat, sizes, n_resamples, seed)
+    lo, hi = percentile_interval(samples, level)
+    return {"difference": diff, "lo": lo, "hi": hi, "p_value": p_value(samples), "n_resamples": n_resamples}

@@ -1,16 +1,11 @@
 """Component bootstrap of ROC AUC and Spearman, and the paired AUC test between rankings."""
 
+import numpy as np
 import pytest
 import torch
 
-from attrprune.circuits.agreement import agreement, roc_auc, spearman, top_k_mask
-from attrprune.circuits.bootstrap import (
-    batched_roc_auc,
-    batched_spearman,
-    paired_auc_test,
-    percentile_interval,
-    resample_indices,
-)
+from attrprune.circuits.agreement import agreement, roc_auc, roc_auc_of_classes, spearman, top_k_mask
+from attrprune.circuits.bootstrap import p_value, paired_auc_test, percentile_interval, resample
 
 
 def test_signed_and_absolute_drop_disagree_on_a_hand_made_case():
@@ -25,26 +20,58 @@ def test_signed_and_absolute_drop_disagree_on_a_hand_made_case():
     assert r["spearman"] == pytest.approx(0.0) and r["spearman_abs"] == pytest.approx(1.0)
 
 
-def test_batched_statistics_equal_the_scalar_ones():
+def test_vectorised_statistics_equal_scikit_learn_and_scipy_per_row():
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
     g = torch.Generator().manual_seed(0)
-    scores = torch.randint(0, 5, (4, 12), generator=g).double()  # ties on purpose
-    other = torch.randn(4, 12, generator=g).double()
-    labels = torch.zeros(4, 12, dtype=torch.bool)
-    labels[:, :3] = True
-    auc = batched_roc_auc(scores.numpy(), labels.numpy())
-    rho = batched_spearman(scores.numpy(), other.numpy())
+    scores = torch.randint(0, 5, (4, 12), generator=g).double().numpy()  # ties on purpose
+    other = torch.randn(4, 12, generator=g).double().numpy()
+    labels = np.zeros(12, dtype=bool)
+    labels[[0, 4, 7]] = True
+    auc = roc_auc_of_classes(scores[:, labels], scores[:, ~labels])
+    rho = spearman(scores, other)
     for b in range(4):
-        assert auc[b] == pytest.approx(roc_auc(scores[b], labels[b]))
-        assert rho[b] == pytest.approx(spearman(scores[b], other[b]))
+        assert auc[b] == pytest.approx(roc_auc_score(labels, scores[b]), abs=1e-12)
+        assert auc[b] == pytest.approx(roc_auc(scores[b], labels), abs=1e-12)
+        assert rho[b] == pytest.approx(spearmanr(scores[b], other[b]).statistic, abs=1e-12)
 
 
 def test_stratified_resamples_keep_the_classes():
-    strata = torch.tensor([True, False, False, True, False, False, False, False])
-    idx = resample_indices(8, 300, seed=1, strata=strata)
-    assert strata[idx].sum(1).eq(2).all()  # 2 positives in every resample
-    assert torch.equal(strata[idx], strata.expand(300, 8))  # each position keeps its class
-    assert torch.equal(idx, resample_indices(8, 300, seed=1, strata=strata))
-    assert len(set(idx[:, 0].tolist())) == 2  # a positive slot draws among both positives
+    positive = torch.tensor([True, False, False, True, False, False, False, False])
+    drawn = []
+
+    def statistic(ip, ineg):
+        drawn.append((ip, ineg))
+        return ip.sum(-1) * 0.0
+
+    from attrprune.circuits.bootstrap import stratified_auc
+
+    _, sizes = stratified_auc([np.zeros(8)], positive, [1.0])
+    assert sizes == (2, 6)
+    resample(statistic, sizes, 300, seed=1)
+    ip = np.concatenate([d[0] for d in drawn[1:]])  # drawn[0]: the estimate on the units as given
+    assert ip.shape == (300, 2) and set(np.unique(ip)) == {0, 1}  # a positive slot draws among both positives
+
+
+def test_resample_is_seeded_crossed_and_holds_single_units():
+    def mean_of(s, p):
+        return s.mean(-1) * 100 + p.mean(-1)
+
+    value, a = resample(mean_of, [3, 5], 400, seed=2)
+    assert value == 100 + 2  # the units as given: means of 0..2 and 0..4
+    assert np.array_equal(a, resample(mean_of, [3, 5], 400, seed=2)[1])
+    assert not np.array_equal(a, resample(mean_of, [3, 5], 400, seed=3)[1])
+    seeds_part = np.round(a / 100)  # both groups vary: the seeds' mean and the prompts'
+    assert len(np.unique(seeds_part)) > 2 and len(np.unique(a - 100 * seeds_part)) > 5
+    value, b = resample(mean_of, [1, 5], 400, seed=2)  # one seed: it stays, the prompts vary
+    assert value == 2 and (np.floor(b / 100) == 0).all() and b.std() > 0
+
+
+def test_p_value_counts_resamples_on_the_far_side_of_zero():
+    assert p_value(np.arange(1, 1000)) == pytest.approx(2 / 1000)
+    assert p_value(np.array([-1.0, 1.0, 2.0, 3.0])) == pytest.approx(2 * 2 / 5)
+    assert p_value(np.zeros(9)) == 1.0
 
 
 def _ranking(n: int, noise: float, seed: int):
