@@ -70,3 +70,30 @@ def test_prompt_bootstrap_of_the_areas():
     wide = r["cpr_ci"][1] - r["cpr_ci"][0]
     big = bootstrap_areas(*_points(800, 0.5), n_resamples=500, seed=3)
     assert big["cpr_ci"][1] - big["cpr_ci"][0] < wide / 2  # 16x the prompts: about a quarter the width
+
+
+def test_numpy_areas_keep_the_previous_values():
+    # the values of the hand-written trapezoid this module used before NumPy's
+    f = [0.05, 0.1, 0.3, 0.5, 0.62, 0.7, 0.81, 0.9, 0.97, 1.0]
+    a = areas(list(MIB_SIZES), f)
+    assert a["cpr"] == pytest.approx(0.924325, abs=1e-12) and a["cmd"] == pytest.approx(0.074675, abs=1e-12)
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(2, 10, 20, generator=g) + torch.linspace(0, 3, 10)[None, :, None]
+    dense, ablated = 3 + 0.5 * torch.randn(20, generator=g), 0.2 * torch.randn(20, generator=g)
+    r = bootstrap_areas(list(MIB_SIZES), points, dense, ablated, 100, 0)
+    assert r["cpr"] == pytest.approx(0.8852263753186793, abs=1e-12)
+    assert r["cmd"] == pytest.approx(0.16889929631237155, abs=1e-12)
+    assert [s["cpr"] for s in r["per_seed"]] == pytest.approx([0.8482783590208256, 0.922174391616533], abs=1e-12)
+
+
+def test_the_area_interval_covers_the_reference_seeds_spread():
+    # two seeds whose curves differ by a constant, noiseless prompts: the prompt-only interval would
+    # be a point; drawing the seeds too spans from one seed's CPR to the other's
+    sizes = [0.1, 0.5, 1.0]
+    f = torch.tensor(sizes)
+    points = torch.stack([2 * f, 2 * f + 0.4])[:, :, None].expand(2, 3, 30)
+    r = bootstrap_areas(sizes, points, torch.full((30,), 2.0), torch.zeros(30), n_resamples=400, seed=0)
+    lo_seed, hi_seed = sorted(s["cpr"] for s in r["per_seed"])
+    assert r["cpr_ci"] == pytest.approx([lo_seed, hi_seed]) and r["resampled"].endswith("reference seeds")
+    one = bootstrap_areas(sizes, points[:1], torch.full((30,), 2.0), torch.zeros(30), n_resamples=400, seed=0)
+    assert one["cpr_ci"][0] == pytest.approx(one["cpr_ci"][1]) and "one reference seed" in one["resampled"]
