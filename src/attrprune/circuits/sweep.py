@@ -12,11 +12,13 @@ reference seed and
    whose normalised logit difference stays ≥ the threshold: a 16-step scan, then bisection
    between the sparsest passing step and the next, over one sorted score order (exact pruned
    counts for the global scope, 1/1000 steps of sparsity for the others). The curve need not be
-   monotone; a passing point hidden between two failing scan steps is not found;
+   monotone; a passing point hidden between two failing scan steps is not found. The size gets
+   a 95 % interval by rerunning the search on resampled evaluation prompts, and each seed's
+   scores get their own circuit (the size's spread between reference sets);
 4. with an ablation file (`circuits.ablation`), scores the ranking against ablation importance;
 5. with circuit sizes (`circuits.faithfulness_sizes`, kept fractions), adds their sparsities to
    the curve and summarises faithfulness as MIB's CPR and CMD per seed and for the seed-mean
-   curve, with prompt-bootstrap intervals (`attrprune.circuits.faithfulness`).
+   curve, with intervals over prompts and reference seeds (`attrprune.circuits.faithfulness`).
 
 Removed components are zeroed (``ablation_value="zero"``) or replaced by their mean over the IOI
 reference prompts (``"mean"``, `attrprune.circuits.intervention`), for the curves, the circuit
@@ -114,38 +116,92 @@ def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -
     return lo
 
 
-def sparsest_circuit(
-    evaluate: CircuitEvaluator, scores: dict[str, torch.Tensor], scope: str, threshold: float, grid: int = 16
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """Keep-masks and metrics of the sparsest point with normalised logit difference ≥ threshold."""
+def _search(evaluate: CircuitEvaluator, scores: dict[str, torch.Tensor], scope: str):
+    """(number of steps, keep-masks of step k) of the circuit search over one score order."""
     builder = MaskBuilder(scores, scope)
     if builder.scope == "global":
-        n_steps = builder.numel
+        return builder.numel, builder.lowest, builder.numel
 
-        def masks_at(k: int) -> dict[str, torch.Tensor]:
-            return builder.lowest(k)
-    else:
-        n_steps = ROW_STEPS
+    def masks_at(k: int) -> dict[str, torch.Tensor]:
+        return builder.masks(k / ROW_STEPS) if k < ROW_STEPS else all_pruned(scores)
 
-        def masks_at(k: int) -> dict[str, torch.Tensor]:
-            return builder.masks(k / ROW_STEPS) if k < ROW_STEPS else all_pruned(scores)
+    return ROW_STEPS, masks_at, builder.numel
 
+
+def sparsest_circuit(
+    evaluate: CircuitEvaluator,
+    scores: dict[str, torch.Tensor],
+    scope: str,
+    threshold: float,
+    grid: int = 16,
+    n_resamples: int = 0,
+    bootstrap_seed: int = 0,
+    level: float = 0.95,
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Keep-masks and metrics of the sparsest point with normalised logit difference ≥ threshold.
+
+    With `n_resamples`, the circuit's size also gets a percentile interval over the evaluation
+    prompts (``n_kept_ci``, ``kept_fraction_ci``): each resample of the prompts reruns the same
+    scan and bisection on the resampled normalised logit difference (evaluating any step the
+    full sample did not reach), so the interval is that of the search itself, not of a fitted
+    curve."""
+    n_steps, masks_at, numel = _search(evaluate, scores, scope)
     seen: dict[int, dict] = {}
+    lds: dict[int, torch.Tensor] = {}  # per-prompt logit differences of every evaluated step
+    kept: dict[int, int] = {}
+
+    def measure(k: int) -> torch.Tensor:
+        if k not in lds:
+            masks = masks_at(k)
+            seen[k], lds[k] = evaluate.measure(masks)
+            kept[k] = int(sum(m.sum() for m in masks.values()))
+        return lds[k]
 
     def passes(k: int) -> bool:
-        seen[k] = evaluate(masks_at(k))
+        measure(k)
         return seen[k]["normalized_logit_diff"] >= threshold
 
     k = sparsest_step(passes, n_steps, grid)
+    evaluations = len(seen)
     masks = masks_at(k)
-    metrics = seen.get(k) or evaluate(masks)
-    return masks, {
-        **metrics,
+    measure(k)
+    result = {
+        **seen[k],
         "threshold": threshold,
-        "n_components": builder.numel,
+        "n_components": numel,
         "n_kept": int(sum(m.sum() for m in masks.values())),
-        "evaluations": len(seen),
+        "evaluations": evaluations,
     }
+    if n_resamples:
+        import numpy as np
+
+        from attrprune.circuits.bootstrap import percentile_interval, resample
+
+        dense, ablated = evaluate.dense_ld.double().numpy(), evaluate.ablated_ld.double().numpy()
+
+        def size(prompts: np.ndarray) -> np.ndarray:
+            out = np.empty(prompts.shape[:-1])
+            for row in np.ndindex(out.shape):
+                w = np.bincount(prompts[row], minlength=len(dense)) / prompts.shape[-1]
+                d, a = w @ dense, w @ ablated
+
+                def passes_here(j: int, w=w, d=d, a=a) -> bool:
+                    return (w @ measure(j).double().numpy() - a) / (d - a) >= threshold
+
+                step = sparsest_step(passes_here, n_steps, grid)
+                measure(step)  # step 0 passes without an evaluation
+                out[row] = kept[step]
+            return out
+
+        _, samples = resample(size, [len(dense)], n_resamples, bootstrap_seed)
+        lo, hi = percentile_interval(samples, level)
+        result.update(
+            n_kept_ci=[lo, hi],
+            kept_fraction_ci=[lo / numel, hi / numel],
+            size_resampled="evaluation prompts",
+            size_evaluations=len(seen),
+        )
+    return masks, result
 
 
 def discover(
@@ -189,7 +245,13 @@ def discover(
             ),
             file=sys.stderr,
         )
-    masks, circuit = sparsest_circuit(evaluate, pooled, scope, threshold)
+    masks, circuit = sparsest_circuit(
+        evaluate, pooled, scope, threshold, n_resamples=n_resamples, bootstrap_seed=bootstrap_seed
+    )
+    # Each reference seed's own circuit: how much the size moves with the reference set.
+    circuit["per_seed_n_kept"] = [
+        sparsest_circuit(evaluate, scores, scope, threshold)[1]["n_kept"] for scores in seed_scores
+    ]
     result = {
         "granularity": granularity,
         "scope": scope,

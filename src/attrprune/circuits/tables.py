@@ -3,16 +3,20 @@
 * ``circuits.csv``: the curves, tidy: one row per model × method × granularity × scope × seed ×
   sparsity (kept fraction, accuracy, logit difference, normalised logit difference);
 * ``circuits_summary.csv``: per model × method × granularity × scope, the ablation value, the
-  circuit at the threshold (kept components, kept fraction, its metrics), MIB's faithfulness
-  areas CPR and CMD of the seed-mean curve with their prompt-bootstrap 95 % intervals
-  (``cpr_lo`` / ``cpr_hi`` ...), and the ranking's agreement with exhaustive ablation: ROC AUC of
+  circuit at the threshold (kept components with their 95 % interval over evaluation prompts,
+  ``n_kept_lo`` / ``n_kept_hi``, and each reference seed's own circuit size, kept fraction, its
+  metrics), MIB's faithfulness areas CPR and CMD of the seed-mean curve with 95 % intervals over
+  evaluation prompts and reference seeds (``cpr_lo`` / ``cpr_hi`` ...), and the ranking's agreement with exhaustive ablation: ROC AUC of
   the top ablation-important components and Spearman, against the signed drop (``roc_auc``,
   ``spearman``) and against |drop| (``roc_auc_abs``, ``spearman_abs``), each with its
   component-bootstrap 95 % interval, and the numbers of components and of positives;
-* ``circuits_paired.csv``: per model × granularity × method other than lrp × target (signed
-  drop, |drop|), the paired bootstrap of AUC(method) − AUC(lrp) on the same resampled
-  components: the difference, its 95 % interval and a two-sided bootstrap p-value
+* ``circuits_paired.csv``: the paired bootstraps of each method other than lrp against lrp
+  (``statistic``): ``roc_auc`` per model × granularity × target (signed drop, |drop|),
+  AUC(method) − AUC(lrp) on the same resampled components
   (`attrprune.circuits.bootstrap.paired_auc_test`, the resamples of the per-method intervals);
+  ``cpr`` / ``cmd`` per model × granularity × scope, the areas' difference on the same resampled
+  prompts and reference seeds (`attrprune.circuits.faithfulness.paired_areas`); each with the
+  difference, its 95 % interval, a two-sided bootstrap p-value and what was resampled;
 * ``circuits.md``: the circuits with their areas, the agreement with ablation, the paired tests,
   and the normalised logit difference vs sparsity (mean ± std over seeds), as Markdown;
 * ``circuits_{model}.png``: accuracy and normalised logit difference vs sparsity, one panel per
@@ -65,6 +69,9 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "ablation_value": r.get("ablation_value", "zero"),
                 "threshold": c["threshold"],
                 "n_kept": c["n_kept"],
+                "n_kept_lo": (c.get("n_kept_ci") or [None, None])[0],
+                "n_kept_hi": (c.get("n_kept_ci") or [None, None])[1],
+                "n_kept_per_seed": " ".join(str(n) for n in c.get("per_seed_n_kept") or []) or None,
                 "n_components": c["n_components"],
                 "kept_fraction": c["kept_fraction"],
                 "accuracy": c["accuracy"],
@@ -72,6 +79,7 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "dense_accuracy": r["dense"]["accuracy"],
                 "dense_logit_diff": r["dense"]["logit_diff"],
                 **stats,
+                "areas_resampled": fa.get("resampled"),
                 "n_ablated": gt.get("n_components"),
                 "n_important": gt.get("n_important"),
                 "n_important_abs": gt.get("n_important_abs"),
@@ -107,17 +115,25 @@ def _ci(row, column: str, digits: int = 3) -> str:
     return f"{_fmt(value, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
 
 
+def _size(r) -> str:
+    """ "225 [198, 260] / 1,024": kept components, their interval over prompts, the total."""
+    lo, hi = getattr(r, "n_kept_lo", None), getattr(r, "n_kept_hi", None)
+    interval = "" if lo is None or pd.isna(lo) else f" [{int(lo):,}, {int(hi):,}]"
+    return f"{r.n_kept:,}{interval} / {r.n_components:,}"
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
     lines = [
-        "| model | method | granularity | scope | ablation | kept / total | kept fraction | accuracy | norm. LD "
-        "| CPR ↑ | CMD ↓ |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | method | granularity | scope | ablation | kept [95 % over prompts] / total | per seed "
+        "| kept fraction | accuracy | norm. LD | CPR ↑ | CMD ↓ |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary.itertuples():
+        per_seed = getattr(r, "n_kept_per_seed", None)
         lines.append(
-            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.ablation_value} | "
-            f"{r.n_kept:,} / {r.n_components:,} | {_fmt(r.kept_fraction)} | {_fmt(r.accuracy)} | "
-            f"{_fmt(r.normalized_logit_diff)} | {_ci(r, 'cpr')} | {_ci(r, 'cmd')} |"
+            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.ablation_value} | {_size(r)} | "
+            f"{'–' if per_seed is None or pd.isna(per_seed) else per_seed} | {_fmt(r.kept_fraction)} | "
+            f"{_fmt(r.accuracy)} | {_fmt(r.normalized_logit_diff)} | {_ci(r, 'cpr')} | {_ci(r, 'cmd')} |"
         )
     return "\n".join(lines)
 
@@ -145,20 +161,37 @@ def agreement_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+PAIRED_COLUMNS = [
+    "model", "granularity", "scope", "ablation_value", "method", "baseline", "statistic", "target",
+    "n_units", "n_important", "value", "value_baseline", "difference", "lo", "hi", "p_value", "n_resamples",
+    "resampled",
+]  # fmt: skip
+
+
 def paired_tests(paths: list[Path]) -> pd.DataFrame:
-    """Paired bootstrap of AUC(method) − AUC(lrp) per model × granularity × target, on the
-    components of the ground truth (the same for every method of a model and granularity)."""
+    """Paired bootstraps of each method against lrp on the same units:
+
+    * ``roc_auc`` (target signed / abs): AUC(method) − AUC(lrp) per model × granularity, on the
+      components of the ground truth (the same for every method), resamples stratified by label;
+    * ``cpr`` / ``cmd``: the faithfulness areas of method − lrp per model × granularity × scope
+      on the same draws of evaluation prompts and reference seeds (`faithfulness.paired_areas`).
+    """
     import torch
 
     from attrprune.circuits.agreement import top_k_mask
     from attrprune.circuits.bootstrap import paired_auc_test
+    from attrprune.circuits.faithfulness import paired_areas
 
-    runs = {}
+    runs, areas = {}, {}
     for path in paths:
         r = json.loads(Path(path).read_text())
+        value = r.get("ablation_value", "zero")
         gt = r.get("groundtruth") or {}
         if "components" in gt:  # first scope of each ranking: the others have the same scores
-            runs.setdefault((model_name(r), r["granularity"], r.get("ablation_value", "zero"), r["method"]), gt)
+            runs.setdefault((model_name(r), r["granularity"], value, r["method"]), gt)
+        fa = r.get("faithfulness") or {}
+        if "per_prompt" in fa:
+            areas[(model_name(r), r["granularity"], r["scope"], value, r["method"])] = fa
     rows = []
     for (model, gran, value, method), gt in sorted(runs.items()):
         base = runs.get((model, gran, value, BASELINE))
@@ -171,26 +204,55 @@ def paired_tests(paths: list[Path]) -> pd.DataFrame:
         for target, importance in (("signed", drop), ("abs", drop.abs())):
             positive = top_k_mask(importance, gt["top_fraction"])
             test = paired_auc_test(score, base_score, positive, gt["n_resamples"], gt["bootstrap_seed"])
+            key = "roc_auc" if target == "signed" else "roc_auc_abs"
             rows.append(
                 {
                     "model": model,
                     "granularity": gran,
+                    "scope": None,  # the ranking's agreement does not depend on the circuit's scope
                     "ablation_value": value,
                     "method": method,
                     "baseline": BASELINE,
+                    "statistic": "roc_auc",
                     "target": target,
-                    "n_components": len(drop),
+                    "n_units": len(drop),
                     "n_important": int(positive.sum()),
-                    "auc": gt["roc_auc" if target == "signed" else "roc_auc_abs"],
-                    "auc_baseline": base["roc_auc" if target == "signed" else "roc_auc_abs"],
-                    **test,
+                    "value": gt[key],
+                    "value_baseline": base[key],
+                    "resampled": "ablated components (stratified by label)",
+                    **{k: test[k] for k in ("difference", "lo", "hi", "p_value", "n_resamples")},
                 }
             )
-    columns = [
-        "model", "granularity", "ablation_value", "method", "baseline", "target", "n_components", "n_important",
-        "auc", "auc_baseline", "difference", "lo", "hi", "p_value", "n_resamples",
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    for (model, gran, scope, value, method), fa in sorted(areas.items()):
+        base = areas.get((model, gran, scope, value, BASELINE))
+        if method == BASELINE or base is None:
+            continue
+        test = paired_areas(fa, base, fa["n_resamples"], fa["bootstrap_seed"], fa["level"])
+        for stat in ("cpr", "cmd"):
+            t = test[stat]
+            rows.append(
+                {
+                    "model": model,
+                    "granularity": gran,
+                    "scope": scope,
+                    "ablation_value": value,
+                    "method": method,
+                    "baseline": BASELINE,
+                    "statistic": stat,
+                    "target": None,
+                    "n_units": len(fa["per_prompt"]["dense"]),
+                    "n_important": None,
+                    "value": fa[stat],
+                    "value_baseline": base[stat],
+                    "difference": t["value"],
+                    "lo": t["lo"],
+                    "hi": t["hi"],
+                    "p_value": t["p_value"],
+                    "n_resamples": test["n_resamples"],
+                    "resampled": test["resampled"],
+                }
+            )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
 def published_markdown(summary: pd.DataFrame) -> str:
@@ -213,21 +275,47 @@ def published_markdown(summary: pd.DataFrame) -> str:
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
+    auc = paired[paired.statistic == "roc_auc"]
     lines = [
         f"| model | granularity | ablation | method | important (signed / abs) | ROC AUC − {BASELINE}, signed drop | p "
         f"| ROC AUC − {BASELINE}, abs drop | p |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for (model, gran, value, method), g in paired.groupby(["model", "granularity", "ablation_value", "method"]):
+    for (model, gran, value, method), g in auc.groupby(["model", "granularity", "ablation_value", "method"]):
         cells = []
         for target in ("signed", "abs"):
             t = g[g.target == target].iloc[0]
             cells += [f"{t.difference:+.3f} [{t.lo:+.3f}, {t.hi:+.3f}]", f"{t.p_value:.3f}"]
         counts = " / ".join(str(int(g[g.target == t].n_important.iloc[0])) for t in ("signed", "abs"))
         lines.append(
-            f"| {model} | {gran} | {value} | {method} | {counts} of {int(g.n_components.iloc[0]):,} | "
+            f"| {model} | {gran} | {value} | {method} | {counts} of {int(g.n_units.iloc[0]):,} | "
             + " | ".join(cells)
             + " |"
+        )
+    return "\n".join(lines)
+
+
+def paired_areas_markdown(paired: pd.DataFrame) -> str:
+    rows = paired[paired.statistic.isin(["cpr", "cmd"])]
+    lines = [
+        f"| model | granularity | scope | ablation | method | CPR | CPR − {BASELINE} | p | CMD | CMD − {BASELINE} | p "
+        "| resampled |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    keys = ["model", "granularity", "scope", "ablation_value", "method"]
+    for (model, gran, scope, value, method), g in rows.groupby(keys):
+        cells = []
+        for stat in ("cpr", "cmd"):
+            t = g[g.statistic == stat].iloc[0]
+            cells += [
+                f"{t.value:.3f} vs {t.value_baseline:.3f}",
+                f"{t.difference:+.3f} [{t.lo:+.3f}, {t.hi:+.3f}]",
+                f"{t.p_value:.3f}",
+            ]
+        lines.append(
+            f"| {model} | {gran} | {scope} | {value} | {method} | "
+            + " | ".join(cells)
+            + f" | {g.resampled.iloc[0]}, {int(g.n_units.iloc[0])} prompts |"
         )
     return "\n".join(lines)
 
@@ -319,11 +407,20 @@ def circuit_tables(
             "below), and among the heads the threshold circuit keeps (recall, precision).\n\n"
             + published_markdown(summary)
         )
-    if len(paired):
+    if (paired.statistic == "roc_auc").any():
         parts.append(
             f"## Paired test against {BASELINE}\n\nROC AUC of each method minus {BASELINE}'s on the same "
             "resampled components (the resamples of the intervals above), its 95 % interval and the two-sided "
             "bootstrap p-value (smallest possible: 2 / (resamples + 1)).\n\n" + paired_markdown(paired)
+        )
+    if paired.statistic.isin(["cpr", "cmd"]).any():
+        parts.append(
+            f"## Faithfulness areas against {BASELINE}, paired\n\nCPR and CMD of each method minus "
+            f"{BASELINE}'s, both computed on the same resampled evaluation prompts and the same resampled "
+            "reference seeds (seed i of every method explains the same reference set), with the 95 % "
+            "percentile interval of the difference and its two-sided bootstrap p-value. Say that two areas "
+            "differ or agree from this table, not from whether their separate intervals overlap.\n\n"
+            + paired_areas_markdown(paired)
         )
     parts.append(
         "## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves)
@@ -343,6 +440,10 @@ def _areas_note(paths: list[Path]) -> str:
                 f"CPR ↑ / CMD ↓: MIB's areas under f and between f and 1 over the circuit sizes {{{sizes}}} "
                 "(kept fraction, highest |score| kept; trapezoid on a linear axis, so a perfect curve has CPR "
                 f"{fa['sizes'][-1] - fa['sizes'][0]:g} and CMD 0), of the seed-mean curve, with 95 % percentile "
-                f"intervals from {fa['n_resamples']:,} resamples of the evaluation prompts."
+                f"intervals from {fa['n_resamples']:,} resamples of the {fa.get('resampled', 'evaluation prompts')} "
+                "(each resample redraws both, so the interval covers the spread between reference sets as well "
+                "as the prompts). Kept: the threshold circuit's size with its 95 % interval from rerunning the "
+                "search on resampled evaluation prompts (the seed-averaged scores fixed); per seed: the size "
+                "of each reference seed's own circuit."
             )
     return ""

@@ -67,16 +67,41 @@ def test_tables_carry_intervals_counts_and_the_paired_test(tmp_path):
 
     paired = pd.read_csv(tmp_path / "p.csv")
     # random against lrp, signed and abs; random's second scope is the same ranking: one row each
-    assert len(paired) == 2 and set(paired.target) == {"signed", "abs"} and set(paired.method) == {"random"}
-    abs_row = paired[paired.target == "abs"].iloc[0]
+    auc = paired[paired.statistic == "roc_auc"]
+    assert len(auc) == 2 and set(auc.target) == {"signed", "abs"} and set(auc.method) == {"random"}
+    # the areas per scope: random's global circuit against lrp's (lrp has no layer-scope circuit)
+    areas = paired[paired.statistic.isin(["cpr", "cmd"])]
+    assert len(areas) == 2 and set(areas.scope) == {"global"} and (areas.n_units == 20).all()
+    abs_row = auc[auc.target == "abs"].iloc[0]
     assert abs_row.difference < 0 and abs_row.hi < 0 and abs_row.p_value < 0.05
-    assert abs_row.auc_baseline == pytest.approx(row.roc_auc_abs)
+    assert abs_row.value_baseline == pytest.approx(row.roc_auc_abs)
 
     md = (tmp_path / "c.md").read_text()
     assert f"{row.roc_auc_abs:.3f} [{row.roc_auc_abs_lo:.3f}, {row.roc_auc_abs_hi:.3f}]" in md
     assert "| 4 / 4 |" in md  # important components, signed / abs, beside the AUCs
     assert "## Paired test against lrp" in md and "| 4 / 4 of 40 |" in md
     assert "0.1, 0.5, 1" in md  # the sizes the areas are over
+    assert "## Faithfulness areas against lrp, paired" in md
+
+
+def test_paired_areas_see_a_small_shared_noise_difference_that_separate_intervals_miss():
+    from attrprune.circuits.faithfulness import paired_areas
+
+    g = torch.Generator().manual_seed(0)
+    sizes, n = [0.1, 0.5, 1.0], 60
+    prompt = torch.randn(n, generator=g)  # each prompt's difficulty, shared by both rankings
+    base = torch.tensor([2 * k for k in sizes])[None, :, None] + prompt[None, None, :]  # [1 seed, sizes, prompts]
+    dense, ablated = torch.full((n,), 2.0), torch.zeros(n)
+    a = bootstrap_areas(sizes, base + 0.05, dense, ablated, 500, 0)  # uniformly a little better
+    b = bootstrap_areas(sizes, base, dense, ablated, 500, 0)
+    assert a["cpr_ci"][0] < b["cpr_ci"][1]  # the separate intervals overlap
+    t = paired_areas(a, b, 500, 0)
+    assert t["cpr"]["value"] == pytest.approx(0.05 * 0.9 / 2) and t["cpr"]["lo"] > 0 and t["cpr"]["p_value"] < 0.01
+    same = paired_areas(b, b, 500, 0)
+    assert same["cpr"]["value"] == 0 and same["cpr"]["p_value"] == 1.0
+    other = bootstrap_areas(sizes, base, dense + 1, ablated, 500, 0)
+    with pytest.raises(ValueError, match="same evaluation prompts"):
+        paired_areas(a, other)
 
 
 def test_published_circuit_agreement_reaches_the_summary_and_markdown(tmp_path):

@@ -90,3 +90,37 @@ def test_discover_reports_the_areas_of_its_own_curve(ablation_value):
     assert fa["cpr"] == pytest.approx(areas(sizes, mean_f)["cpr"])
     assert fa["cmd"] == pytest.approx(areas(sizes, mean_f)["cmd"])
     assert len(fa["per_seed"]) == 2 and fa["cpr_ci"][0] <= fa["cpr"] <= fa["cpr_ci"][1]
+    c = result["circuit"]
+    assert len(c["n_kept_ci"]) == 2 and 0 <= c["n_kept_ci"][0] <= c["n_kept_ci"][1] <= c["n_components"]
+    assert len(c["per_seed_n_kept"]) == 2 and len(fa["per_prompt"]["dense"]) == n
+
+
+def test_circuit_size_interval_reruns_the_search_on_resampled_prompts():
+    from attrprune.circuits.sweep import sparsest_circuit
+
+    class Evaluator:
+        """Prompt p passes from the dense end up to its own step boundary b_p: its normalised
+        logit difference is 1 while k <= b_p, 0 beyond; the mean passes 0.5 up to the median."""
+
+        def __init__(self, boundaries):
+            self.b = torch.tensor(boundaries, dtype=torch.float64)
+            self.dense_ld, self.ablated_ld = torch.ones(len(boundaries)), torch.zeros(len(boundaries))
+
+        def measure(self, masks):
+            pruned = sum(int((~m).sum()) for m in masks.values())
+            ld = (pruned <= self.b).float()
+            return {"normalized_logit_diff": ld.mean().item()}, ld
+
+    boundaries = list(range(10, 90, 2))  # 40 prompts, boundaries 10 ... 88
+    scores = {"m": torch.arange(100.0)}
+    ev = Evaluator(boundaries)
+    _, c = sparsest_circuit(ev, scores, "global", 0.5, n_resamples=300, bootstrap_seed=0)
+    # the full sample: 20 of the 40 prompts (boundaries 50 ... 88) pass at 50 pruned, 19 at 51
+    assert c["n_kept"] == 100 - 50
+    lo, hi = c["n_kept_ci"]
+    assert lo < c["n_kept"] < hi and hi - lo >= 10  # the median of 40 uniform boundaries moves
+    assert c["kept_fraction_ci"] == pytest.approx([lo / 100, hi / 100])
+    same = sparsest_circuit(ev, scores, "global", 0.5, n_resamples=300, bootstrap_seed=0)[1]
+    assert same["n_kept_ci"] == c["n_kept_ci"]
+    tight = Evaluator([48] * 40)  # every prompt alike: no resample moves the circuit
+    assert sparsest_circuit(tight, scores, "global", 0.5, n_resamples=100)[1]["n_kept_ci"] == [52, 52]
