@@ -110,7 +110,8 @@ rule correction:
 
 rule correction_tables:
     input:
-        get_correction_curves,
+        curves=get_correction_curves,
+        generations=get_correction_generations,
     output:
         csv=report("results/tables/correction.csv", category="Correction"),
         md="results/tables/correction.md",
@@ -129,7 +130,7 @@ rule correction_tables:
     params:
         offline=OFFLINE,
         code=code_fingerprint("correction-tables"),
-        curves=joined_input(),
+        curves=joined_input("curves"),
         plots_dir=output_dir("plots"),
         max_ppl_change=config["correction"]["max_ppl_change"],
         min_control_unchanged=config["correction"]["min_control_unchanged"],

@@ -21,6 +21,11 @@ def get_correction_curves(wildcards):
     return [expand(rules.correction.output.curve, **run)[0] for run in correction_runs()]
 
 
+def get_correction_generations(wildcards):
+    """Each curve's generations.jsonl, whose per-prompt values the tables' intervals resample."""
+    return [expand(rules.correction.output.generations, **run)[0] for run in correction_runs()]
+
+
 def correction_targets(wildcards):
     if not correction_runs():
         return []

@@ -21,6 +21,13 @@ Headlines: toxicity: greedy toxic fraction (lower is better); repetition: unique
 the first `window` generated tokens (higher is better), not over the reply alone, which rewards
 replies cut short.
 
+Intervals: where the curve's ``generations.jsonl`` lies beside it (as the correction stage writes
+it), the best-operating-point table gives each headline a 95 % percentile bootstrap interval over
+the held-out prompts, its change from k = 0 with a paired interval (the same resampled prompts at
+k and at k = 0), and the control fidelity's interval over the control prompts
+(`attrprune.circuits.bootstrap.resample`). The perplexity change has none: lm-eval reports no
+standard error for word perplexity.
+
 Run: ``python -m attrprune correction-tables --curves a/curve.json,b/curve.json --csv c.csv
 --markdown c.md --plots-dir plots --examples-md e.md --max-ppl-change 0.05 --min-control-unchanged 0.75``
 """
@@ -65,6 +72,51 @@ CONTROL_DETAILS = [
     ("control_closed", "control closed", ".2f"),
 ]
 _SKIP = ("n_prompts", "n_generations")
+# Per-prompt value of each greedy headline in generations.jsonl (toxicity: toxic or not).
+PER_PROMPT = {
+    "toxicity": lambda r: float(r["greedy_score"] >= 0.5),
+    "repetition": lambda r: float(r["greedy_window_ratio"]),
+}
+N_RESAMPLES, BOOTSTRAP_SEED = 1000, 0
+
+
+def prompt_intervals(generations: Path, behaviour: str, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED):
+    """{k: {"lo", "hi", "change", "change_lo", "change_hi", "ctrl_lo", "ctrl_hi"}}: 95 % percentile
+    bootstrap intervals over prompts of the greedy headline at each k, of its change from k = 0
+    (paired: the same prompts drawn at both), and of the control fidelity (over control prompts)."""
+    import numpy as np
+
+    from attrprune.circuits.bootstrap import percentile_interval, resample
+
+    by_k: dict[int, dict[str, list]] = {}
+    for n, line in enumerate(Path(generations).read_text().splitlines(), 1):
+        try:
+            r = json.loads(line)
+            bucket = by_k.setdefault(int(r["k"]), {"trigger": [], "control": []})
+            if r.get("control"):
+                bucket["control"].append(float(r["unchanged"]))
+            else:
+                bucket["trigger"].append(PER_PROMPT[behaviour](r))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{generations}:{n}: not a generation record of the correction stage ({e!r})") from None
+    if 0 not in by_k:
+        raise ValueError(f"{generations} has no k = 0 generations, the baseline of every change")
+    base = np.array(by_k[0]["trigger"])
+    out = {}
+    for k, bucket in by_k.items():
+        values = np.array(bucket["trigger"])
+        if len(values) != len(base):
+            raise ValueError(f"{generations}: {len(values)} prompts at k = {k}, {len(base)} at k = 0")
+        _, v = resample(lambda i, x=values: x[i].mean(-1), [len(values)], n_resamples, seed)
+        change, d = resample(lambda i, x=values: (x[i] - base[i]).mean(-1), [len(values)], n_resamples, seed)
+        row = dict(zip(("lo", "hi"), percentile_interval(v)))
+        row.update(change=change, **dict(zip(("change_lo", "change_hi"), percentile_interval(d))))
+        if bucket["control"]:
+            c = np.array(bucket["control"])
+            _, cb = resample(lambda i, x=c: x[i].mean(-1), [len(c)], n_resamples, seed)
+            row.update(zip(("ctrl_lo", "ctrl_hi"), percentile_interval(cb)))
+        out[k] = row
+    return out
 
 
 def _ident(r: dict) -> dict:
@@ -95,6 +147,13 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
                 pruned_fraction=point["pruned_fraction"],
             )
             rows += [{**ident, "k": point["k"], "metric": name, "value": float(v)} for name, v in values.items()]
+        generations = Path(path).with_name("generations.jsonl")
+        if generations.exists():
+            headline = PRIMARY[r["behaviour"]][0]
+            for k, iv in prompt_intervals(generations, r["behaviour"]).items():
+                named = {f"{headline}_{key}": v for key, v in iv.items() if not key.startswith("ctrl")}
+                named.update({f"{CONTROL}_{key[5:]}": v for key, v in iv.items() if key.startswith("ctrl")})
+                rows += [{**ident, "k": k, "metric": name, "value": float(v)} for name, v in named.items()]
     if not rows:
         raise ValueError("no curve files given: the correction stage produced nothing to tabulate")
     df = pd.DataFrame(rows)[COLUMNS].sort_values([*KEYS, "k", "metric"], kind="stable")
@@ -193,6 +252,12 @@ def best_point(
     return candidates.loc[values.idxmin()]  # idxmin: the first, i.e. smallest k, among ties
 
 
+def _interval(point: pd.Series, metric: str) -> str:
+    """ " [lo, hi]" of `metric` at a point where the prompts' bootstrap measured it, else ""."""
+    lo, hi = point.get(f"{metric}_lo"), point.get(f"{metric}_hi")
+    return "" if lo is None or pd.isna(lo) else f" [{lo:.2f}, {hi:.2f}]"
+
+
 def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_unchanged: float = 0.75) -> str:
     """The best operating point of every method (see `best_point`), models × behaviours ×
     granularities (× normalisations when several) against methods."""
@@ -207,7 +272,11 @@ def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_uncha
         "(prompts of the same form without the behaviour) stay identical to the unpruned model's, "
         "with the smallest k reaching it: toxic fraction (lower is better) and unique-token ratio of "
         'the first generated tokens (higher is better). "no k helps": no such k improves on '
-        'k = 0; "ctrl –": the run had no control prompts, so fidelity was not checked.',
+        'k = 0; "ctrl –": the run had no control prompts, so fidelity was not checked. Brackets: 95 % '
+        f"percentile bootstrap intervals over the held-out prompts ({N_RESAMPLES:,} resamples; the control "
+        "fidelity's over the control prompts); Δ: the headline's change from k = 0, its interval paired "
+        "(the same resampled prompts at k and at k = 0). The perplexity change has no interval (lm-eval "
+        "reports no standard error for word perplexity).",
         "",
         "| model | behaviour | granularity | " + ("normalisation | " if several else "") + " | ".join(methods) + " |",
         "|---|---|---|" + ("---|" if several else "") + "---|" * len(methods),
@@ -219,15 +288,22 @@ def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_uncha
             best = best_point(
                 points, PRIMARY[behaviour][0], LOWER_IS_BETTER[behaviour], max_ppl_change, min_control_unchanged
             )
+            headline = PRIMARY[behaviour][0]
             if best is None:
                 cells.append("–")
             elif best.name == 0:
-                cells.append(f"{best[PRIMARY[behaviour][0]]:.2f} (no k helps)")
+                cells.append(f"{best[headline]:.2f}{_interval(best, headline)} (no k helps)")
             else:
                 ctrl = best.get(CONTROL)
+                change = best.get(f"{headline}_change")
+                delta = (
+                    ""
+                    if change is None or pd.isna(change)
+                    else f"Δ {change:+.2f} [{best[f'{headline}_change_lo']:+.2f}, {best[f'{headline}_change_hi']:+.2f}], "
+                )
                 cells.append(
-                    f"{best[PRIMARY[behaviour][0]]:.2f} (k={best.name:,}, {100 * best['ppl_change']:+.1f} %, "
-                    f"ctrl {_fmt(ctrl, '.2f')})"
+                    f"{best[headline]:.2f}{_interval(best, headline)} (k={best.name:,}, {delta}"
+                    f"{100 * best['ppl_change']:+.1f} %, ctrl {_fmt(ctrl, '.2f')}{_interval(best, CONTROL)})"
                 )
         key = [model, behaviour, f"{gran}s"] + ([norm] if several else [])
         out.append("| " + " | ".join(key + cells) + " |")

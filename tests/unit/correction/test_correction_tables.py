@@ -175,3 +175,56 @@ def test_duplicate_runs_and_no_files_are_errors(tmp_path):
         correction_tables([a, a], tmp_path / "c.csv", tmp_path / "c.md", tmp_path, tmp_path / "e.md")
     with pytest.raises(ValueError, match="no curve files"):
         correction_tables([], tmp_path / "c.csv", tmp_path / "c.md", tmp_path, tmp_path / "e.md")
+
+
+def _generations(path, per_k: dict, control: dict | None = None):
+    lines = []
+    for k, values in per_k.items():
+        lines += [{"k": k, "control": False, "prompt": f"p{i}", "greedy_window_ratio": v} for i, v in enumerate(values)]
+        lines += [{"k": k, "control": True, "prompt": f"c{i}", "unchanged": u} for i, u in enumerate((control or {})[k])]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_headline_intervals_over_prompts_and_a_paired_change(tmp_path):
+    from attrprune.correction.tables import prompt_intervals
+
+    base = [0.1, 0.3, 0.5, 0.2, 0.9, 0.4, 0.6, 0.8]  # prompts differ a lot from one another
+    gen = tmp_path / "generations.jsonl"
+    _generations(
+        gen,
+        {0: base, 10: [v + 0.25 for v in base]},  # every prompt gains exactly 0.25
+        {0: [True] * 10, 10: [True] * 6 + [False] * 4},
+    )
+    iv = prompt_intervals(gen, "repetition", n_resamples=400)
+    assert iv[10]["change"] == pytest.approx(0.25)
+    # paired: the same prompts at k and k = 0, so the change's interval is a point; resampling the
+    # two sides apart would spread it as wide as the prompts' own spread
+    assert iv[10]["change_lo"] == pytest.approx(0.25) and iv[10]["change_hi"] == pytest.approx(0.25)
+    assert iv[10]["hi"] - iv[10]["lo"] > 0.2  # the headline itself varies over prompts
+    assert iv[10]["ctrl_lo"] < 0.6 < iv[10]["ctrl_hi"] and iv[0]["ctrl_lo"] == iv[0]["ctrl_hi"] == 1.0
+
+    _generations(gen, {0: base, 10: base[:5]}, {0: [], 10: []})
+    with pytest.raises(ValueError, match="5 prompts at k = 10, 8 at k = 0"):
+        prompt_intervals(gen, "repetition")
+    gen.write_text('{"k": 0, "control": false}\n')
+    with pytest.raises(ValueError, match="generations.jsonl:1: not a generation record"):
+        prompt_intervals(gen, "repetition")
+
+
+def test_best_table_shows_the_intervals_when_generations_are_beside_the_curve(tmp_path):
+    path = _curve("lrp", (1, 1, 1), (7, 7, 7), tmp_path)
+    r = json.loads(path.read_text())
+    r["behaviour"], r["generation"] = "repetition", {"window": 12}
+    for point, window in zip(r["curve"], (0.4, 0.65, 0.5)):
+        point["metrics"].update(greedy_unique_ratio_window=window)
+    path.write_text(json.dumps(r))
+    base = [0.2, 0.4, 0.6, 0.4]
+    ctrl = {0: [True] * 10, 10: [True] * 9 + [False], 50: [True] * 5 + [False] * 5}
+    _generations(path.with_name("generations.jsonl"), {0: base, 10: [v + 0.25 for v in base], 50: base}, ctrl)
+    correction_tables([path], tmp_path / "c.csv", tmp_path / "c.md", tmp_path, tmp_path / "e.md", 0.05, 0.6)
+    md = (tmp_path / "c.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| world-llama | repetition |"))
+    assert "(k=10, Δ +0.25 [+0.25, +0.25], +0.0 %, ctrl 0.90 [" in row and row.split(" | ")[3].startswith("0.65 [")
+    assert "percentile bootstrap intervals over the held-out prompts" in md
+    df = pd.read_csv(tmp_path / "c.csv")
+    assert {"greedy_unique_ratio_window_lo", "control_unchanged_hi"} <= set(df.metric)
