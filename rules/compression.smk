@@ -31,6 +31,8 @@ rule compress:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("compress", "mem_mb"),
+        runtime=cluster_size("compress", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("compress"),
@@ -39,6 +41,7 @@ rule compress:
         calibration=input_or_none("calibration"),
         data_dir=get_data_dir,
         scope=get_scope_arg,
+        pruner_options=get_pruner_options,
         tasks=",".join(config["compression"]["tasks"]),
         limit=or_none(config["compression"]["limit"]),
         ppl_source=get_ppl_source,
@@ -51,7 +54,7 @@ rule compress:
     shell:
         "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
         " --method {wildcards.method:q} --scores {params.scores:q} --calibration {params.calibration:q}"
-        " --scope {params.scope:q} --sparsities {wildcards.sparsity:q}"
+        " --scope {params.scope:q} {params.pruner_options:q} --sparsities {wildcards.sparsity:q}"
         " --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
         " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q}"
         " --ppl-windows {params.ppl_windows:q} --batch-size {params.batch_size:q}"
@@ -75,6 +78,8 @@ rule compress_dense:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("compress_dense", "mem_mb"),
+        runtime=cluster_size("compress_dense", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("compress-dense"),
@@ -143,6 +148,9 @@ rule export_pruned:
     conda:
         "../envs/attrprune.yaml"
     threads: 1
+    resources:
+        mem_mb=cluster_size("export_pruned", "mem_mb"),
+        runtime=cluster_size("export_pruned", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("export-pruned"),
@@ -150,9 +158,10 @@ rule export_pruned:
         scores=input_or_none("scores"),
         calibration=input_or_none("calibration"),
         scope=get_scope_arg,
+        pruner_options=get_pruner_options,
         # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
         base_model=get_base_model,
     shell:
         "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --method {wildcards.method:q}"
-        " --scores {params.scores:q} --calibration {params.calibration:q} --scope {params.scope:q} --sparsity {wildcards.sparsity:q} --base-model {params.base_model:q}"
+        " --scores {params.scores:q} --calibration {params.calibration:q} --scope {params.scope:q} {params.pruner_options:q} --sparsity {wildcards.sparsity:q} --base-model {params.base_model:q}"
         " --out-dir {output:q} > {log:q} 2>&1"

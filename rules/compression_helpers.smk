@@ -98,6 +98,16 @@ def get_log_samples_flag(wildcards):
     return "--log-samples" if config["compression"]["log_samples"] else "--no-log-samples"
 
 
+def get_pruner_options(wildcards):
+    """The compression.pruner_options this job reads, as command-line flags (only those: changing
+    SparseGPT's block size reruns the SparseGPT jobs alone)."""
+    from attrprune.registry import pruner_options_for
+
+    options = config["compression"]["pruner_options"]
+    keys = pruner_options_for(wildcards.method, get_scope_arg(wildcards))
+    return [x for key in keys for x in ("--" + key.replace("_", "-"), str(options[key]))]
+
+
 def ppl_source(model):
     """Text of the compression stage's token perplexity: the world's held-out text for world-data
     models, compression.ppl_source (wikitext2 or none) for hub-data models; none turns it off."""

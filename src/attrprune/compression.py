@@ -47,10 +47,12 @@ def metrics_paths(out_template: str, sparsities: list[float]) -> list[Path]:
     return outs
 
 
-def load_plan(model, model_dir: Path, method: str | None, scope: str, scores_path, calibration_path):
+def load_plan(
+    model, model_dir: Path, method: str | None, scope: str, scores_path, calibration_path, pruner_options=None
+):
     """(the `CompressionPlan` of `method` on `model`, the scores' metadata): the scores must be
     finite, of `model_dir`'s checkpoint and of the method's own scoring method. No method: the
-    dense model, (None, None)."""
+    dense model, (None, None). `pruner_options`: {`registry.PRUNER_OPTIONS` key: value}."""
     from attrprune.pruning.plan import CompressionPlan
     from attrprune.refsets import load_refset
     from attrprune.registry import compression_methods
@@ -66,7 +68,7 @@ def load_plan(model, model_dir: Path, method: str | None, scope: str, scores_pat
             f"give {expected} scores (scores --method {expected})"
         )
     calibration = load_refset(calibration_path) if calibration_path is not None else None
-    return CompressionPlan(model, method, scope, scores, calibration), scores_meta
+    return CompressionPlan(model, method, scope, scores, calibration, pruner_options), scores_meta
 
 
 def compress_and_evaluate(
@@ -89,6 +91,7 @@ def compress_and_evaluate(
     device_map: str = "none",
     model_name: str | None = None,
     log_samples: bool = False,
+    pruner_options: dict | None = None,
 ) -> list[Path]:
     """Prune by compression method `method` (scores from `scores_path` for score methods, the
     reference set at `calibration_path` for calibrated pruners and OWL scopes; see
@@ -97,20 +100,23 @@ def compress_and_evaluate(
     with `log_samples` every prompt and response). `method` None evaluates the dense model (only
     sparsity 0; the workflow does that once per model). `ppl_source` (world, wikitext2 or None =
     skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
-    max_position_embeddings), over the first `ppl_windows` windows (None: all). `dtype`, `device_map`: `attrprune.models.load_model`."""
+    max_position_embeddings), over the first `ppl_windows` windows (None: all). `dtype`, `device_map`: `attrprune.models.load_model`.
+    `pruner_options`: {`registry.PRUNER_OPTIONS` key: value}, checked before the model loads."""
     from attrprune.evaluation.lm import evaluate_lm, flatten_results, write_lm_eval_json
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement
+    from attrprune.pruning.plan import check_pruner_options
     from attrprune.registry import check_compression
 
     if method is not None:
         check_compression(method, scope)  # before loading anything: a typo fails in a second
+        check_pruner_options(method, scope, pruner_options or {})
     if method is None and any(sparsities):
         raise ValueError(f"sparsities {sparsities}: without a method only the dense model (sparsity 0) is evaluated")
     outs = metrics_paths(out_template, sparsities)  # before loading anything, as the checks above
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
-    plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path)
+    plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path, pruner_options)
     texts = None
     if ppl_source is not None:
         # Checked before any pruning: a seqlen the model cannot take, or text missing from an
@@ -271,6 +277,7 @@ def export_pruned(
     out_dir: Path,
     base_model: str | None = None,
     dtype: str = "auto",
+    pruner_options: dict | None = None,
 ) -> dict:
     """Write the model pruned by compression method `method` at one sparsity in HF format
     (loadable with `AutoModelForCausalLM.from_pretrained`), with a model card (README.md with
@@ -290,7 +297,7 @@ def export_pruned(
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"the output folder {out_dir} is a file: delete it, or give another --out-dir")
     model, tokenizer = load_checkpoint_on_cpu(model_dir, dtype)
-    plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path)
+    plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path, pruner_options)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:

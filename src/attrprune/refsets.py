@@ -97,20 +97,30 @@ def explained_target(logits: torch.Tensor, plus: torch.Tensor, minus: torch.Tens
 
 
 def general_refset(tokenizer, texts: list[str], n: int, length: int, seed: int, what: str = "reference text") -> RefSet:
-    """n random windows of `length` tokens from the documents, each document preceded by the
-    tokenizer's document separator (`attrprune.tokens`: its BOS, or eos where it has none);
-    `what` names the text in the error when it is shorter than one window."""
-    from attrprune.tokens import document_stream
+    """n random windows of `length` tokens, each from one document, as the calibration loaders of
+    Wanda, SparseGPT and OWL draw C4 samples: a document drawn at random until it has more than
+    `length` tokens (after the tokenizer's document separator, `attrprune.tokens`: its BOS, or eos
+    where it has none), then a window at a random start within it. Windows never cross a document
+    boundary. `what` names the text in the error when no document is long enough."""
+    from attrprune.tokens import document_separator_id
 
-    stream = document_stream(tokenizer, texts)
-    if len(stream) < length + 1:
+    sep = document_separator_id(tokenizer)
+    docs = [[sep] + ids for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    longest = max((len(d) for d in docs), default=0)
+    if longest <= length:
         raise ValueError(
-            f"{what} has {len(stream)} tokens, fewer than one window of {length} (+1): give more text, "
-            "or fewer tokens per window (--length)"
+            f"{what} has no document longer than one window of {length} tokens (the longest has {longest}): "
+            "give longer documents, or fewer tokens per window (--length)"
         )
     rng = random.Random(seed)
-    starts = [rng.randrange(len(stream) - length) for _ in range(n)]
-    ids = torch.tensor([stream[s : s + length] for s in starts])  # [n, L]
+    windows = []
+    for _ in range(n):
+        doc = docs[rng.randrange(len(docs))]
+        while len(doc) <= length:  # terminates: some document is long enough
+            doc = docs[rng.randrange(len(docs))]
+        start = rng.randrange(len(doc) - length)
+        windows.append(doc[start : start + length])
+    ids = torch.tensor(windows)  # [n, L]
     plus = torch.full_like(ids, -1)
     plus[:, :-1] = ids[:, 1:]
     return RefSet(ids, torch.ones_like(ids), plus, torch.full_like(ids, -1))

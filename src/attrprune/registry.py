@@ -85,14 +85,17 @@ class Pruner:
     """A pruner as its authors run it (`attrprune.pruning.pruners`): `function` ("module:name",
     signature (model, calibration, sparsity, scope, options) -> stats), `options` ("module:name"
     of the dataclass holding the authors' defaults), the scope it prunes with when none is given,
-    the ranked scopes it accepts (every pruner also takes N:M), and whether it reads a calibration
-    set (block by block, through the already pruned blocks)."""
+    the ranked scopes it accepts (every pruner also takes N:M), whether it reads a calibration
+    set (block by block, through the already pruned blocks), and the scopes in which its authors'
+    code prunes every weight at or below the value at sorted index int(s·n) (``W_metric <=
+    thresh``) rather than exactly int(s·n) weights (`attrprune.pruning.masks`, count rules)."""
 
     function: str
     options: str
     default_scope: str
     scopes: tuple[str, ...]
     calibrated: bool
+    threshold_scopes: tuple[str, ...] = ()
 
 
 _PRUNE = "attrprune.pruning.pruners"
@@ -100,12 +103,45 @@ PRUNERS: dict[str, Pruner] = {
     # The Wanda repository's magnitude baseline ranks per layer; compression's `magnitude` prunes
     # by magnitude scores in any scope (row and layer give the same masks as this pruner).
     "magnitude": Pruner(
-        f"{_PRUNE}:magnitude", f"{_PRUNE}:MagnitudeOptions", "layer", ("layer", "row", "global"), False
+        f"{_PRUNE}:magnitude", f"{_PRUNE}:MagnitudeOptions", "layer", ("layer", "row", "global"), False, ("layer",)
     ),
     "wanda": Pruner(f"{_PRUNE}:wanda", f"{_PRUNE}:WandaOptions", "row", ("row", "layer"), True),
-    "ria": Pruner(f"{_PRUNE}:ria", f"{_PRUNE}:RiaOptions", "layer", ("layer", "row"), True),
-    "sparsegpt": Pruner(f"{_PRUNE}:sparsegpt", f"{_PRUNE}:SparseGPTOptions", "layer", ("layer", "row"), True),
+    "ria": Pruner(f"{_PRUNE}:ria", f"{_PRUNE}:RiaOptions", "layer", ("layer", "row"), True, ("layer",)),
+    # SparseGPT thresholds within each block of columns of a layer (its "layer" scope)
+    "sparsegpt": Pruner(
+        f"{_PRUNE}:sparsegpt", f"{_PRUNE}:SparseGPTOptions", "layer", ("layer", "row"), True, ("layer",)
+    ),
 }
+
+
+# Pruner hyper-parameters that are config keys (compression.pruner_options) and options of the
+# compress and export-pruned stages: key -> (field of the pruner's options, the compression
+# methods it applies to; "_owl" = every method pruning with an _owl scope). A job is given only
+# the keys that apply to it, so changing one reruns only the jobs that read it.
+PRUNER_OPTIONS = {
+    "sparsegpt_blocksize": ("blocksize", ("sparsegpt",)),
+    "sparsegpt_percdamp": ("percdamp", ("sparsegpt",)),
+    "ria_a": ("a", ("ria",)),
+    "owl_m": ("owl_m", ("_owl",)),
+    "owl_lambda": ("owl_lambda", ("_owl",)),
+}
+
+
+def pruner_options_for(method: str, scope: str) -> list[str]:
+    """The `PRUNER_OPTIONS` keys a compression job of `method` with `scope` reads."""
+    owl = scope.endswith(OWL)
+    return [key for key, (_, users) in PRUNER_OPTIONS.items() if method in users or (owl and "_owl" in users)]
+
+
+def count_rule(method: str, scope: str) -> str:
+    """How many weights compression method or pruner `method` prunes per group in `scope` (a
+    ranked scope): ``"at_or_below"`` where its authors threshold with ``<=`` (magnitude, RIA and
+    SparseGPT per layer; `magnitude` scores too, being the same baseline), else ``"floor"``,
+    exactly int(s·n) as Wanda's code does, also for this suite's own scores."""
+    name = compression_methods().get(method) or method
+    entry = PRUNERS.get(name)
+    return "at_or_below" if entry is not None and scope in entry.threshold_scopes else "floor"
+
 
 # Compression methods: every calibrated pruner under its own name, and every scoring method that
 # compression may prune by under its own name, or with this suffix where a pruner has that name

@@ -71,6 +71,22 @@ CASES = {
         ),
         "sparsegpt prunes block by block: scope 'global' is not available",
     ),
+    "negative SparseGPT block size": (
+        lambda root, d: _compress(root, d, "--method", "sparsegpt", "--scope", "layer", "--sparsegpt-blocksize", "-4"),
+        "sparsegpt: option blocksize = -4 is out of range; it must be an integer >= 1",
+    ),
+    "OWL lambda above 1": (
+        lambda root, d: _compress(root, d, "--method", "wanda", "--scope", "row_owl", "--owl-lambda", "1.5"),
+        "wanda: option owl_lambda = 1.5 is out of range; it must be in [0, 1]",
+    ),
+    "OWL M of 0": (
+        lambda root, d: _compress(root, d, "--method", "lrp", "--scope", "row_owl", "--owl-m", "0"),
+        "OWL's M = 0.0: it must be > 0",
+    ),
+    "an option the method does not read": (
+        lambda root, d: _compress(root, d, "--method", "wanda", "--scope", "row", "--ria-a", "0.5"),
+        "wanda with scope 'row' reads no ria_a; drop it",
+    ),
 }
 
 

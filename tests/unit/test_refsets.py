@@ -57,8 +57,24 @@ def test_general_windows_explain_the_next_token():
     assert bool((rs.minus == -1).all())
     assert torch.equal(general_refset(tok, texts, n=7, length=10, seed=3).input_ids, rs.input_ids)
     assert not torch.equal(general_refset(tok, texts, n=7, length=10, seed=4).input_ids, rs.input_ids)
-    with pytest.raises(ValueError, match="fewer than one window"):
+    with pytest.raises(ValueError, match="no document longer than one window of 10 tokens"):
         general_refset(tok, ["a b"], n=1, length=10, seed=0)
+
+
+def test_general_windows_never_cross_a_document_boundary():
+    """As the authors' C4 loaders: each window lies inside one document (with its separator),
+    documents too short for a window are never drawn."""
+    tok = CharTokenizer()
+    texts = [" ".join([w] * k) for w, k in (("x", 4), ("a", 30), ("y", 5), ("b", 25), ("z", 3))]  # a, b fit 10
+    rs = general_refset(tok, texts, n=40, length=10, seed=0)
+    from attrprune.tokens import document_separator_id
+
+    sep = document_separator_id(tok)
+    for row in rs.input_ids.tolist():
+        body = {t for t in row if t != sep}
+        assert body in ({tok.encode("a")[0]}, {tok.encode("b")[0]}), row  # one document's tokens only
+        assert sep not in row[1:]  # a separator only where a document starts
+    assert any(row[0] == sep for row in rs.input_ids.tolist())  # windows may start at the separator
 
 
 def test_ioi_target_is_io_minus_s_at_the_last_real_token(monkeypatch):

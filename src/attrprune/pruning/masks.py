@@ -11,10 +11,21 @@ Selection (Eq. 2) prunes the q lowest-scored components. How components compete 
 * ``"N:M"`` (e.g. ``"2:4"``): in every group of M consecutive input weights of a row, the N
   lowest are pruned (Wanda/SparseGPT convention: 2:4 is 50% sparsity).
 
-Counts are exact: a group of size n loses ``round_half_up(sparsity * n)`` elements (row: a row;
-layer: a tensor; global: everything). Ties are broken by position (tensor order of the dict, then
-flat index), as a stable sort would, so exactly that many are pruned and a higher sparsity always
-prunes a superset.
+How many a group of size n (row: a row; layer: a tensor; global: everything) loses is the
+*count rule* (`COUNTS`), the one of the method's authors:
+
+* ``"floor"``: exactly ``int(sparsity * n)``, the lowest by a stable sort (ties broken by
+  position: tensor order of the dict, then flat index). Wanda's code (``sort_res[1][:, :int(W.shape[1]
+  * sparsity)]``), RIA's per-row variant, OWL, and this suite's own scores (lrp, gradient, ...), so
+  that a comparison with Wanda removes the same number of weights;
+* ``"at_or_below"``: every element at or below the value at sorted index ``int(sparsity * n)``
+  (``W_metric <= thresh``): one element more than floor, plus every tie. The magnitude baseline
+  and RIA per layer, and SparseGPT per block of columns. Sparsity 0 prunes nothing here (the
+  authors' code, never run at 0, would prune the smallest element);
+* ``"nearest"``: ``int(sparsity * n + 0.5)`` (round half up), exactly that many as for floor: the
+  default here, and the circuits sweep's rule.
+
+A higher sparsity always prunes a superset under each rule.
 
 Use::
 
@@ -40,10 +51,22 @@ def check_sparsity(sparsity: float) -> None:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
 
 
-def n_pruned(sparsity: float, size: int) -> int:
-    """Elements pruned from a group of `size`: round half up, not Python's half-to-even, so that
-    e.g. 0.5 of 5 and 0.5 of 7 both round the same way."""
-    return min(size, math.floor(sparsity * size + 0.5))
+COUNTS = ("floor", "at_or_below", "nearest")
+
+
+def check_count(count: str) -> None:
+    if count not in COUNTS:
+        raise ValueError(f"unknown count rule {count!r}; valid: {', '.join(COUNTS)}")
+
+
+def n_pruned(sparsity: float, size: int, count: str = "nearest") -> int:
+    """Elements pruned from a group of `size` by rule `count` (``"at_or_below"``: the index of the
+    threshold; ties add to it). ``int(sparsity * size)`` as the authors write it, product first:
+    0.57 of 100 is 56, as in their code. ``"nearest"`` rounds half up, not Python's half to even."""
+    check_count(count)
+    if count == "nearest":
+        return min(size, math.floor(sparsity * size + 0.5))
+    return min(size, int(sparsity * size))
 
 
 def _keys(scores: torch.Tensor, absolute: bool) -> torch.Tensor:
@@ -86,6 +109,10 @@ class MaskBuilder:
         ``"N:M"``.
     absolute
         Rank by |score| (the paper's "ranked by magnitude") or by the signed score.
+    count
+        How many a group loses at a sparsity (`COUNTS`; module docstring): ``"nearest"`` (default;
+        circuits), ``"floor"`` (Wanda's; compression's default, `attrprune.registry.count_rule`) or
+        ``"at_or_below"`` (row and layer scopes only).
 
     Notes
     -----
@@ -96,9 +123,17 @@ class MaskBuilder:
     bisection over the int32 keys (32 rounds of ``searchsorted`` per tensor).
     """
 
-    def __init__(self, scores: dict[str, torch.Tensor], scope: str = "row", absolute: bool = True):
+    def __init__(
+        self, scores: dict[str, torch.Tensor], scope: str = "row", absolute: bool = True, count: str = "nearest"
+    ):
         self.scope = parse_scope(scope)
         self.absolute = absolute
+        check_count(count)
+        if count == "at_or_below" and self.scope not in ("row", "layer"):
+            raise ValueError(
+                f"count rule 'at_or_below' thresholds each row or layer; scope {scope!r} has no such group"
+            )
+        self.count = count
         self._scores = dict(scores)
         self._shapes = {name: s.shape for name, s in self._scores.items()}
         for name, shape in self._shapes.items():
@@ -126,13 +161,27 @@ class MaskBuilder:
         """Keep-masks (True = keep) pruning `sparsity` of every group; same shapes as the scores."""
         check_sparsity(sparsity)
         if self.scope == "global":
-            return self._global(n_pruned(sparsity, self.numel))
+            return self._global(n_pruned(sparsity, self.numel, self.count))
         if isinstance(self.scope, tuple):
             n, m = self.scope
             if abs(sparsity - n / m) > 1e-9:
                 raise ValueError(f"scope '{n}:{m}' prunes exactly {n / m:g}; got sparsity {sparsity!r}")
             return {name: self._per_group(name, n) for name in self._scores}
-        return {name: self._per_group(name, n_pruned(sparsity, self._sorted[name].shape[1])) for name in self._scores}
+        if self.count == "at_or_below":
+            return {name: self._at_or_below(name, sparsity) for name in self._scores}
+        return {
+            name: self._per_group(name, n_pruned(sparsity, self._sorted[name].shape[1], self.count))
+            for name in self._scores
+        }
+
+    def _at_or_below(self, name: str, sparsity: float) -> torch.Tensor:
+        """Keep-mask pruning every key <= the key at sorted index int(sparsity * n) of each group."""
+        s = self._sorted[name]  # [groups, size]
+        if sparsity == 0 or s.shape[1] == 0:
+            return torch.ones(self._shapes[name], dtype=torch.bool, device=s.device)
+        i = n_pruned(sparsity, s.shape[1], "at_or_below")
+        t = s[:, i : i + 1].contiguous()  # [groups, 1]: the threshold key
+        return (self._grouped(name) > t).reshape(self._shapes[name])
 
     def lowest(self, k: int) -> dict[str, torch.Tensor]:
         """Keep-masks pruning exactly `k` elements per group (``"global"``: `k` overall)."""

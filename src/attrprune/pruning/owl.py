@@ -4,12 +4,11 @@ many outliers the block's scores have, usable with any score.
 Per block l (a decoder block, OWL's "layer"): the layer outlier distribution D_l = the share of
 the block's scores (all its prunable linears together) above M × their mean (`outlier_ratios`).
 Blocks with more outliers are pruned less: the ratios are mapped linearly onto a range of width
-2λ, centred so that the block sparsities average to the requested s (`owl_allocation`), as the
-authors' code does (``(D − min D) / (max D − min D) · 2λ``, minus its mean, gives the density
-offset). That map can leave one end outside [s − λ, s + λ] (its mean need not be its midpoint);
-we then clip to that band (and to [0, 1)) and shift the unclipped blocks so the mean is still s,
-which is the paper's stated range; where the authors' values already lie inside the band they are
-kept unchanged.
+2λ, centred so that the block sparsities average to the requested s (`owl_allocation`), exactly as
+the authors' code does: density offset ``(D − min D) / (max D − min D) · 2λ`` minus its mean, so
+block sparsity ``s − offset``. The result spans 2λ but need not lie within [s − λ, s + λ] (its
+mean is not its midpoint); it is kept as computed. A sparsity outside [0, 1) for some block
+(λ too large for s) is an error naming λ and s.
 
 Defaults: M = 5 and λ = 0.08, the values of the paper and of the README's scripts for
 unstructured sparsity (the repository's argparse default for ``--Hyper_m`` is 3). The outlier
@@ -33,7 +32,6 @@ from attrprune.refsets import RefSet
 
 OWL_M = 5.0
 OWL_LAMBDA = 0.08
-_BELOW_ONE = 1.0 - 1e-9  # sparsities must stay < 1
 
 
 def outlier_ratios(scores: dict[str, torch.Tensor], block_of: dict[str, int], m: float = OWL_M) -> dict[int, float]:
@@ -48,38 +46,35 @@ def outlier_ratios(scores: dict[str, torch.Tensor], block_of: dict[str, int], m:
     return ratios
 
 
-def _fit_band(values: torch.Tensor, sparsity: float, lo: float, hi: float) -> torch.Tensor:
-    """clip(values + c, lo, hi) with the shift c that keeps the mean at `sparsity` (bisection: the
-    mean is continuous and non-decreasing in c)."""
-    a, b = lo - values.max().item(), hi - values.min().item()
-    for _ in range(200):
-        c = (a + b) / 2
-        if (values + c).clamp(lo, hi).mean().item() < sparsity:
-            a = c
-        else:
-            b = c
-    return (values + (a + b) / 2).clamp(lo, hi)
+def check_owl(m: float = OWL_M, lam: float = OWL_LAMBDA) -> None:
+    """One line when OWL's M or λ is out of range (M > 0; 0 <= λ <= 1)."""
+    if not (isinstance(m, (int, float)) and m > 0):
+        raise ValueError(f"OWL's M = {m!r}: it must be > 0 (outliers are scores above M x the block's mean)")
+    if not (isinstance(lam, (int, float)) and 0 <= lam <= 1):
+        raise ValueError(f"OWL's lambda = {lam!r}: it must be in [0, 1] (the spread of the block sparsities)")
 
 
 def owl_allocation(ratios: dict[int, float], sparsity: float, lam: float = OWL_LAMBDA) -> dict[int, float]:
-    """{block: sparsity}: more outliers, lower sparsity; mean = `sparsity`, within [s − λ, s + λ] ∩ [0, 1)."""
+    """{block: sparsity}: more outliers, lower sparsity; mean = `sparsity`, spread 2λ (the authors' map)."""
     check_sparsity(sparsity)
-    if lam < 0:
-        raise ValueError(f"OWL's lambda must be >= 0, got {lam!r}")
+    check_owl(lam=lam)
     blocks = sorted(ratios)
     d = torch.tensor([ratios[b] for b in blocks], dtype=torch.float64)
     if d.max() == d.min():
         return {b: sparsity for b in blocks}
     spread = (d - d.min()) / (d.max() - d.min()) * 2 * lam  # the authors' density offsets, [0, 2λ]
     values = sparsity - (spread - spread.mean())
-    lo, hi = max(sparsity - lam, 0.0), min(sparsity + lam, _BELOW_ONE)
-    if values.min() < lo or values.max() > hi:
-        values = _fit_band(values, sparsity, lo, hi)
+    if values.min() < 0 or values.max() >= 1:
+        raise ValueError(
+            f"OWL with lambda {lam:g} at sparsity {sparsity:g} gives block sparsities from {values.min().item():.3f} "
+            f"to {values.max().item():.3f}, outside [0, 1): use a smaller lambda"
+        )
     return {b: float(v) for b, v in zip(blocks, values)}
 
 
 def dense_wanda_ratios(model, calibration: RefSet, m: float = OWL_M, batch_size: int = 8) -> dict[int, float]:
     """OWL's outlier ratios from Wanda scores of the dense model, block by block (memory: one block)."""
+    check_owl(m=m)
     arch = architecture_of(model)
     ratios: dict[int, float] = {}
 
@@ -106,11 +101,12 @@ def owl_sparsities(
 
 
 def masks_by_block(
-    model, scores: dict[str, torch.Tensor], sparsities: dict[int, float], scope: str = "row"
+    model, scores: dict[str, torch.Tensor], sparsities: dict[int, float], scope: str = "row", count: str = "floor"
 ) -> dict[str, torch.Tensor]:
     """Keep-masks from any weight scores ({module: [out, in]}), each block pruned at its own sparsity.
 
-    `scope` ranks within each row, each layer, or (``"global"``) all of one block's linears together.
+    `scope` ranks within each row, each layer, or (``"global"``) all of one block's linears
+    together; `count` is the count rule (`attrprune.pruning.masks`; OWL's code: int(s·n) per row).
     """
     if scope not in ("row", "layer", "global"):
         raise ValueError(f"per-block sparsities need scope 'row', 'layer' or 'global' (within a block), got {scope!r}")
@@ -119,7 +115,7 @@ def masks_by_block(
     for block, s in sorted(sparsities.items()):
         group = {name: t for name, t in scores.items() if block_of.get(name) == block}
         if group:
-            masks.update(MaskBuilder(group, scope).masks(s))
+            masks.update(MaskBuilder(group, scope, count=count).masks(s))
     missing = sorted(set(scores) - set(masks))
     if missing:
         raise ValueError(f"no sparsity given for the blocks of {missing[:3]} ({len(missing)} scores)")

@@ -24,21 +24,63 @@ from collections.abc import Iterator
 from attrprune import registry
 from attrprune.pruning.apply import model_sparsity, pruned
 from attrprune.pruning.masks import MaskBuilder, measured_sparsity
-from attrprune.pruning.owl import OWL_LAMBDA, OWL_M, dense_wanda_ratios, masks_by_block, owl_allocation
-from attrprune.pruning.pruners import prune, weights_restored
+from attrprune.pruning.owl import OWL_LAMBDA, OWL_M, check_owl, dense_wanda_ratios, masks_by_block, owl_allocation
+from attrprune.pruning.pruners import check_options, prune, weights_restored
 from attrprune.refsets import RefSet
+
+
+def check_pruner_options(method: str, scope: str, given: dict) -> None:
+    """One line when `given` ({`registry.PRUNER_OPTIONS` key: value}) names an unknown key, one
+    that `method` with `scope` does not read, or a value out of its range."""
+    unknown = sorted(set(given) - set(registry.PRUNER_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown pruner options {unknown}; valid: {', '.join(registry.PRUNER_OPTIONS)}")
+    unused = sorted(set(given) - set(registry.pruner_options_for(method, scope)))
+    if unused:
+        raise ValueError(f"{method} with scope {scope!r} reads no {', '.join(unused)}; drop it")
+    _options(method, scope, given)
+
+
+def _options(method: str, scope: str, given: dict):
+    """The options `method` runs with: the pruner's options dataclass (the authors' defaults and
+    `given`), or for scores with an _owl scope {"owl_m", "owl_lambda"}; checked."""
+    fields = {registry.PRUNER_OPTIONS[key][0]: value for key, value in given.items()}
+    _, allocation = registry.split_allocation(scope)
+    if registry.compression_methods()[method] is None:
+        _, options_type = registry.pruner_function(method)
+        options = options_type(allocation=allocation, **fields)
+        check_options(method, options)
+        return options
+    if allocation != "owl":
+        return {}
+    options = {"owl_m": fields.get("owl_m", OWL_M), "owl_lambda": fields.get("owl_lambda", OWL_LAMBDA)}
+    check_owl(options["owl_m"], options["owl_lambda"])
+    return options
 
 
 class CompressionPlan:
     """Compression method `method` with `scope` on `model`; `scores` (a `Scores`) for score
-    methods, `calibration` for calibrated pruners and for OWL allocation. Checks everything at
-    construction, so that a wrong combination fails before any evaluation."""
+    methods, `calibration` for calibrated pruners and for OWL allocation, `pruner_options`
+    ({`registry.PRUNER_OPTIONS` key: value}) for what differs from the authors' defaults. Masks
+    count as the method's authors do (`registry.count_rule`). Checks everything at construction,
+    so that a wrong combination fails before any evaluation."""
 
-    def __init__(self, model, method: str, scope: str, scores=None, calibration: RefSet | None = None):
+    def __init__(
+        self,
+        model,
+        method: str,
+        scope: str,
+        scores=None,
+        calibration: RefSet | None = None,
+        pruner_options: dict | None = None,
+    ):
         registry.check_compression(method, scope)
+        check_pruner_options(method, scope, pruner_options or {})
         self.model, self.method, self.scope = model, method, scope
         self.scores_method = registry.compression_methods()[method]
         self.base_scope, self.allocation = registry.split_allocation(scope)
+        ranked = self.base_scope in registry.RANKED_SCOPES  # N:M prunes exactly N of M
+        self.count = registry.count_rule(method, self.base_scope) if ranked else "floor"
         self.calibration = calibration
         needs_calibration = self.scores_method is None or self.allocation == "owl"
         if needs_calibration and (calibration is None or len(calibration) == 0):
@@ -47,8 +89,7 @@ class CompressionPlan:
         if self.scores_method is None:
             if scores is not None:
                 raise ValueError(f"{method} is a calibrated pruner and reads no scores; drop --scores")
-            _, options_type = registry.pruner_function(method)
-            self.options = options_type(allocation=self.allocation)
+            self.options = _options(method, scope, pruner_options or {})
             return
         if scores is None:
             raise ValueError(f"{method} prunes by {self.scores_method} scores: give them (--scores)")
@@ -58,12 +99,11 @@ class CompressionPlan:
                 f"weights: use one of {', '.join(registry.compression_methods())}"
             )
         self.weights = scores.weights
+        self.options = _options(method, scope, pruner_options or {})
         if self.allocation == "owl":
-            self.options = {"owl_m": OWL_M, "owl_lambda": OWL_LAMBDA}
-            self.ratios = dense_wanda_ratios(model, calibration, OWL_M)  # the dense model's, once
+            self.ratios = dense_wanda_ratios(model, calibration, self.options["owl_m"])  # the dense model's, once
         else:
-            self.options = {}
-            self.builder = MaskBuilder(self.weights, self.base_scope)  # sorted once for every sparsity
+            self.builder = MaskBuilder(self.weights, self.base_scope, count=self.count)  # sorted once
 
     def _record(self, sparsity: float, **extra) -> dict:
         calibration = None
@@ -78,6 +118,7 @@ class CompressionPlan:
             "sparsity": sparsity,
             "scope": self.scope,
             "allocation": self.allocation,
+            "count": self.count,
             "options": options,
             "calibration": calibration,
             **extra,
@@ -97,8 +138,8 @@ class CompressionPlan:
             return
         blocks = None
         if self.allocation == "owl":
-            blocks = owl_allocation(self.ratios, sparsity, OWL_LAMBDA)
-            masks = masks_by_block(self.model, self.weights, blocks, self.base_scope)
+            blocks = owl_allocation(self.ratios, sparsity, self.options["owl_lambda"])
+            masks = masks_by_block(self.model, self.weights, blocks, self.base_scope, self.count)
         else:
             masks = self.builder.masks(sparsity)
         with pruned(self.model, weight_masks=masks):

@@ -18,8 +18,12 @@ number of calibration tokens and the time taken.
 
 Calibrated pruners take ``allocation="owl"`` to prune each block at its OWL sparsity
 (`attrprune.pruning.owl`, M = 5, λ = 0.08) instead of the same sparsity everywhere. Counts per
-comparison group are ``n_pruned(s, n)`` (round half up) where the authors' code takes ``int(s · n)``;
-they agree whenever s · n is within half a weight of an integer from below (e.g. 0.5 and 0.7 of 4096).
+comparison group are the authors' (`attrprune.registry.count_rule`): exactly ``int(s · n)`` per
+row (Wanda, RIA per row, every row scope), or every weight at or below the value at sorted index
+``int(s · n)`` per layer (magnitude, RIA) or per block of columns (SparseGPT).
+
+Options are checked where they enter (`check_options`): a block size below 1, a damping outside
+(0, 1], a negative RIA exponent, OWL's M <= 0 or λ outside [0, 1] is one line, never a fallback.
 
 Use::
 
@@ -83,6 +87,31 @@ class SparseGPTOptions(CalibrationOptions):
     percdamp: float = 0.01  # damping, fraction of mean diag H (--percdamp)
 
 
+# (option, test, what it must be) for every option a pruner reads; `check_options` applies them.
+_OPTION_RANGES = {
+    "batch_size": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    "owl_m": (lambda v: v > 0, "> 0 (outliers are scores above M x the mean)"),
+    "owl_lambda": (lambda v: 0 <= v <= 1, "in [0, 1] (the spread of block sparsities around the target)"),
+    "a": (lambda v: v >= 0, ">= 0 (the exponent of the activation norm)"),
+    "blocksize": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (columns per block)"),
+    "percdamp": (lambda v: 0 < v <= 1, "in (0, 1] (a fraction of the Hessian's mean diagonal)"),
+}
+
+
+def check_options(method: str, options) -> None:
+    """One line naming the option and its valid range when a pruner option is out of range."""
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        test, valid = _OPTION_RANGES.get(field.name, (None, None))
+        if test is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+        if not ok or not test(value):
+            raise ValueError(f"{method}: option {field.name} = {value!r} is out of range; it must be {valid}")
+    if getattr(options, "order", "block") not in ("block", "sequential"):
+        raise ValueError(f"{method}: option order = {options.order!r}; valid: block, sequential")
+
+
 @contextlib.contextmanager
 def weights_restored(model) -> Iterator[None]:
     """Restore every prunable linear's weight on exit (a CPU copy is kept meanwhile)."""
@@ -120,7 +149,8 @@ def magnitude(model, calibration: RefSet | None, sparsity: float, scope: str, op
         name: arch.weight(model.get_submodule(name)).detach().float().abs().contiguous()
         for name in arch.linear_names(model)
     }
-    apply_masks_(model, weight_masks=MaskBuilder(scores, scope).masks(sparsity))
+    keep = MaskBuilder(scores, scope, count=registry.count_rule("magnitude", scope)).masks(sparsity)
+    apply_masks_(model, weight_masks=keep)
     return _report("magnitude", model, sparsity, scope, options, started)
 
 
@@ -170,14 +200,16 @@ def _norm_stat(arch):
     return make
 
 
-def _masking(arch, scope: str, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
-    """prune_layer for score-and-mask methods: score(|W| [out, in], ‖X‖ [in]) ranked within `scope`."""
+def _masking(method: str, arch, scope: str, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+    """prune_layer for score-and-mask methods: score(|W| [out, in], ‖X‖ [in]) ranked within
+    `scope`, counted as the method's authors count."""
+    count = registry.count_rule(method, scope) if scope in ("row", "layer") else "floor"
 
     @torch.no_grad()
     def prune_layer(name, module, stat: InputNorms, s: float) -> None:
         w = arch.weight(module)  # [out, in] view: the zeros reach the model
         scores = score(w.detach().float().abs().contiguous(), stat.norms())  # [out, in]
-        keep = MaskBuilder({name: scores}, scope).masks(s)[name]
+        keep = MaskBuilder({name: scores}, scope, count=count).masks(s)[name]
         w.masked_fill_(~keep, 0)
 
     return prune_layer
@@ -186,7 +218,7 @@ def _masking(arch, scope: str, score: Callable[[torch.Tensor, torch.Tensor], tor
 def wanda(model, calibration: RefSet, sparsity: float, scope: str, options: WandaOptions) -> dict:
     """Wanda, sequential: S_ij = |W_ij| · ‖X_j‖₂ on the inputs left by the pruned blocks before."""
     arch = architecture_of(model)
-    prune_layer = _masking(arch, scope, lambda w, norms: w * norms[None, :])
+    prune_layer = _masking("wanda", arch, scope, lambda w, norms: w * norms[None, :])
     return _calibrated("wanda", model, calibration, sparsity, scope, options, _norm_stat(arch), prune_layer)
 
 
@@ -199,7 +231,7 @@ def ria(model, calibration: RefSet, sparsity: float, scope: str, options: RiaOpt
         relative = w / w.sum(1, keepdim=True).clamp_min(tiny) + w / w.sum(0, keepdim=True).clamp_min(tiny)
         return relative * norms[None, :].pow(options.a)  # [out, in]
 
-    prune_layer = _masking(arch, scope, score)
+    prune_layer = _masking("ria", arch, scope, score)
     return _calibrated("ria", model, calibration, sparsity, scope, options, _norm_stat(arch), prune_layer)
 
 
@@ -234,4 +266,6 @@ def prune(method: str, model, calibration: RefSet | None, sparsity: float, scope
         raise ValueError(f"{method} does not prune with scope {scope!r}; valid: {', '.join(entry.scopes)}, or N:M")
     if entry.calibrated and (calibration is None or len(calibration) == 0):
         raise ValueError(f"{method} needs a non-empty calibration set")
-    return function(model, calibration, sparsity, scope, options or options_type())
+    options = options or options_type()
+    check_options(method, options)
+    return function(model, calibration, sparsity, scope, options)

@@ -1,13 +1,13 @@
 """SparseGPT (Frantar & Alistarh 2023): prune one linear layer and reconstruct its kept weights.
 
-Written from the paper's equations and shared/notes/protocols.md ("SparseGPT"). For a layer
+Written from the paper's equations and the reference code's defaults. For a layer
 W [out, in] with calibration inputs X [in, tokens], minimise ‖WX − ŴX‖² under a sparsity mask:
 
 * H = 2XXᵀ over the calibration tokens (`Hessian`), damped by λ = percdamp · mean(diag H)
   (percdamp = 0.01); an input that is never active (H_jj = 0, e.g. an OPT neuron whose ReLU never
-  fires) gets H_jj = 1 and an OBS error of 0, so its weights are pruned first. The reference code
-  zeroes those weights outright, beyond the requested count if need be; here they are pruned
-  only within the count, so sparsity 0 leaves the layer exactly as it was;
+  fires) gets H_jj = 1 and its weights are zeroed outright, as the reference code does (they
+  never reach the output on the calibration data, and then count among the pruned); sparsity 0
+  leaves the layer exactly as it was;
 * U = the upper Cholesky factor of H⁻¹ (so the rows of U are the inverse Hessians of the
   remaining columns, one column eliminated at a time, the paper's "Hessian synchronisation");
 * the columns are walked in blocks of ``blocksize`` = 128. At the start of each block the mask of
@@ -17,11 +17,10 @@ W [out, in] with calibration inputs X [in, tokens], minimise ‖WX − ŴX‖² 
   receive the block's accumulated error at once ("lazy batch updates").
 
 Comparison groups (``scope``): ``"layer"`` is the reference code's: within each block of columns
-all rows compete together; how many are pruned per block follows the cumulative rounding of
-sparsity × elements, so the layer as a whole loses exactly ``n_pruned(sparsity, out × in)``
-(the reference code prunes ``int(s · n) + 1`` per block by thresholding with ``<=``).
-``"row"`` prunes within each row of each block (each row loses exactly
-``n_pruned(sparsity, in)``); ``"N:M"`` chooses N of every M columns per row when the walk
+all rows compete together, and every weight whose OBS error is at or below the error at sorted
+index ``int(s · n)`` of the block is pruned (``tmp <= thresh``: one more than int(s · n), plus
+ties). ``"row"`` prunes within each row of each block, exactly ``int(s · in)`` per row over the
+whole layer (cumulative per block); ``"N:M"`` chooses N of every M columns per row when the walk
 reaches the group's first column, as the reference code does.
 
 Run: ``sparsegpt_layer(weight, hessian.matrix(), 0.5, "layer")`` returns the new weight and the keep-mask.
@@ -60,22 +59,17 @@ def inverse_cholesky(h: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, to
     return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True), dead
 
 
-def _lowest(keys: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask of the k lowest entries of `keys` (1-D), ties broken by position as a stable sort does."""
-    pruned = torch.zeros_like(keys, dtype=torch.bool)
-    pruned[torch.argsort(keys, stable=True)[:k]] = True
-    return pruned
-
-
 def _block_mask(errors: torch.Tensor, sparsity: float, scope: str, i1: int, i2: int) -> torch.Tensor:
-    """Pruned entries of one block of columns [out, i2 - i1] by lowest OBS error (cumulative counts)."""
-    rows = errors.shape[0]
+    """Pruned entries of one block of columns [out, i2 - i1] by lowest OBS error."""
     if scope == "row":
-        k = n_pruned(sparsity, i2) - n_pruned(sparsity, i1)  # per row
+        k = n_pruned(sparsity, i2, "floor") - n_pruned(sparsity, i1, "floor")  # per row, cumulative
         order = torch.argsort(errors, dim=1, stable=True)[:, :k]  # [out, k]
         return torch.zeros_like(errors, dtype=torch.bool).scatter_(1, order, True)
-    k = n_pruned(sparsity, rows * i2) - n_pruned(sparsity, rows * i1)
-    return _lowest(errors.flatten(), k).reshape(errors.shape)
+    if sparsity == 0:
+        return torch.zeros_like(errors, dtype=torch.bool)
+    flat = errors.flatten()
+    threshold = torch.sort(flat).values[n_pruned(sparsity, flat.numel(), "at_or_below")]
+    return errors <= threshold
 
 
 def _obs_errors(w: torch.Tensor, d: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
@@ -121,6 +115,8 @@ def sparsegpt_layer(
         raise ValueError(f"scope {scope!r}: blocksize {blocksize} and input dim {weight.shape[1]} must divide by M")
     w = weight.detach().float().clone()  # [out, in]
     u, dead = inverse_cholesky(hessian.float(), percdamp)  # [in, in] upper triangular, [in]
+    if sparsity > 0:
+        w[:, dead] = 0  # inputs never active: their weights are zeroed, as the reference code does
     pruned = torch.zeros_like(w, dtype=torch.bool)
     for i1 in range(0, w.shape[1], blocksize):
         i2 = min(i1 + blocksize, w.shape[1])

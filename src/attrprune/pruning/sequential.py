@@ -1,6 +1,6 @@
 """Sequential calibration: the engine Wanda, SparseGPT, RIA and OWL run their calibration on.
 
-The protocol (shared/notes/protocols.md, "Calibration"): the calibration samples enter block 0;
+The protocol (Wanda's and SparseGPT's reference code): the calibration samples enter block 0;
 each block is scored (and pruned) on its inputs, then its *pruned* outputs become the next
 block's inputs. Only one block's activations live on the device besides the block inputs
 themselves ([n, L, d] for the whole calibration set, as in the authors' code).

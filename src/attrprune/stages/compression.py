@@ -53,7 +53,13 @@ class EvaluationArgs(ModelJob):
     )
 
     def evaluate(
-        self, method: str | None, scores: Path | None, calibration: Path | None, scope: str, sparsities: list[float]
+        self,
+        method: str | None,
+        scores: Path | None,
+        calibration: Path | None,
+        scope: str,
+        sparsities: list[float],
+        pruner_options: dict | None = None,
     ) -> None:
         from attrprune.compression import compress_and_evaluate
 
@@ -78,6 +84,7 @@ class EvaluationArgs(ModelJob):
             device_map=self.device_map,
             model_name=self.model_name,
             log_samples=self.log_samples,
+            pruner_options=pruner_options,
         )
 
 
@@ -92,6 +99,18 @@ class PruningArgs:
         None, help="reference set to calibrate on (calibrated pruners, and *_owl scopes): a refset file"
     )
     scope: str = arg("row", help=COMPRESSION_SCOPES_HELP)
+    # Pruner hyper-parameters (attrprune.registry.PRUNER_OPTIONS); none = the authors' default.
+    sparsegpt_blocksize: int | None = arg(None, help="SparseGPT: columns per block (authors: 128)")
+    sparsegpt_percdamp: float | None = arg(None, help="SparseGPT: damping, fraction of mean diag H (authors: 0.01)")
+    ria_a: float | None = arg(None, help="RIA: exponent of the activation norm (authors: 0.5)")
+    owl_m: float | None = arg(None, help="OWL: outliers are scores above M x the block mean (paper: 5)")
+    owl_lambda: float | None = arg(None, help="OWL: block sparsities span 2 lambda around the target (paper: 0.08)")
+
+    def pruner_options(self) -> dict:
+        """{PRUNER_OPTIONS key: value} of the options given (the others keep the authors' defaults)."""
+        from attrprune.registry import PRUNER_OPTIONS
+
+        return {key: getattr(self, key) for key in PRUNER_OPTIONS if getattr(self, key) is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +120,7 @@ class CompressStage(PruningArgs, EvaluationArgs):
     sparsities: list[float] = arg(parse=sparsities, help="comma-separated, each in [0, 1)")
 
     def run(self) -> None:
-        self.evaluate(self.method, self.scores, self.calibration, self.scope, self.sparsities)
+        self.evaluate(self.method, self.scores, self.calibration, self.scope, self.sparsities, self.pruner_options())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +154,7 @@ class ExportPrunedStage(PruningArgs, Checkpoint):
             self.out_dir,
             base_model=self.base_model,
             dtype=self.dtype,
+            pruner_options=self.pruner_options(),
         )
         print(f"pruned model ({info['sparsity_measured']:.4f} sparse) -> {self.out_dir}", file=sys.stderr)
 
