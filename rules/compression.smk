@@ -108,6 +108,7 @@ rule compression_tables:
         get_compression_metrics,
     output:
         csv=report("results/tables/compression.csv", category="Compression"),
+        paired="results/tables/compression_paired.csv",
         md="results/tables/compression.md",
         paper="results/tables/compression_paper.md",
         html=report("results/tables/compression.html", category="Compression"),

@@ -5,7 +5,8 @@ pruned model with lm-eval, in memory.
 How each method prunes is `attrprune.pruning.plan` (masks sorted once for every sparsity; pruners
 run block by block on the calibration set); each pruned model exists only inside
 `plan.pruned(...)`, so nothing is written back to the model directory. One metrics JSON per
-sparsity records the lm-eval results, the token perplexity of the Wanda / SparseGPT protocol
+sparsity records the lm-eval results, each task's per-document values (`per_document`, for the
+tables' paired bootstraps over documents), the token perplexity of the Wanda / SparseGPT protocol
 (`evaluation.perplexity`; a metrics row of task ``wikitext2_tokens`` or ``world_tokens``, metric
 ``token_perplexity``, and a ``token_perplexity`` block with its seqlen and window count; always
 on the whole text, `limit` is lm-eval's only),
@@ -102,7 +103,7 @@ def compress_and_evaluate(
     skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
     max_position_embeddings), over the first `ppl_windows` windows (None: all). `dtype`, `device_map`: `attrprune.models.load_model`.
     `pruner_options`: {`registry.PRUNER_OPTIONS` key: value}, checked before the model loads."""
-    from attrprune.evaluation.lm import evaluate_lm, flatten_results, write_lm_eval_json
+    from attrprune.evaluation.lm import evaluate_lm, flatten_results, per_document, write_lm_eval_json
     from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
     from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement
@@ -158,9 +159,12 @@ def compress_and_evaluate(
                     batch_size=batch_size,
                     limit=limit,
                     seed=seed,
-                    log_samples=log_samples,
+                    log_samples=True,  # per-document values for paired intervals; the log itself only if asked
                     model_dir=model_dir,
                 )
+            documents = per_document(res)
+            if not log_samples:
+                res.pop("samples", None)
             rows = flatten_results(res)
             if ppl is not None:
                 rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
@@ -177,6 +181,7 @@ def compress_and_evaluate(
                     "sparsity_per_layer": measured["per_layer"],
                     "metrics": rows,
                     "token_perplexity": ppl,
+                    "per_document": documents,
                     "n_samples": res.get("n-samples"),
                     "task_versions": res.get("versions"),
                     "pruning": pruning if plan is not None else None,

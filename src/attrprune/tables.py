@@ -6,6 +6,13 @@ perplexity and mean zero-shot accuracy per method, mean ± standard error over r
 like the paper's Table 1), and one plot per model (word perplexity and mean accuracy vs sparsity,
 a line per method, a band of ± s.e. over seeds).
 
+What the intervals cover: ± in the pivot and sweep tables is the standard error over reference
+seeds (the spread of the reference/calibration samples); "eval s.e." is lm-eval's own standard
+error of the mean accuracy (its documents are a sample too; seed 0's evaluation); the paired
+table gives 95 % bootstrap intervals over documents (each task's documents resampled, the same
+documents for both models, 1000 resamples) of each method's difference to the dense model and to
+lrp, on per-document values averaged over seeds (`paired_differences`).
+
 Two perplexities, never mixed: ``token_perplexity`` (rows of task ``wikitext2_tokens`` /
 ``world_tokens``; the Wanda / SparseGPT protocol at the job's seqlen, the number the paper's
 Table 1 reports) and lm-eval's ``word_perplexity`` of ``wikitext`` / ``world_ppl`` (document-level
@@ -111,12 +118,126 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         (df[df.metric == "acc"], "accuracy"),
     ):
         per_seed = per_seed.merge(per_seed_mean(rows, name), how="left")
+    # lm-eval's s.e. of the mean accuracy (tasks' documents independent): sqrt(Σ se_t²) / T, per seed
+    acc = df[df.metric == "acc"].assign(var=lambda d: d["stderr"].astype(float) ** 2)
+    eval_se = acc.groupby(keys).agg(var=("var", "sum"), n=("var", "size")).reset_index()
+    eval_se["accuracy_eval_se"] = eval_se["var"] ** 0.5 / eval_se["n"]
+    per_seed = per_seed.merge(eval_se[keys + ["accuracy_eval_se"]], how="left")
     g = per_seed.groupby(keys[:-1])
     cols = ["perplexity", "token_perplexity", "accuracy"]
-    out = g[cols].mean()
+    out = g[cols + ["accuracy_eval_se"]].mean()
     se = g[cols].sem()  # NaN for a single seed
     out = out.join(se.add_suffix("_se")).join(g.size().rename("n_seeds"))
     return out.reset_index()
+
+
+N_RESAMPLES = 1000
+
+
+def _documents(records: list[dict]) -> dict[tuple, dict[str, dict]]:
+    """{(model, method, scope, sparsity): {task: {metric: per-document values, averaged over the
+    seeds}}} ([n] accuracies, or [n, 2] log-likelihood and word count). The dense model is
+    method None, scope None, sparsity 0."""
+    import numpy as np
+
+    runs: dict[tuple, list[dict]] = {}
+    for m in records:
+        key = (model_name(m), m["method"], m["scope"] if m["method"] else None, round(float(m["sparsity"]), 4))
+        runs.setdefault(key, []).append(m.get("per_document") or {})
+    out = {}
+    for key, seeds in runs.items():
+        tasks = {}
+        for task in set.intersection(*(set(d) for d in seeds)):
+            tasks[task] = {}
+            for metric in set.intersection(*(set(d[task]) for d in seeds)):
+                values = [np.asarray(d[task][metric], dtype=np.float64) for d in seeds]
+                if len({v.shape for v in values}) == 1:
+                    tasks[task][metric] = np.mean(values, axis=0)
+        out[key] = tasks
+    return out
+
+
+def _paired(a: dict, b: dict) -> dict:
+    """Paired bootstrap over documents of model a against model b: mean accuracy difference (a − b,
+    the tasks' accuracies averaged) and word-perplexity ratio (a ÷ b), estimate and 95 % interval."""
+    import numpy as np
+
+    from attrprune.circuits.bootstrap import percentile_interval, resample
+
+    out = {}
+    acc = [
+        t for t in sorted(set(a) & set(b)) if "acc" in a[t] and "acc" in b[t] and len(a[t]["acc"]) == len(b[t]["acc"])
+    ]
+    if acc:
+        diffs = [a[t]["acc"] - b[t]["acc"] for t in acc]  # [n_t] per task, the same documents
+
+        def acc_stat(*idx):
+            return np.mean([d[i].mean(-1) for d, i in zip(diffs, idx)], axis=0)
+
+        est, draws = resample(acc_stat, [len(d) for d in diffs], N_RESAMPLES, seed=0)
+        out["acc_diff"], (out["acc_diff_lo"], out["acc_diff_hi"]) = est, percentile_interval(draws)
+    ppl = [t for t in PERPLEXITY if t in a and t in b and "word_perplexity" in a[t] and "word_perplexity" in b[t]]
+    if ppl:
+        pa, pb = a[ppl[0]]["word_perplexity"], b[ppl[0]]["word_perplexity"]  # [n, 2]: ll, words
+
+        def ratio(i):
+            return np.exp(-pa[i, 0].sum(-1) / pa[i, 1].sum(-1) + pb[i, 0].sum(-1) / pb[i, 1].sum(-1))
+
+        if len(pa) == len(pb):
+            est, draws = resample(ratio, [len(pa)], N_RESAMPLES, seed=0)
+            out["ppl_ratio"], (out["ppl_ratio_lo"], out["ppl_ratio_hi"]) = est, percentile_interval(draws)
+    return out
+
+
+def paired_differences(records: list[dict]) -> pd.DataFrame:
+    """Per model × method × scope × sparsity: the paired bootstrap over documents against the
+    dense model (`vs_dense_*`) and against lrp at the same scope, else lrp per row (`vs_lrp_*`)."""
+    docs = _documents(records)
+    rows = []
+    for (model, method, scope, sparsity), tasks in docs.items():
+        if method is None:
+            continue
+        row = {"model": model, "method": method, "scope": scope, "sparsity": sparsity}
+        dense = docs.get((model, None, None, 0.0))
+        if dense:
+            row |= {f"vs_dense_{k}": v for k, v in _paired(tasks, dense).items()}
+        lrp = docs.get((model, "lrp", scope, sparsity)) or docs.get((model, "lrp", "row", sparsity))
+        if lrp and method != "lrp":
+            row |= {f"vs_lrp_{k}": v for k, v in _paired(tasks, lrp).items()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _ci(df_row, prefix: str, digits: int, signed: bool) -> str:
+    est = df_row.get(prefix)
+    if est is None or pd.isna(est):
+        return "–"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f"{fmt.format(est)} [{fmt.format(df_row[prefix + '_lo'])}, {fmt.format(df_row[prefix + '_hi'])}]"
+
+
+def paired_markdown(paired: pd.DataFrame, at: float) -> str:
+    """Per model at sparsity `at`: each method against the dense model and against lrp, with 95 %
+    paired bootstrap intervals over documents."""
+    if paired.empty:
+        return ""
+    lines = []
+    for model, part in paired[paired.sparsity.round(4) == round(at, 4)].groupby("model"):
+        lines += [
+            f"### {model}, sparsity {at:.2f}: paired differences (95 % bootstrap over documents)",
+            "",
+            "| method | scope | Δ mean acc vs dense | Δ mean acc vs lrp | word PPL ÷ dense | word PPL ÷ lrp |",
+            "|---|---|---|---|---|---|",
+        ]
+        for _, r in part.sort_values(["method", "scope"]).iterrows():
+            r = r.to_dict()
+            lines.append(
+                f"| {r['method']} | {r['scope']} | {_ci(r, 'vs_dense_acc_diff', 3, True)} | "
+                f"{_ci(r, 'vs_lrp_acc_diff', 3, True)} | {_ci(r, 'vs_dense_ppl_ratio', 3, False)} | "
+                f"{_ci(r, 'vs_lrp_ppl_ratio', 3, False)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _pm(mean: float, se: float, digits: int) -> str:
@@ -136,13 +257,15 @@ def pivot_markdown(summ: pd.DataFrame, at: float, token_settings: dict[str, dict
         lines += [
             f"### {model}, sparsity {at:.2f}",
             "",
-            f"| method | scope | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |",
-            "|---|---|---|---|---|---|",
+            f"| method | scope | {token} | lm-eval word PPL ↓ | mean accuracy ↑ | eval s.e. | seeds |",
+            "|---|---|---|---|---|---|---|",
         ]
         for _, r in part.sort_values(["token_perplexity", "perplexity"]).iterrows():
+            eval_se = "–" if pd.isna(r.accuracy_eval_se) else f"{r.accuracy_eval_se:.3f}"
             lines.append(
                 f"| {r.method} | {r.scope} | {_pm(r.token_perplexity, r.token_perplexity_se, 2)} | "
-                f"{_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {r.n_seeds} |"
+                f"{_pm(r.perplexity, r.perplexity_se, 2)} | {_pm(r.accuracy, r.accuracy_se, 3)} | {eval_se} | "
+                f"{r.n_seeds} |"
             )
         lines.append("")
     if not lines:
@@ -220,9 +343,22 @@ def compression_tables(
     token_settings = token_perplexity_settings(records)
     intro = (
         "token PPL: token perplexity by the Wanda / SparseGPT protocol (non-overlapping windows of the "
-        "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number.\n\n"
+        "seqlen in the header); lm-eval word PPL: lm-eval's rolling word perplexity, a different number. "
+        "± is the standard error over reference seeds (the reference / calibration samples); eval s.e. is "
+        "lm-eval's standard error of the mean accuracy over its documents; the paired tables give 95 % "
+        "bootstrap intervals over documents (the same documents for both models) of the seed-mean "
+        "difference to the dense model and to lrp.\n\n"
     )
-    tables = pivot_markdown(summ, at, token_settings) + "\n" + sweep_markdown(summ, token_settings)
+    paired = paired_differences(records)
+    tables = (
+        pivot_markdown(summ, at, token_settings)
+        + "\n"
+        + paired_markdown(paired, at)
+        + "\n"
+        + sweep_markdown(summ, token_settings)
+    )
+    with atomic_path(Path(csv).with_name(Path(csv).stem + "_paired.csv")) as tmp:
+        paired.to_csv(tmp, index=False)
     atomic_write_text(markdown, with_code_section("# Compression\n\n" + intro + tables, records))
     if paper_markdown is not None:
         atomic_write_text(

@@ -60,11 +60,11 @@ def test_compression_tables(tmp_path):
     token = df[df.metric == "token_perplexity"]
     assert set(token.task) == {"world_tokens"} and len(token) == 6  # its own metric, beside lm-eval's rows
     md = (out / "c.md").read_text()
-    assert "| method | scope | world token PPL @64 ↓ | lm-eval word PPL ↓ | mean accuracy ↑ | seeds |" in md
+    assert "| method | scope | world token PPL @64 ↓ | lm-eval word PPL ↓ | mean accuracy ↑ | eval s.e. | seeds |" in md
     # lrp at 50 %: token perplexity mean 7 over seeds 6 and 8, word perplexity mean 11 over 10
     # and 12; s.e. = std / sqrt(2) = 1.0
-    assert "| lrp | row | 7.00 ± 1.00 | 11.00 ± 1.00 | 0.700 ± 0.000 | 2 |" in md
-    assert "| random | row | 200.00 | 300.00 | 0.300 | 1 |" in md
+    assert "| lrp | row | 7.00 ± 1.00 | 11.00 ± 1.00 | 0.700 ± 0.000 | 0.011 | 2 |" in md
+    assert "| random | row | 200.00 | 300.00 | 0.300 | 0.011 | 1 |" in md
     assert md.index("| lrp |") < md.index("| random |")  # sorted by perplexity
     # every sparsity, token perplexity mean ± s.e. over seeds, best at the highest sparsity first
     sweep = md[md.index("### world-llama: world token perplexity @64 by sparsity") :]
@@ -251,4 +251,45 @@ def test_metrics_without_token_perplexity_still_tabulate(tmp_path):
     """Metrics files written before the token perplexity existed (or with ppl_source none)."""
     files = [_metrics(tmp_path, "lrp", 0, 0.5, 10.0, 0.9, 0.9)]
     compression_tables(files, tmp_path / "c.csv", tmp_path / "c.md", tmp_path / "p", at=0.5)
-    assert "| lrp | row | – | 10.00 | 0.900 | 1 |" in (tmp_path / "c.md").read_text()
+    assert "| lrp | row | – | 10.00 | 0.900 | 0.011 | 1 |" in (tmp_path / "c.md").read_text()
+
+
+def test_paired_differences_over_documents():
+    """Against the dense model and lrp on the same documents: the estimate is the seed-mean
+    difference computed by hand, the interval covers it, and a method that is worse on every
+    document has an interval that excludes 0; the perplexity ratio is exp of the ll difference."""
+    import numpy as np
+
+    from attrprune.tables import paired_differences
+
+    n = 40
+    dense_acc = np.ones(n)
+    lrp_acc = np.r_[np.ones(30), np.zeros(10)]  # 10 documents lost
+    worse = np.r_[np.ones(10), np.zeros(30)]  # 30 lost
+
+    def rec(method, seed, acc, ll):
+        docs = {"world_ioi": {"acc": list(acc)}, "world_ppl": {"word_perplexity": [[x, 10.0] for x in ll]}}
+        return {
+            "model_dir": "models/world-llama",
+            "method": method,
+            "scope": "row",
+            "sparsity": 0.0 if method is None else 0.5,
+            "per_document": docs,
+        }
+
+    ll = -np.linspace(5, 15, n)
+    records = [
+        rec(None, 0, dense_acc, ll),
+        rec("lrp", 0, lrp_acc, ll - 1.0),
+        rec("lrp", 1, lrp_acc, ll - 3.0),  # the two seeds average to ll - 2
+        rec("wanda", 0, worse, ll - 5.0),
+    ]
+    df = paired_differences(records).set_index("method")
+    assert df.loc["lrp", "vs_dense_acc_diff"] == pytest.approx(-10 / n)
+    assert df.loc["lrp", "vs_dense_acc_diff_lo"] <= -10 / n <= df.loc["lrp", "vs_dense_acc_diff_hi"] < 0
+    assert df.loc["wanda", "vs_lrp_acc_diff"] == pytest.approx(-20 / n)
+    assert df.loc["wanda", "vs_lrp_acc_diff_hi"] < 0
+    # word perplexity ratio: exp(Σ Δll / Σ words) = exp(2 n / 10 n) against dense for lrp's seed mean
+    assert df.loc["lrp", "vs_dense_ppl_ratio"] == pytest.approx(np.exp(2 / 10))
+    assert df.loc["wanda", "vs_lrp_ppl_ratio"] == pytest.approx(np.exp(3 / 10))
+    assert np.isnan(df.loc["lrp"].get("vs_lrp_acc_diff", np.nan))  # lrp is not compared with itself

@@ -164,6 +164,24 @@ def write_lm_eval_json(path: Path, results: dict) -> None:
     atomic_write_text(path, json.dumps(results, indent=1, default=handle_non_serializable, ensure_ascii=False))
 
 
+def per_document(res: dict) -> dict[str, dict[str, list]]:
+    """{task: {metric: per-document values in document order}} from lm-eval's sample log: a
+    number per document (accuracy), or [log-likelihood, count] for the perplexities, whose
+    aggregate is exp(-Σ ll / Σ count). What paired bootstraps over documents resample."""
+    out: dict[str, dict[str, list]] = {}
+    for task, samples in (res.get("samples") or {}).items():
+        metrics: dict[str, list] = {}
+        for sample in sorted(samples, key=lambda x: x["doc_id"]):
+            for metric in sample.get("metrics", []):
+                value = sample.get(metric)
+                if isinstance(value, (tuple, list)) and len(value) == 2:
+                    metrics.setdefault(metric, []).append([float(value[0]), float(value[1])])
+                elif isinstance(value, (int, float)):
+                    metrics.setdefault(metric, []).append(float(value))
+        out[task] = metrics
+    return out
+
+
 def flatten_results(res: dict) -> list[dict]:
     """One row per task × metric: {task, metric, value, stderr}; lm-eval's "metric,filter" keys
     and "N/A" stderrs are parsed here and nowhere else."""
