@@ -25,6 +25,9 @@ rule ioi_data:
     conda:
         "../envs/attrprune.yaml"
     threads: 1
+    resources:
+        mem_mb=cluster_size("ioi_data", "mem_mb"),
+        runtime=cluster_size("ioi_data", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("ioi-data"),
@@ -51,6 +54,8 @@ rule circuit_ablation:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("circuit_ablation", "mem_mb"),
+        runtime=cluster_size("circuit_ablation", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("circuit-ablation"),
@@ -91,6 +96,8 @@ rule circuit:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("circuit", "mem_mb"),
+        runtime=cluster_size("circuit", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("circuit"),

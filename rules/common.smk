@@ -16,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 # The registry is torch-free and needs no install: import it from this checkout.
 if os.path.join(workflow.basedir, "src") not in sys.path:
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from attrprune import fingerprint, registry  # noqa: E402
+from attrprune import cluster, fingerprint, registry  # noqa: E402
 
 SCHEMA = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
 
@@ -314,6 +314,25 @@ def get_gpu_count(wildcards):
     so they do not queue on the `gpu=1` limit of the workstation profile) and one otherwise."""
     spec = config["models"][wildcards.model]
     return spec.get("gpus", 0 if spec["source"] == "world" else 1)
+
+
+# The cost model's estimates per preset model, for the jobs' cluster sizes.
+CLUSTER_COSTS = cluster.load_estimates(os.path.join(workflow.basedir, "bench", "cost_estimates.json"))
+
+
+def cluster_size(rule, key):
+    """resources mem_mb / runtime (`key`) of a job of `rule`, from its model: a world model's job
+    asks for little, a hub model's for the cost model's estimate x its margin (attrprune.cluster).
+    An executor that submits jobs (SLURM) requests them; a local run only counts them against
+    `--resources mem_mb=...` when that is given."""
+
+    def size(wildcards):
+        refset = wildcards.get("refset")
+        kind = refset.rsplit("-s", 1)[0] if refset else None
+        spec = config["models"][wildcards.model]
+        return cluster.job_size(rule, spec, CLUSTER_COSTS, method=wildcards.get("method"), kind=kind)[key]
+
+    return size
 
 
 def get_dtype(wildcards):

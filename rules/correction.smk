@@ -27,6 +27,8 @@ rule behaviour_prompts:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("behaviour_prompts", "mem_mb"),
+        runtime=cluster_size("behaviour_prompts", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("behaviour-prompts"),
@@ -71,6 +73,8 @@ rule correction:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("correction", "mem_mb"),
+        runtime=cluster_size("correction", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("correction"),

@@ -20,6 +20,8 @@ rule refset:
     threads: 1
     resources:
         gpu=get_refset_gpu_count,
+        mem_mb=cluster_size("refset", "mem_mb"),
+        runtime=cluster_size("refset", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("refset"),
@@ -55,6 +57,8 @@ rule scores:
     threads: 1
     resources:
         gpu=get_gpu_count,
+        mem_mb=cluster_size("scores", "mem_mb"),
+        runtime=cluster_size("scores", "runtime"),
     params:
         offline=OFFLINE,
         code=code_fingerprint("scores"),
