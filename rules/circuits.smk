@@ -3,7 +3,8 @@
 # sparsity sweep (plus the sizes of the CPR / CMD areas), and writes the sparsest circuit above
 # the threshold. One ablation job per model gives the ground truth the rankings are scored
 # against. With circuits.ablation_value mean, both also read the model's IOI reference sets,
-# over which the ablated heads' and neurons' means are taken.
+# over which the ablated heads' and neurons' means are taken; with circuits.conventions mib, both
+# patch removed heads and neurons from each evaluation prompt's corrupted copy instead.
 
 
 include: "circuits_helpers.smk"
@@ -111,6 +112,7 @@ rule circuit:
         top_fraction=ablation_param("top_fraction", 0.1),
         sizes=FAITHFULNESS_SIZES,
         ablation_value=circuit_ablation_value,
+        size_rounding=SIZE_ROUNDING,
         mean_reference=get_mean_reference_param,
         resamples=config["circuits"]["bootstrap"]["resamples"],
         bootstrap_seed=config["circuits"]["bootstrap"]["seed"],
@@ -124,9 +126,10 @@ rule circuit:
         " --scope {wildcards.scope:q} --sparsities {params.sparsities:q} --threshold {params.threshold:q}"
         " --weight-modules {params.weight_modules:q} --limit {params.limit:q} --ablation {params.ablation:q}"
         " --top-fraction {params.top_fraction:q} --faithfulness-sizes {params.sizes:q}"
-        " --ablation-value {params.ablation_value:q} --mean-reference {params.mean_reference:q}"
-        " --bootstrap-resamples {params.resamples:q} --bootstrap-seed {params.bootstrap_seed:q}"
-        " --published-circuit {params.published:q} --dtype {params.dtype:q} --device-map {params.device_map:q}"
+        " --ablation-value {params.ablation_value:q} --size-rounding {params.size_rounding:q}"
+        " --mean-reference {params.mean_reference:q} --bootstrap-resamples {params.resamples:q}"
+        " --bootstrap-seed {params.bootstrap_seed:q} --published-circuit {params.published:q}"
+        " --dtype {params.dtype:q} --device-map {params.device_map:q}"
         " --threads {threads:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 

@@ -65,12 +65,23 @@ def ablation_param(key, unused):
     return ABLATION[key] if ABLATION is not None else unused
 
 
+CONVENTIONS = config["circuits"]["conventions"]
+if CONVENTIONS == "mib" and config["circuits"]["ablation_value"] != "zero":
+    raise ValueError(
+        "circuits.conventions mib patches removed heads and neurons from the corrupted prompts; "
+        f"leave circuits.ablation_value at zero (it is {config['circuits']['ablation_value']!r}) or use conventions project"
+    )
+# Components kept at each faithfulness size: the project's rounding or MIB's int(k * n).
+SIZE_ROUNDING = "mib" if CONVENTIONS == "mib" else "project"
+
+
 def circuit_ablation_value(wildcards):
-    """circuits.ablation_value, except for weight circuits: a single weight has no activation to
-    average, so weights are always zero-ablated (the ground truth's weights too)."""
+    """circuits.ablation_value (counterfactual patching under MIB's conventions), except for
+    weight circuits: a single weight has no activation to average or patch, so weights are always
+    zero-ablated (the ground truth's weights too)."""
     if wildcards.get("granularity") == "weight":
         return "zero"
-    return config["circuits"]["ablation_value"]
+    return "counterfactual" if CONVENTIONS == "mib" else config["circuits"]["ablation_value"]
 
 
 def get_mean_reference(wildcards):

@@ -6,9 +6,10 @@ is the drop of the mean logit difference when it alone is removed (dense − abl
 when removing it helps). Methods' rankings are then scored against it (`agreement`).
 
 Removal is zero ablation (pruning) by default; with ``ablation_value="mean"`` heads and neurons
-are instead replaced by their mean over the IOI reference prompts (`attrprune.circuits.
-intervention`), as the circuit stage then does; single weights are always zeroed (a weight has
-no activation to average), and the file's metadata records both.
+are instead replaced by their mean over the IOI reference prompts, with ``"counterfactual"`` by
+their activation on each prompt's corrupted copy (MIB's counterfactual patching; `attrprune.
+circuits.intervention`), as the circuit stage then does; single weights are always zeroed (a
+weight has no activation to average or patch), and the file's metadata records both.
 
 Run: ``python -m attrprune circuit-ablation --model-dir world/models/world-llama
 --eval-file world/data/ioi_heldout_names.jsonl --n-weights 256 --out ablation.safetensors``
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from attrprune.architectures import architecture_of
 from attrprune.circuits.components import component_names
-from attrprune.circuits.intervention import ablated
+from attrprune.circuits.intervention import ablated_logit_differences, counterfactual_activations
 from attrprune.circuits.metrics import IOIBatch, logit_differences
 from attrprune.pruning import pruned
 
@@ -46,8 +47,8 @@ def _unit_drops(
             for j in range(n):
                 keep = torch.ones(n, dtype=torch.bool)
                 keep[j] = False
-                with ablated(model, granularity, {name: keep}, ablation_value, means):
-                    out[j] = dense - logit_differences(model, batch).mean()
+                ld = ablated_logit_differences(model, batch, granularity, {name: keep}, ablation_value, means)
+                out[j] = dense - ld.mean()
                 bar.update()
             drops[name] = out
     return drops
@@ -89,9 +90,17 @@ def ablation_importance(
 ) -> dict:
     """{"dense_logit_diff", "head": {attn: [heads]}, "neuron": {module: [neurons]},
     "weight": {module: (flat index [k], drop [k])}}. `means`: {"head": ..., "neuron": ...}
-    reference means (`intervention.reference_means`) for ``ablation_value="mean"``."""
+    reference means (`intervention.reference_means`) for ``ablation_value="mean"``; with
+    ``"counterfactual"`` the activations of `batch`'s corrupted prompts are taken here."""
     model.eval()
     means = means or {}
+    if ablation_value == "counterfactual":
+        if batch.corrupted_ids is None:
+            raise ValueError("counterfactual patching needs the evaluation prompts' corrupted copies")
+        means = {
+            g: counterfactual_activations(model, g, batch.corrupted_ids, batch.attention_mask)
+            for g in ("head", "neuron")
+        }
     dense = logit_differences(model, batch).mean().item()
     heads = component_names(model, "head")
     neurons = component_names(model, "neuron")
@@ -182,17 +191,20 @@ def run_ablation(
     """The `circuit-ablation` stage: ablation importance of every head and neuron and of
     `n_weights` sampled weights on the first `limit` prompts of `eval_file`; with
     ``ablation_value="mean"``, heads and neurons take their mean over the `mean_reference`
-    reference sets instead of zero."""
+    reference sets instead of zero; with ``"counterfactual"``, their activation on each prompt's
+    corrupted copy."""
     import sys
 
+    from attrprune.circuits.intervention import ABLATION_VALUES
     from attrprune.io import provenance
     from attrprune.models import load_model, placement
     from attrprune.text import read_jsonl
 
+    if ablation_value not in ABLATION_VALUES:
+        raise ValueError(f"unknown ablation value {ablation_value!r}; valid: {list(ABLATION_VALUES)}")
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
-    batch = IOIBatch.encode(tokenizer, read_jsonl(eval_file, ("prompt", "io", "s"), allow_empty=False)[:limit])
-    if ablation_value not in ("zero", "mean"):
-        raise ValueError(f"unknown ablation value {ablation_value!r}; valid: ['zero', 'mean']")
+    rows = read_jsonl(eval_file, ("prompt", "io", "s"), allow_empty=False)
+    batch = IOIBatch.encode(tokenizer, rows[:limit], corrupt=ablation_value == "counterfactual", names_from=rows)
     means = None
     if ablation_value == "mean":
         means = {g: load_reference_means(model, mean_reference, g) for g in ("head", "neuron")}
@@ -209,6 +221,7 @@ def run_ablation(
             seed=seed,
             ablation_value=ablation_value,
             weight_ablation_value="zero",
+            counterfactual=corruption_note() if ablation_value == "counterfactual" else None,
             mean_reference=[str(p) for p in mean_reference or []],
             **placement(model, device_map),
         ),
@@ -219,6 +232,12 @@ def run_ablation(
     }
     print(f"dense logit difference {result['dense_logit_diff']:.3f}; largest single drops: {top}", file=sys.stderr)
     return result
+
+
+def corruption_note() -> str:
+    from attrprune.refsets import CORRUPTION
+
+    return f"{CORRUPTION}, applied to each evaluation prompt (names of the evaluation file, seed 0)"
 
 
 def load_reference_means(model, paths: list[Path] | None, granularity: str) -> dict[str, torch.Tensor]:

@@ -105,8 +105,9 @@ def run_circuit(
     n_resamples: int = 1000,
     bootstrap_seed: int = 0,
     published_circuit: str | None = None,
+    size_rounding: str = "project",
 ) -> dict:
-    from attrprune.circuits.ablation import importance_and_scores, load_ablation, load_reference_means
+    from attrprune.circuits.ablation import corruption_note, importance_and_scores, load_ablation, load_reference_means
     from attrprune.circuits.agreement import agreement
     from attrprune.circuits.components import component_names, select
     from attrprune.circuits.metrics import IOIBatch
@@ -125,8 +126,12 @@ def run_circuit(
         published_circuit_spec(published_circuit)  # an unknown name fails before the sweep
     model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
     model_sha256 = weights_sha256(model_dir)
-    rows = read_jsonl(eval_file, ("prompt", "io", "s"), allow_empty=False)[:limit]
-    batch = IOIBatch.encode(tokenizer, rows)
+    if ablation_value == "counterfactual" and granularity == "weight":
+        raise ValueError(
+            "counterfactual patching applies to heads and neurons; run weight circuits with ablation value zero"
+        )
+    rows = read_jsonl(eval_file, ("prompt", "io", "s"), allow_empty=False)
+    batch = IOIBatch.encode(tokenizer, rows[:limit], corrupt=ablation_value == "counterfactual", names_from=rows)
     names = component_names(model, granularity, weight_modules)
     seed_scores, metas = [], []
     for path in score_paths:
@@ -162,7 +167,10 @@ def run_circuit(
         means=means,
         n_resamples=n_resamples,
         bootstrap_seed=bootstrap_seed,
+        size_rounding=size_rounding,
     )
+    if ablation_value == "counterfactual":
+        result["counterfactual"] = corruption_note()
     if ablation_path is not None:
         importance, ranked = importance_and_scores(ablation, granularity, pooled)
         result["groundtruth"] = {

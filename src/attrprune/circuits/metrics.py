@@ -31,14 +31,25 @@ class IOIBatch:
     last: torch.Tensor  # [n] index of the last prompt token
     io: torch.Tensor  # [n] token id of the indirect object
     s: torch.Tensor  # [n] token id of the subject
+    # [n, L] each prompt's ABC-corrupted copy (same token count, padded alike), or None
+    corrupted_ids: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.last)
 
+    def __getitem__(self, sl: slice) -> IOIBatch:
+        c = None if self.corrupted_ids is None else self.corrupted_ids[sl]
+        return IOIBatch(self.input_ids[sl], self.attention_mask[sl], self.last[sl], self.io[sl], self.s[sl], c)
+
     @classmethod
-    def encode(cls, tokenizer, rows: list[dict]) -> IOIBatch:
+    def encode(
+        cls, tokenizer, rows: list[dict], corrupt: bool = False, names_from: list[dict] | None = None, seed: int = 0
+    ) -> IOIBatch:
         """Each prompt encoded by the BOS policy of `attrprune.tokens`, names as the single token
-        of " Name"."""
+        of " Name". `corrupt`: also each prompt's corrupted copy, by the IOI reference sets' ABC
+        corruption (IO, first S and repeated S replaced by three other names of `names_from`,
+        default `rows`, redrawn until the token count matches; seeded)."""
+        from attrprune.refsets import _corrupted_encodings
         from attrprune.text import pad_rows, single_token_id
         from attrprune.tokens import encode_prompts
 
@@ -46,12 +57,23 @@ class IOIBatch:
             raise ValueError("the IOI evaluation split is empty")
         encs = encode_prompts(tokenizer, [r["prompt"] for r in rows])
         ids, mask = pad_rows(encs, tokenizer.eos_token_id)
+        corrupted_ids = None
+        if corrupt:
+            names = sorted({r[k] for r in names_from or rows for k in ("io", "s")})
+            corrupted = _corrupted_encodings(tokenizer, rows, encs, names, seed)
+            if corrupted is None:
+                raise ValueError(
+                    f"counterfactual patching needs corrupted prompts, and the IOI prompts have {len(names)} names: "
+                    "at least 5 (IO, S and three others)"
+                )
+            corrupted_ids = pad_rows(corrupted, tokenizer.eos_token_id)[0]
         return cls(
             ids,
             mask,
             torch.tensor([len(e) - 1 for e in encs]),
             torch.tensor([single_token_id(tokenizer, r["io"]) for r in rows]),
             torch.tensor([single_token_id(tokenizer, r["s"]) for r in rows]),
+            corrupted_ids,
         )
 
 

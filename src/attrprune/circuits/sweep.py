@@ -38,7 +38,7 @@ import torch
 
 from attrprune.circuits.components import all_pruned
 from attrprune.circuits.faithfulness import bootstrap_areas, check_sizes, curve_sparsities, size_sparsity
-from attrprune.circuits.intervention import ablated
+from attrprune.circuits.intervention import ablated_logit_differences, counterfactual_activations
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
 from attrprune.pruning import MaskBuilder, measured_sparsity
 from attrprune.registry import CIRCUIT_SCOPES
@@ -68,6 +68,12 @@ class CircuitEvaluator:
     ):
         self.model, self.batch, self.granularity, self.batch_size = model, batch, granularity, batch_size
         self.ablation_value, self.means = ablation_value, means
+        if ablation_value == "counterfactual":
+            if batch.corrupted_ids is None:
+                raise ValueError("counterfactual patching needs the evaluation prompts' corrupted copies")
+            self.means = counterfactual_activations(
+                model, granularity, batch.corrupted_ids, batch.attention_mask, batch_size
+            )
         self.dense_ld, self.ablated_ld = self._ld(None), self._ld(all_pruned(components))  # [n] each
         self.dense, self.ablated = self.dense_ld.mean().item(), self.ablated_ld.mean().item()
         self.dense_metrics = summarize(self.dense_ld, self.dense, self.ablated)
@@ -76,8 +82,9 @@ class CircuitEvaluator:
     def _ld(self, masks: dict[str, torch.Tensor] | None) -> torch.Tensor:
         if masks is None:
             return logit_differences(self.model, self.batch, self.batch_size)
-        with ablated(self.model, self.granularity, masks, self.ablation_value, self.means):
-            return logit_differences(self.model, self.batch, self.batch_size)
+        return ablated_logit_differences(
+            self.model, self.batch, self.granularity, masks, self.ablation_value, self.means, self.batch_size
+        )
 
     def measure(self, masks: dict[str, torch.Tensor]) -> tuple[dict, torch.Tensor]:
         """(metrics, per-prompt logit differences [n]) with `masks` applied."""
@@ -91,6 +98,28 @@ class CircuitEvaluator:
 
     def __call__(self, masks: dict[str, torch.Tensor]) -> dict:
         return self.measure(masks)[0]
+
+
+SIZE_ROUNDINGS = ("project", "mib")
+
+
+def size_masks(scores: dict[str, torch.Tensor], scope: str, size: float, rounding: str) -> dict[str, torch.Tensor]:
+    """Keep-masks of the circuit keeping the fraction `size` of the components (highest |score|):
+    ``project``: the sparsity 1 − size, pruned by the pruning count rule per group (`MaskBuilder.masks`);
+    ``mib``: MIB's count, int(size · n) kept per group (n the group's components: all of them for
+    the global scope, a layer's or a row's otherwise)."""
+    if rounding == "project":
+        return MaskBuilder(scores, scope).masks(size_sparsity(size))
+    if rounding != "mib":
+        raise ValueError(f"unknown size rounding {rounding!r}; valid: {list(SIZE_ROUNDINGS)}")
+    builder = MaskBuilder(scores, scope)
+    if builder.scope == "global":
+        return builder.lowest(builder.numel - int(size * builder.numel))
+    out = {}
+    for name, t in scores.items():
+        group = t.shape[-1] if builder.scope == "row" else t.numel()
+        out.update(MaskBuilder({name: t}, scope).lowest(group - int(size * group)))
+    return out
 
 
 def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -> int:
@@ -218,6 +247,7 @@ def discover(
     means: dict[str, torch.Tensor] | None = None,
     n_resamples: int = 1000,
     bootstrap_seed: int = 0,
+    size_rounding: str = "project",
 ) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(result, circuit keep-masks, seed-averaged scores): curves per seed, the dense and ablated
     ends, the circuit at `threshold`, and with `sizes` (kept fractions) the faithfulness areas."""
@@ -227,8 +257,11 @@ def discover(
     model.eval()
     pooled = {n: torch.stack([s[n].float() for s in seed_scores]).mean(0) for n in seed_scores[0]}  # mean over seeds
     evaluate = CircuitEvaluator(model, batch, granularity, pooled, batch_size, ablation_value, means)
+    if size_rounding not in SIZE_ROUNDINGS:
+        raise ValueError(f"unknown size rounding {size_rounding!r}; valid: {list(SIZE_ROUNDINGS)}")
     sizes = check_sizes(sizes) if sizes else None
-    grid = curve_sparsities(sparsities, sizes)
+    # project: the sizes' sparsities join the curve; mib: their own counts, measured apart
+    grid = curve_sparsities(sparsities, sizes if size_rounding == "project" else None)
     at_size = [size_sparsity(k) for k in sizes] if sizes else []
     curves, size_ld = [], []  # size_ld: per seed, per size, the per-prompt logit differences
     for seed_index, scores in enumerate(seed_scores):
@@ -237,7 +270,10 @@ def discover(
         for s in grid:
             metrics, lds[s] = evaluate.measure(builder.masks(s))
             curves.append({"seed_index": seed_index, "sparsity": s, **metrics})
-        size_ld.append([lds[s] for s in at_size])
+        if size_rounding == "project":
+            size_ld.append([lds[s] for s in at_size])
+        else:
+            size_ld.append([evaluate.measure(size_masks(scores, scope, k, "mib"))[1] for k in sizes or []])
         print(
             f"seed {seed_index}: "
             + " ".join(
@@ -260,6 +296,7 @@ def discover(
         "dense": evaluate.dense_metrics,
         "ablated": evaluate.ablated_metrics,
         "ablation_value": ablation_value,
+        "size_rounding": size_rounding,
         "curve": curves,
         "circuit": circuit,
     }

@@ -67,6 +67,7 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             {
                 **ident,
                 "ablation_value": r.get("ablation_value", "zero"),
+                "conventions": r.get("size_rounding", "project"),
                 "threshold": c["threshold"],
                 "n_kept": c["n_kept"],
                 "n_kept_lo": (c.get("n_kept_ci") or [None, None])[0],
@@ -124,14 +125,15 @@ def _size(r) -> str:
 
 def summary_markdown(summary: pd.DataFrame) -> str:
     lines = [
-        "| model | method | granularity | scope | ablation | kept [95 % over prompts] / total | per seed "
-        "| kept fraction | accuracy | norm. LD | CPR ↑ | CMD ↓ |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | method | granularity | scope | ablation | conventions | kept [95 % over prompts] / total "
+        "| per seed | kept fraction | accuracy | norm. LD | CPR ↑ | CMD ↓ |",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary.itertuples():
         per_seed = getattr(r, "n_kept_per_seed", None)
         lines.append(
-            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.ablation_value} | {_size(r)} | "
+            f"| {r.model} | {r.method} | {r.granularity} | {r.scope} | {r.ablation_value} | "
+            f"{getattr(r, 'conventions', 'project')} | {_size(r)} | "
             f"{'–' if per_seed is None or pd.isna(per_seed) else per_seed} | {_fmt(r.kept_fraction)} | "
             f"{_fmt(r.accuracy)} | {_fmt(r.normalized_logit_diff)} | {_ci(r, 'cpr')} | {_ci(r, 'cmd')} |"
         )
@@ -389,7 +391,13 @@ def circuit_tables(
         f"# IOI circuits\n\nThe sparsest circuit whose normalised logit difference stays >= {threshold} "
         "(1 = dense, 0 = every component of the granularity removed), on the seed-averaged scores; removed "
         f"components are {ablation}-ablated (mean: replaced by their mean over the IOI reference prompts; "
-        "weights always zero). " + _areas_note(curve_files) + "\n\n" + summary_markdown(summary)
+        "counterfactual: patched with their activation on each evaluation prompt's corrupted copy, other "
+        "names in the same template; weights always zero). "
+        + _areas_note(curve_files)
+        + "\n\n"
+        + _conventions_note(summary)
+        + "\n\n"
+        + summary_markdown(summary)
     ]
     if summary.roc_auc.notna().any():
         parts.append(
@@ -428,6 +436,22 @@ def circuit_tables(
     records = [json.loads(Path(p).read_text()) for p in curve_files]  # load_curves keeps only tables
     atomic_write_text(markdown, with_code_section("\n\n".join(parts) + "\n", records))
     return summary
+
+
+def _conventions_note(summary: pd.DataFrame) -> str:
+    """Which rows follow MIB's circuit-track conventions, and so which areas can be set beside MIB's."""
+    mib = summary[(summary.conventions == "mib") & (summary.ablation_value == "counterfactual")]
+    text = (
+        "Conventions: project = circuit sizes pruned at sparsity 1 − k by the pruning count rule and the "
+        "ablation named; mib = MIB's circuit track: int(k · n) components kept at each size k, the rest "
+        "patched from the corrupted prompts (counterfactual). "
+    )
+    if len(mib):
+        return text + (
+            "Only the CPR / CMD of the mib rows with counterfactual ablation (heads, neurons) follow MIB's "
+            "conventions and can be set beside MIB's numbers; weight rows are zero-ablated under both."
+        )
+    return text + "No row here follows MIB's conventions: do not set these CPR / CMD beside MIB's numbers."
 
 
 def _areas_note(paths: list[Path]) -> str:

@@ -21,7 +21,8 @@ from attrprune.stages.args import (
 )
 
 WEIGHT_MODULES = ("mlp", "all")
-ABLATION_VALUES = ("zero", "mean")  # attrprune.circuits.intervention (kept torch-free here)
+ABLATION_VALUES = ("zero", "mean", "counterfactual")  # attrprune.circuits.intervention (kept torch-free here)
+SIZE_ROUNDINGS = ("project", "mib")  # attrprune.circuits.sweep
 
 
 def sizes(text: str) -> list[float]:
@@ -73,10 +74,19 @@ class CircuitStage(ModelJob):
         None, parse=sizes, help="kept fractions for the CPR / CMD areas (MIB: 0.001,...,0.5,1); none: no areas"
     )
     ablation_value: str = arg(
-        "zero", choices=ABLATION_VALUES, help="removed heads / neurons: zeroed, or set to their reference mean"
+        "zero",
+        choices=ABLATION_VALUES,
+        help="removed heads / neurons: zeroed, set to their reference mean, or patched from each prompt's "
+        "corrupted copy (MIB's counterfactual patching)",
     )
     mean_reference: list[Path] | None = arg(
         None, parse=paths, help="comma-separated IOI reference-set files the means are taken over (mean ablation)"
+    )
+    size_rounding: str = arg(
+        "project",
+        choices=SIZE_ROUNDINGS,
+        help="components kept at each faithfulness size k: the project's count (sparsity 1 - k, pruning's count rule) "
+        "or MIB's int(k * n)",
     )
     published_circuit: str | None = arg(
         None, help="head circuits: score the ranking against this published circuit (e.g. gpt2-small-ioi)"
@@ -112,6 +122,7 @@ class CircuitStage(ModelJob):
             n_resamples=self.bootstrap_resamples,
             bootstrap_seed=self.bootstrap_seed,
             published_circuit=self.published_circuit,
+            size_rounding=self.size_rounding,
         )
 
 
@@ -125,7 +136,10 @@ class CircuitAblationStage(ModelJob):
     seed: int = arg(0, help="seed of the weight sample")
     limit: int | None = arg(None, parse=positive_int, help="first N evaluation prompts")
     ablation_value: str = arg(
-        "zero", choices=ABLATION_VALUES, help="heads / neurons zeroed or set to their reference mean (weights: zero)"
+        "zero",
+        choices=ABLATION_VALUES,
+        help="heads / neurons zeroed, set to their reference mean or patched from each prompt's corrupted copy "
+        "(weights: zero)",
     )
     mean_reference: list[Path] | None = arg(
         None, parse=paths, help="comma-separated IOI reference-set files the means are taken over (mean ablation)"

@@ -82,6 +82,20 @@ def test_tables_carry_intervals_counts_and_the_paired_test(tmp_path):
     assert "## Paired test against lrp" in md and "| 4 / 4 of 40 |" in md
     assert "0.1, 0.5, 1" in md  # the sizes the areas are over
     assert "## Faithfulness areas against lrp, paired" in md
+    assert "| zero | project |" in md and "No row here follows MIB's conventions" in md
+
+
+def test_tables_say_which_rows_follow_mibs_conventions(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    drop = torch.randn(40, generator=g)
+    path = _curve_file(tmp_path / "a.json", "lrp", "global", drop.abs(), drop)
+    r = json.loads(path.read_text())
+    r.update(size_rounding="mib", ablation_value="counterfactual")
+    path.write_text(json.dumps(r))
+    summary = circuit_tables([path], tmp_path / "c.csv", tmp_path / "s.csv", tmp_path / "c.md", tmp_path / "plots")
+    assert summary.conventions.tolist() == ["mib"]
+    md = (tmp_path / "c.md").read_text()
+    assert "| counterfactual | mib |" in md and "can be set beside MIB's numbers" in md
 
 
 def test_paired_areas_see_a_small_shared_noise_difference_that_separate_intervals_miss():

@@ -118,3 +118,47 @@ def test_mean_ablation_ground_truth_matches_a_direct_hook():
         handle.remove()
     assert drops[2].item() == pytest.approx(expected, abs=1e-5)
     assert not torch.allclose(drops, zero)
+
+
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_counterfactual_patching_reads_each_prompts_corrupted_run(family):
+    from attrprune.circuits.intervention import ablated_logit_differences, counterfactual_activations
+
+    model = TINY[family](bias_free=False)
+    batch = _batch(n=5, length=9)
+    g = torch.Generator().manual_seed(7)
+    corrupted = batch.input_ids.clone()
+    corrupted[:, 1:4] = torch.randint(3, 100, (5, 3), generator=g)  # other "names", same length
+    batch.corrupted_ids = corrupted
+    attn = f"{BLOCKS[family]}.1.self_attn"
+    o_proj = model.get_submodule(f"{BLOCKS[family]}.1.{HEAD_OUT[family]}")
+    head_dim = o_proj.in_features // 4
+    acts = counterfactual_activations(model, "head", corrupted, batch.attention_mask, batch_size=2)
+    assert acts[attn].shape == (5, 9, o_proj.in_features)
+    keep = torch.tensor([True, False, True, True])
+    with ablated(model, "head", {attn: keep}, "counterfactual", acts):
+        got = _inputs_of(model, o_proj, batch.input_ids)  # [b * L, in]
+    # the removed head carries, at every prompt and position, what it carried on that prompt's corrupted copy
+    cols = slice(head_dim, 2 * head_dim)
+    torch.testing.assert_close(got[:, cols], _inputs_of(model, o_proj, corrupted)[:, cols])
+    others = torch.ones(o_proj.in_features, dtype=torch.bool)
+    others[cols] = False
+    torch.testing.assert_close(got[:, others], _inputs_of(model, o_proj, batch.input_ids)[:, others])
+
+    neurons = counterfactual_activations(model, "neuron", corrupted, batch.attention_mask)
+    up = f"{BLOCKS[family]}.0.{MLP[family][0]}"
+    drop = torch.ones(neurons[up].shape[-1], dtype=torch.bool)
+    drop[::3] = False
+    whole = ablated_logit_differences(model, batch, "neuron", {up: drop}, "counterfactual", neurons, batch_size=5)
+    sliced = ablated_logit_differences(model, batch, "neuron", {up: drop}, "counterfactual", neurons, batch_size=2)
+    torch.testing.assert_close(whole, sliced)  # each slice patched from its own prompts
+    with pruned(model, neuron_masks={up: drop}):
+        assert not torch.allclose(whole, logit_differences(model, batch), atol=1e-4)  # not zero ablation
+    # clean = corrupted: patching changes nothing
+    same = counterfactual_activations(model, "neuron", batch.input_ids, batch.attention_mask)
+    torch.testing.assert_close(
+        ablated_logit_differences(model, batch, "neuron", {up: drop}, "counterfactual", same),
+        logit_differences(model, batch),
+    )
+    with pytest.raises(ValueError, match="corrupted prompts' activations"):
+        ablated_logit_differences(model, batch, "neuron", {up: drop}, "counterfactual", None)

@@ -124,3 +124,52 @@ def test_circuit_size_interval_reruns_the_search_on_resampled_prompts():
     assert same["n_kept_ci"] == c["n_kept_ci"]
     tight = Evaluator([48] * 40)  # every prompt alike: no resample moves the circuit
     assert sparsest_circuit(tight, scores, "global", 0.5, n_resamples=100)[1]["n_kept_ci"] == [52, 52]
+
+
+def test_mib_size_rounding_keeps_int_k_n():
+    from attrprune.circuits.sweep import size_masks
+
+    heads = {"a": torch.arange(8.0), "b": torch.arange(8.0) + 0.5}  # 16 heads
+    kept = {r: int(sum(m.sum() for m in size_masks(heads, "global", 0.1, r).values())) for r in ("project", "mib")}
+    # 0.1 of 16 = 1.6: MIB keeps int(1.6) = 1, the project prunes round(14.4) = 14 and keeps 2
+    assert kept == {"project": 2, "mib": 1}
+    top = size_masks(heads, "global", 0.1, "mib")
+    assert top["b"][7] and int(top["a"].sum()) == 0  # the highest |score| is kept
+    assert int(sum(m.sum() for m in size_masks(heads, "global", 0.29, "mib").values())) == int(0.29 * 16)
+    per_layer = size_masks(heads, "layer", 0.3, "mib")  # int(0.3 * 8) = 2 per layer (round: 2, ceil: 3)
+    assert [int(m.sum()) for m in per_layer.values()] == [2, 2]
+    assert int(sum(m.sum() for m in size_masks(heads, "global", 1.0, "mib").values())) == 16
+    with pytest.raises(ValueError, match="size rounding"):
+        size_masks(heads, "global", 0.1, "floor")
+
+
+def test_discover_under_mib_conventions():
+    from attrprune.circuits.faithfulness import areas
+    from attrprune.circuits.sweep import CircuitEvaluator, size_masks
+
+    torch.manual_seed(0)
+    model = tiny_llama()
+    n, length = 12, 8
+    ids = torch.randint(3, 100, (n, length))
+    corrupted = ids.clone()
+    corrupted[:, 1:3] = torch.randint(3, 100, (n, 2))
+    batch = IOIBatch(ids, torch.ones_like(ids), torch.full((n,), length - 1), ids[:, 1].clone(), ids[:, 2].clone())
+    batch.corrupted_ids = corrupted
+    names = component_names(model, "head")
+    seed_scores = [{k: torch.rand(4) for k in names}]
+    sizes = [0.3, 0.6, 1.0]  # of 8 heads: MIB keeps 2, 4, 8; the project 2, 5, 8
+    result, _, _ = discover(
+        model, batch, seed_scores, "head", "global", [0.5], 0.9, sizes=sizes, ablation_value="counterfactual",
+        n_resamples=50, size_rounding="mib",
+    )  # fmt: skip
+    assert result["size_rounding"] == "mib" and result["ablation_value"] == "counterfactual"
+    assert sorted({c["sparsity"] for c in result["curve"]}) == [0.5]  # MIB's sizes are measured apart
+    ev = CircuitEvaluator(model, batch, "head", seed_scores[0], ablation_value="counterfactual")
+    f = [ev(size_masks(seed_scores[0], "global", k, "mib"))["normalized_logit_diff"] for k in sizes]
+    assert [int(sum(m.sum() for m in size_masks(seed_scores[0], "global", k, "mib").values())) for k in sizes] == [
+        2,
+        4,
+        8,
+    ]
+    assert result["faithfulness"]["cpr"] == pytest.approx(areas(sizes, f)["cpr"])
+    assert result["ablated"]["normalized_logit_diff"] == pytest.approx(0.0)

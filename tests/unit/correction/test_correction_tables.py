@@ -181,7 +181,9 @@ def _generations(path, per_k: dict, control: dict | None = None):
     lines = []
     for k, values in per_k.items():
         lines += [{"k": k, "control": False, "prompt": f"p{i}", "greedy_window_ratio": v} for i, v in enumerate(values)]
-        lines += [{"k": k, "control": True, "prompt": f"c{i}", "unchanged": u} for i, u in enumerate((control or {})[k])]
+        lines += [
+            {"k": k, "control": True, "prompt": f"c{i}", "unchanged": u} for i, u in enumerate((control or {})[k])
+        ]
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
