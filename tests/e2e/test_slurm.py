@@ -1,7 +1,8 @@
 """The SLURM profile, run for real: snakemake-executor-plugin-slurm submits the tiny workflow
 through the shell shims in tests/slurm_shims (sbatch runs each job here, in the background;
 sacct and squeue answer from the job states), and every job's sbatch command line is checked
-against profiles/slurm.
+against profiles/slurm and the workflow's per-job sizes. tests/e2e/test_real_slurm.py runs the
+profile on a real Slurm.
 
 The shims are tested first, on their own, so that a pass of the end-to-end run means the plugin
 really submitted, polled and collected the jobs.
@@ -146,9 +147,13 @@ with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
 
 
 def test_profile_sizes_every_rule_and_leaves_gpus_and_accounts_to_others(tmp_path):
-    """Every rule that goes to SLURM has a runtime and memory in the profile. No `gpu` (that would
-    override the rules' per-model gpu count), no account or partition (the user's), and no
-    default-resources (it would replace a user profile's default-resources wholesale)."""
+    """Every rule that goes to SLURM has a runtime and memory: a model rule from the workflow, per
+    job (attrprune.cluster), every other rule in the profile. The profile names no model rule (its
+    set-resources would override the per-job sizes), sets no `gpu` (that would override the rules'
+    per-model gpu count), no account or partition (the user's), and no default-resources (it would
+    replace a user profile's default-resources wholesale)."""
+    from attrprune import cluster
+
     profile = yaml.safe_load(PROFILE.read_text())
     assert profile["executor"] == "slurm"
     assert "default-resources" not in profile
@@ -160,7 +165,9 @@ def test_profile_sizes_every_rule_and_leaves_gpus_and_accounts_to_others(tmp_pat
     rules = {name for name, submitted in json.loads(r.stdout.splitlines()[-1]).items() if submitted}
     assert {"scores", "compress", "refset"} <= rules
     sized = profile["set-resources"]
-    assert rules <= set(sized), f"rules without SLURM sizes in {PROFILE}: {sorted(rules - set(sized))}"
+    assert not set(sized) & set(cluster.RULES), f"{PROFILE} overrides the per-job sizes of model rules"
+    unsized = rules - set(sized) - set(cluster.RULES)
+    assert not unsized, f"rules without SLURM sizes in {PROFILE}: {sorted(unsized)}"
     for rule, res in sized.items():
         assert isinstance(res.get("runtime"), int) and isinstance(res.get("mem_mb"), int), rule
         assert not {"gpu", "gpus", "gres", "slurm_account", "slurm_partition"} & set(res), rule
@@ -188,7 +195,7 @@ def test_tiny_workflow_through_the_slurm_executor(tmp_path):
     run.mkdir()
     profile_dir.mkdir()
     profile = yaml.safe_load(PROFILE.read_text())
-    profile["set-resources"]["scores"]["gpu"] = 1
+    profile["set-resources"]["scores"] = {"gpu": 1}  # only the GPU: the sizes stay the per-job ones
     (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
     env = shim_env(state, SLURMSHIM_PARTITIONS="cpu,gpu", SLURMSHIM_ACCOUNTS="test")
     scores = {m: f"results/world-llama/scores/{m}/general-s0.safetensors" for m in ("lrp", "random")}
@@ -230,12 +237,13 @@ def test_tiny_workflow_through_the_slurm_executor(tmp_path):
         submitted[option(argv, "--comment").split("_wildcards_")[0]].append(argv)
     assert {k: len(v) for k, v in submitted.items()} == {"rule_refset": 1, "rule_scores": 2, "rule_compress": 1}
     assert {(d / "state").read_text().strip() for d in (state / "jobs").iterdir()} == {"COMPLETED"}
-    assert calls(state, "sacct"), "the plugin never asked sacct for the job states"
+    assert calls(state, "squeue"), "the plugin never asked squeue (the profile's status command) for the job states"
 
-    sizes = profile["set-resources"]
+    from attrprune.cluster import WORLD
+
     expected = {"rule_refset": ("cpu", None), "rule_scores": ("gpu", "1"), "rule_compress": ("cpu", None)}
     for rule, (partition, gpus) in expected.items():
-        res = sizes[rule.removeprefix("rule_")]
+        res = WORLD  # world-llama's jobs, sized by the workflow (the profile copy adds only a GPU)
         for argv in submitted[rule]:
             assert option(argv, "--mem") == str(res["mem_mb"]), (rule, argv)
             assert option(argv, "-t") == str(res["runtime"]), (rule, argv)
