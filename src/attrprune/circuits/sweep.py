@@ -44,6 +44,7 @@ from attrprune.pruning import MaskBuilder, measured_sparsity
 from attrprune.registry import CIRCUIT_SCOPES
 
 ROW_STEPS = 1000  # bisection resolution of non-global scopes: sparsity in steps of 0.001
+SIZE_STEPS = 1000  # resolution of the circuit size's interval: 1/1000 of the steps
 
 
 def check_scope(granularity: str, scope: str) -> None:
@@ -122,13 +123,14 @@ def size_masks(scores: dict[str, torch.Tensor], scope: str, size: float, roundin
     return out
 
 
-def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -> int:
+def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16, resolution: int = 1) -> int:
     """Largest step k in [0, n_steps] with passes(k) that a grid scan then bisection finds.
 
     The scan evaluates `grid` + 1 evenly spaced steps and takes the sparsest passing one; the
     bisection then narrows the gap to the next (failing) grid step. A plain bisection from 0 would
     stop at the first dip of a non-monotone curve; the scan sees past dips wider than a grid cell.
-    Step 0 (nothing pruned) is taken to pass.
+    Step 0 (nothing pruned) is taken to pass. `resolution` > 1 stops the bisection once the gap
+    is that narrow (the passing end is returned).
     """
     points = sorted({round(i * n_steps / grid) for i in range(grid + 1)})
     passing = [k for k in points if k == 0 or passes(k)]
@@ -136,7 +138,7 @@ def sparsest_step(passes: Callable[[int], bool], n_steps: int, grid: int = 16) -
     if lo == n_steps:
         return lo
     hi = points[points.index(lo) + 1]  # fails
-    while hi - lo > 1:
+    while hi - lo > max(1, resolution):
         mid = (lo + hi) // 2
         if passes(mid):
             lo = mid
@@ -173,7 +175,8 @@ def sparsest_circuit(
     prompts (``n_kept_ci``, ``kept_fraction_ci``): each resample of the prompts reruns the same
     scan and bisection on the resampled normalised logit difference (evaluating any step the
     full sample did not reach), so the interval is that of the search itself, not of a fitted
-    curve."""
+    curve. The resamples' searches stop at 1/1000 of the steps (`SIZE_STEPS`; exact up to 1,000
+    components), so the interval's ends are within that of the search's."""
     n_steps, masks_at, numel = _search(evaluate, scores, scope)
     seen: dict[int, dict] = {}
     lds: dict[int, torch.Tensor] = {}  # per-prompt logit differences of every evaluated step
@@ -207,6 +210,9 @@ def sparsest_circuit(
         from attrprune.circuits.bootstrap import percentile_interval, resample
 
         dense, ablated = evaluate.dense_ld.double().numpy(), evaluate.ablated_ld.double().numpy()
+        # the resamples' searches stop at 1/1000 of the steps (exact for up to 1,000 components),
+        # which bounds the steps they add beside the full sample's
+        resolution = max(1, n_steps // SIZE_STEPS)
 
         def size(prompts: np.ndarray) -> np.ndarray:
             out = np.empty(prompts.shape[:-1])
@@ -217,7 +223,7 @@ def sparsest_circuit(
                 def passes_here(j: int, w=w, d=d, a=a) -> bool:
                     return (w @ measure(j).double().numpy() - a) / (d - a) >= threshold
 
-                step = sparsest_step(passes_here, n_steps, grid)
+                step = sparsest_step(passes_here, n_steps, grid, resolution)
                 measure(step)  # step 0 passes without an evaluation
                 out[row] = kept[step]
             return out

@@ -173,3 +173,15 @@ def test_discover_under_mib_conventions():
     ]
     assert result["faithfulness"]["cpr"] == pytest.approx(areas(sizes, f)["cpr"])
     assert result["ablated"]["normalized_logit_diff"] == pytest.approx(0.0)
+
+
+def test_a_coarser_resolution_stops_early_on_the_passing_side():
+    calls = []
+
+    def passes(k):
+        calls.append(k)
+        return k <= 537
+
+    step = sparsest_step(passes, 1000, resolution=10)
+    assert 527 <= step <= 537 and passes(step)
+    assert len(calls) <= 16 + 3 + 1  # scan + log2(62 / 10) + the check above
