@@ -136,6 +136,8 @@ _OS_FIXES = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.ENOSPC: "no space left on the device: free some, or write the results elsewhere",
     errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f) or the file system allows: write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some, or write the results elsewhere",
 }
 
 
@@ -144,6 +146,11 @@ def describe(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno in _OS_FIXES:
         where = f" ({error.filename})" if error.filename else ""
         return f"{error.strerror or type(error).__name__}{where}: {_OS_FIXES[error.errno]}"
+    from attrprune.io import library_os_error
+
+    wrapped = None if isinstance(error, OSError) else library_os_error(error)
+    if wrapped is not None and wrapped.errno in _OS_FIXES:  # a library's write error (safetensors)
+        return describe(wrapped)
     if isinstance(error, UnicodeDecodeError):
         return f"text is not UTF-8 ({error.reason} at byte {error.start}): save the file as UTF-8"
     from attrprune.io import NotCachedError

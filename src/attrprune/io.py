@@ -95,6 +95,22 @@ def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
     pyplot().close(fig)
 
 
+def library_os_error(error: BaseException, path: Path | str | None = None) -> OSError | None:
+    """The OSError inside a library's own error (safetensors reports a full disk as
+    ``SafetensorError: ... No space left on device (os error 28) at path ...``), naming `path`
+    (else the path in the message); None when it holds none."""
+    import re
+
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    if path is None:
+        named = re.search(r'at path "([^"]*)"', str(error))
+        path = named.group(1) if named else None
+    return OSError(code, os.strerror(code), None if path is None else str(path))
+
+
 class NotCachedError(RuntimeError):
     """Something an offline job reads (a dataset, a checkpoint) is not in the local cache; the
     message names what and how to fetch it (`snakemake download`). The CLI prints it as one line."""

@@ -344,7 +344,7 @@ def save_refset(refset: RefSet, path: Path) -> None:
 def load_refset(path: Path) -> RefSet:
     from attrprune.store import load_tensors
 
-    tensors, meta = load_tensors(path, key="refset")
+    tensors, meta = load_tensors(path, key="refset", names=("input_ids", "attention_mask", "plus", "minus"))
     refset = RefSet(
         tensors["input_ids"],
         tensors["attention_mask"],

@@ -21,18 +21,27 @@ import torch
 
 def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor], meta: dict, key: str) -> None:
     """Write `tensors` with `meta` as JSON under header entry `key`, atomically."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from attrprune.io import atomic_path
+    from attrprune.io import atomic_path, library_os_error
 
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={key: json.dumps(meta)})
+        try:
+            save_file(tensors, str(tmp), metadata={key: json.dumps(meta)})
+        except SafetensorError as err:  # a full disk, ...: the OSError it wraps, naming the output
+            raise (library_os_error(err, path) or err) from err
 
 
-def load_tensors(path: Path | str, key: str) -> tuple[dict[str, torch.Tensor], dict]:
+def load_tensors(
+    path: Path | str, key: str, schema=dict, names: tuple[str, ...] = ()
+) -> tuple[dict[str, torch.Tensor], dict]:
     """(every tensor by name, in the file's offset order as `safetensors.torch.load_file` gives them;
-    the JSON record under header entry `key`)."""
+    the JSON record under header entry `key`, checked against `schema` (`attrprune.records`)). The
+    tensors in `names` must be there; anything else is a one-line error naming the file."""
     from safetensors import SafetensorError, safe_open
+
+    from attrprune.records import FIX, check
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} does not exist: run the stage (workflow rule) that writes it")
@@ -44,6 +53,10 @@ def load_tensors(path: Path | str, key: str) -> tuple[dict[str, torch.Tensor], d
         raise ValueError(
             f"{path} is not a complete safetensors file ({err}): delete it and rerun the stage that writes it"
         ) from err
+    check(meta, schema, f"{path} ({key} record in its header)")
+    missing = [name for name in names if name not in tensors]
+    if missing:
+        raise ValueError(f"{path} has no tensor {missing[0]!r} (it holds {sorted(tensors)[:5]}): {FIX}")
     return tensors, meta
 
 
@@ -54,4 +67,9 @@ def _meta(f, path, key: str) -> dict:
             f"{path} has no {key!r} record in its safetensors header (entries: {sorted(header)}); "
             f"is it a {key} file written by this suite?"
         )
-    return json.loads(header[key])
+    from attrprune.records import FIX, BadRecord
+
+    try:
+        return json.loads(header[key])
+    except ValueError as err:
+        raise BadRecord(f"{path}: its {key} record is not valid JSON (truncated or malformed: {err}): {FIX}") from None

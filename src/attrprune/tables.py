@@ -23,7 +23,6 @@ Run: ``python -m attrprune compression-tables --metrics a.json,b.json --csv c.cs
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -48,8 +47,11 @@ TOKEN_PERPLEXITY = "token_perplexity"  # metric of the token_perplexity column (
 
 
 def read_metrics(metrics_files: list[Path]) -> list[dict]:
-    """The parsed metrics files, read once for the tidy table and the token-perplexity check."""
-    return [json.loads(Path(path).read_text()) for path in metrics_files]
+    """The parsed metrics files, read once for the tidy table and the token-perplexity check;
+    a damaged one is a one-line error naming it (`attrprune.records`)."""
+    from attrprune.records import read_metrics_file
+
+    return [read_metrics_file(path) for path in metrics_files]
 
 
 def tidy_compression(records: list[dict]) -> pd.DataFrame:

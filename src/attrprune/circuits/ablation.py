@@ -141,9 +141,10 @@ def save_ablation(result: dict, path: Path, meta: dict) -> None:
 
 def load_ablation(path: Path) -> tuple[dict, dict]:
     """(result as `ablation_importance` returns it, metadata)."""
+    from attrprune.records import ABLATION_HEADER
     from attrprune.store import load_tensors
 
-    tensors, meta = load_tensors(path, key="ablation")
+    tensors, meta = load_tensors(path, key="ablation", schema=ABLATION_HEADER)
     result = {"dense_logit_diff": meta["dense_logit_diff"], "head": {}, "neuron": {}, "weight": {}}
     for key, t in tensors.items():
         kind, name = key.split("/", 1)

@@ -28,13 +28,13 @@ Run: ``python -m attrprune circuit-tables --curves a/curve.json,b/curve.json --c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 from attrprune.lineage import with_code_section
+from attrprune.records import read_circuit_curve
 
 KEYS = ["model", "method", "granularity", "scope"]
 BASELINE = "lrp"  # the method every other one is paired against
@@ -52,7 +52,7 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy curves, one summary row per curve file)."""
     curves, summary = [], []
     for path in paths:
-        r = json.loads(Path(path).read_text())
+        r = read_circuit_curve(path)
         ident = {"model": model_name(r), "method": r["method"], "granularity": r["granularity"], "scope": r["scope"]}
         curves += [{**ident, **point} for point in r["curve"]]
         c, gt, fa = r["circuit"], r.get("groundtruth") or {}, r.get("faithfulness") or {}
@@ -186,7 +186,7 @@ def paired_tests(paths: list[Path]) -> pd.DataFrame:
 
     runs, areas = {}, {}
     for path in paths:
-        r = json.loads(Path(path).read_text())
+        r = read_circuit_curve(path)
         value = r.get("ablation_value", "zero")
         gt = r.get("groundtruth") or {}
         if "components" in gt:  # first scope of each ranking: the others have the same scores
@@ -433,7 +433,7 @@ def circuit_tables(
     parts.append(
         "## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves)
     )
-    records = [json.loads(Path(p).read_text()) for p in curve_files]  # load_curves keeps only tables
+    records = [read_circuit_curve(p) for p in curve_files]  # load_curves keeps only tables
     atomic_write_text(markdown, with_code_section("\n\n".join(parts) + "\n", records))
     return summary
 
@@ -457,7 +457,7 @@ def _conventions_note(summary: pd.DataFrame) -> str:
 def _areas_note(paths: list[Path]) -> str:
     """What the CPR / CMD columns are, from the first curve file that has them."""
     for path in paths:
-        fa = json.loads(Path(path).read_text()).get("faithfulness")
+        fa = read_circuit_curve(path).get("faithfulness")
         if fa:
             sizes = ", ".join(f"{k:g}" for k in fa["sizes"])
             return (

@@ -35,12 +35,14 @@ Run: ``python -m attrprune correction-tables --curves a/curve.json,b/curve.json 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
 from attrprune.lineage import with_code_section
+from attrprune.records import BadRecord, check, read_correction_curve, read_text
 
 KEYS = ["model", "behaviour", "method", "granularity", "normalization"]
 COLUMNS = [*KEYS, "k", "metric", "value"]
@@ -89,14 +91,16 @@ def prompt_intervals(generations: Path, behaviour: str, n_resamples: int = N_RES
     from attrprune.circuits.bootstrap import percentile_interval, resample
 
     by_k: dict[int, dict[str, list]] = {}
-    for n, line in enumerate(Path(generations).read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(generations).splitlines(), 1):
         try:
-            r = json.loads(line)
-            bucket = by_k.setdefault(int(r["k"]), {"trigger": [], "control": []})
-            if r.get("control"):
-                bucket["control"].append(float(r["unchanged"]))
-            else:
-                bucket["trigger"].append(PER_PROMPT[behaviour](r))
+            r = check(json.loads(line), {"k": int}, f"{generations}:{n}")
+            bucket = by_k.setdefault(r["k"], {"trigger": [], "control": []})
+            value = float(r["unchanged"]) if r.get("control") else PER_PROMPT[behaviour](r)
+            if not math.isfinite(value):
+                raise ValueError(f"a value is {value}, not a finite number")
+            bucket["control" if r.get("control") else "trigger"].append(value)
+        except BadRecord:
+            raise
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{generations}:{n}: not a generation record of the correction stage ({e!r})") from None
     if 0 not in by_k:
@@ -133,7 +137,7 @@ def load_curves(paths: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
     """(tidy table, the parsed curve files)."""
     rows, curves = [], []
     for path in paths:
-        r = json.loads(Path(path).read_text())
+        r = read_correction_curve(path)
         curves.append(r)
         ident, task = _ident(r), r["primary_ppl_task"]
         for point in r["curve"]:

@@ -64,7 +64,12 @@ def load_scores(path: Path, model_dir: Path | None = None, model_sha256: str | N
     """(scores, metadata) of a scores file. With `model_dir` (or its `model_sha256`, when the
     caller has it already), the file must have been computed on exactly that checkpoint."""
     scores = Scores()
-    tensors, meta = load_tensors(path, key="scores")
+    from attrprune.records import FIX, SCORES_HEADER
+
+    tensors, meta = load_tensors(path, key="scores", schema=SCORES_HEADER)
+    odd = [k for k in tensors if k.split("/", 1)[0] not in _KINDS or "/" not in k]
+    if odd:
+        raise ValueError(f"{path} holds a tensor {odd[0]!r} that is not weight/, neuron/ or head/ scores: {FIX}")
     storage = meta.get("storage", "float32")  # files written before storage existed: float32
     if storage not in SCORE_STORAGES:
         raise ValueError(f"{path} records an unknown scores storage {storage!r} (valid: {list(SCORE_STORAGES)})")

@@ -100,9 +100,10 @@ class WorldCardTableStage:
     def run(self) -> None:
         from attrprune.io import atomic_write_text
         from attrprune.lineage import with_code_section
+        from attrprune.records import WORLD_CARD, read_json
         from attrprune.world.card import markdown_table
 
-        cards = [json.loads(Path(p).read_text()) for p in self.cards]
+        cards = [read_json(p, WORLD_CARD) for p in self.cards]
         atomic_write_text(self.out, with_code_section(markdown_table(cards), cards))
 
 
