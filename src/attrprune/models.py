@@ -123,19 +123,85 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _pretrained_model(model_dir: Path, **kwargs):
+def _pretrained_model(model_dir: Path, strict: bool = True, **kwargs):
     """AutoModelForCausalLM.from_pretrained, offline, with one line naming the folder when its
-    weights are missing, truncated or corrupt (transformers raises several kinds of errors)."""
+    weights are missing, truncated or corrupt (transformers raises several kinds of errors), or
+    (`strict`, always outside tests) when they do not fill the architecture config.json names:
+    transformers only warns about unused or missing tensors and initialises the missing ones at
+    random, and a benchmark of such a model would be silently meaningless."""
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            model_dir, local_files_only=True, output_loading_info=True, **kwargs
+        )
     except (SafetensorError, OSError, EOFError) as e:  # not RuntimeError: out-of-memory is one
         raise ValueError(
             f"the model weights in {model_dir} cannot be loaded ({_first_line(e)}): the folder needs complete weight "
             "files (model.safetensors or pytorch_model.bin); download or save the model again"
         ) from e
+    except RuntimeError as e:  # a tensor's shape differs from the one config.json implies
+        if "size mismatch" not in str(e):
+            raise
+        raise ValueError(
+            f"{_MISMATCH.format(model_dir)}: a tensor's shape differs ({_size_mismatch(e)}); {_FIX}"
+        ) from e
+    if strict:
+        check_loading_info(model_dir, model, info)
+    return model
+
+
+_MISMATCH = "the weights in {} do not match the architecture its config.json names"
+_FIX = "download or save the model again, with the config.json of its own weights"
+
+
+def _size_mismatch(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+    return (lines[0] if lines else _first_line(error))[:300]
+
+
+def _names(keys, limit: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def check_loading_info(model_dir: Path, model, info: dict) -> None:
+    """One line naming the folder when from_pretrained left a weight of the model uninitialised
+    (missing), did not use a tensor of the files (unexpected), changed a shape (mismatched), or
+    built another class than config.json's `architectures` names."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    named = (config.get("architectures") or [None])[0]
+    built = type(model).__name__
+    parts = []
+    if named is not None and named != built:
+        parts.append(f"config.json names {named} but its model_type {config.get('model_type')!r} builds {built}")
+    if info.get("missing_keys"):
+        parts.append(
+            f"{len(info['missing_keys'])} weights of {built} are not in the files "
+            f"({_names(info['missing_keys'])}; they would be random)"
+        )
+    if info.get("unexpected_keys"):
+        parts.append(
+            f"{len(info['unexpected_keys'])} tensors in the files are unused ({_names(info['unexpected_keys'])})"
+        )
+    if info.get("mismatched_keys"):
+        parts.append(
+            f"{len(info['mismatched_keys'])} tensors have another shape ({_names(k for k, *_ in info['mismatched_keys'])})"
+        )
+    if parts:
+        raise ValueError(f"{_MISMATCH.format(model_dir)}: {'; '.join(parts)}; {_FIX}")
+
+
+def check_vocabulary(model_dir: Path, model, tokenizer) -> None:
+    """One line naming the folder when the tokenizer has ids past the model's embedding (its rows
+    would be read out of range, or from another model's vocabulary)."""
+    n_embed = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > n_embed:
+        raise ValueError(
+            f"the tokenizer in {model_dir} has {len(tokenizer)} tokens but the model's embedding only {n_embed} "
+            "rows: the tokenizer files belong to another model; save the model's own tokenizer into the folder"
+        )
 
 
 def _pretrained_tokenizer(model_dir: Path):
@@ -162,10 +228,12 @@ def load_tokenizer(model_dir: Path):
     return _pretrained_tokenizer(_checked_dir(model_dir))
 
 
-def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
+def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none", strict: bool = True):
     """(model in eval mode, tokenizer) from `model_dir`, in `dtype` and placed by `device_map`
     (see the module docstring). `device_map="cpu"` keeps the model on the CPU even when a GPU is
-    visible (the world card and tests use it; not offered on the command line)."""
+    visible (the world card and tests use it; not offered on the command line). Every weight must
+    come from the files and every tensor of the files be used (`check_loading_info`), and the
+    tokenizer fit the embedding; only a test may pass `strict=False` to compute on random weights."""
     if device_map not in (*DEVICE_MAPS, "cpu"):
         raise ValueError(f"unknown device_map {device_map!r}; use one of {', '.join(DEVICE_MAPS)}")
     if device_map == "auto" and not _cuda():
@@ -178,9 +246,11 @@ def load_model(model_dir: Path, dtype: str = "auto", device_map: str = "none"):
     model_dir = _checked_dir(model_dir)
     tokenizer = _pretrained_tokenizer(model_dir)  # first: it fails in a second, the weights take long
     if device_map == "auto":
-        model = _pretrained_model(model_dir, device_map="auto", **_dtype_kwarg(torch_dtype))
+        model = _pretrained_model(model_dir, strict, device_map="auto", **_dtype_kwarg(torch_dtype))
     else:
-        model = _pretrained_model(model_dir, **_dtype_kwarg(torch_dtype)).to(device)
+        model = _pretrained_model(model_dir, strict, **_dtype_kwarg(torch_dtype)).to(device)
+    if strict:
+        check_vocabulary(model_dir, model, tokenizer)
     return model.eval(), tokenizer
 
 
@@ -194,7 +264,9 @@ def load_checkpoint_on_cpu(model_dir: Path, dtype: str = "auto"):
 
     torch_dtype = checkpoint_dtype(model_dir) if dtype == "auto" else getattr(torch, dtype)
     tokenizer = _pretrained_tokenizer(model_dir)
-    return _pretrained_model(model_dir, **_dtype_kwarg(torch_dtype)).eval(), tokenizer
+    model = _pretrained_model(model_dir, **_dtype_kwarg(torch_dtype)).eval()
+    check_vocabulary(model_dir, model, tokenizer)
+    return model, tokenizer
 
 
 def input_device(model):
