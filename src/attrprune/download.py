@@ -31,7 +31,7 @@ from pathlib import Path
 
 # What the compute stages read offline lives in the core (`attrprune.hub`); this module fetches it.
 from attrprune.hub import FIX, HUB_DATASETS
-from attrprune.io import write_json
+from attrprune.io import NotCachedError, write_json
 
 MOVING_REVISIONS = ("main", "master")
 
@@ -141,7 +141,7 @@ def download_model(hf_id: str, revision: str, out_dir: Path, cache_dir: Path | N
                 )
             )
         except Exception as err:  # LocalEntryNotFoundError offline, HTTP / connection errors online
-            raise RuntimeError(f"model {hf_id} at revision {revision} could not be fetched {_why(err)}") from err
+            raise NotCachedError(f"model {hf_id} at revision {revision} could not be fetched {_why(err)}") from err
         return snapshot, _select(snapshot, allow, ignore)
 
     # A bin index without bin files would only confuse from_pretrained.
@@ -219,7 +219,7 @@ def _fetch_hub_dataset(name: str) -> dict:
     try:
         ds = datasets.load_dataset(**spec)
     except Exception as err:  # ConnectionError offline; DatasetNotFoundError etc. online
-        raise RuntimeError(f"dataset {name} ({spec['path']}) could not be fetched {_why(err)}") from err
+        raise NotCachedError(f"dataset {name} ({spec['path']}) could not be fetched {_why(err)}") from err
     return {"spec": spec, "rows": ds.num_rows, "cache_files": [f["filename"] for f in ds.cache_files]}
 
 
@@ -228,7 +228,7 @@ def _fetch_lm_eval_task(task: str, manager) -> dict:
         # Building a task downloads its data (ConfigurableTask.__init__ -> load_dataset).
         loaded = manager.load([task])
     except Exception as err:
-        raise RuntimeError(f"lm-eval task {task}: its data could not be fetched {_why(err)}") from err
+        raise NotCachedError(f"lm-eval task {task}: its data could not be fetched {_why(err)}") from err
     return {
         name: {
             "dataset_path": t.config.dataset_path,

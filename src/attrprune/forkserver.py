@@ -120,8 +120,11 @@ def delegate(argv: list[str]) -> int | None:
         reader = conn.makefile("rb")
         reply = json.loads(reader.readline() or b"{}")
     except OSError as err:
+        import errno
+
+        gone = "; it died or was stopped" if err.errno == errno.ECONNREFUSED else ""
         print(
-            f"attrprune: fork server {path} not reachable ({err.strerror or err}); running in this process",
+            f"attrprune: fork server {path} not reachable ({err.strerror or err}{gone}); running in this process",
             file=sys.stderr,
         )
         return None
@@ -132,9 +135,20 @@ def delegate(argv: list[str]) -> int | None:
         )
         return None
     # Blocks until the child exits; if this process is killed, the socket closes and the child
-    # kills itself (see _serve_child).
-    done = json.loads(reader.readline() or b'{"exit": 1}')
-    return int(done.get("exit", 1))
+    # kills itself (see _serve_child). The child sends its own exit code, so a job still finishes
+    # (and keeps its outputs) when the server dies; no exit code at all means the child died too.
+    try:
+        done = json.loads(reader.readline() or b"{}")
+    except (OSError, ValueError):
+        done = {}
+    if "exit" not in done:
+        print(
+            f"attrprune: error: the fork server ({path}) died while this job ran in it, and the job with it; "
+            "the job failed: rerun it (a rerun runs it fresh, in its own process when no server runs)",
+            file=sys.stderr,
+        )
+        return 1
+    return int(done["exit"])
 
 
 # ---------------------------------------------------------------- server
@@ -214,6 +228,7 @@ def _serve_child(conn: socket.socket, listener: socket.socket, request: dict, fd
                 stream.flush()
             except Exception:
                 pass
+        _send(conn, {"exit": code})  # from the child itself: it reaches the job even if the server died
         os._exit(code)
 
 

@@ -183,3 +183,138 @@ def test_a_dataset_missing_from_the_offline_cache_is_one_line(repo_root, tmp_pat
     assert err[-1].startswith("attrprune refset: error: wikitext2 is not in the local datasets cache")
     assert "snakemake download" in err[-1] and "Traceback" not in "\n".join(err)
     assert not out.exists()
+
+
+# ---- writers: a real write error inside safetensors ----------------------------------------------
+
+_FSIZE = """import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+from attrprune.cli import run
+sys.exit(run(sys.argv[1:]))
+"""
+
+
+def test_a_tensor_file_write_that_fails_inside_safetensors_is_one_line(repo_root, tmp_path):
+    """The file system refuses the scores file half-way (a file-size limit: the same path through
+    safetensors' Rust writer as a full disk): one line naming the scores file and the fix, exit 1,
+    no temporary file left (safetensors wraps the OSError in its own SafetensorError)."""
+    import subprocess
+    import sys
+
+    text = tmp_path / "in" / "text.jsonl"
+    text.parent.mkdir()
+    text.write_text('{"text": "Ann went home. Bob stayed at the farm and fed the goats."}\n' * 3)
+    refset = tmp_path / "in" / "r.safetensors"
+    assert run([*_refset(repo_root, text, refset)[:-2], "--length", "8", "--out", str(refset)]) == 0
+    out = tmp_path / "out" / "scores.safetensors"
+    argv = ["scores", "--method", "magnitude", "--model-dir", str(repo_root / MODEL), "--refset", str(refset)]
+    done = subprocess.run(
+        [sys.executable, "-c", _FSIZE, *argv, "--dtype", "float32", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "SafetensorError" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"attrprune scores: error: File too large ({out}): "), last
+    assert last.endswith("write elsewhere"), last
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# ---- a hub model that is not downloaded ------------------------------------------------------------
+
+
+def test_the_download_stage_offline_is_one_line(tmp_path, capsys, monkeypatch):
+    """download-model with the Hub unreachable (offline here): one line naming the model and
+    `snakemake download` on a machine with internet, no traceback, no model folder."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "models" / "tinyllama-1.1b"
+    argv = ["download-model", "--hf-id", "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T"]
+    assert run([*argv, "--revision", "036fa4651240b9a1487f709833b9e4b96b4c1574", "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("attrprune download-model: error: model TinyLlama/TinyLlama-1.1B"), err
+    assert "could not be fetched" in last and "snakemake download" in last and "Traceback" not in err
+    assert not out.exists()
+
+
+# ---- a fork server killed during a run --------------------------------------------------------------
+
+
+def test_a_killed_fork_server_is_named_and_its_jobs_finish_or_say_so(repo_root, tmp_path):
+    """Two jobs run in the fork server when it is killed (SIGKILL, no clean-up): the one whose
+    child lives on finishes with exit 0 and keeps its output; the one whose child dies too fails
+    with one line saying the server died and that a rerun runs it fresh; a later job runs in its
+    own process, saying why in one line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    sock = tmp_path / "server.sock"
+    env = {**os.environ, **offline}
+    env.pop("ATTRPRUNE_FORKSERVER", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "attrprune.forkserver", "--socket", str(sock), "--parent", str(os.getpid())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def children() -> list[int]:
+        return [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+
+    def job(out: str):
+        argv = ["refset", "--kind", "general", "--model-dir", str(repo_root / MODEL), "--n", "64", "--length", "32"]
+        argv += ["--data-dir", str(repo_root / "world" / "data"), "--source", "world", "--out", out]
+        return subprocess.Popen(
+            [sys.executable, "-m", "attrprune", *argv],
+            cwd=tmp_path,
+            env={**env, "ATTRPRUNE_FORKSERVER": str(sock)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    try:
+        deadline = time.monotonic() + 120
+        while not sock.exists():
+            assert server.poll() is None and time.monotonic() < deadline, "the fork server did not start"
+            time.sleep(0.1)
+        survivor = job("survivor.safetensors")
+        while len(children()) < 1:
+            assert time.monotonic() < deadline, "no child started"
+            time.sleep(0.01)
+        (first,) = children()
+        victim = job("victim.safetensors")
+        while len(children()) < 2:
+            assert time.monotonic() < deadline, "no second child started"
+            time.sleep(0.01)
+        (second,) = set(children()) - {first}  # the victim's
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        os.kill(second, signal.SIGKILL)
+        _, err = survivor.communicate(timeout=300)
+        assert survivor.returncode == 0, err
+        assert (tmp_path / "survivor.safetensors").is_file()
+        _, err = victim.communicate(timeout=60)
+        assert victim.returncode == 1, err
+        lines = err.strip().splitlines()
+        assert "Traceback" not in err and len(lines) == 1, err
+        assert lines[0].startswith("attrprune: error: the fork server") and "died while this job ran" in lines[0]
+        assert "rerun it (a rerun runs it fresh" in lines[0]
+        assert not (tmp_path / "victim.safetensors").exists()
+        later = job("later.safetensors")
+        _, err = later.communicate(timeout=300)
+        assert later.returncode == 0, err
+        assert f"fork server {sock} not reachable (Connection refused; it died or was stopped)" in err, err
+        assert (tmp_path / "later.safetensors").is_file()
+    finally:
+        server.kill()
+        server.wait(timeout=10)
