@@ -76,10 +76,12 @@ def agreement(
     top_fraction: float,
     n_resamples: int | None = None,
     seed: int = 0,
+    seed_scores=None,
 ) -> dict:
     """ROC AUC (top `top_fraction` by the signed drop as positives) and Spearman of flat tensors,
     and the same against |drop| (``*_abs``); with `n_resamples`, their 95 % bootstrap intervals
-    (``*_ci``: [lo, hi])."""
+    (``*_ci``: [lo, hi]), over components and, given `seed_scores` ([S, n], the reference seeds'
+    scores whose mean `scores` is), over reference seeds too."""
     scores, importance = scores.flatten().float(), importance.flatten().float()
     if scores.shape != importance.shape:
         raise ValueError(f"{len(scores)} scores for {len(importance)} ablated components")
@@ -98,5 +100,5 @@ def agreement(
     if n_resamples:
         from attrprune.circuits.bootstrap import bootstrap_agreement
 
-        result.update(bootstrap_agreement(scores, importance, top, top_abs, n_resamples, seed))
+        result.update(bootstrap_agreement(scores, importance, top, top_abs, n_resamples, seed, seed_scores=seed_scores))
     return result

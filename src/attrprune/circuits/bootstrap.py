@@ -101,24 +101,58 @@ def interval_record(estimate: float, samples: np.ndarray, level: float = 0.95) -
     return {"value": estimate, "lo": lo, "hi": hi, "p_value": p_value(samples)}
 
 
+def shares(idx: np.ndarray, n: int) -> np.ndarray:
+    """[..., n] share of each of n units in the draws idx [..., m] (rows sum to 1)."""
+    idx = np.asarray(idx)
+    lead, m = idx.shape[:-1], idx.shape[-1]
+    flat = idx.reshape(-1, m)
+    rows = np.arange(len(flat))[:, None]
+    counts = np.bincount((rows * n + flat).ravel(), minlength=len(flat) * n).reshape(len(flat), n)
+    return (counts / m).reshape(*lead, n)
+
+
 def _strata(positive: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     labels = positive.bool().flatten().numpy()
     return np.flatnonzero(labels), np.flatnonzero(~labels)
 
 
+def _per_seed(scores, seed_scores) -> np.ndarray:
+    """[S, n] float64: the per-seed scores, or the one ranking as a single seed."""
+    if seed_scores is None:
+        return torch.as_tensor(scores).flatten().double().numpy()[None]
+    out = np.asarray(torch.as_tensor(seed_scores, dtype=torch.float64))
+    if out.ndim != 2 or out.shape[1] != torch.as_tensor(scores).numel():
+        raise ValueError(f"per-seed scores {out.shape} do not match {torch.as_tensor(scores).numel()} components")
+    return out
+
+
 def stratified_auc(score_sets: Sequence[np.ndarray], positive: torch.Tensor, weights: Sequence[float]):
-    """Statistic for `resample` over (positives, negatives): Σ_i weights[i] · AUC(score_sets[i])."""
+    """Statistic for `resample` over (reference seeds, positives, negatives): Σ_i weights[i] ·
+    AUC of the mean over the drawn seeds of score_sets[i] ([S, n] per-seed scores, the same S
+    for every set: the rankings are paired on their seeds too)."""
     from attrprune.circuits.agreement import roc_auc_of_classes
 
     pos, neg = _strata(positive)
+    n_seeds = score_sets[0].shape[0]
+    if any(s.shape[0] != n_seeds for s in score_sets):
+        raise ValueError(f"paired rankings need the same reference seeds: {[s.shape[0] for s in score_sets]}")
 
-    def statistic(ip, ineg):
+    def statistic(si, ip, ineg):
+        w_seeds = shares(si, n_seeds)  # [..., S]
         total = 0.0
         for s, w in zip(score_sets, weights):
-            total = total + w * roc_auc_of_classes(s[pos[ip]], s[neg[ineg]])
+            m = w_seeds @ s  # [..., n]
+            total = total + w * roc_auc_of_classes(
+                np.take_along_axis(m, pos[ip], -1), np.take_along_axis(m, neg[ineg], -1)
+            )
         return total
 
-    return statistic, (len(pos), len(neg))
+    return statistic, (n_seeds, len(pos), len(neg))
+
+
+def _what(n_seeds: int) -> str:
+    seeds = " and reference seeds" if n_seeds > 1 else ""
+    return f"ablated components (the AUC's stratified by label){seeds}"
 
 
 def bootstrap_agreement(
@@ -129,20 +163,36 @@ def bootstrap_agreement(
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    seed_scores=None,
 ) -> dict:
     """Percentile intervals [lo, hi] of roc_auc / spearman (signed drop) and roc_auc_abs /
-    spearman_abs (|drop|): the AUC's resamples stratified by the label, Spearman's plain."""
+    spearman_abs (|drop|): the AUC's resamples stratified by the label, Spearman's plain. With
+    `seed_scores` ([S, n], each reference seed's scores, whose mean `scores` is) every resample
+    also redraws the seeds and ranks by the mean of the drawn seeds' scores."""
     from attrprune.circuits.agreement import spearman
 
-    s, imp = scores.flatten().double().numpy(), importance.flatten().double().numpy()
+    per_seed = _per_seed(scores, seed_scores)
+    n_seeds = len(per_seed)
+    imp = importance.flatten().double().numpy()
     out = {}
     for key, label in (("roc_auc", positive), ("roc_auc_abs", positive_abs)):
-        stat, sizes = stratified_auc([s], label, [1.0])
+        stat, sizes = stratified_auc([per_seed], label, [1.0])
         out[f"{key}_ci"] = list(percentile_interval(resample(stat, sizes, n_resamples, seed)[1], level))
     for key, target in (("spearman", imp), ("spearman_abs", np.abs(imp))):
-        samples = resample(lambda i, t=target: spearman(s[i], t[i]), [len(s)], n_resamples, seed)[1]
+
+        def rho(si, i, t=target):
+            m = shares(si, n_seeds) @ per_seed
+            return spearman(np.take_along_axis(m, i, -1), t[i])
+
+        samples = resample(rho, [n_seeds, len(imp)], n_resamples, seed)[1]
         out[f"{key}_ci"] = list(percentile_interval(samples, level))
-    return {**out, "n_resamples": n_resamples, "bootstrap_seed": seed, "level": level}
+    return {
+        **out,
+        "n_resamples": n_resamples,
+        "bootstrap_seed": seed,
+        "level": level,
+        "resampled": _what(n_seeds),
+    }
 
 
 def paired_auc_test(
@@ -152,14 +202,26 @@ def paired_auc_test(
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    seed_scores=None,
+    baseline_seed_scores=None,
 ) -> dict:
     """AUC(scores) − AUC(baseline) on the same components [n], with its percentile interval over
     resamples stratified by `positive` that draw the same components for both, and the two-sided
-    bootstrap p-value (`p_value`)."""
+    bootstrap p-value (`p_value`). With both rankings' per-seed scores ([S, n]), the resamples
+    also draw the same reference seeds for both (seed i of each explains the same reference set)."""
     if scores.shape != baseline.shape or scores.shape != positive.shape:
         raise ValueError(f"paired test needs the same components: {scores.shape}, {baseline.shape}, {positive.shape}")
-    sets = [scores.flatten().double().numpy(), baseline.flatten().double().numpy()]
+    if (seed_scores is None) != (baseline_seed_scores is None):
+        raise ValueError("paired test needs per-seed scores of both rankings or of neither")
+    sets = [_per_seed(scores, seed_scores), _per_seed(baseline, baseline_seed_scores)]
     stat, sizes = stratified_auc(sets, positive, [1.0, -1.0])
     diff, samples = resample(stat, sizes, n_resamples, seed)
     lo, hi = percentile_interval(samples, level)
-    return {"difference": diff, "lo": lo, "hi": hi, "p_value": p_value(samples), "n_resamples": n_resamples}
+    return {
+        "difference": diff,
+        "lo": lo,
+        "hi": hi,
+        "p_value": p_value(samples),
+        "n_resamples": n_resamples,
+        "resampled": _what(len(sets[0])),
+    }

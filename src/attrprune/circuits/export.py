@@ -173,9 +173,11 @@ def run_circuit(
         result["counterfactual"] = corruption_note()
     if ablation_path is not None:
         importance, ranked = importance_and_scores(ablation, granularity, pooled)
+        # each reference seed's scores of the same components: the intervals redraw the seeds too
+        per_seed = [importance_and_scores(ablation, granularity, sc)[1].tolist() for sc in seed_scores]
         result["groundtruth"] = {
-            **agreement(ranked, importance, top_fraction, n_resamples, bootstrap_seed),
-            "components": {"score": ranked.tolist(), "drop": importance.tolist()},
+            **agreement(ranked, importance, top_fraction, n_resamples, bootstrap_seed, seed_scores=per_seed),
+            "components": {"score": ranked.tolist(), "drop": importance.tolist(), "seed_scores": per_seed},
         }
     if published_circuit is not None:
         # Two sizes: the published circuit's own (its heads against the top as many), and the

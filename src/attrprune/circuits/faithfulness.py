@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attrprune.circuits.bootstrap import interval_record, percentile_interval, resample
+from attrprune.circuits.bootstrap import interval_record, percentile_interval, resample, shares
 
 MIB_SIZES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
@@ -76,15 +76,6 @@ def areas(sizes: list[float], faithfulness: list[float] | torch.Tensor) -> dict:
     return {"cpr": float(_trapezoid(x, f)), "cmd": float(_trapezoid(x, (1 - f).abs()))}
 
 
-def _shares(idx: np.ndarray, n: int) -> np.ndarray:
-    """[..., n] share of each of n units in the draws idx [..., m] (rows sum to 1)."""
-    lead, m = idx.shape[:-1], idx.shape[-1]
-    flat = idx.reshape(-1, m)
-    rows = np.arange(len(flat))[:, None]
-    counts = np.bincount((rows * n + flat).ravel(), minlength=len(flat) * n).reshape(len(flat), n)
-    return (counts / m).reshape(*lead, n)
-
-
 class AreaData:
     """One ranking's per-prompt logit differences: points [seeds, sizes, prompts] of each seed's
     circuit at each size (sizes sorted ascending), dense and ablated [prompts]."""
@@ -105,7 +96,7 @@ class AreaData:
 
     def faithfulness(self, seeds: np.ndarray, prompts: np.ndarray) -> np.ndarray:
         """Seed-mean f [..., sizes] over the drawn seeds [..., s] on the drawn prompts [..., p]."""
-        wp, ws = _shares(prompts, self.n_prompts), _shares(seeds, self.n_seeds)  # [..., P], [..., S]
+        wp, ws = shares(prompts, self.n_prompts), shares(seeds, self.n_seeds)  # [..., P], [..., S]
         m = np.einsum("szp,...p->...sz", self.points, wp)
         d, a = wp @ self.dense, wp @ self.ablated  # [...]
         f = (m - a[..., None, None]) / (d - a)[..., None, None]  # [..., S, sizes]

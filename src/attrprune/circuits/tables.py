@@ -205,7 +205,10 @@ def paired_tests(paths: list[Path]) -> pd.DataFrame:
         score, base_score = torch.tensor(gt["components"]["score"]), torch.tensor(base["components"]["score"])
         for target, importance in (("signed", drop), ("abs", drop.abs())):
             positive = top_k_mask(importance, gt["top_fraction"])
-            test = paired_auc_test(score, base_score, positive, gt["n_resamples"], gt["bootstrap_seed"])
+            seeds = [r["components"].get("seed_scores") for r in (gt, base)]
+            if None in seeds:  # curve files without per-seed scores: components only
+                seeds = [None, None]
+            test = paired_auc_test(score, base_score, positive, gt["n_resamples"], gt["bootstrap_seed"], 0.95, *seeds)
             key = "roc_auc" if target == "signed" else "roc_auc_abs"
             rows.append(
                 {
@@ -221,8 +224,7 @@ def paired_tests(paths: list[Path]) -> pd.DataFrame:
                     "n_important": int(positive.sum()),
                     "value": gt[key],
                     "value_baseline": base[key],
-                    "resampled": "ablated components (stratified by label)",
-                    **{k: test[k] for k in ("difference", "lo", "hi", "p_value", "n_resamples")},
+                    **{k: test[k] for k in ("difference", "lo", "hi", "p_value", "n_resamples", "resampled")},
                 }
             )
     for (model, gran, scope, value, method), fa in sorted(areas.items()):
@@ -406,7 +408,8 @@ def circuit_tables(
             "neurons, sampled for weights): ROC AUC with the top fraction by drop as positives, and Spearman, "
             "against the signed drop and against |drop|. Intervals: 95 % percentile bootstrap over components "
             "(the AUC's stratified by the label, so every resample keeps the positives; with 2 important heads "
-            "of 16 the head AUC moves in steps of 1/28).\n\n" + agreement_markdown(summary)
+            "of 16 the head AUC moves in steps of 1/28) and over reference seeds (each resample ranks by the "
+            "mean of the drawn seeds' scores).\n\n" + agreement_markdown(summary)
         )
     if "published" in summary and summary.published.notna().any():
         parts.append(
@@ -418,8 +421,9 @@ def circuit_tables(
     if (paired.statistic == "roc_auc").any():
         parts.append(
             f"## Paired test against {BASELINE}\n\nROC AUC of each method minus {BASELINE}'s on the same "
-            "resampled components (the resamples of the intervals above), its 95 % interval and the two-sided "
-            "bootstrap p-value (smallest possible: 2 / (resamples + 1)).\n\n" + paired_markdown(paired)
+            "resampled components and reference seeds (the resamples of the intervals above; seed i of every method "
+            "explains the same reference set), its 95 % interval and the two-sided bootstrap p-value (smallest "
+            "possible: 2 / (resamples + 1)).\n\n" + paired_markdown(paired)
         )
     if paired.statistic.isin(["cpr", "cmd"]).any():
         parts.append(

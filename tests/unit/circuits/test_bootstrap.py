@@ -41,14 +41,14 @@ def test_stratified_resamples_keep_the_classes():
     positive = torch.tensor([True, False, False, True, False, False, False, False])
     drawn = []
 
-    def statistic(ip, ineg):
+    def statistic(si, ip, ineg):
         drawn.append((ip, ineg))
         return ip.sum(-1) * 0.0
 
     from attrprune.circuits.bootstrap import stratified_auc
 
-    _, sizes = stratified_auc([np.zeros(8)], positive, [1.0])
-    assert sizes == (2, 6)
+    _, sizes = stratified_auc([np.zeros((1, 8))], positive, [1.0])
+    assert sizes == (1, 2, 6)  # one reference seed, 2 positives, 6 negatives
     resample(statistic, sizes, 300, seed=1)
     ip = np.concatenate([d[0] for d in drawn[1:]])  # drawn[0]: the estimate on the units as given
     assert ip.shape == (300, 2) and set(np.unique(ip)) == {0, 1}  # a positive slot draws among both positives
@@ -116,3 +116,20 @@ def test_percentile_interval_ignores_undefined_resamples():
     assert percentile_interval(samples) == pytest.approx((2.5, 97.5))
     with pytest.raises(ValueError, match="level"):
         percentile_interval(samples, 95)
+
+
+def test_seed_draws_widen_the_agreement_interval_when_the_seeds_disagree():
+    good, importance = _ranking(200, 0.2, 0)
+    other = torch.randn(200, generator=torch.Generator().manual_seed(5))
+    per_seed = torch.stack([good, other])  # one reference set ranks well, the other at random
+    pooled = per_seed.mean(0)
+    plain = agreement(pooled, importance, 0.1, n_resamples=400, seed=0)
+    seeds = agreement(pooled, importance, 0.1, n_resamples=400, seed=0, seed_scores=per_seed)
+    assert seeds["roc_auc"] == plain["roc_auc"]  # the estimate is the pooled ranking's either way
+    width = {k: r["roc_auc_ci"][1] - r["roc_auc_ci"][0] for k, r in (("plain", plain), ("seeds", seeds))}
+    assert width["seeds"] > 2 * width["plain"] and "reference seeds" in seeds["resampled"]
+    # paired on seeds as well: a ranking against itself differs by exactly 0 on every draw
+    t = paired_auc_test(pooled, pooled, top_k_mask(importance, 0.1), 400, 0, 0.95, per_seed, per_seed)
+    assert t["lo"] == t["hi"] == 0 and t["p_value"] == 1.0
+    with pytest.raises(ValueError, match="of both rankings or of neither"):
+        paired_auc_test(pooled, pooled, top_k_mask(importance, 0.1), 10, 0, 0.95, per_seed, None)
