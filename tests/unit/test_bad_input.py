@@ -129,6 +129,78 @@ def made(tmp_path_factory, quiet_session):
         f[f"model_{damage}"] = folder
     (models / "a_file").write_text("not a model folder\n")
     f["model_file"] = models / "a_file"
+    f.update(_mismatched_models(models / "mismatched"))
+    f.update(_written_files(d / "written"))
+    return f
+
+
+def _mismatched_models(d: Path) -> dict:
+    """Model folders whose files load without an error in transformers (it only warns, or keeps
+    quiet) but do not fill the model: every one would compute on random weights or ids."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    def variant(name: str, config: dict | None = None, tensors=None) -> Path:
+        folder = d / name
+        shutil.copytree(MODEL, folder)
+        if config is not None:
+            (folder / "config.json").write_text(json.dumps(config))
+        if tensors is not None:
+            weights = load_file(str(folder / "model.safetensors"))
+            save_file(tensors(weights), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return folder
+
+    llama = json.loads((MODEL / "config.json").read_text())
+    opt = json.loads((ROOT / "world" / "models" / "world-opt" / "config.json").read_text())
+    gone = "model.layers.1.mlp.down_proj.weight"
+    f = {
+        "model_opt_config": variant("opt_config", config=opt),
+        "model_other_class": variant("other_class", config={**llama, "architectures": ["OPTForCausalLM"]}),
+        "model_missing_tensor": variant("missing_tensor", tensors=lambda w: {k: v for k, v in w.items() if k != gone}),
+        "model_extra_tensor": variant("extra_tensor", tensors=lambda w: {**w, "model.extra.weight": torch.ones(4)}),
+        "model_shape": variant(
+            "shape", tensors=lambda w: {**w, "model.layers.0.mlp.up_proj.weight": torch.zeros(256, 128)}
+        ),
+    }
+    folder = f["model_big_vocab"] = variant("big_vocab")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens([f"newword{i}" for i in range(5)])  # ids 2394..2398: past the embedding
+    tokenizer.save_pretrained(folder)
+    return f
+
+
+def _written_files(d: Path) -> dict:
+    """Valid files of the kinds the table stages read, each checked by a case that succeeds."""
+    import json
+
+    d.mkdir()
+    dense = {
+        "method": None,
+        "model": "world-llama",
+        "model_dir": str(MODEL),
+        "scope": None,
+        "sparsity": 0.0,
+        "sparsity_measured": 0.0,
+        "metrics": [{"task": "world_ppl", "metric": "word_perplexity", "value": 3.0, "stderr": None}],
+    }
+    pruned = {
+        **dense,
+        "method": "magnitude",
+        "scope": "row",
+        "sparsity": 0.5,
+        "sparsity_measured": 0.5,
+        "metrics": [{"task": "world_ppl", "metric": "word_perplexity", "value": 5.0, "stderr": None}],
+        "pruning": {"calibration": None},
+        "scores": {"refset_seed": 0},
+    }
+    card = {"world-llama": json.loads((ROOT / "world" / "card.json").read_text())["world-llama"]}["world-llama"]
+    f = {}
+    for name, record in (("dense", dense), ("pruned", pruned), ("card", card)):
+        f[f"{name}_json"] = d / f"{name}.json"
+        f[f"{name}_json"].write_text(json.dumps(record))
     return f
 
 
@@ -363,13 +435,15 @@ def _(c):
 @case("too-short text: a local file for a general reference set")
 def _(c):
     p = c.file("short.jsonl", '{"text": "Ann went home."}\n')
-    return expect(general_text(c, p, length="64"), f"{p} has", "fewer than one window of 64", "--length")
+    return expect(
+        general_text(c, p, length="64"), f"{p} has no document longer than one window of 64 tokens", "--length"
+    )
 
 
 @case("too-short text: the world's general text for a huge window")
 def _(c):
     built = refset(c, "general", "--length", "10000000")
-    return expect(built, "the world general text has", "fewer than one window of 10000000", "--length")
+    return expect(built, "the world general text has no document longer than one window of 10000000 tokens", "--length")
 
 
 @case("missing data folder: the world's general text without --data-dir")
@@ -460,6 +534,189 @@ def _(c):
     m = c.f["model_no_tokenizer"]  # same weights: the scores belong to it
     built = correction(c, c.f["magnitude"], c.f["magnitude_toxic"], model=m)
     return expect(built, f"no usable tokenizer in {m}", "save the model's tokenizer files")
+
+
+@case("model folder: config.json of another architecture than its weights (scores)")
+def _(c):
+    m = c.f["model_opt_config"]
+    built = scores(c, c.f["general"], model=m)
+    what = "weights of OPTForCausalLM are not in the files (lm_head.weight, model.decoder.embed_positions.weight"
+    return expect(built, f"the weights in {m} do not match the architecture its config.json names", what, "unused")
+
+
+@case("model folder: config.json's architectures names another class (circuit-ablation)")
+def _(c):
+    m = c.f["model_other_class"]
+    out = c.tmp / "ablation.safetensors"
+    argv = ["circuit-ablation", "--model-dir", str(m), "--eval-file", str(IOI_EVAL), "--limit", "4", "--out", str(out)]
+    built = Case(argv, [out], [])
+    return expect(built, f"{m} do not match", "config.json names OPTForCausalLM but its model_type 'llama' builds")
+
+
+@case("model folder: a weight missing from the files (compress)")
+def _(c):
+    m = c.f["model_missing_tensor"]
+    built = compress(c, "magnitude", "--scores", str(c.f["magnitude"]), model=m)
+    what = (
+        "1 weights of LlamaForCausalLM are not in the files (model.layers.1.mlp.down_proj.weight; they would be random)"
+    )
+    return expect(built, f"the weights in {m} do not match", what, "download or save the model again")
+
+
+@case("model folder: a tensor the model does not use (circuit)")
+def _(c):
+    m = c.f["model_extra_tensor"]
+    built = circuit(c, [c.f["activation"]], model=m)
+    return expect(built, f"the weights in {m} do not match", "1 tensors in the files are unused (model.extra.weight)")
+
+
+@case("model folder: a tensor of another shape (correction)")
+def _(c):
+    m = c.f["model_shape"]
+    built = correction(c, c.f["magnitude"], c.f["magnitude_toxic"], model=m)
+    return expect(built, f"the weights in {m} do not match", "a tensor's shape differs (size mismatch", "[256, 128]")
+
+
+@case("model folder: tokenizer larger than the embedding (export-pruned)")
+def _(c):
+    m = c.f["model_big_vocab"]
+    built = export(c, c.f["magnitude"], model=m)
+    return expect(built, f"the tokenizer in {m} has 2399 tokens but the model's embedding only 2394 rows")
+
+
+@case("model folder: tokenizer larger than the embedding (world-card)")
+def _(c):
+    m, out = c.f["model_big_vocab"], c.tmp / "card.json"
+    built = Case(["world-card", "--model-dir", str(m), "--data-dir", str(DATA), "--out", str(out)], [out], [])
+    return expect(built, f"the tokenizer in {m} has 2399 tokens", "save the model's own tokenizer")
+
+
+# ---- a hub model that is not downloaded: every stage that loads a model ----------------------------
+
+HUB = Path("resources") / "models" / "tinyllama-1.1b"
+
+
+def _hub(c: Ctx) -> Path:
+    return c.tmp / HUB  # a hub model's folder, never downloaded
+
+
+_NOT_DOWNLOADED = {
+    "refset": lambda c: refset(c, "ioi", model=_hub(c)),
+    "scores": lambda c: scores(c, c.f["general"], model=_hub(c)),
+    "compress": lambda c: compress(c, "magnitude", "--scores", str(c.f["magnitude"]), model=_hub(c)),
+    "compress-dense": lambda c: Case(
+        ["compress-dense", "--model-dir", str(_hub(c)), "--tasks", "world_ppl", "--data-dir", str(DATA)]
+        + ["--out-template", str(c.tmp / "dense" / "metrics.json")],
+        [c.tmp / "dense"],
+        [],
+    ),
+    "export-pruned": lambda c: export(c, c.f["magnitude"], model=_hub(c)),
+    "ioi-data": lambda c: ioi_data(c, model=_hub(c)),
+    "circuit-ablation": lambda c: Case(
+        ["circuit-ablation", "--model-dir", str(_hub(c)), "--eval-file", str(IOI_EVAL)]
+        + ["--out", str(c.tmp / "ablation.safetensors")],
+        [c.tmp / "ablation.safetensors"],
+        [],
+    ),
+    "circuit": lambda c: circuit(c, [c.f["activation"]], model=_hub(c)),
+    "behaviour-prompts": lambda c: Case(
+        ["behaviour-prompts", "--model-dir", str(_hub(c)), "--behaviour", "repetition"]
+        + ["--reference-out", str(c.tmp / "ref.jsonl"), "--evaluation-out", str(c.tmp / "eval.jsonl")],
+        [c.tmp / "ref.jsonl", c.tmp / "eval.jsonl"],
+        [],
+    ),
+    "correction": lambda c: correction(c, c.f["magnitude"], c.f["magnitude_toxic"], model=_hub(c)),
+    "world-card": lambda c: Case(
+        ["world-card", "--model-dir", str(_hub(c)), "--data-dir", str(DATA), "--out", str(c.tmp / "card.json")],
+        [c.tmp / "card.json"],
+        [],
+    ),
+}
+for _stage, _build in _NOT_DOWNLOADED.items():
+    case(f"hub model not downloaded ({_stage})")(
+        lambda c, build=_build: expect(
+            build(c), f"model tinyllama-1.1b is not downloaded ({_hub(c)}", "snakemake download"
+        )
+    )
+
+
+# ---- files the workflow wrote, read back by the table stages -------------------------------------
+
+
+def compression_tables(c: Ctx, *metrics: Path) -> Case:
+    out = c.tmp / "tables"
+    argv = ["compression-tables", "--metrics", ",".join(map(str, metrics)), "--csv", str(out / "c.csv")]
+    return Case([*argv, "--markdown", str(out / "c.md"), "--plots-dir", str(out / "plots")], [out], [])
+
+
+def _edited(c: Ctx, name: str, source: Path, edit) -> Path:
+    import json
+
+    record = json.loads(source.read_text())
+    edit(record)
+    return c.file(name, json.dumps(record))
+
+
+@case("written file: metrics.json cut in half (compression-tables)")
+def _(c):
+    text = c.f["pruned_json"].read_text()
+    p = c.file("metrics.json", text[: len(text) // 2])
+    built = compression_tables(c, c.f["dense_json"], p)
+    return expect(built, f"{p} is not valid JSON (truncated or malformed", "delete it and rerun the job that writes it")
+
+
+@case("written file: metrics.json without its metrics rows (compression-tables)")
+def _(c):
+    p = _edited(c, "metrics.json", c.f["pruned_json"], lambda r: r.pop("metrics"))
+    return expect(compression_tables(c, c.f["dense_json"], p), f"{p}: key 'metrics' is missing")
+
+
+@case("written file: a metric value written as a string (compression-tables)")
+def _(c):
+    p = _edited(c, "metrics.json", c.f["pruned_json"], lambda r: r["metrics"][0].update(value="5.0"))
+    built = compression_tables(c, c.f["dense_json"], p)
+    return expect(built, f"{p}: key 'metrics[0].value' is a string, not a number", "rerun the job")
+
+
+@case("written file: NaN measured sparsity (compression-tables)")
+def _(c):
+    p = _edited(c, "metrics.json", c.f["pruned_json"], lambda r: r.update(sparsity_measured=float("nan")))
+    return expect(compression_tables(c, c.f["dense_json"], p), f"{p}: key 'sparsity_measured' is nan, not a finite")
+
+
+@case("written file: metrics.json holds a list (compression-tables)")
+def _(c):
+    p = c.file("metrics.json", "[1, 2]\n")
+    return expect(compression_tables(c, c.f["dense_json"], p), f"{p}: its content is a list, not an object")
+
+
+@case("written file: world card without its IOI accuracy (world-card-table)")
+def _(c):
+    p = _edited(c, "card.json", c.f["card_json"], lambda r: r["card"]["ioi_heldout_names"].pop("accuracy"))
+    out = c.tmp / "card.md"
+    built = Case(["world-card-table", "--cards", f"{c.f['card_json']},{p}", "--out", str(out)], [out], [])
+    return expect(built, f"{p}: key 'card.ioi_heldout_names.accuracy' is missing")
+
+
+@case("written file: scores header whose record is not JSON (compress)")
+def _(c):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(c.f["magnitude"]), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        header = f.metadata()
+    p = c.tmp / "scores.safetensors"
+    save_file(tensors, str(p), metadata={"scores": header["scores"][: len(header["scores"]) // 2]})
+    built = compress(c, "magnitude", "--scores", str(p))
+    return expect(built, f"{p}: its scores record is not valid JSON (truncated or malformed")
+
+
+@case("written file: scores header with a storage that is not a string (compress)")
+def _(c):
+    p = _rewrite(c.f["magnitude"], c.tmp / "scores.safetensors", storage=16)
+    built = compress(c, "magnitude", "--scores", str(p))
+    return expect(built, f"{p} (scores record in its header): key 'storage' is a number, not a string")
 
 
 # ---- reference-set and score files ---------------------------------------------------------------
@@ -864,6 +1121,13 @@ def _(c):
 
 def _tree(folder: Path) -> set[Path]:
     return set(folder.rglob("*"))
+
+
+def test_the_written_files_of_the_cases_are_valid(made, tmp_path):
+    """The table cases damage valid files: undamaged, the same files make the tables."""
+    c = Ctx(tmp_path, made)
+    assert run(compression_tables(c, made["dense_json"], made["pruned_json"]).argv) == 0
+    assert run(["world-card-table", "--cards", str(made["card_json"]), "--out", str(tmp_path / "card.md")]) == 0
 
 
 @pytest.mark.parametrize("name", list(CASES))
