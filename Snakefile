@@ -1,4 +1,4 @@
-# Attribution-guided pruning benchmark (Hatefi et al., arXiv:2506.13727). See DESIGN.md.
+# Attribution-guided pruning benchmark (Hatefi et al., arXiv:2506.13727). README.md explains the workflow.
 #
 # Path grammar: every file the workflow writes, and every file it reads that no rule writes,
 # has one of these shapes. {name} is a wildcard (one path segment or part of one), {a,b} one
@@ -28,12 +28,15 @@
 #   results/{model}/compression/dense/{metrics,lm_eval}.json   the dense model, once per model
 #                                            scope: row, layer, global, NofM (N:M)
 #   results/{model}/compression/export/{method}_{scope}_{refset}_sparsity_{sparsity}/
+#   results/{model}/structured/{method}/{refset}/ratio_{ratio}/{metrics,lm_eval}.json
+#   results/{model}/structured/{method}/{refset}/ratio_{ratio}/model/   the smaller model (HF format)
+#   results/{model}/structured/speed.json    dense and smaller models measured side by side
 #   results/{model}/circuits/{task}/ablation.safetensors
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.{safetensors,json,png}
 #   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl}
 #   results/tables/world_card.md
-#   results/tables/{compression,circuits,correction}.{csv,md}
+#   results/tables/{compression,circuits,correction,structured}.{csv,md}
 #   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,circuits_paired.csv,correction_examples.md}
 #   results/plots/{compression,circuits,correction}_{model}.png
 #   logs/{job}.log                           {job}: the job's output path without its extension
@@ -41,7 +44,7 @@
 #                                            its outputs share (downloads have no benchmark)
 #
 # {model} and {world_model} are config aliases ([a-z0-9.-]); {sparsity} always has two
-# decimals (0.50); {task} is ioi; {granularity} weight, neuron or head; {behaviour} toxicity or
+# decimals (0.50), and so has {ratio}; {task} is ioi; {granularity} weight, neuron or head; {behaviour} toxicity or
 # repetition. A local model's folder (models.<alias>.path) is read where it lies.
 
 from snakemake.utils import min_version
@@ -61,6 +64,7 @@ include: "rules/download.smk"
 include: "rules/world.smk"
 include: "rules/relevance.smk"
 include: "rules/compression.smk"
+include: "rules/structured.smk"
 include: "rules/circuits.smk"
 include: "rules/correction.smk"
 
@@ -72,5 +76,6 @@ rule all:
         world_targets,
         score_targets,
         compression_targets,
+        structured_targets,
         circuit_targets,
         correction_targets,

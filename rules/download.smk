@@ -1,4 +1,4 @@
-# Downloads (DESIGN.md section 6): the only rules that touch the network. On a cluster run
+# Downloads: the only rules that touch the network. On a cluster run
 # `snakemake download` on the login node first; compute jobs then read resources/models/ and
 # the HF / torch caches with HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 (same HF_HOME, TORCH_HOME).
 

@@ -1,4 +1,4 @@
-# Reference sets and component scores (DESIGN.md sections 1 and 7). Scores are the durable
+# Reference sets and component scores. Scores are the durable
 # artifact: every application prunes by them, recomputing masks from them as needed.
 
 

@@ -1,4 +1,4 @@
-# The built-in world (DESIGN.md section 5): generated corpus -> tokenizer -> small Llama
+# The built-in world: generated corpus -> tokenizer -> small Llama
 # and OPT models -> the committed world/ directory, and the world card of each model.
 #
 # Training jobs use one thread: these models are so small that two 1-thread jobs in

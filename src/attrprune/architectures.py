@@ -1,4 +1,4 @@
-"""Architecture knowledge as data: one entry per supported model family (DESIGN.md §4).
+"""Architecture knowledge as data: one entry per supported model family.
 
 Algorithms never hard-code module paths such as ``model.model.layers``; they ask the entry of
 the model's family which linear layers are prunable, what role each plays (q, k, v, o, gate,
@@ -46,6 +46,13 @@ class Architecture:
     # Conv1D). Scores and masks are always [out, in]; `weight` gives that view of any layout.
     weight_layout: str = "out_in"
     notes: str = ""  # what a user should know about LRP on this family
+    # Structured pruning (attrprune.pruning.structured): the config key of the MLP width, whether a
+    # standard config can hold fewer heads (only where head_dim is a key of its own; OPT and GPT-2
+    # derive it as hidden / heads), and which config keys give which roles a bias (FLAP's
+    # compensation adds one to the output projections; a role with neither keeps no compensation).
+    mlp_width_key: str = "intermediate_size"
+    heads_removable: bool = True
+    bias_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def block_list(self, model: torch.nn.Module) -> torch.nn.ModuleList:
         return model.get_submodule(self.blocks)
@@ -106,6 +113,7 @@ LLAMA = Architecture(
     modeling_module=f"{_TRANSFORMERS}.llama.modeling_llama",
     model_types=("llama",),
     lrp_maps="lxt.efficient.models.llama",
+    bias_keys=(("attention_bias", ("q", "k", "v", "o")), ("mlp_bias", ("gate", "up", "down"))),
     **_GATED,
 )
 MISTRAL = Architecture(
@@ -129,6 +137,7 @@ QWEN3 = Architecture(
     modeling_module=f"{_TRANSFORMERS}.qwen3.modeling_qwen3",
     model_types=("qwen3",),
     lrp_maps="lxt.efficient.models.qwen3",
+    bias_keys=(("attention_bias", ("q", "k", "v", "o")),),
     **_GATED,
 )
 GEMMA3 = Architecture(
@@ -137,6 +146,7 @@ GEMMA3 = Architecture(
     model_types=("gemma3_text",),
     lrp_maps="lxt.efficient.models.gemma3",
     notes="text models only (Gemma3ForCausalLM); logit soft-capping, where a config enables it, is not patched",
+    bias_keys=(("attention_bias", ("q", "k", "v", "o")),),
     **_GATED,
 )
 OPT = Architecture(
@@ -159,6 +169,9 @@ OPT = Architecture(
     head_out="o",
     lrp_maps="attrprune.relevance.lrp_maps.opt",
     notes="lxt ships no map; ours follows lxt's GPT-2 rules",
+    mlp_width_key="ffn_dim",
+    heads_removable=False,
+    bias_keys=(("enable_bias", ("q", "k", "v", "o", "fc1", "fc2")),),
 )
 GPT2 = Architecture(
     family="gpt2",
@@ -175,6 +188,8 @@ GPT2 = Architecture(
     lrp_maps="lxt.efficient.models.gpt2",
     weight_layout="in_out",
     notes="Conv1D stores weights as [in, out]; lxt recommends CP-LRP for GPT-2 (negative logits)",
+    mlp_width_key="n_inner",
+    heads_removable=False,
 )
 
 FAMILIES: dict[str, Architecture] = {a.modeling_module: a for a in (LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA3, OPT, GPT2)}

@@ -1,4 +1,4 @@
-"""Downloads: the only code of the suite that touches the network (DESIGN.md §6).
+"""Downloads: the only code of the suite that touches the network.
 
 On a SLURM cluster the compute nodes have no internet. `snakemake download` runs these functions
 on the login node (local rules), which fill

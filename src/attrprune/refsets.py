@@ -2,7 +2,7 @@
 
 A reference set is a batch of token sequences plus an *explained target*, stored as two token
 maps over positions: the target of a sequence is Σ_t logit[t, plus[t]] − logit[t, minus[t]]
-(−1 = nothing at that position). The kinds (DESIGN.md §1):
+(−1 = nothing at that position). The kinds:
 
 * ``general``: random windows of general text; target = logits of the real next token at every
   position (the language-modelling objective, explained);

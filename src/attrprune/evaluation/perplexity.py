@@ -1,6 +1,6 @@
 """Token perplexity as pruning papers report it (Wanda, SparseGPT, the seed paper's Table 1).
 
-The protocol (shared/notes/protocols.md, "Perplexity as pruning papers report it"): the lines of
+The protocol of the Wanda and SparseGPT evaluation code: the lines of
 WikiText-2 joined with "\\n\\n" and tokenised once (with the tokenizer's BOS once at the start of
 the stream, `attrprune.tokens.encode_prompt`); the token stream cut into non-overlapping
 windows of `seqlen` tokens, the trailing partial window dropped; perplexity = exp(mean next-token

@@ -1,4 +1,4 @@
-"""The scoring methods (DESIGN.md §1), named in `attrprune.registry.METHODS`.
+"""The scoring methods, named in `attrprune.registry.METHODS`.
 
 All methods share the signature ``method(model, refset, options) -> Scores``:
 
