@@ -167,7 +167,7 @@ def _check_config(config):
         raise WorkflowError(
             f"circuits.published: unknown model alias(es) {unknown}; defined under models: {sorted(config['models'])}"
         )
-    for stage in ("compression", "circuits", "correction"):
+    for stage in ("compression", "structured", "circuits", "correction"):
         unknown = sorted(set(config[stage]["models"] or []) - set(config["models"]))
         if unknown:
             raise WorkflowError(
@@ -233,6 +233,7 @@ ALL_METHODS = sorted(
     set(config["scores"]["methods"])
     | set(config["compression"]["methods"])
     | {registry.compression_methods()[m] for m in config["compression"]["methods"]} - {None}
+    | {registry.STRUCTURED_METHODS[m] for m in config["structured"]["methods"]} - {None}
     | set(config["circuits"]["methods"])
     | set(config["correction"]["methods"])
 )

@@ -34,6 +34,7 @@ from attrprune.stages.compression import (
 from attrprune.stages.correction import BehaviourPromptsStage, CorrectionStage, CorrectionTablesStage
 from attrprune.stages.download import DownloadDataStage, DownloadDetoxifyStage, DownloadModelStage
 from attrprune.stages.relevance import RefsetStage, ScoresStage
+from attrprune.stages.structured import StructuredSpeedStage, StructuredStage, StructuredTablesStage
 from attrprune.stages.world import (
     WorldCardStage,
     WorldCardTableStage,
@@ -57,6 +58,9 @@ STAGES = {
     "compress-dense": CompressDenseStage,
     "compression-tables": CompressionTablesStage,
     "export-pruned": ExportPrunedStage,
+    "structured": StructuredStage,
+    "structured-speed": StructuredSpeedStage,
+    "structured-tables": StructuredTablesStage,
     "ioi-data": IoiDataStage,
     "circuit-ablation": CircuitAblationStage,
     "circuit": CircuitStage,

@@ -162,6 +162,19 @@ def compression_methods() -> dict[str, str | None]:
 # N lowest of every M consecutive inputs of a row, 0 < N < M). Paths spell N:M as NofM. A ranked
 # scope with the suffix `_owl` prunes each decoder block at its OWL sparsity (more outliers, less
 # pruning; the mean is the requested sparsity) instead of the same sparsity everywhere.
+# Structured compression (attrprune.pruning.structured): each method and the scoring method whose
+# scores file it ranks neurons and heads by (None: from the weights, or from the calibration set).
+STRUCTURED_METHODS = {
+    "lrp": "lrp",
+    "gradient": "gradient",
+    "activation": "activation",
+    "wanda": "wanda",
+    "random": "random",
+    "magnitude": None,
+    "flap": None,
+}
+STRUCTURED_CALIBRATED = ("flap",)  # read the general reference set (FLAP's channel statistics)
+
 RANKED_SCOPES = ("row", "layer", "global")
 NM_SCOPE = re.compile(r"(\d+):(\d+)")
 OWL = "_owl"
@@ -263,10 +276,12 @@ def check_compression(name: str, scope: str) -> None:
 
 def enum(table: str) -> list[str]:
     """The names of a registry table, as the config schema's `x-registry: <table>` refers to it:
-    methods[.<stage>], compression, refset_kinds, behaviours, published_circuits, granularities[.<stage>]."""
+    methods[.<stage>], compression, structured, refset_kinds, behaviours, published_circuits, granularities[.<stage>]."""
     kind, _, stage = table.partition(".")
     if kind == "compression" and not stage:
         return list(compression_methods())
+    if kind == "structured" and not stage:
+        return list(STRUCTURED_METHODS)
     if kind == "methods":
         return methods_for(stage) if stage else list(METHODS)
     if kind == "granularities":

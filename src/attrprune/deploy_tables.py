@@ -1,0 +1,145 @@
+"""Tables of structured compression (results/tables/structured.{csv,md}): per model, each method
+and ratio's quality (token perplexity, lm-eval word perplexity and accuracy: mean ± s.e. over the
+reference sets the method read, lm-eval's s.e. where it read one) beside the measured benefit
+(parameters, weight-file size, peak memory, forward latency and generation speed as ratios to the
+dense model, on the device the speed job names)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from attrprune.evaluation.perplexity import METRIC
+
+SPEED_KEYS = ("parameters", "file_bytes", "peak_memory_bytes", "forward_s", "generate_tokens_per_s")
+SPEED_HEADERS = ("params ×", "file ×", "peak mem ×", "forward time ×", "tokens/s ×")
+
+
+def _read(paths) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def _quality(record: dict) -> dict[str, float]:
+    """{quantity: value} of one metrics record: token perplexity, word perplexity, mean accuracy."""
+    rows = record["metrics"]
+    out = {}
+    for r in rows:
+        if r["metric"] == METRIC:
+            out["token_ppl"] = r["value"]
+        elif r["metric"] == "word_perplexity":
+            out[f"{r['task']}_word_ppl"] = r["value"]
+        elif r["metric"] == "acc":
+            out[f"{r['task']}_acc"] = r["value"]
+    accs = [r["value"] for r in rows if r["metric"] == "acc"]
+    if accs:
+        out["mean_acc"] = sum(accs) / len(accs)
+    return out
+
+
+def _mean_se(values: list[float]) -> tuple[float, float | None]:
+    if len(values) < 2:
+        return values[0], None
+    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
+def _fmt(mean: float, se: float | None, digits: int = 2) -> str:
+    return f"{mean:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
+
+
+def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, md_path: Path) -> None:
+    records = _read(metrics)
+    denses = {r["model"]: r for r in _read(dense)}
+    speeds = {s["model_name"]: s for s in _read(speed)}
+    rows = []  # tidy: model, method, ratio, reference_set, quantity, value
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["method"], r["ratio"])].append(r)
+        for quantity, value in _quality(r).items():
+            rows.append([r["model"], r["method"], f"{r['ratio']:.2f}", r["reference_set"] or "", quantity, value])
+        rows.append(
+            [r["model"], r["method"], f"{r['ratio']:.2f}", r["reference_set"] or "", "parameters", r["parameters"]]
+        )
+    for model, r in denses.items():
+        for quantity, value in _quality(r).items():
+            rows.append([model, "dense", "0.00", "", quantity, value])
+    for model, s in speeds.items():
+        for label, m in s["models"].items():
+            method, _, ratio = label.partition("@")
+            for key in SPEED_KEYS:
+                rows.append([model, method, ratio or "0.00", "", f"speed_{key}", m[key]])
+                if method != "dense":
+                    rows.append([model, method, ratio, "", f"speed_{key}_ratio", m["ratios"][key]])
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "method", "ratio", "reference_set", "quantity", "value"])
+        w.writerows(rows)
+
+    lines = ["# Structured compression", ""]
+    lines.append(
+        "A fraction (ratio) of the MLP neurons and of the attention heads (key/value groups) removed in every block; "
+        "the smaller model is saved in Hugging Face format, reloaded and evaluated. Token perplexity, lm-eval word "
+        "perplexity (world_ppl) and mean accuracy: mean ± s.e. over the reference sets the method read (none: "
+        "magnitude, random). The last five columns are measured on the saved models side by side in one run, as "
+        "ratios to the dense model (below 1 is smaller / faster, except tokens/s, where above 1 is faster)."
+    )
+    for model in sorted({k[0] for k in groups} | set(denses)):
+        lines += ["", f"## {model}", ""]
+        s = speeds.get(model)
+        if s is not None:
+            st = s["settings"]
+            lines.append(
+                f"Speed and memory on {st['device']} ({st['device_name']}, {st['threads']} thread(s), torch "
+                f"{st['torch']}): forward pass of {st['batch']} × {st['seqlen']} tokens (median of {st['repeats']}), "
+                f"{st['new_tokens']} greedy tokens after a {st['prompt']}-token prompt; peak memory = peak resident "
+                "set while loading and running, above the process's before loading."
+            )
+        notes = {r["structure"].get("heads_note") for k, rs in groups.items() if k[0] == model for r in rs}
+        lines += [f"Note: {n}." for n in sorted(n for n in notes if n)]
+        lines += [
+            "",
+            "| method | ratio | neurons removed / block | heads removed / block | parameters | token ppl | world_ppl word ppl "
+            "| mean acc | " + " | ".join(SPEED_HEADERS) + " |",
+            "|---|---|---|---|---|---|---|---|" + "---|" * len(SPEED_HEADERS),
+        ]
+        d = denses.get(model)
+        if d is not None:
+            q = _quality(d)
+            lines.append(
+                f"| dense | 0.00 | 0 | 0 | {s['models']['dense']['parameters'] if s else ''} | {q.get('token_ppl', float('nan')):.2f} "
+                f"| {q.get('world_ppl_word_ppl', float('nan')):.2f} | {q.get('mean_acc', float('nan')):.3f} | "
+                + " | ".join("1.00" for _ in SPEED_KEYS)
+                + " |"
+            )
+        keys = sorted((k for k in groups if k[0] == model), key=lambda k: (k[2], _order(k[1])))
+        for key in keys:
+            rs = groups[key]
+            qs = [_quality(r) for r in rs]
+
+            def cell(name, digits=2, qs=qs):
+                vals = [q[name] for q in qs if name in q]
+                return _fmt(*_mean_se(vals), digits=digits) if vals else ""
+
+            st = rs[0]["structure"]
+            ratios = (s or {}).get("models", {}).get(f"{key[1]}@{key[2]:.2f}", {}).get("ratios", {})
+            speed_cells = [f"{ratios[k]:.2f}" if ratios.get(k) is not None else "" for k in SPEED_KEYS]
+            lines.append(
+                f"| {key[1]} | {key[2]:.2f} | {st['neurons_removed_per_block']} of {st['neurons_per_block']} "
+                f"| {st['heads_removed_per_block']} of {st['heads_per_block']} | {rs[0]['parameters']:,} "
+                f"| {cell('token_ppl')} | {cell('world_ppl_word_ppl')} | {cell('mean_acc', 3)} | "
+                + " | ".join(speed_cells)
+                + " |"
+            )
+    md_path = Path(md_path)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text("\n".join(lines) + "\n")
+
+
+def _order(method: str) -> tuple[int, str]:
+    first = ("lrp", "gradient", "activation", "wanda", "flap", "magnitude", "random")
+    return (first.index(method) if method in first else len(first), method)
