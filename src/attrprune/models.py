@@ -105,7 +105,10 @@ def weights_sha256(model_dir: Path) -> str:
     by every stage that prunes by one. Reads every byte (~10 s per 10 GB)."""
     import hashlib
 
-    files = sorted(p for p in Path(model_dir).iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir() or (model_dir / "download.json").exists():
+        _checked_dir(model_dir)  # a hub model not (completely) downloaded: the fix, before any hashing
+    files = sorted(p for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"{model_dir} has no weight files (*.safetensors, *.bin)")
     h = hashlib.sha256()

@@ -9,8 +9,9 @@ A schema says what a reader needs (more keys may be there):
 
 - a type (``str``, ``int``, ``bool``, ``dict``, ``list``): ``int`` excludes ``bool``;
 - `NUMBER`: an int or float that is finite; `REAL`: one that may be NaN or infinite (a mean of
-  nothing); `ARRAY`: a list, possibly nested, of finite numbers;
+  nothing); `ARRAY`: a list of finite numbers, or of equally long such lists;
 - ``{key: schema}``: an object with these keys; `Opt(schema)`: the key may be absent or null;
+  `Nullable(schema)`: the key must be there, its value may be null;
 - ``[schema]``: a list whose every item has the schema; `Map(schema)`: an object whose every
   value has the schema.
 
@@ -40,6 +41,11 @@ ARRAY = object()
 
 @dataclass(frozen=True)
 class Opt:
+    schema: object
+
+
+@dataclass(frozen=True)
+class Nullable:
     schema: object
 
 
@@ -93,7 +99,7 @@ def _fail(where: str, key: str, problem: str):
 
 
 def _check(value, schema, key: str, where: str) -> None:
-    if isinstance(schema, Opt):
+    if isinstance(schema, (Opt, Nullable)):
         if value is not None:
             _check(value, schema.schema, key, where)
         return
@@ -103,11 +109,14 @@ def _check(value, schema, key: str, where: str) -> None:
         if schema.finite and not math.isfinite(value):
             _fail(where, key, f"is {value}, not a finite number")
         return
-    if schema is ARRAY:
+    if schema is ARRAY:  # numbers, or equally long lists of them (a rectangular array)
         if not isinstance(value, list):
             _fail(where, key, f"is {_kind(value)}, not a list of numbers")
+        rows = value and isinstance(value[0], list)
         for i, item in enumerate(value):
-            _check(item, ARRAY if isinstance(item, list) else NUMBER, f"{key}[{i}]", where)
+            _check(item, ARRAY if rows else NUMBER, f"{key}[{i}]", where)
+            if rows and len(item) != len(value[0]):
+                _fail(where, f"{key}[{i}]", f"has {len(item)} values, {key}[0] {len(value[0])}")
         return
     if isinstance(schema, type):
         ok = isinstance(value, schema) and not (schema is int and isinstance(value, bool))
@@ -141,8 +150,8 @@ _NAMED = {"model": Opt(str), "model_dir": Opt(str)}  # io.model_name: the alias,
 
 METRICS = {  # compress / compress-dense: metrics.json, read by compression-tables
     **_NAMED,
-    "method": Opt(str),
-    "scope": Opt(str),
+    "method": Nullable(str),  # null: the dense model
+    "scope": Nullable(str),
     "sparsity": NUMBER,
     "sparsity_measured": NUMBER,
     "metrics": [{"task": str, "metric": str, "value": REAL, "stderr": Opt(REAL)}],
@@ -150,7 +159,13 @@ METRICS = {  # compress / compress-dense: metrics.json, read by compression-tabl
     "per_document": Opt(Map(Map(ARRAY))),
 }
 # a pruned run's metrics.json also names its scores or its calibration set
-METRICS_PRUNED = {**METRICS, "method": str, "scope": str, "pruning": dict, "scores": Opt(dict)}
+METRICS_PRUNED = {
+    **METRICS,
+    "method": str,
+    "scope": str,
+    "pruning": {"calibration": Nullable(dict)},
+    "scores": Nullable(dict),
+}
 
 LM_EVAL = {"results": Map(dict)}  # lm-eval's own results (lm_eval.json)
 
@@ -194,8 +209,17 @@ CORRECTION_CURVE = {  # correction: curve.json, read by correction-tables
     "normalization": str,
     "primary_ppl_task": str,
     "curve": [
-        {"k": int, "n_pruned": int, "n_pruned_measured": int, "pruned_fraction": NUMBER, "metrics": Map(Opt(REAL))}
+        {
+            "k": int,
+            "n_pruned": int,
+            "n_pruned_measured": int,
+            "pruned_fraction": NUMBER,
+            "metrics": Map(Opt(REAL)),
+            "examples": [{"prompt": str, "greedy": str}],
+            "control_examples": Opt([{"prompt": str, "greedy": str}]),
+        }
     ],
+    "generation": Opt(dict),
 }
 
 WORLD_CARD = {  # world-card: card.json, read by world-card-table

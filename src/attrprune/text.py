@@ -22,7 +22,8 @@ import torch
 def read_jsonl(path: Path | str, fields: tuple[str, ...] = (), allow_empty: bool = True) -> list[dict]:
     """The rows of a JSON Lines file, one JSON object per non-blank line. A missing file, a line that
     is not JSON, or one that is not an object is an error naming the file and the line; so is a row
-    without one of `fields`, and (`allow_empty` False) a file without rows."""
+    without one of `fields` or with one that is not a string, and (`allow_empty` False) a file
+    without rows."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -56,6 +57,10 @@ def read_jsonl(path: Path | str, fields: tuple[str, ...] = (), allow_empty: bool
                     f"{path}:{number} has no {missing[0]!r} field (keys: {sorted(row)[:5]}); every row needs "
                     + ", ".join(repr(k) for k in fields)
                 )
+            wrong = next((k for k in fields if not isinstance(row[k], str)), None)
+            if wrong is not None:
+                kind = "null" if row[wrong] is None else f"a JSON {type(row[wrong]).__name__}"
+                raise ValueError(f"{path}:{number} has {wrong!r} as {kind}, not a string; every {wrong!r} is text")
             rows.append(row)
     if not rows and not allow_empty:
         raise ValueError(

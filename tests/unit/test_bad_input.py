@@ -544,12 +544,10 @@ def _(c):
     return expect(built, f"the weights in {m} do not match the architecture its config.json names", what, "unused")
 
 
-@case("model folder: config.json's architectures names another class (circuit-ablation)")
+@case("model folder: config.json's architectures names another class (scores)")
 def _(c):
     m = c.f["model_other_class"]
-    out = c.tmp / "ablation.safetensors"
-    argv = ["circuit-ablation", "--model-dir", str(m), "--eval-file", str(IOI_EVAL), "--limit", "4", "--out", str(out)]
-    built = Case(argv, [out], [])
+    built = scores(c, c.f["general"], model=m, method="activation")
     return expect(built, f"{m} do not match", "config.json names OPTForCausalLM but its model_type 'llama' builds")
 
 
@@ -570,10 +568,11 @@ def _(c):
     return expect(built, f"the weights in {m} do not match", "1 tensors in the files are unused (model.extra.weight)")
 
 
-@case("model folder: a tensor of another shape (correction)")
+@case("model folder: a tensor of another shape (circuit-ablation)")
 def _(c):
-    m = c.f["model_shape"]
-    built = correction(c, c.f["magnitude"], c.f["magnitude_toxic"], model=m)
+    m, out = c.f["model_shape"], c.tmp / "ablation.safetensors"
+    argv = ["circuit-ablation", "--model-dir", str(m), "--eval-file", str(IOI_EVAL), "--limit", "4", "--out", str(out)]
+    built = Case(argv, [out], [])
     return expect(built, f"the weights in {m} do not match", "a tensor's shape differs (size mismatch", "[256, 128]")
 
 
