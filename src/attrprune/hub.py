@@ -9,7 +9,6 @@ Use: ``require_model("resources/models/tinyllama-1.1b", "tinyllama-1.1b")`` befo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 FIX = "run `snakemake download` on a machine with internet (login node), then rerun"
@@ -30,7 +29,9 @@ def require_model(model_dir: Path, alias: str) -> dict:
     stamp = model_dir / "download.json"
     if not stamp.is_file():
         raise FileNotFoundError(f"model {alias} is not downloaded ({stamp} is missing): {FIX}")
-    record = json.loads(stamp.read_text())
+    from attrprune.records import DOWNLOAD, read_json
+
+    record = read_json(stamp, DOWNLOAD)
     wrong = [
         f["name"]
         for f in record["files"]

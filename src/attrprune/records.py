@@ -167,8 +167,6 @@ METRICS_PRUNED = {
     "scores": Nullable(dict),
 }
 
-LM_EVAL = {"results": Map(dict)}  # lm-eval's own results (lm_eval.json)
-
 CIRCUIT_CURVE = {  # circuit: curve.json, read by circuit-tables
     **_NAMED,
     "method": str,

@@ -639,6 +639,15 @@ for _stage, _build in _NOT_DOWNLOADED.items():
     )
 
 
+@case("hub model: download.json cut short (scores)")
+def _(c):
+    m = c.tmp / HUB
+    m.mkdir(parents=True)
+    (m / "download.json").write_text('{"hf_id": "TinyLlama/TinyLlama_v1.1", "files": [{"name": "config.j')
+    built = scores(c, c.f["general"], model=m)
+    return expect(built, f"{m / 'download.json'} is not valid JSON (truncated or malformed", "rerun the job")
+
+
 # ---- files the workflow wrote, read back by the table stages -------------------------------------
 
 
