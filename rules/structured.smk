@@ -86,10 +86,12 @@ rule structured_speed:
         batch=config["structured"]["speed"]["batch"],
         new_tokens=config["structured"]["speed"]["new_tokens"],
         repeats=config["structured"]["speed"]["repeats"],
+        rounds=config["structured"]["speed"]["rounds"],
     shell:
         "{params.offline} python -m attrprune structured-speed --model-name {wildcards.model:q} --dense {params.model_dir:q}"
         " --models {params.small:q} --device {params.device:q} --threads {threads:q} --batch {params.batch:q}"
-        " --new-tokens {params.new_tokens:q} --repeats {params.repeats:q} --out {output:q} > {log:q} 2>&1"
+        " --new-tokens {params.new_tokens:q} --repeats {params.repeats:q} --rounds {params.rounds:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule structured_tables:

@@ -2,7 +2,9 @@
 and ratio's quality (token perplexity, lm-eval word perplexity and accuracy: mean ± s.e. over the
 reference sets the method read, lm-eval's s.e. where it read one) beside the measured benefit
 (parameters, weight-file size, peak memory, forward latency and generation speed as ratios to the
-dense model, on the device the speed job names)."""
+dense model, on the device the speed job names), and each method against lrp at the same ratio:
+paired 95 % bootstrap intervals over documents (the same documents; per-document values averaged
+over the reference sets) of the mean-accuracy difference and the word-perplexity ratio."""
 
 from __future__ import annotations
 
@@ -40,6 +42,30 @@ def _quality(record: dict) -> dict[str, float]:
     return out
 
 
+def _documents(records: list[dict]) -> dict[str, dict]:
+    """{task: {metric: per-document values averaged over the records (reference sets)}}."""
+    import numpy as np
+
+    docs = [r.get("per_document") or {} for r in records]
+    out = {}
+    for task in set.intersection(*(set(d) for d in docs)):
+        out[task] = {}
+        for metric in set.intersection(*(set(d[task]) for d in docs)):
+            values = [np.asarray(d[task][metric], dtype=np.float64) for d in docs]
+            if len({v.shape for v in values}) == 1:
+                out[task][metric] = np.mean(values, axis=0)
+    return out
+
+
+def _vs(records: list[dict], reference: list[dict] | None) -> dict:
+    """Paired bootstrap over documents against `reference` (attrprune.tables' protocol)."""
+    from attrprune.tables import _paired
+
+    if not reference or records is reference:
+        return {}
+    return _paired(_documents(records), _documents(reference))
+
+
 def _mean_se(values: list[float]) -> tuple[float, float | None]:
     if len(values) < 2:
         return values[0], None
@@ -63,6 +89,9 @@ def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, m
         rows.append(
             [r["model"], r["method"], f"{r['ratio']:.2f}", r["reference_set"] or "", "parameters", r["parameters"]]
         )
+    for (model, method, ratio), rs in groups.items():
+        for key, value in _vs(rs, groups.get((model, "lrp", ratio))).items():
+            rows.append([model, method, f"{ratio:.2f}", "", f"vs_lrp_{key}", value])
     for model, r in denses.items():
         for quantity, value in _quality(r).items():
             rows.append([model, "dense", "0.00", "", quantity, value])
@@ -104,15 +133,15 @@ def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, m
         lines += [
             "",
             "| method | ratio | neurons removed / block | heads removed / block | parameters | token ppl | world_ppl word ppl "
-            "| mean acc | " + " | ".join(SPEED_HEADERS) + " |",
-            "|---|---|---|---|---|---|---|---|" + "---|" * len(SPEED_HEADERS),
+            "| mean acc | acc − lrp [95 % CI] | word ppl ÷ lrp [95 % CI] | " + " | ".join(SPEED_HEADERS) + " |",
+            "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(SPEED_HEADERS),
         ]
         d = denses.get(model)
         if d is not None:
             q = _quality(d)
             lines.append(
                 f"| dense | 0.00 | 0 | 0 | {s['models']['dense']['parameters'] if s else ''} | {q.get('token_ppl', float('nan')):.2f} "
-                f"| {q.get('world_ppl_word_ppl', float('nan')):.2f} | {q.get('mean_acc', float('nan')):.3f} | "
+                f"| {q.get('world_ppl_word_ppl', float('nan')):.2f} | {q.get('mean_acc', float('nan')):.3f} |  |  | "
                 + " | ".join("1.00" for _ in SPEED_KEYS)
                 + " |"
             )
@@ -128,10 +157,21 @@ def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, m
             st = rs[0]["structure"]
             ratios = (s or {}).get("models", {}).get(f"{key[1]}@{key[2]:.2f}", {}).get("ratios", {})
             speed_cells = [f"{ratios[k]:.2f}" if ratios.get(k) is not None else "" for k in SPEED_KEYS]
+            vs = _vs(rs, groups.get((model, "lrp", key[2])))
+            acc_vs = (
+                f"{vs['acc_diff']:+.3f} [{vs['acc_diff_lo']:+.3f}, {vs['acc_diff_hi']:+.3f}]"
+                if "acc_diff" in vs
+                else ""
+            )
+            ppl_vs = (
+                f"{vs['ppl_ratio']:.3f} [{vs['ppl_ratio_lo']:.3f}, {vs['ppl_ratio_hi']:.3f}]"
+                if "ppl_ratio" in vs
+                else ""
+            )
             lines.append(
                 f"| {key[1]} | {key[2]:.2f} | {st['neurons_removed_per_block']} of {st['neurons_per_block']} "
                 f"| {st['heads_removed_per_block']} of {st['heads_per_block']} | {rs[0]['parameters']:,} "
-                f"| {cell('token_ppl')} | {cell('world_ppl_word_ppl')} | {cell('mean_acc', 3)} | "
+                f"| {cell('token_ppl')} | {cell('world_ppl_word_ppl')} | {cell('mean_acc', 3)} | {acc_vs} | {ppl_vs} | "
                 + " | ".join(speed_cells)
                 + " |"
             )

@@ -13,6 +13,9 @@ transformers but computed nothing), one after another, so that its memory is its
   ``prompt`` -token prompt, batch 1, the median time's rate;
 * ``file_bytes``: the weight files of the folder; ``parameters``: distinct parameters.
 
+Every model is measured once per round, ``rounds`` rounds (the models in turn, so that a slow
+spell of a shared machine hits all of them); each time and memory is the median over the rounds.
+
 Inputs are seeded random token ids, the same for every model.
 
 Run: ``python -m attrprune.speed --model dense=world/models/world-llama --model lrp=out/model --out speed.json``
@@ -140,12 +143,14 @@ def measure_models(
     new_tokens: int = 32,
     repeats: int = 10,
     gen_repeats: int = 3,
+    rounds: int = 3,
     dtype: str = "auto",
     seed: int = 0,
     reference: str = "dense",
 ) -> dict:
     """{settings, models: {label: measurements, with ratios to `reference`}} of every model of
-    `models` (label -> folder), each in its own forked process, in the order given."""
+    `models` (label -> folder), each in its own forked process, in the order given, `rounds`
+    times over: times and memory are the medians over the rounds (each round's values kept)."""
     import multiprocessing
 
     import torch
@@ -172,21 +177,34 @@ def measure_models(
         new_tokens=new_tokens,
         repeats=repeats,
         gen_repeats=gen_repeats,
+        rounds=rounds,
         dtype=dtype,
         seed=seed,
     )
     ctx = multiprocessing.get_context("spawn" if device == "cuda" else "fork")
+    runs: dict[str, list[dict]] = {label: [] for label in models}
+    for _ in range(rounds):  # every model once per round, so that a slow spell hits all of them
+        for label, folder in models.items():
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_child, args=(child, str(folder), settings))
+            proc.start()
+            status, value = parent.recv()
+            proc.join()
+            if status != "ok":
+                raise RuntimeError(f"measuring {label} ({folder}) failed: {value}")
+            runs[label].append(value)
+            print(f"{label}: {value}", file=sys.stderr)
     results = {}
-    for label, folder in models.items():
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(child, str(folder), settings))
-        proc.start()
-        status, value = parent.recv()
-        proc.join()
-        if status != "ok":
-            raise RuntimeError(f"measuring {label} ({folder}) failed: {value}")
-        results[label] = {"model_dir": str(folder), **value}
-        print(f"{label}: {value}", file=sys.stderr)
+    for label, values in runs.items():
+        peaks = [v["peak_memory_bytes"] for v in values if v["peak_memory_bytes"] is not None]
+        results[label] = {
+            "model_dir": str(models[label]),
+            **values[0],
+            "peak_memory_bytes": statistics.median(peaks) if peaks else None,
+            "forward_s": statistics.median(v["forward_s"] for v in values),
+            "generate_tokens_per_s": statistics.median(v["generate_tokens_per_s"] for v in values),
+            "rounds": values,
+        }
     base = results[reference]
     for r in results.values():
         r["ratios"] = {
@@ -211,6 +229,7 @@ def main(argv=None) -> int:
     p.add_argument("--seqlen", type=int, default=None)
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--dtype", default="auto")
     a = p.parse_args(argv)
     models = dict(m.split("=", 1) for m in a.model)
@@ -222,6 +241,7 @@ def main(argv=None) -> int:
         seqlen=a.seqlen,
         new_tokens=a.new_tokens,
         repeats=a.repeats,
+        rounds=a.rounds,
         dtype=a.dtype,
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -114,6 +114,13 @@ def test_dry_run_default_target(tmp_path, configfiles, n_models):
     }
     if configfiles[0] == DEFAULT_CONFIG:  # the world configs also export one pruned model per model
         expected["export_pruned"] = n_models
+    # structured: lrp, wanda, flap, magnitude, random on the first general seed x 2 ratios (world
+    # configs), whose wanda scores the default config adds (world_full has them for
+    # wanda_onepass); e2e: lrp, flap, magnitude at one ratio
+    n_structured = 3 if configfiles[-1] == E2E_CONFIG else 5 * 2
+    if configfiles[-1] == DEFAULT_CONFIG:
+        expected["scores"] += n_models
+    expected |= {"structured": n_models * n_structured, "structured_speed": n_models, "structured_tables": 1}
     assert job_counts(r.stdout + r.stderr) == expected
 
 

@@ -84,6 +84,7 @@ class StructuredSpeedStage:
     batch: int = arg(8, parse=positive_int, help="sequences per forward pass")
     new_tokens: int = arg(32, parse=positive_int, help="greedy tokens generated per measurement")
     repeats: int = arg(10, parse=positive_int, help="forward passes timed (median)")
+    rounds: int = arg(3, parse=positive_int, help="every model measured once per round; medians over rounds")
     out: Path = arg(help="speed JSON")
 
     def run(self) -> None:
@@ -101,6 +102,7 @@ class StructuredSpeedStage:
             batch=self.batch,
             new_tokens=self.new_tokens,
             repeats=self.repeats,
+            rounds=self.rounds,
         )
         write_json(self.out, {"model_name": self.model_name} | res | provenance())
 
