@@ -266,3 +266,22 @@ def test_stages_are_frozen_configs_built_from_the_flags():
         assert stage.__dataclass_params__.frozen, name
         flags = {a.dest for a in next(a for a in build_parser()._actions if a.dest == "stage").choices[name]._actions}
         assert {f.name for f in dataclasses.fields(stage)} == flags - {"help"}, name
+
+
+def test_the_console_script_is_python_m_attrprune(tmp_path):
+    """`attrprune` and `python -m attrprune` run the same entry point: one line per failure a user
+    can fix (no traceback), exit code 1, and the fork server when one runs."""
+    import shutil
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "attrprune"]
+    assert script.value == "attrprune.entry:console"
+    argv = ["scores", "--model-dir", str(tmp_path / "absent"), "--method", "lrp", "--refset", "x", "--out", "y"]
+    runs = [subprocess.run([sys.executable, "-m", "attrprune", *argv], capture_output=True, text=True)]
+    if shutil.which("attrprune"):
+        runs.append(subprocess.run(["attrprune", *argv], capture_output=True, text=True))
+    for r in runs:
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len({r.stderr for r in runs}) == 1
