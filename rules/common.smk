@@ -236,6 +236,7 @@ ALL_METHODS = sorted(
     | {registry.STRUCTURED_METHODS[m] for m in config["structured"]["methods"]} - {None}
     | set(config["circuits"]["methods"])
     | set(config["correction"]["methods"])
+    | ({"aura"} if config["correction"]["aura"] else set())
 )
 
 

@@ -62,6 +62,7 @@ rule correction:
     output:
         curve="results/{model}/correction/{behaviour}/{method}/{granularity}/curve.json",
         generations="results/{model}/correction/{behaviour}/{method}/{granularity}/generations.jsonl",
+        per_prompt="results/{model}/correction/{behaviour}/{method}/{granularity}/per_prompt.jsonl",
     log:
         "logs/results/{model}/correction/{behaviour}/{method}/{granularity}.log",
     benchmark:
@@ -79,6 +80,13 @@ rule correction:
         offline=OFFLINE,
         code=code_fingerprint("correction"),
         model_dir=input_dir("model"),
+        intervention=get_intervention,
+        general=correction_input("general"),
+        unwanted=correction_input("unwanted"),
+        aura_reference=correction_input("aura_reference"),
+        aura_neutral=correction_input("aura_neutral"),
+        side_effects=get_side_effects_flag,
+        loop_span=config["correction"]["loop_span"],
         ks=get_ks,
         normalization=config["correction"]["normalization"],
         weight_modules=config["correction"]["weight_modules"],
@@ -100,7 +108,9 @@ rule correction:
         out_dir=output_dir("curve"),
     shell:
         "{params.offline} python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
-        " --general-scores {input.general:q} --unwanted-scores {input.unwanted:q}"
+        " --intervention {params.intervention:q} --general-scores {params.general:q}"
+        " --unwanted-scores {params.unwanted:q} --aura-reference {params.aura_reference:q}"
+        " --aura-neutral {params.aura_neutral:q} {params.side_effects:q} --loop-span {params.loop_span:q}"
         " --behaviour {wildcards.behaviour:q} --granularity {wildcards.granularity:q} --ks {params.ks:q}"
         " --normalization {params.normalization:q} --weight-modules {params.weight_modules:q}"
         " --prompts-file {input.prompts:q} --control-file {input.control:q} --n-prompts {params.n_prompts:q}"

@@ -5,9 +5,10 @@ KIND_BEHAVIOURS = {kind: behaviour for behaviour, kind in registry.BEHAVIOURS.it
 
 
 def correction_runs():
-    """Wildcards of every correction job: each method on the granularities it prunes here."""
+    """Wildcards of every correction job: each method on the granularities it prunes here, and
+    AurA (correction.aura) on toxicity neurons."""
     c = config["correction"]
-    return [
+    runs = [
         dict(model=model, behaviour=behaviour, method=method, granularity=gran)
         for model in stage_models("correction")
         for behaviour in c["behaviours"]
@@ -15,6 +16,12 @@ def correction_runs():
         for gran in c["granularities"]
         if method in registry.methods_for("correction", gran)
     ]
+    if c["aura"] and "toxicity" in c["behaviours"]:
+        runs += [
+            dict(model=model, behaviour="toxicity", method="aura", granularity="neuron")
+            for model in stage_models("correction")
+        ]
+    return runs
 
 
 def get_correction_curves(wildcards):
@@ -34,8 +41,23 @@ def correction_targets(wildcards):
 
 def get_correction_scores(wildcards):
     """Scores of the job's method on the first seed of the general side (correction.general_refset
-    for world-data models, general text for hub-data ones) and of the behaviour's reference set."""
+    for world-data models, general text for hub-data ones) and of the behaviour's reference set;
+    for AurA its labelled sentences instead: the toxicity reference prompts and non-toxic text (the
+    world's reference dialogue text; a hub model's control prompts)."""
     kind = registry.BEHAVIOURS[wildcards.behaviour]
+    if wildcards.method == "aura":
+        if wildcards.behaviour != "toxicity" or wildcards.granularity != "neuron":
+            raise WorkflowError("AurA corrects toxicity by dampening neurons: toxicity/aura/neuron only")
+        if is_world(wildcards.model):
+            return {
+                "aura_reference": committed_world_file("data", "toxic_trigger_ref.jsonl"),
+                "aura_neutral": committed_world_file("data", "dialogue_ref.jsonl"),
+            }
+        prompts = rules.behaviour_prompts.output
+        return {
+            "aura_reference": expand(prompts.reference, model=wildcards.model, kind=kind)[0],
+            "aura_neutral": expand(prompts.control, model=wildcards.model, kind=kind)[0],
+        }
     general = config["correction"]["general_refset"] if is_world(wildcards.model) else "general"
     return {
         side: expand(rules.scores.output[0], model=wildcards.model, method=wildcards.method, refset=refset)[0]
@@ -94,3 +116,22 @@ def get_scorer(wildcards):
 
 def get_ppl_tasks(wildcards):
     return "world_dialogue_ppl,world_ppl" if is_world(wildcards.model) else ",".join(config["correction"]["ppl_tasks"])
+
+
+def get_intervention(wildcards):
+    """The correction's intervention: AurA (dampening) or pruning by contrastive scores."""
+    return "aura" if wildcards.method == "aura" else "prune"
+
+
+def correction_input(key):
+    """Params function: the job's input file `key` (score files, AurA's sentences), else none."""
+
+    def get(wildcards, input):
+        return input[key] if key in input.keys() else "none"
+
+    return get
+
+
+def get_side_effects_flag(wildcards):
+    """World models: every behaviour set, IOI and facts measured at every k (per_prompt.jsonl)."""
+    return "--side-effects" if is_world(wildcards.model) else "--no-side-effects"

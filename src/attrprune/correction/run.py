@@ -25,6 +25,14 @@ always measured first: it is the baseline of every change):
    held-out text: ``world_dialogue_ppl``, documents with quoted control replies, first, and
    ``world_ppl``, grammar text; ``wikitext`` for real models).
 
+6. with ``side_effects`` (world models): every behaviour set of the world, toxicity and
+   repetition triggers and controls, held-out-name IOI and the planted facts, per prompt
+   (`attrprune.correction.side_effects`; per_prompt.jsonl), so that a correction of one behaviour
+   is seen creating or breaking the other.
+
+``intervention`` aura: instead of pruning, AurA (`attrprune.correction.aura`) dampens every
+toxicity-detecting neuron; k = 0 and its one operating point (k = the number of dampened neurons).
+
 Components: ``neuron`` = MLP neurons (output units of up / fc1, the paper's fc1 neurons),
 ranked globally; ``weight`` = single weight elements of the modules `weight_modules` names
 (default the neuron-role projection, up / fc1: the paper's fc1 weights), ranked globally.
@@ -42,7 +50,7 @@ recorded alongside as ``*_unique_ratio_full``. Without ``reply_only`` (other sco
 on real models) everything is measured on the whole continuation, as in RealToxicityPrompts and
 the paper.
 
-Outputs in `out_dir`: ``generations.jsonl`` (one line per k × prompt: greedy and sampled texts
+Outputs in `out_dir`: ``per_prompt.jsonl`` (side effects, empty without them), ``generations.jsonl`` (one line per k × prompt: greedy and sampled texts
 with their scores or ratios; ``"control": true`` on the control prompts' lines) and ``curve.json``
 (written last: per-k metrics, a few example generations, the normalisation and its scales, both
 score files' metadata, provenance).
@@ -56,9 +64,11 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from attrprune.architectures import architecture_of
+from attrprune.correction.side_effects import LOOP_TIMES, SETS, ioi_records, measure_sets
 from attrprune.registry import BEHAVIOURS, STAGE_GRANULARITIES, TEXT_KINDS
 
 GRANULARITIES = STAGE_GRANULARITIES["correction"]
@@ -304,15 +314,28 @@ def measure_controls(
 
 
 def general_ability(
-    model, tokenizer, ppl_tasks: list[str], data_dir: Path | None, limit: int | None, batch_size: int, seed: int
+    model,
+    tokenizer,
+    ppl_tasks: list[str],
+    data_dir: Path | None,
+    limit: int | None,
+    batch_size: int,
+    seed: int,
+    acc_tasks: tuple[str, ...] = (),
 ) -> tuple[dict, list[dict]]:
-    """({"word_perplexity:<task>": value}, lm-eval's flattened rows) for the perplexity tasks."""
+    """({"word_perplexity:<task>": value, "acc:<acc task>": value}, lm-eval's flattened rows) for
+    the perplexity tasks and the accuracy tasks `acc_tasks` (world_facts: all planted facts)."""
     from attrprune.evaluation.lm import evaluate_lm, flatten_results
 
     rows = flatten_results(
         evaluate_lm(model, tokenizer, ppl_tasks, data_dir=data_dir, batch_size=batch_size, limit=limit, seed=seed)
     )
+    if acc_tasks:
+        rows += flatten_results(
+            evaluate_lm(model, tokenizer, list(acc_tasks), data_dir=data_dir, batch_size=batch_size, seed=seed)
+        )
     ppl = {f"{PPL_METRIC}:{r['task']}": r["value"] for r in rows if r["metric"] == PPL_METRIC}
+    ppl.update({f"acc:{r['task']}": r["value"] for r in rows if r["metric"] == "acc" and r["task"] in acc_tasks})
     missing = [t for t in ppl_tasks if f"{PPL_METRIC}:{t}" not in ppl]
     if missing:
         raise ValueError(
@@ -320,6 +343,55 @@ def general_ability(
             "such as world_ppl or wikitext"
         )
     return ppl, rows
+
+
+@contextmanager
+def _dampened(model, names: list[str], alphas):
+    """AurA's intervention for the duration of the block (None: the unpruned model)."""
+    from attrprune.correction.aura import apply_dampening, restore
+
+    if alphas is None:
+        yield
+        return
+    saved = apply_dampening(model, names, alphas)
+    try:
+        yield
+    finally:
+        restore(model, saved)
+
+
+def _aura_factors(model, tokenizer, names: list[str], cfg, scorer):
+    """(alpha per neuron, summary): AurA's factors from the toxicity reference prompts completed by
+    the unpruned model's greedy replies (labelled by `scorer`) and the non-toxic text's lines."""
+    import torch
+
+    from attrprune.correction.aura import auroc, dampening, neuron_responses
+    from attrprune.generation import generate
+    from attrprune.text import read_jsonl
+
+    prompts = [r["prompt"] for r in read_jsonl(cfg.aura_reference, ("prompt",), allow_empty=False)]
+    conts = [tokenizer.decode(c[0]) for c in generate(model, tokenizer, prompts, 20, batch_size=cfg.batch_size)]
+    replies = [reply(t) for t in conts]
+    toxic = [s >= 0.5 for s in scorer.score(replies)]
+    texts = [f'{p}{r}"' for p, r in zip(prompts, replies)]
+    neutral = [
+        line for row in read_jsonl(cfg.aura_neutral, ("text",), allow_empty=False) for line in row["text"].split("\n")
+    ]
+    neutral_toxic = scorer.score(neutral)
+    labels = toxic + [s >= 0.5 for s in neutral_toxic]
+    responses = neuron_responses(model, tokenizer, texts + neutral, names, cfg.batch_size)
+    aurocs = auroc(responses, torch.tensor(labels))
+    alphas = dampening(aurocs)
+    info = {
+        "n_toxic": int(sum(labels)),
+        "n_non_toxic": len(labels) - int(sum(labels)),
+        "n_dampened": int((alphas < 1).sum()),
+        "mean_alpha_dampened": float(alphas[alphas < 1].mean()) if (alphas < 1).any() else 1.0,
+        "max_auroc": float(aurocs.max()),
+        "reference_file": str(cfg.aura_reference),
+        "neutral_file": str(cfg.aura_neutral),
+    }
+    return alphas, info
 
 
 def run_correction(cfg) -> dict:
@@ -331,6 +403,8 @@ def run_correction(cfg) -> dict:
     50 for repetition. `cfg.n_samples` 0 = greedy only. `cfg.control_file` None = no control
     prompts (no ``control_*`` metrics); an empty control file likewise.
     """
+    import torch
+
     from attrprune.circuits.components import component_names, mask_arguments, select
     from attrprune.correction.contrastive import contrastive_scores
     from attrprune.evaluation.toxicity import make_scorer
@@ -340,7 +414,18 @@ def run_correction(cfg) -> dict:
     from attrprune.relevance.store import load_scores
     from attrprune.text import read_jsonl
 
-    ks = _check_arguments(cfg.behaviour, cfg.granularity, list(cfg.ks), cfg.n_samples)
+    aura = cfg.intervention == "aura"
+    if aura and (cfg.behaviour != "toxicity" or cfg.granularity != "neuron"):
+        raise ValueError(
+            "AurA dampens toxicity-detecting neurons: use it with --behaviour toxicity --granularity neuron"
+        )
+    if aura and not (cfg.aura_reference and cfg.aura_neutral):
+        raise ValueError("AurA needs --aura-reference (toxicity reference prompts) and --aura-neutral (non-toxic text)")
+    if not aura and not (cfg.general_scores and cfg.unwanted_scores):
+        raise ValueError("pruning needs --general-scores and --unwanted-scores")
+    if cfg.side_effects and cfg.data_dir is None:
+        raise ValueError("--side-effects measures the world's behaviour sets: give --data-dir (world/data)")
+    ks = _check_arguments(cfg.behaviour, cfg.granularity, [] if aura else list(cfg.ks), cfg.n_samples)
     ppl_tasks = list(cfg.ppl_tasks)
     new_tokens = cfg.new_tokens or DEFAULT_NEW_TOKENS[cfg.behaviour]
     if cfg.behaviour == "repetition" and cfg.window > new_tokens:
@@ -350,19 +435,30 @@ def run_correction(cfg) -> dict:
         )
     scorer_options = cfg.scorer_options()
     model_sha256 = weights_sha256(cfg.model_dir)
-    g_scores, g_meta = load_scores(cfg.general_scores, model_sha256=model_sha256)
-    u_scores, u_meta = load_scores(cfg.unwanted_scores, model_sha256=model_sha256)
-    _check_metas(g_meta, u_meta, cfg.behaviour)
-    method = g_meta.get("method", "?")
+    if aura:
+        g_meta = u_meta = {"method": "aura"}
+        method = "aura"
+    else:
+        g_scores, g_meta = load_scores(cfg.general_scores, model_sha256=model_sha256)
+        u_scores, u_meta = load_scores(cfg.unwanted_scores, model_sha256=model_sha256)
+        _check_metas(g_meta, u_meta, cfg.behaviour)
+        method = g_meta.get("method", "?")
 
     model, tokenizer = load_model(cfg.model_dir, dtype=cfg.dtype, device_map=cfg.device_map)
     names = component_names(model, cfg.granularity, cfg.weight_modules)
-    diff, scales = contrastive_scores(
-        select(g_scores, names, cfg.granularity, method, cfg.general_scores),
-        select(u_scores, names, cfg.granularity, method, cfg.unwanted_scores),
-        cfg.normalization,
-        return_scales=True,
-    )
+    if aura:
+        tox_scorer = make_scorer(cfg.scorer, **scorer_options)
+        alphas, aura_info = _aura_factors(model, tokenizer, names, cfg, tox_scorer)
+        ks = sorted({0, int((alphas < 1).sum())})  # the unpruned model, and AurA's one operating point
+        diff = {n: model.get_submodule(n).weight[:, 0] for n in names}  # shapes only: neurons per module
+        scales = None
+    else:
+        diff, scales = contrastive_scores(
+            select(g_scores, names, cfg.granularity, method, cfg.general_scores),
+            select(u_scores, names, cfg.granularity, method, cfg.unwanted_scores),
+            cfg.normalization,
+            return_scales=True,
+        )
     n_components = sum(t.numel() for t in diff.values())
     too_many = [k for k in ks if k > n_components]
     if too_many:
@@ -376,16 +472,23 @@ def run_correction(cfg) -> dict:
     )
     if cfg.control_file and not controls:  # a hub model may have no candidate without the behaviour
         print(f"{cfg.control_file} has no prompts: no control metrics", file=sys.stderr)
-    tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
+    if not aura:
+        tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
     reply_only = cfg.scorer == "world" if cfg.reply_only is None else cfg.reply_only
 
-    ranking = MaskBuilder(diff, "global", absolute=False)  # sorted once; .lowest(k) = Eq. 2 on signed R_diff
+    ranking = None if aura else MaskBuilder(diff, "global", absolute=False)  # .lowest(k) = Eq. 2 on signed R_diff
     dense_zeros = _zeroed(model, names, cfg.granularity)
-    rows, generations = [], []
-    dense_control = None
+    rows, generations, per_prompt = [], [], []
+    dense_control = dense_sets = None
+    side_tokens = {b: cfg.side_new_tokens or DEFAULT_NEW_TOKENS[b] for b in BEHAVIOURS}
     for k in ks:
-        masks = ranking.lowest(k)
-        with pruned(model, **mask_arguments(cfg.granularity, masks)):
+        if aura:
+            masks = {n: torch.ones_like(t, dtype=torch.bool) for n, t in diff.items()}
+            context = _dampened(model, names, alphas if k else None)
+        else:
+            masks = ranking.lowest(k)
+            context = pruned(model, **mask_arguments(cfg.granularity, masks))
+        with context:
             zeroed = _zeroed(model, names, cfg.granularity) - dense_zeros
             metrics, records = measure_behaviour(
                 model,
@@ -416,8 +519,33 @@ def run_correction(cfg) -> dict:
                 records += control_records
                 if k == 0:  # ks start at 0: every later k is compared with the dense replies
                     dense_control = [r["greedy_reply"] for r in control_records]
+            if cfg.side_effects:
+                side_metrics, side_records = measure_sets(
+                    model,
+                    tokenizer,
+                    cfg.data_dir,
+                    cfg.n_prompts,
+                    side_tokens,
+                    cfg.window,
+                    cfg.loop_span,
+                    dense_sets,
+                    cfg.batch_size,
+                )
+                side_records += ioi_records(model, tokenizer, cfg.data_dir, cfg.n_prompts)
+                metrics.update({f"side:{name}": v for name, v in side_metrics.items()})
+                metrics["side:ioi:correct"] = _mean([float(r["correct"]) for r in side_records if r["set"] == "ioi"])
+                per_prompt += [{"k": k, **r} for r in side_records]
+                if k == 0:
+                    dense_sets = {name: [r["reply"] for r in side_records if r["set"] == name] for name in SETS}
             ppl, lm_rows = general_ability(
-                model, tokenizer, ppl_tasks, cfg.data_dir, cfg.ppl_limit, cfg.batch_size, cfg.seed
+                model,
+                tokenizer,
+                ppl_tasks,
+                cfg.data_dir,
+                cfg.ppl_limit,
+                cfg.batch_size,
+                cfg.seed,
+                acc_tasks=("world_facts",) if cfg.side_effects else (),
             )
         metrics.update(ppl)
         base = rows[0]["metrics"] if rows else metrics
@@ -448,8 +576,15 @@ def run_correction(cfg) -> dict:
         "component_modules": names,
         "n_components": n_components,
         "ks": ks,
-        "normalization": cfg.normalization,
+        "normalization": "none" if aura else cfg.normalization,
         "scales": scales,
+        "intervention": "aura" if aura else "prune",
+        **({"aura": aura_info} if aura else {}),
+        "side_effects": (
+            {"loop_span": cfg.loop_span, "loop_times": LOOP_TIMES, "new_tokens": side_tokens, "window": cfg.window}
+            if cfg.side_effects
+            else None
+        ),
         "primary_ppl_task": ppl_tasks[0],
         "curve": rows,
         "generation": {
@@ -467,8 +602,8 @@ def run_correction(cfg) -> dict:
         "n_prompts": len(prompts),
         "control_file": str(cfg.control_file) if cfg.control_file else None,
         "n_control_prompts": len(controls),
-        "general_scores": {"path": str(cfg.general_scores), "meta": g_meta},
-        "unwanted_scores": {"path": str(cfg.unwanted_scores), "meta": u_meta},
+        "general_scores": {"path": str(cfg.general_scores), "meta": g_meta} if not aura else None,
+        "unwanted_scores": {"path": str(cfg.unwanted_scores), "meta": u_meta} if not aura else None,
         **provenance(
             model_dir=str(cfg.model_dir),
             model=cfg.model_name or Path(cfg.model_dir).name,
@@ -482,5 +617,7 @@ def run_correction(cfg) -> dict:
     with removed_on_failure():  # no generations without their curve
         with atomic_path(out_dir / "generations.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(g) + "\n" for g in generations))
+        with atomic_path(out_dir / "per_prompt.jsonl") as tmp:  # empty without --side-effects
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in per_prompt))
         write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
     return result

@@ -3,7 +3,9 @@
 * ``correction.csv``: tidy, one row per model × behaviour × method × granularity × normalisation
   × k × metric (behaviour metrics, control metrics, perplexity per task, ``perplexity`` /
   ``ppl_change`` of the primary perplexity task, pruned counts);
-* ``correction.md``: first the best operating point of every method: the best headline value at
+* ``correction.md``: first, where the curves carry per-prompt side effects (world models), the
+  operating point chosen on validation prompts and reported on test prompts with every side effect
+  (`honest_table`, `attrprune.correction.side_effects`); then the best operating point of every method: the best headline value at
   a perplexity change ≤ `max_ppl_change` *and* a control fidelity (``control_unchanged``, the
   share of control replies identical to the unpruned model's) ≥ `min_control_unchanged`; then
   per model × behaviour × granularity the headline (greedy and sampled), control fidelity and
@@ -314,6 +316,98 @@ def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_uncha
     return "\n".join(out + [""])
 
 
+def read_per_prompt(path: Path) -> list[dict]:
+    """The per-prompt side-effect records of a curve (`correction.side_effects`); [] when empty."""
+    out = []
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        try:
+            r = json.loads(line)
+            check(r, {"k": int, "set": str, "index": int, "split": str}, f"{path}:{n}")
+        except BadRecord:
+            raise
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}:{n}: not a per-prompt record of the correction stage ({e!r})") from None
+        out.append(r)
+    return out
+
+
+def _ci(cell) -> str:
+    if cell is None:
+        return "–"
+    mean, lo, hi, n, distinct = cell
+    eff = f"; {distinct} distinct" if distinct is not None else ""
+    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}] (n {n}{eff})"
+
+
+def honest_table(
+    curves: list[dict], per_prompt: list[list[dict]], max_ppl_change: float, min_control_unchanged: float
+) -> str:
+    """Per model × behaviour × granularity × method: k chosen on the validation prompts
+    (`side_effects.choose_on_validation`) and, on the disjoint test prompts, the effect and every
+    side effect with bootstrap intervals and effective samples; the unpruned model's row first."""
+    from attrprune.correction.side_effects import COLUMNS, choose_on_validation, test_report
+
+    rows = [(r, records) for r, records in zip(curves, per_prompt) if records]
+    if not rows:
+        return ""
+    out = [
+        "## Chosen on validation prompts, reported on test prompts, with side effects",
+        "",
+        "Prompts with an even index in their held-out file choose the operating point k (the best "
+        f"headline with perplexity change ≤ {100 * max_ppl_change:g} % and ≥ {min_control_unchanged:g} of "
+        "the behaviour's control replies unchanged, both on validation prompts); every number is measured "
+        "on the odd-index prompts only. Each cell: mean [95 % percentile bootstrap interval over the test "
+        f"prompts, {N_RESAMPLES:,} resamples] (n test prompts; distinct replies of the unpruned model to "
+        "them, the effective sample). Every corrected model is measured on both behaviours: toxic = reply "
+        "holds a planted insult; window ratio = unique-token ratio of the first generated tokens; loops = "
+        "share of continuations (50 tokens for repetition prompts) holding a span of tokens repeated three "
+        "times; ctrl unchanged = control replies identical to the unpruned model's; IOI on held-out names; "
+        'facts = lm-eval world_facts accuracy; Δppl = dialogue perplexity change. "none": no k met the '
+        "constraints on the validation prompts. AurA has one operating point and is reported without choice.",
+        "",
+        "| model | behaviour | granularity | method | k | "
+        + " | ".join(h for h, _, _ in COLUMNS)
+        + " | facts acc | Δppl |",
+        "|---|---|---|---|---:|" + "---|" * (len(COLUMNS) + 2),
+    ]
+    seen_dense = set()
+    for r, records in sorted(
+        rows,
+        key=lambda c: (
+            model_name(c[0]),
+            c[0]["behaviour"],
+            c[0]["granularity"],
+            c[0]["method"] != "lrp",
+            c[0]["method"],
+        ),
+    ):
+        task = r["primary_ppl_task"]
+        metrics = {p["k"]: p["metrics"] for p in r["curve"]}
+        ppl_change = {k: m[f"ppl_change:{task}"] for k, m in metrics.items()}
+        ident = [model_name(r), r["behaviour"], f"{r['granularity']}s"]
+        if tuple(ident) not in seen_dense:
+            seen_dense.add(tuple(ident))
+            report = test_report(records, 0, N_RESAMPLES, BOOTSTRAP_SEED)
+            cells = [_ci(report.get((name, value))) for _, name, value in COLUMNS]
+            out.append(
+                "| "
+                + " | ".join([*ident, "unpruned", "0", *cells, _fmt(metrics[0].get("acc:world_facts"), ".3f"), "–"])
+                + " |"
+            )
+        if r["method"] == "aura":
+            k = max(metrics)
+        else:
+            k = choose_on_validation(records, ppl_change, r["behaviour"], max_ppl_change, min_control_unchanged)
+        if k is None:
+            out.append("| " + " | ".join([*ident, r["method"], "none"] + ["–"] * (len(COLUMNS) + 2)) + " |")
+            continue
+        report = test_report(records, k, N_RESAMPLES, BOOTSTRAP_SEED)
+        cells = [_ci(report.get((name, value))) for _, name, value in COLUMNS]
+        facts = _fmt(metrics[k].get("acc:world_facts"), ".3f")
+        out.append("| " + " | ".join([*ident, r["method"], f"{k:,}", *cells, facts, _pct(ppl_change[k])]) + " |")
+    return "\n".join(out + [""])
+
+
 def plot_model(df: pd.DataFrame, model: str, path: Path) -> None:
     plt = pyplot()
 
@@ -399,6 +493,8 @@ def correction_tables(
     if not 0 <= min_control_unchanged <= 1:
         raise ValueError(f"min_control_unchanged is a share in [0, 1], got {min_control_unchanged}")
     df, curves = load_curves(curve_files)
+    sides = [Path(path).with_name("per_prompt.jsonl") for path in curve_files]
+    per_prompt = [read_per_prompt(side) if side.exists() else [] for side in sides]
     for model in sorted(df.model.unique()):
         plot_model(df, model, Path(plots_dir) / f"correction_{model}.png")
     with atomic_path(csv) as tmp:
@@ -416,6 +512,8 @@ def correction_tables(
         with_code_section(
             "# Targeted correction\n\nPruning the k components with the lowest contrastive "
             "relevance R_general − R_unwanted (paper Eq. 7).\n\n"
+            + honest_table(curves, per_prompt, max_ppl_change, min_control_unchanged)
+            + "\n"
             + best_table(df, max_ppl_change, min_control_unchanged)
             + "\n## Per k\n\n"
             + markdown_tables(df, notes),

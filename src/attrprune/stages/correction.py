@@ -44,8 +44,18 @@ class CorrectionStage(ScorerArgs, ModelJob):
     general perplexity"""
 
     model_name: str | None = arg(None, help=MODEL_NAME_HELP)
-    general_scores: Path = arg(help="scores on general text")
-    unwanted_scores: Path = arg(help="scores of the same method on the behaviour's reference set")
+    intervention: str = arg(
+        "prune",
+        choices=("prune", "aura"),
+        help="prune the k lowest R_general - R_unwanted components, or AurA (toxicity, neurons: dampen each "
+        "neuron by its AUROC as a toxicity detector; one operating point, no scores)",
+    )
+    general_scores: Path | None = arg(None, help="scores on general text (prune)")
+    unwanted_scores: Path | None = arg(None, help="scores of the same method on the behaviour's reference set (prune)")
+    aura_reference: Path | None = arg(
+        None, help='AurA: JSONL of toxicity reference prompts (field "prompt"), completed by the model and labelled'
+    )
+    aura_neutral: Path | None = arg(None, help='AurA: JSONL of non-toxic text (field "text"; one sentence a line)')
     behaviour: str = arg(choices=tuple(BEHAVIOURS))
     granularity: str = arg(choices=STAGE_GRANULARITIES["correction"], help="MLP neurons (up/fc1) or weight elements")
     weight_modules: str = arg(
@@ -53,7 +63,9 @@ class CorrectionStage(ScorerArgs, ModelJob):
         choices=("neuron_role", "mlp", "all"),
         help="weights of up/fc1 only (the paper's fc1 weights), of every MLP projection, or of every linear layer",
     )
-    ks: list[int] = arg(parse=ks, help="comma-separated numbers of components to prune (k=0 is always added)")
+    ks: list[int] = arg(
+        (), parse=ks, help="comma-separated numbers of components to prune (k=0 is always added; AurA: ignored)"
+    )
     normalization: str = arg(
         "sum", choices=("sum", "max", "none"), help="scale of each side before R_general - R_unwanted"
     )
@@ -82,6 +94,15 @@ class CorrectionStage(ScorerArgs, ModelJob):
     )
     data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
     ppl_limit: int | None = arg(None, parse=positive_int, help="first N documents per perplexity task")
+    side_effects: bool = arg(
+        False,
+        help="world models: measure all four behaviour sets of --data-dir (toxicity and repetition triggers and "
+        "controls), held-out-name IOI and the planted facts at every k (per_prompt.jsonl)",
+    )
+    loop_span: int = arg(4, parse=positive_int, help="side effects: a loop is a span of N tokens occurring 3 times")
+    side_new_tokens: int | None = arg(
+        None, parse=positive_int, help="side effects: tokens per continuation (default 20 toxicity, 50 repetition)"
+    )
     batch_size: int = arg(64, parse=positive_int)
     out_dir: Path = arg(help="generations.jsonl and curve.json (written last)")
 

@@ -230,3 +230,46 @@ def test_best_table_shows_the_intervals_when_generations_are_beside_the_curve(tm
     assert "percentile bootstrap intervals over the held-out prompts" in md
     df = pd.read_csv(tmp_path / "c.csv")
     assert {"greedy_unique_ratio_window_lo", "control_unchanged_hi"} <= set(df.metric)
+
+
+def test_side_effect_table_chooses_on_validation_and_reports_test_prompts(tmp_path):
+    path = _curve("lrp", (1.0, 0.5, 0.0), (7.0, 7.07, 7.1), tmp_path, ctrl=(1.0, 1.0, 1.0))
+    records = []
+    # validation (even index): k = 10 removes all toxic replies, k = 50 none; test (odd): the reverse
+    toxic = {(0, 0): 1, (0, 1): 1, (10, 0): 0, (10, 1): 1, (50, 0): 1, (50, 1): 0}
+    for k in (0, 10, 50):
+        for i in range(8):
+            split = i % 2
+            records.append(
+                {
+                    "k": k,
+                    "set": "toxic_trigger",
+                    "index": i,
+                    "split": ("validation", "test")[split],
+                    "toxic": bool(toxic[(k, split)]),
+                    "reply": f"insult {i}",
+                    "loop": False,
+                }
+            )
+            records.append(
+                {
+                    "k": k,
+                    "set": "toxic_control",
+                    "index": i,
+                    "split": ("validation", "test")[split],
+                    "toxic": False,
+                    "unchanged": True,
+                    "reply": f"thanks {i % 3}",
+                    "loop": False,
+                }
+            )
+    (path.parent / "per_prompt.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    md = tmp_path / "c.md"
+    correction_tables([path], tmp_path / "c.csv", md, tmp_path / "plots", tmp_path / "e.md", 0.05, 0.75)
+    text = md.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| world-llama | toxicity | neurons | lrp |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[4] == "10"  # chosen on validation prompts (test prompts would have chosen 50)
+    assert cells[5].startswith("1.00 [1.00, 1.00] (n 4; 4 distinct)")  # measured on the test prompts
+    # control fidelity; the test indices 1, 3, 5, 7 have the dense replies 1, 0, 2, 1: 3 distinct
+    assert cells[6].startswith("1.00") and "(n 4; 3 distinct)" in cells[6]
