@@ -1,11 +1,15 @@
 """A real single-node Slurm on localhost, for the tests: munge, optionally MariaDB + slurmdbd
 (accounting), slurmctld and slurmd, with this machine's CPUs and memory.
 
-Two partitions: ``cpu`` (the default) and ``gpu``. The node declares GPUs as a count
-(``Gres=gpu:N`` without device files), so ``--gpus=1`` jobs are scheduled and recorded although no
-GPU exists. Every daemon runs from a private state folder (config, spool, logs, pid files, the
-database, a munge key of its own unless munged already runs) on free ports, so a Slurm already running on the
-machine is neither used nor disturbed. Clients find the cluster through ``SLURM_CONF`` in
+Two partitions: ``cpu`` (the default) and ``gpu``. The node declares GPUs that do not exist
+(``Gres=gpu:N`` on placeholder device files; nothing opens them), so ``--gpus=1`` jobs are
+scheduled and recorded. The daemons keep their config, spool, logs, pid files and database in a
+private folder and listen on free ports. What they share with the machine: munged's default
+socket (Slurm's clients use no other; an already running munged is used, else one is started
+with a key of its own), and /run/slurm/conf, where slurmd (configless: it fetches the config
+from slurmctld) links its config for the job steps, since the executor plugin starts srun without
+``SLURM_CONF``. A lock file keeps it to one test cluster at a time; a machine with its own
+/etc/slurm/slurm.conf is refused. Clients reach the cluster with ``SLURM_CONF`` from
 :attr:`SlurmCluster.env`.
 
 Needs root (slurmd runs jobs as their user) and Debian's packages ``slurm-wlm munge slurmdbd
@@ -17,11 +21,13 @@ tests/e2e/test_real_slurm.py; by hand::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +44,10 @@ CLUSTER = "attrprune"
 ACCOUNT = "test"
 STARTUP_S = 60
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
+SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
+RUN_CONF = Path("/run/slurm/conf")
+LOCK = Path("/run/lock/attrprune-test-slurm.lock")
+LOCK_WAIT_S = 1800
 
 
 def missing_programs() -> list[str]:
@@ -96,6 +106,7 @@ class SlurmCluster:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.hardware: dict[str, str] = {}
         self.env = dict(os.environ)
+        self._lock = None
 
     # --- paths -------------------------------------------------------------------------------
     def path(self, *parts) -> Path:
@@ -107,6 +118,29 @@ class SlurmCluster:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SlurmCluster:
+        if SYSTEM_CONF.exists():
+            raise SlurmError(
+                f"{SYSTEM_CONF} exists: job steps (srun without SLURM_CONF) would use that cluster's config"
+            )
+        # One test cluster on the machine at a time: they would share munged's socket and slurmd's
+        # /run/slurm/conf. A second one waits for the first (another pytest run, say).
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(LOCK, "w")  # held until stop()
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._release()
+                    raise SlurmError(f"another test Slurm held {LOCK} for {LOCK_WAIT_S} s") from None
+                time.sleep(1)
+        if RUN_CONF.is_symlink() and not RUN_CONF.exists():  # left by a killed test cluster
+            RUN_CONF.unlink()
+        if RUN_CONF.is_symlink() or RUN_CONF.exists():
+            self._release()
+            raise SlurmError(f"{RUN_CONF} exists: another configless slurmd runs on this machine")
         for d in ("etc", "log", "run", "spool/ctld", "spool/d", "db", "dev"):
             self.path(d).mkdir(parents=True, exist_ok=True)
         # munge and slurmd check that others can reach their sockets and spool
@@ -130,7 +164,12 @@ class SlurmCluster:
             if self.accounting:
                 self.run("sacctmgr", "-i", "add", "account", ACCOUNT, f"Cluster={CLUSTER}")
                 self.run("sacctmgr", "-i", "add", "user", "root", f"Account={ACCOUNT}", f"Cluster={CLUSTER}")
-            self._spawn("slurmd", ["slurmd", "-D", "-N", self.node, "-f", str(self.conf)])
+            # slurmd fetches its config from slurmctld (configless, as many clusters run): the
+            # job steps' srun then finds it in slurmd's cache (/run/slurm/conf), because the
+            # executor plugin starts srun without SLURM_CONF
+            slurmd_env = {k: v for k, v in self.env.items() if k != "SLURM_CONF"}
+            self._spawn("slurmd", ["slurmd", "-D", "-N", self.node, "--conf-server", f"127.0.0.1:{self.ctld_port}"],
+                        env=slurmd_env)  # fmt: skip
             self._wait(self._node_idle, "slurmd", "slurmd.log")
         except BaseException:
             self.stop()
@@ -152,6 +191,15 @@ class SlurmCluster:
                     proc.kill()
                     proc.wait()
             self.procs.remove((name, proc))
+        # slurmd's link to its config cache, for the clients on the node
+        if RUN_CONF.is_symlink() and Path(os.readlink(RUN_CONF)).is_relative_to(self.root):
+            RUN_CONF.unlink()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def __enter__(self):
         return self.start()
@@ -182,9 +230,9 @@ class SlurmCluster:
         return p.read_text(errors="replace") if p.exists() else ""
 
     # --- pieces ------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         out = open(self.path("log", f"{name}.out"), "ab")
-        proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env or self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         self.procs.append((name, proc))
         return proc
@@ -268,12 +316,14 @@ class SlurmCluster:
 
     def _write_slurm_conf(self) -> None:
         hw = self.hardware
+        self.ctld_port = free_port()
         mem = int(hw["RealMemory"])
         node = " ".join(f"{k}={v}" for k, v in hw.items())
         lines = [
             f"ClusterName={CLUSTER}",
             "SlurmctldHost=localhost(127.0.0.1)",
-            f"SlurmctldPort={free_port()}",
+            f"SlurmctldPort={self.ctld_port}",
+            "SlurmctldParameters=enable_configless",
             f"SlurmdPort={free_port()}",
             "SlurmUser=root",
             "SlurmdUser=root",
@@ -293,8 +343,8 @@ class SlurmCluster:
             "MpiDefault=none",
             "ReturnToService=2",
             "SchedulerType=sched/backfill",
-            # finished jobs stay in scontrol for 10 minutes (the tests read them there)
-            "MinJobAge=600",
+            # finished jobs stay in scontrol (and squeue) for an hour: the tests read them there
+            "MinJobAge=3600",
             "SlurmctldTimeout=30",
             "SlurmdTimeout=30",
             "InactiveLimit=0",
@@ -340,7 +390,8 @@ if __name__ == "__main__":
     if why:
         raise SystemExit(why)
     with tempfile.TemporaryDirectory(prefix="slurm-") as d, SlurmCluster(Path(d), not args.no_accounting) as c:
-        print(f"export SLURM_CONF={c.conf}")
+        print(f"export SLURM_CONF={c.conf}", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             signal.pause()
         except KeyboardInterrupt:
