@@ -98,6 +98,8 @@ def model_card(info: dict) -> str:
         f"{info['dtype']}. Written by attrprune {info['attrprune_version']} at commit {info['git_commit']}; "
         "the kept neurons and heads per block are in structured.json.\n"
     )
+    if s["compensation_note"]:
+        text += f"\nNote: {s['compensation_note']}.\n"
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + text
 
 

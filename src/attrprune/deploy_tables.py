@@ -128,7 +128,13 @@ def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, m
                 f"{st['new_tokens']} greedy tokens after a {st['prompt']}-token prompt; peak memory = peak resident "
                 "set while loading and running, above the process's before loading."
             )
-        notes = {r["structure"].get("heads_note") for k, rs in groups.items() if k[0] == model for r in rs}
+        notes = {
+            r["structure"].get(note)
+            for k, rs in groups.items()
+            if k[0] == model
+            for r in rs
+            for note in ("heads_note", "compensation_note")
+        }
         lines += [f"Note: {n}." for n in sorted(n for n in notes if n)]
         lines += [
             "",

@@ -348,7 +348,7 @@ def test_dry_run_of_the_paper_preset(tmp_path):
         "refset": 3 * 3 + 6 + 3,
         # compression: (lrp, wanda for wanda_onepass) x 3 seeds + magnitude x 1, per model;
         # circuits: 5 methods x 6 seeds; correction: 4 methods x (general, toxic, repetition)
-        "scores": 3 * (2 * 3 + 1) + 5 * 6 + 4 * 3,
+        "scores": 3 * (2 * 3 + 1) + 5 * 6 + 4 * 3 + 3 * 3,
         # runs x the 8 non-zero sparsities; runs: (lrp, wanda, wanda_onepass, sparsegpt) x 3
         # seeds + magnitude (per layer) x 1
         "compress": 3 * (4 * 3 + 1) * 8,
@@ -359,6 +359,11 @@ def test_dry_run_of_the_paper_preset(tmp_path):
         "compression_tables": 1,
         "circuit_tables": 1,
         "correction_tables": 1,
+        # 3 Llama models x 7 rankings (one C4 seed) x 2 ratios; their gradient, activation and
+        # random scores add 3 x 3 to "scores" above
+        "structured": 3 * 7 * 2,
+        "structured_speed": 3,
+        "structured_tables": 1,
         "all": 1,
     }
 

@@ -27,7 +27,9 @@ one of each stays), those of lowest score, ties by index. Scores (`unit_scores`)
   per head; uniform in every block and module (FLAP's "UL-UM" structure). FLAP's bias
   compensation adds the removed channels' mean input times their weight columns,
   W_:,removed · mean(X_removed), to the output projection's bias, so that the block's output
-  stays right on average.
+  stays right on average. A family whose standard config cannot give that projection a bias
+  (Mistral, Qwen2: none on o and down; Qwen3, Gemma 3: none on down) keeps the ranking and
+  goes without the compensation there, which the plan records (`compensation_note`).
 
 `zeroed` zeroes the removed units in place instead (same logits as the shrunk model without
 compensation); `shrink` builds the smaller model. Architecture knowledge comes from
@@ -58,6 +60,7 @@ class StructuredPlan:
     groups: dict[int, torch.Tensor] | None  # block -> kept kv-group indices; None: every head stays
     bias: dict[str, torch.Tensor] = field(default_factory=dict)  # module name -> [out] added bias
     heads_note: str | None = None  # why heads stay, when they do
+    compensation_note: str | None = None  # where FLAP's compensation could not be stored, and why
 
     def summary(self, model) -> dict:
         """Counts per block, and the kept indices, as JSON-ready values."""
@@ -80,6 +83,7 @@ class StructuredPlan:
             "kv_heads_per_block": n_groups,
             "heads_removable": self.groups is not None,
             "heads_note": self.heads_note,
+            "compensation_note": self.compensation_note,
             "bias_compensation": sorted(self.bias),
             "blocks": blocks,
         }
@@ -282,7 +286,16 @@ def plan_structured(
     if compensate:
         if stats is None:
             raise ValueError("bias compensation needs the calibration set's channel statistics")
-        plan.bias = compensation(model, plan, stats)
+        bias = compensation(model, plan, stats)
+        arch_roles = arch.linear_names(model)
+        storable = {n: b for n, b in bias.items() if _can_carry_bias(arch, model, n)}
+        left_out = sorted({arch_roles[n][1] for n in bias if n not in storable})
+        if left_out:
+            plan.compensation_note = (
+                f"{arch.family}: no bias on its {' and '.join(left_out)} projection in a standard config, "
+                "so FLAP's bias compensation is left out there"
+            )
+        plan.bias = storable
     return plan
 
 
@@ -346,6 +359,14 @@ def zeroed(model, plan: StructuredPlan):
     neuron_masks, head_masks = _masks(model, plan)
     with pruned(model, neuron_masks=neuron_masks, head_masks=head_masks or None):
         yield model
+
+
+def _can_carry_bias(arch: Architecture, model, name: str) -> bool:
+    """Whether module `name` has a bias, or a config key of its family adds one to its role."""
+    if getattr(model.get_submodule(name), "bias", None) is not None:
+        return True
+    role = arch.linear_names(model)[name][1]
+    return any(role in roles for _, roles in arch.bias_keys)
 
 
 def _bias_roles(arch: Architecture, model, names: list[str]) -> tuple[dict, set[str]]:

@@ -77,10 +77,19 @@ def test_ratio_counts_and_refusals():
     assert st.n_removed(0.25, 2) == 0 and st.n_removed(0.9, 2) == 1  # one unit always stays
     with pytest.raises(ValueError, match="outside"):
         st.n_removed(1.0, 8)
-    model = tiny_family("mistral")
+    model = tiny_family("mistral")  # no bias on o_proj / down_proj, and no config key adds one
     stats = st.channel_stats(model, calibration())
+    plan = st.plan_structured(model, "flap", 0.5, stats=stats)
+    assert plan.bias == {} and "no bias on its down and o projection" in plan.compensation_note
+    small = st.shrink(model, plan)
+    assert small.get_submodule("model.layers.0.mlp.down_proj").bias is None
+    plan.bias = st.compensation(model, plan, stats)
     with pytest.raises(ValueError, match="cannot be stored in a standard config"):
-        st.shrink(model, st.plan_structured(model, "flap", 0.25, stats=stats))
+        st.shrink(model, plan)
+    qwen3 = tiny_family("qwen3")  # attention_bias gives o_proj one; down_proj has none
+    plan = st.plan_structured(qwen3, "flap", 0.5, stats=st.channel_stats(qwen3, calibration()))
+    assert sorted(plan.bias) == ["model.layers.0.self_attn.o_proj", "model.layers.1.self_attn.o_proj"]
+    assert st.shrink(qwen3, plan).config.attention_bias and "down" in plan.compensation_note
     with pytest.raises(ValueError, match="unknown structured method"):
         st.unit_scores(model, "sparsegpt")
 
