@@ -38,7 +38,7 @@
 #   results/tables/world_card.md
 #   results/tables/{compression,circuits,correction,structured}.{csv,md}
 #   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,circuits_paired.csv,correction_examples.md}
-#   results/plots/{compression,circuits,correction}_{model}.png
+#   results/plots/{compression,circuits,correction,structured}_{model}.png
 #   logs/{job}.log                           {job}: the job's output path without its extension
 #   benchmarks/{job}.tsv                     (a folder: the folder), or the folder or name prefix
 #                                            its outputs share (downloads have no benchmark)

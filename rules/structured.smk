@@ -102,6 +102,10 @@ rule structured_tables:
     output:
         csv=report("results/tables/structured.csv", category="Structured compression"),
         md="results/tables/structured.md",
+        plots=report(
+            expand("results/plots/structured_{model}.png", model=stage_models("structured")),
+            category="Structured compression",
+        ),
     log:
         "logs/results/tables/structured.log",
     benchmark:
@@ -115,6 +119,8 @@ rule structured_tables:
         metrics=joined_input("metrics"),
         dense=joined_input("dense"),
         speed=joined_input("speed"),
+        plots_dir=output_dir("plots"),
     shell:
         "{params.offline} python -m attrprune structured-tables --metrics {params.metrics:q} --dense {params.dense:q}"
-        " --speed {params.speed:q} --csv {output.csv:q} --markdown {output.md:q} > {log:q} 2>&1"
+        " --speed {params.speed:q} --csv {output.csv:q} --markdown {output.md:q} --plots-dir {params.plots_dir:q}"
+        " > {log:q} 2>&1"

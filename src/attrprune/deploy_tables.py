@@ -76,7 +76,39 @@ def _fmt(mean: float, se: float | None, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
 
 
-def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, md_path: Path) -> None:
+def plot_model(groups: dict, dense: dict | None, model: str, path: Path) -> None:
+    """Token perplexity (log) and mean accuracy against the ratio, one line per method (mean ± s.e.
+    over reference sets; the dense model at ratio 0)."""
+    from attrprune.io import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    base = _quality(dense) if dense else {}
+    methods = sorted({k[1] for k in groups if k[0] == model}, key=_order)
+    for method in methods:
+        ratios = sorted(k[2] for k in groups if k[0] == model and k[1] == method)
+        for ax, name in zip(axes, ("token_ppl", "mean_acc")):
+            xs, ys, ses = ([0.0], [base[name]], [0.0]) if name in base else ([], [], [])
+            for r in ratios:
+                vals = [_quality(rec)[name] for rec in groups[(model, method, r)] if name in _quality(rec)]
+                if vals:
+                    mean, se = _mean_se(vals)
+                    xs, ys, ses = [*xs, r], [*ys, mean], [*ses, se or 0.0]
+            ax.errorbar(xs, ys, yerr=ses, marker="o", capsize=3, label=method)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("token perplexity (log)")
+    axes[1].set_ylabel("mean accuracy")
+    for ax in axes:
+        ax.set_xlabel("fraction of neurons and heads removed per block")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{model}: structured compression (smaller dense models)")
+    save_figure(fig, path, dpi=110)
+
+
+def structured_tables(
+    metrics: list, dense: list, speed: list, csv_path: Path, md_path: Path, plots_dir: Path | None = None
+) -> None:
     records = _read(metrics)
     denses = {r["model"]: r for r in _read(dense)}
     speeds = {s["model_name"]: s for s in _read(speed)}
@@ -184,6 +216,10 @@ def structured_tables(metrics: list, dense: list, speed: list, csv_path: Path, m
     md_path = Path(md_path)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text("\n".join(lines) + "\n")
+    if plots_dir is not None:
+        Path(plots_dir).mkdir(parents=True, exist_ok=True)
+        for model in sorted({k[0] for k in groups}):
+            plot_model(groups, denses.get(model), model, Path(plots_dir) / f"structured_{model}.png")
 
 
 def _order(method: str) -> tuple[int, str]:

@@ -116,8 +116,9 @@ class StructuredTablesStage:
     speed: list[str] = arg(parse=names, help="comma-separated speed JSON paths (structured-speed outputs)")
     csv: Path = arg(help="tidy CSV")
     markdown: Path = arg(help="Markdown tables")
+    plots_dir: Path | None = arg(None, help="folder of the plots (structured_<model>.png); none: no plots")
 
     def run(self) -> None:
         from attrprune.deploy_tables import structured_tables
 
-        structured_tables(self.metrics, self.dense, self.speed, self.csv, self.markdown)
+        structured_tables(self.metrics, self.dense, self.speed, self.csv, self.markdown, self.plots_dir)
