@@ -113,6 +113,10 @@ rule structured_tables:
     conda:
         "../envs/attrprune.yaml"
     threads: 1
+    resources:
+        # A CPU rule, small at any model size (as the profiles size the other tables).
+        mem_mb=4000,
+        runtime=15,
     params:
         offline=OFFLINE,
         code=code_fingerprint("structured-tables"),
