@@ -105,7 +105,7 @@ def get_pruner_options(wildcards):
 
     options = config["compression"]["pruner_options"]
     keys = pruner_options_for(wildcards.method, get_scope_arg(wildcards))
-    return [x for key in keys for x in ("--" + key.replace("_", "-"), str(options[key]))]
+    return [x for key in keys for x in (f"--{key.replace('_', '-')}", str(options[key]))]
 
 
 def ppl_source(model):
