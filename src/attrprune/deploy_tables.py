@@ -42,28 +42,13 @@ def _quality(record: dict) -> dict[str, float]:
     return out
 
 
-def _documents(records: list[dict]) -> dict[str, dict]:
-    """{task: {metric: per-document values averaged over the records (reference sets)}}."""
-    import numpy as np
-
-    docs = [r.get("per_document") or {} for r in records]
-    out = {}
-    for task in set.intersection(*(set(d) for d in docs)):
-        out[task] = {}
-        for metric in set.intersection(*(set(d[task]) for d in docs)):
-            values = [np.asarray(d[task][metric], dtype=np.float64) for d in docs]
-            if len({v.shape for v in values}) == 1:
-                out[task][metric] = np.mean(values, axis=0)
-    return out
-
-
 def _vs(records: list[dict], reference: list[dict] | None) -> dict:
     """Paired bootstrap over documents against `reference` (attrprune.tables' protocol)."""
-    from attrprune.tables import _paired
+    from attrprune.tables import paired_documents, seed_mean_documents
 
     if not reference or records is reference:
         return {}
-    return _paired(_documents(records), _documents(reference))
+    return paired_documents(seed_mean_documents(records), seed_mean_documents(reference))
 
 
 def _mean_se(values: list[float]) -> tuple[float, float | None]:

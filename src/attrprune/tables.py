@@ -136,30 +136,33 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 N_RESAMPLES = 1000
 
 
-def _documents(records: list[dict]) -> dict[tuple, dict[str, dict]]:
-    """{(model, method, scope, sparsity): {task: {metric: per-document values, averaged over the
-    seeds}}} ([n] accuracies, or [n, 2] log-likelihood and word count). The dense model is
-    method None, scope None, sparsity 0."""
+def seed_mean_documents(records: list[dict]) -> dict[str, dict]:
+    """{task: {metric: per-document values averaged over `records` (one per reference seed)}}:
+    [n] accuracies, or [n, 2] log-likelihood and word count; tasks and metrics all records have."""
     import numpy as np
 
-    runs: dict[tuple, list[dict]] = {}
-    for m in records:
-        key = (model_name(m), m["method"], m["scope"] if m["method"] else None, round(float(m["sparsity"]), 4))
-        runs.setdefault(key, []).append(m.get("per_document") or {})
+    docs = [m.get("per_document") or {} for m in records]
     out = {}
-    for key, seeds in runs.items():
-        tasks = {}
-        for task in set.intersection(*(set(d) for d in seeds)):
-            tasks[task] = {}
-            for metric in set.intersection(*(set(d[task]) for d in seeds)):
-                values = [np.asarray(d[task][metric], dtype=np.float64) for d in seeds]
-                if len({v.shape for v in values}) == 1:
-                    tasks[task][metric] = np.mean(values, axis=0)
-        out[key] = tasks
+    for task in set.intersection(*(set(d) for d in docs)):
+        out[task] = {}
+        for metric in set.intersection(*(set(d[task]) for d in docs)):
+            values = [np.asarray(d[task][metric], dtype=np.float64) for d in docs]
+            if len({v.shape for v in values}) == 1:
+                out[task][metric] = np.mean(values, axis=0)
     return out
 
 
-def _paired(a: dict, b: dict) -> dict:
+def _documents(records: list[dict]) -> dict[tuple, dict[str, dict]]:
+    """{(model, method, scope, sparsity): `seed_mean_documents` of its seeds}; the dense model is
+    method None, scope None, sparsity 0."""
+    runs: dict[tuple, list[dict]] = {}
+    for m in records:
+        key = (model_name(m), m["method"], m["scope"] if m["method"] else None, round(float(m["sparsity"]), 4))
+        runs.setdefault(key, []).append(m)
+    return {key: seed_mean_documents(seeds) for key, seeds in runs.items()}
+
+
+def paired_documents(a: dict, b: dict) -> dict:
     """Paired bootstrap over documents of model a against model b: mean accuracy difference (a − b,
     the tasks' accuracies averaged) and word-perplexity ratio (a ÷ b), estimate and 95 % interval."""
     import numpy as np
@@ -202,10 +205,10 @@ def paired_differences(records: list[dict]) -> pd.DataFrame:
         row = {"model": model, "method": method, "scope": scope, "sparsity": sparsity}
         dense = docs.get((model, None, None, 0.0))
         if dense:
-            row |= {f"vs_dense_{k}": v for k, v in _paired(tasks, dense).items()}
+            row |= {f"vs_dense_{k}": v for k, v in paired_documents(tasks, dense).items()}
         lrp = docs.get((model, "lrp", scope, sparsity)) or docs.get((model, "lrp", "row", sparsity))
         if lrp and method != "lrp":
-            row |= {f"vs_lrp_{k}": v for k, v in _paired(tasks, lrp).items()}
+            row |= {f"vs_lrp_{k}": v for k, v in paired_documents(tasks, lrp).items()}
         rows.append(row)
     return pd.DataFrame(rows)
 
