@@ -103,8 +103,9 @@ def compress_and_evaluate(
     skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
     max_position_embeddings), over the first `ppl_windows` windows (None: all). `dtype`, `device_map`: `attrprune.models.load_model`.
     `pruner_options`: {`registry.PRUNER_OPTIONS` key: value}, checked before the model loads."""
-    from attrprune.evaluation.lm import evaluate_lm, flatten_results, per_document, write_lm_eval_json
-    from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
+    from attrprune.evaluation.lm import write_lm_eval_json
+    from attrprune.evaluation.perplexity import perplexity_texts
+    from attrprune.evaluation.suite import evaluate_model
     from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement
     from attrprune.pruning.plan import check_pruner_options
@@ -133,43 +134,24 @@ def compress_and_evaluate(
     # What was written is removed again if a later sparsity fails: no half-finished job.
     with removed_on_failure():
         for s, out in zip(sparsities, outs):
-            ppl = None
             with plan.pruned(s) if plan is not None else _dense(model) as pruning:
-                if texts is not None:
-                    # Before lm-eval, so that a text shorter than one window stops the job at once.
-                    ppl = {
-                        "source": ppl_source,
-                        "task": metric_task(ppl_source),
-                        **token_perplexity(
-                            model,
-                            tokenizer,
-                            texts,
-                            seqlen,
-                            batch_size=batch_size,
-                            progress=True,
-                            documents=ppl_source == "world",
-                            max_windows=ppl_windows,
-                        ),
-                    }
-                res = evaluate_lm(
+                ev = evaluate_model(
                     model,
                     tokenizer,
                     tasks,
-                    data_dir=data_dir,
+                    data_dir,
                     batch_size=batch_size,
                     limit=limit,
                     seed=seed,
-                    log_samples=True,  # per-document values for paired intervals; the log itself only if asked
+                    log_samples=log_samples,
                     model_dir=model_dir,
+                    texts=texts,
+                    ppl_source=ppl_source,
+                    seqlen=seqlen,
+                    ppl_windows=ppl_windows,
                 )
-            documents = per_document(res)
-            if not log_samples:
-                res.pop("samples", None)
-            rows = flatten_results(res)
-            if ppl is not None:
-                rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
             measured = pruning.pop("measured")
-            write_lm_eval_json(out.with_name("lm_eval.json"), res)
+            write_lm_eval_json(out.with_name("lm_eval.json"), ev.results)
             write_json(
                 out,
                 {
@@ -179,11 +161,11 @@ def compress_and_evaluate(
                     "sparsity_requested_masks": pruning.pop("sparsity_requested_masks", None),
                     "sparsity_measured": measured["overall"],
                     "sparsity_per_layer": measured["per_layer"],
-                    "metrics": rows,
-                    "token_perplexity": ppl,
-                    "per_document": documents,
-                    "n_samples": res.get("n-samples"),
-                    "task_versions": res.get("versions"),
+                    "metrics": ev.rows,
+                    "token_perplexity": ev.token_perplexity,
+                    "per_document": ev.per_document,
+                    "n_samples": ev.results.get("n-samples"),
+                    "task_versions": ev.results.get("versions"),
                     "pruning": pruning if plan is not None else None,
                     "scores": scores_meta,  # None: a calibrated pruner, or the dense model
                     "lm_eval_results": "lm_eval.json",
@@ -199,6 +181,7 @@ def compress_and_evaluate(
                     ),
                 },
             )
+            ppl = ev.token_perplexity
             token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
             print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
     return outs

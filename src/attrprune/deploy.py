@@ -212,8 +212,9 @@ def structured_compress(
     token perplexity of `ppl_source`, as `attrprune.compression` evaluates); writes `metrics_out`
     and lm_eval.json beside it."""
     from attrprune.compression import metrics_paths
-    from attrprune.evaluation.lm import evaluate_lm, flatten_results, per_document, write_lm_eval_json
-    from attrprune.evaluation.perplexity import METRIC, metric_task, perplexity_texts, token_perplexity
+    from attrprune.evaluation.lm import write_lm_eval_json
+    from attrprune.evaluation.perplexity import perplexity_texts
+    from attrprune.evaluation.suite import evaluate_model
     from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement
 
@@ -234,41 +235,23 @@ def structured_compress(
             batch_size=batch_size,
         )
         model, tokenizer = load_model(model_out, dtype=dtype, device_map=device_map)  # what a user loads
-        ppl = None
-        if texts is not None:
-            seqlen = seqlen or model.config.max_position_embeddings
-            ppl = {
-                "source": ppl_source,
-                "task": metric_task(ppl_source),
-                **token_perplexity(
-                    model,
-                    tokenizer,
-                    texts,
-                    seqlen,
-                    batch_size=batch_size,
-                    progress=True,
-                    documents=ppl_source == "world",
-                    max_windows=ppl_windows,
-                ),
-            }
-        res = evaluate_lm(
+        ev = evaluate_model(
             model,
             tokenizer,
             tasks,
-            data_dir=data_dir,
+            data_dir,
             batch_size=batch_size,
             limit=limit,
             seed=seed,
-            log_samples=True,
+            log_samples=log_samples,
             model_dir=model_out,
+            texts=texts,
+            ppl_source=ppl_source,
+            seqlen=seqlen,
+            ppl_windows=ppl_windows,
         )
-        documents = per_document(res)
-        if not log_samples:
-            res.pop("samples", None)
-        rows = flatten_results(res)
-        if ppl is not None:
-            rows.append({"task": ppl["task"], "metric": METRIC, "value": ppl["value"], "stderr": None})
-        write_lm_eval_json(metrics_out.with_name("lm_eval.json"), res)
+        seqlen = seqlen or model.config.max_position_embeddings
+        write_lm_eval_json(metrics_out.with_name("lm_eval.json"), ev.results)
         structure = {k: v for k, v in info["structure"].items() if k != "blocks"}
         first = info["structure"]["blocks"][0]
         structure |= {
@@ -283,11 +266,11 @@ def structured_compress(
             "parameters": info["parameters"],
             "parameters_base": info["parameters_base"],
             "model_out": str(model_out),
-            "metrics": rows,
-            "token_perplexity": ppl,
-            "per_document": documents,
-            "n_samples": res.get("n-samples"),
-            "task_versions": res.get("versions"),
+            "metrics": ev.rows,
+            "token_perplexity": ev.token_perplexity,
+            "per_document": ev.per_document,
+            "n_samples": ev.results.get("n-samples"),
+            "task_versions": ev.results.get("versions"),
             "scores": info["scores"],
             "calibration": info["calibration"],
             "lm_eval_results": "lm_eval.json",
@@ -303,6 +286,7 @@ def structured_compress(
             ),
         }
         write_json(metrics_out, record)
+    ppl = ev.token_perplexity
     token = "" if ppl is None else f", token perplexity {ppl['value']:.3f}"
     print(
         f"{method} ratio {ratio:.2f}: {info['parameters']:,} of {info['parameters_base']:,} parameters{token} "
