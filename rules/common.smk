@@ -57,7 +57,12 @@ def _schema_errors(config, schema):
                 lines.append(f"{key}: unknown key '{extra}'; allowed: {', '.join(allowed)}")
         else:
             lines.append(f"{key}: {err.message}")
-    return sorted(lines)
+    return sorted(_printable(line) for line in lines)
+
+
+def _printable(text):
+    """One line whatever a key or value holds: control and line-separator characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _validate(config):
