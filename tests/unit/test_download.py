@@ -280,7 +280,7 @@ def test_lm_eval_task_names_are_checked_and_uncached_data_names_the_fix(tmp_path
         "lmeval:world_ppl: world tasks ship with the package and need no download",
     ]
     kind, text = msgs["lmeval:arc_easy"]
-    assert kind == "RuntimeError" and "lm-eval task arc_easy" in text and "`snakemake download`" in text
+    assert kind == "NotCachedError" and "lm-eval task arc_easy" in text and "`snakemake download`" in text
 
 
 def make_tiny_detoxify(root: Path) -> Path:
