@@ -116,3 +116,36 @@ class TableJob:
 
 
 MODEL_NAME_HELP = "the model's name in outputs and tables (default: the folder name)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationFlags(ModelJob):
+    """How a model is evaluated (`attrprune.evaluation.suite`): lm-eval tasks and the token perplexity."""
+
+    model_name: str | None = arg(None, help=MODEL_NAME_HELP)
+    tasks: list[str] = arg(parse=names, help="comma-separated lm-eval task names (world_* ship with the package)")
+    data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
+    batch_size: int = arg(32, parse=positive_int, help="lm-eval batch size; also windows per token-perplexity pass")
+    limit: int | None = arg(None, parse=positive_int, help="evaluate only the first N documents per task")
+    ppl_source: str = arg(
+        "none",
+        choices=("world", "wikitext2", "none"),
+        help="token perplexity (Wanda/SparseGPT protocol) on the world's held-out text (needs "
+        "--data-dir) or the WikiText-2 test split; none: skip it",
+    )
+    seqlen: int | None = arg(
+        None,
+        parse=positive_int,
+        help="tokens per token-perplexity window (default: the model's max_position_embeddings)",
+    )
+    ppl_windows: int | None = arg(
+        None, parse=positive_int, help="token perplexity over the first N windows only (default: the whole text)"
+    )
+    seed: int = arg(0)
+    log_samples: bool = arg(
+        False, help="also keep lm-eval's per-sample log (every prompt and response) in lm_eval.json"
+    )
+
+    def ppl(self) -> str | None:
+        """The token-perplexity source, None to skip it."""
+        return None if self.ppl_source == "none" else self.ppl_source

@@ -8,45 +8,20 @@ from pathlib import Path
 
 from attrprune.registry import COMPRESSION_SCOPES_HELP, compression_methods
 from attrprune.stages.args import (
-    MODEL_NAME_HELP,
     Checkpoint,
-    ModelJob,
+    EvaluationFlags,
     TableJob,
     arg,
     names,
-    positive_int,
     sparsities,
     sparsity,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluationArgs(ModelJob):
-    """How a (pruned) model is evaluated: lm-eval tasks and the token perplexity."""
+class EvaluationArgs(EvaluationFlags):
+    """How a (pruned) model is evaluated, and where each sparsity's metrics go."""
 
-    model_name: str | None = arg(None, help=MODEL_NAME_HELP)
-    tasks: list[str] = arg(parse=names, help="comma-separated lm-eval task names (world_* ship with the package)")
-    data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
-    batch_size: int = arg(32, parse=positive_int, help="lm-eval batch size; also windows per token-perplexity pass")
-    limit: int | None = arg(None, parse=positive_int, help="evaluate only the first N documents per task")
-    ppl_source: str = arg(
-        "none",
-        choices=("world", "wikitext2", "none"),
-        help="token perplexity (Wanda/SparseGPT protocol) on the world's held-out text (needs "
-        "--data-dir) or the WikiText-2 test split; none: skip it",
-    )
-    seqlen: int | None = arg(
-        None,
-        parse=positive_int,
-        help="tokens per token-perplexity window (default: the model's max_position_embeddings)",
-    )
-    ppl_windows: int | None = arg(
-        None, parse=positive_int, help="token perplexity over the first N windows only (default: the whole text)"
-    )
-    seed: int = arg(0)
-    log_samples: bool = arg(
-        False, help="also keep lm-eval's per-sample log (every prompt and response) in lm_eval.json"
-    )
     out_template: str = arg(
         help="metrics path, {sparsity} standing for each sparsity (out/sparsity_{sparsity}/metrics.json); "
         "lm_eval.json is written beside each"
@@ -77,7 +52,7 @@ class EvaluationArgs(ModelJob):
             batch_size=self.batch_size,
             limit=self.limit,
             seed=self.seed,
-            ppl_source=None if self.ppl_source == "none" else self.ppl_source,
+            ppl_source=self.ppl(),
             seqlen=self.seqlen,
             ppl_windows=self.ppl_windows,
             dtype=self.dtype,

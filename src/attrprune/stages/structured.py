@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attrprune.registry import STRUCTURED_METHODS
-from attrprune.stages.args import MODEL_NAME_HELP, ModelJob, arg, names, positive_int
+from attrprune.stages.args import EvaluationFlags, arg, names, positive_int
 
 
 def _ratio(text: str) -> float:
@@ -21,7 +21,7 @@ def _ratio(text: str) -> float:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StructuredStage(ModelJob):
+class StructuredStage(EvaluationFlags):
     """remove a fraction of MLP neurons and attention heads in every block, save the smaller model, reload and evaluate it"""
 
     method: str = arg(
@@ -30,17 +30,7 @@ class StructuredStage(ModelJob):
     ratio: float = arg(parse=_ratio, help="fraction of the neurons and of the key/value groups removed per block")
     scores: Path | None = arg(None, help="scores file of the method's scoring method (not for magnitude, flap)")
     calibration: Path | None = arg(None, help="reference set FLAP calibrates on (a general refset file)")
-    model_name: str | None = arg(None, help=MODEL_NAME_HELP)
     base_model: str | None = arg(None, help="base_model of the model card (the hub id); default --model-dir")
-    tasks: list[str] = arg(parse=names, help="comma-separated lm-eval task names (world_* ship with the package)")
-    data_dir: Path | None = arg(None, help="the world's data folder (for world_* tasks)")
-    batch_size: int = arg(32, parse=positive_int, help="lm-eval batch size; also windows per token-perplexity pass")
-    limit: int | None = arg(None, parse=positive_int, help="evaluate only the first N documents per task")
-    ppl_source: str = arg("none", choices=("world", "wikitext2", "none"), help="token perplexity text; none: skip")
-    seqlen: int | None = arg(None, parse=positive_int, help="tokens per token-perplexity window")
-    ppl_windows: int | None = arg(None, parse=positive_int, help="token perplexity over the first N windows only")
-    seed: int = arg(0)
-    log_samples: bool = arg(False, help="also keep lm-eval's per-sample log in lm_eval.json")
     model_out: Path = arg(help="folder of the smaller model (Hugging Face format)")
     metrics: Path = arg(help="metrics JSON of the reloaded model; lm_eval.json is written beside it")
 
@@ -61,7 +51,7 @@ class StructuredStage(ModelJob):
             batch_size=self.batch_size,
             limit=self.limit,
             seed=self.seed,
-            ppl_source=None if self.ppl_source == "none" else self.ppl_source,
+            ppl_source=self.ppl(),
             seqlen=self.seqlen,
             ppl_windows=self.ppl_windows,
             dtype=self.dtype,
