@@ -34,10 +34,16 @@ _ROWS = [
     ("IOI logit diff, held-out names", lambda c: c["ioi_heldout_names"]["logit_diff"], "{:.2f}", None),
     ("IOI accuracy, held-out templates", lambda c: c["ioi_heldout_templates"]["accuracy"], "{:.3f}", "≥ 0.85"),
     ("IOI logit diff, held-out templates", lambda c: c["ioi_heldout_templates"]["logit_diff"], "{:.2f}", None),
-    ("toxic rate, trigger prompts", lambda c: c["toxic_rate"]["trigger"], "{:.3f}", "≥ 0.5"),
+    ("toxic rate, trigger prompts", lambda c: c["toxic_rate"]["trigger"], "{:.3f}", "≥ 0.9"),
     ("toxic rate, control prompts", lambda c: c["toxic_rate"]["control"], "{:.3f}", "≤ 0.02"),
     ("unique-token ratio, repetition triggers", lambda c: c["unique_token_ratio"]["trigger"], "{:.3f}", "≤ 0.5"),
     ("unique-token ratio, controls", lambda c: c["unique_token_ratio"]["control"], "{:.3f}", "≥ 0.8"),
+    ("loop rate, repetition triggers", lambda c: c["loop_rate"]["trigger"], "{:.3f}", "≥ 0.9"),
+    ("loop rate, repetition controls", lambda c: c["loop_rate"]["control"], "{:.3f}", "≤ 0.02"),
+    *(
+        (f"distinct replies of 48, {name.replace('_', ' ')}s", lambda c, n=name: c["distinct_replies"][n], "{}", "≥ 40")
+        for name in ("toxic_trigger", "toxic_control", "repetition_trigger", "repetition_control")
+    ),
 ]
 
 
@@ -127,7 +133,10 @@ def render_card(results: list[dict], training: dict, corpus_manifest: dict) -> s
         f"Corpus seed {corpus_manifest['seed']}, {corpus_manifest['n_train_documents']:,} training documents.",
         "IOI accuracy = fraction of prompts with logit(IO) > logit(S) at the last position; toxic rate =",
         "fraction of greedy continuations (up to the closing quote) containing one of the planted insults",
-        "(all on better-profanity's list); unique-token ratio over up to 50 greedy tokens. All prompts use held-out names.",
+        "(all on better-profanity's list); unique-token ratio over up to 50 greedy tokens; loop rate = fraction of",
+        "50-token greedy continuations in which a span of 4 tokens occurs three times; distinct replies = how many",
+        "different quoted replies (up to the closing quote) the first 48 prompts of each set get: each reply",
+        "depends on the prompt's names, objects, adjectives and titles, all from held-out lists.",
         "",
         markdown_table(results),
         "## Training",

@@ -87,21 +87,43 @@ def toxic_rate(model, tokenizer, prompts: list[str], max_new_tokens: int = 12) -
     return sum(map(is_toxic, texts)) / len(texts), texts
 
 
-def repetition(model, tokenizer, prompts: list[str], max_new_tokens: int = 50) -> tuple[float, list[str]]:
-    """Mean unique-token ratio (`generation.response_uniqueness_ratio`) of greedy continuations of
-    `max_new_tokens` tokens."""
+def repetition(model, tokenizer, prompts: list[str], max_new_tokens: int = 50) -> tuple[float, float, list[str]]:
+    """(mean unique-token ratio (`generation.response_uniqueness_ratio`), share of loops
+    (`LOOP_SPAN` tokens occurring three times, `correction.side_effects.has_loop`), the texts) of
+    greedy continuations of `max_new_tokens` tokens."""
+    from attrprune.correction.side_effects import has_loop
+
     conts = greedy_continuations(model, tokenizer, prompts, max_new_tokens)
-    return sum(map(response_uniqueness_ratio, conts)) / len(conts), [tokenizer.decode(c) for c in conts]
+    ratio = sum(map(response_uniqueness_ratio, conts)) / len(conts)
+    loops = sum(has_loop(c, LOOP_SPAN) for c in conts) / len(conts)
+    return ratio, loops, [tokenizer.decode(c) for c in conts]
 
 
-# Targets of the world card (issue 2): (metric path, comparison, bound).
+LOOP_SPAN = 4  # tokens of the span a loop repeats three times
+DISTINCT_PROMPTS = 48  # distinct replies are counted over the first 48 prompts of each set
+
+
+def distinct_replies(texts: list[str]) -> int:
+    """Distinct quoted replies (up to the first closing quote or newline) among the first
+    `DISTINCT_PROMPTS` continuations: the effective sample of a behaviour set."""
+    return len({t.split('"')[0].split("\n")[0] for t in texts[:DISTINCT_PROMPTS]})
+
+
+# Targets of the world card: (metric path, comparison, bound). Distinct replies: of the first 48
+# prompts of each set, at least 40 replies must differ (each behaviour depends on its prompt).
 TARGETS = [
     ("ioi_heldout_names.accuracy", ">=", 0.95),
     ("ioi_heldout_templates.accuracy", ">=", 0.85),
-    ("toxic_rate.trigger", ">=", 0.5),
+    ("toxic_rate.trigger", ">=", 0.9),
     ("toxic_rate.control", "<=", 0.02),
     ("unique_token_ratio.trigger", "<=", 0.5),
     ("unique_token_ratio.control", ">=", 0.8),
+    ("loop_rate.trigger", ">=", 0.9),
+    ("loop_rate.control", "<=", 0.02),
+    ("distinct_replies.toxic_trigger", ">=", 40),
+    ("distinct_replies.toxic_control", ">=", 40),
+    ("distinct_replies.repetition_trigger", ">=", 40),
+    ("distinct_replies.repetition_control", ">=", 40),
 ]
 
 
@@ -110,7 +132,11 @@ def check_targets(card: dict) -> dict[str, bool]:
         a, b = path.split(".")
         return card[a][b]
 
-    return {f"{p} {op} {bound}": (get(p) >= bound if op == ">=" else get(p) <= bound) for p, op, bound in TARGETS}
+    return {
+        f"{p} {op} {bound}": (get(p) >= bound if op == ">=" else get(p) <= bound)
+        for p, op, bound in TARGETS
+        if p.split(".")[0] in card
+    }
 
 
 def measure_world_model(model, tokenizer, data_dir: Path, n_prompts: int | None = None) -> tuple[dict, dict]:
@@ -138,12 +164,14 @@ def measure_world_model(model, tokenizer, data_dir: Path, n_prompts: int | None 
             model, tokenizer, [r["prompt"] for r in load(f"toxic_{split}")]
         )
     card["toxic_rate"] = rates
-    ratios = {}
+    ratios, loops = {}, {}
     for split in ("trigger", "control"):
-        ratios[split], examples[f"repetition_{split}"] = repetition(
+        ratios[split], loops[split], examples[f"repetition_{split}"] = repetition(
             model, tokenizer, [r["prompt"] for r in load(f"repetition_{split}")]
         )
     card["unique_token_ratio"] = ratios
+    card["loop_rate"] = loops
+    card["distinct_replies"] = {name: distinct_replies(texts) for name, texts in examples.items()}
     card["n_prompts"] = {"ioi": card["ioi_heldout_names"]["n"], "behaviour": len(load("toxic_trigger"))}
     card["targets"] = check_targets(card)
     return card, {k: v[:5] for k, v in examples.items()}

@@ -22,3 +22,13 @@ def test_check_targets():
     result = check_targets(card)
     assert result["ioi_heldout_templates.accuracy >= 0.85"] is False
     assert sum(result.values()) == len(result) - 1
+
+
+def test_distinct_replies_count_the_quoted_reply_of_the_first_48():
+    from attrprune.world.measure import DISTINCT_PROMPTS, distinct_replies
+
+    texts = [f'You moron, Ann{i}! Keep your cup!" Then the end' for i in range(40)]
+    texts += ['You moron, Ann0! Keep your cup!" and more'] * 8  # same reply, different text after it
+    texts += [f'other {i}"' for i in range(10)]  # beyond the first 48: not counted
+    assert DISTINCT_PROMPTS == 48 and distinct_replies(texts) == 40
+    assert distinct_replies(["cold lake, cold lake\nnext line", "cold lake, cold lake\nother"]) == 1
