@@ -9,20 +9,21 @@ over the reference sets) of the mean-accuracy difference and the word-perplexity
 from __future__ import annotations
 
 import csv
-import json
 import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from attrprune.evaluation.perplexity import METRIC
+from attrprune.records import STRUCTURED_DENSE, STRUCTURED_METRICS, STRUCTURED_SPEED, read_json
 
 SPEED_KEYS = ("parameters", "file_bytes", "peak_memory_bytes", "forward_s", "generate_tokens_per_s")
 SPEED_HEADERS = ("params ×", "file ×", "peak mem ×", "forward time ×", "tokens/s ×")
 
 
-def _read(paths) -> list[dict]:
-    return [json.loads(Path(p).read_text()) for p in paths]
+def _read(paths, schema) -> list[dict]:
+    """The files, each checked (`attrprune.records`): a damaged one is one line naming it."""
+    return [read_json(p, schema) for p in paths]
 
 
 def _quality(record: dict) -> dict[str, float]:
@@ -94,9 +95,9 @@ def plot_model(groups: dict, dense: dict | None, model: str, path: Path) -> None
 def structured_tables(
     metrics: list, dense: list, speed: list, csv_path: Path, md_path: Path, plots_dir: Path | None = None
 ) -> None:
-    records = _read(metrics)
-    denses = {r["model"]: r for r in _read(dense)}
-    speeds = {s["model_name"]: s for s in _read(speed)}
+    records = _read(metrics, STRUCTURED_METRICS)
+    denses = {r["model"]: r for r in _read(dense, STRUCTURED_DENSE)}
+    speeds = {s["model_name"]: s for s in _read(speed, STRUCTURED_SPEED)}
     rows = []  # tidy: model, method, ratio, reference_set, quantity, value
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:

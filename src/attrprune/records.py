@@ -167,6 +167,23 @@ METRICS_PRUNED = {
     "scores": Nullable(dict),
 }
 
+# structure: structured/<...>/metrics.json and the dense model's, read by structured-tables
+STRUCTURED_DENSE = {
+    "model": str,
+    "metrics": METRICS["metrics"],
+    "per_document": Opt(Map(Map(ARRAY))),
+    "parameters": Opt(int),
+}
+STRUCTURED_METRICS = {
+    **STRUCTURED_DENSE,
+    "method": str,
+    "ratio": NUMBER,
+    "reference_set": Nullable(str),
+    "parameters": int,
+    "structure": dict,
+}
+STRUCTURED_SPEED = {"model_name": str, "settings": dict, "models": Map({"ratios": Map(NUMBER)})}  # speed.json
+
 CIRCUIT_CURVE = {  # circuit: curve.json, read by circuit-tables
     **_NAMED,
     "method": str,
@@ -220,18 +237,7 @@ CORRECTION_CURVE = {  # correction: curve.json, read by correction-tables
     "generation": Opt(dict),
 }
 
-WORLD_CARD = {  # world-card: card.json, read by world-card-table
-    "model": str,
-    "n_parameters": int,
-    "card": {
-        "validation_perplexity": NUMBER,
-        "ioi_train_distribution": {"accuracy": NUMBER},
-        "ioi_heldout_names": {"accuracy": NUMBER, "logit_diff": NUMBER},
-        "ioi_heldout_templates": {"accuracy": NUMBER, "logit_diff": NUMBER},
-        "toxic_rate": {"trigger": NUMBER, "control": NUMBER},
-        "unique_token_ratio": {"trigger": NUMBER, "control": NUMBER},
-    },
-}
+WORLD_CARD = {"model": str, "n_parameters": int, "card": dict}  # world-card: card.json, read by world-card-table
 
 DOWNLOAD = {"files": [{"name": str, "size": int}]}  # download-model: download.json
 
@@ -267,6 +273,17 @@ def read_correction_curve(path: Path | str) -> dict:
 def read_circuit_curve(path: Path | str) -> dict:
     """A circuit curve.json."""
     return _named(read_json(path, CIRCUIT_CURVE), path)
+
+
+def check_values(record, getters: dict, where: Path | str) -> None:
+    """Each of `getters` (label -> function of the record) must read a finite number from `record`;
+    else a one-line BadRecord naming `where` and the label (for records a table reads by rows)."""
+    for label, get in getters.items():
+        try:
+            value = get(record)
+        except (KeyError, IndexError, TypeError) as err:
+            _fail(str(where), label, f"cannot be read ({type(err).__name__}: {err})")
+        _check(value, NUMBER, label, str(where))
 
 
 def read_text(path: Path | str) -> str:

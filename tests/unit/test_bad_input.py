@@ -172,6 +172,38 @@ def _mismatched_models(d: Path) -> dict:
     return f
 
 
+def _fill_rows(card: dict) -> None:
+    """Give `card` a number for every row of the world card's table it lacks (the committed card
+    may be older than the table's rows): each row's getter runs on a copy that grows the keys it
+    reads, and a value it ends on that was not there becomes 0.5."""
+    import json
+
+    from attrprune.world.card import _ROWS
+
+    class Grows(dict):
+        def __missing__(self, key):
+            self[key] = Grows()
+            return self[key]
+
+    def grown(node):
+        return Grows({k: grown(v) if isinstance(v, dict) else v for k, v in node.items()})
+
+    def walk(node):
+        for key, value in node.items():
+            yield node, key
+            if isinstance(value, dict):
+                yield from walk(value)
+
+    for _, get, *_ in _ROWS:
+        probe = grown(card)
+        leaf = get(probe)
+        if isinstance(leaf, Grows) and not leaf:
+            parent, key = next((p, k) for p, k in walk(probe) if p[k] is leaf)
+            parent[key] = 0.5
+        card.clear()
+        card.update(json.loads(json.dumps(probe)))
+
+
 def _written_files(d: Path) -> dict:
     """Valid files of the kinds the table stages read, each checked by a case that succeeds."""
     import json
@@ -196,7 +228,8 @@ def _written_files(d: Path) -> dict:
         "pruning": {"calibration": None},
         "scores": {"refset_seed": 0},
     }
-    card = {"world-llama": json.loads((ROOT / "world" / "card.json").read_text())["world-llama"]}["world-llama"]
+    card = json.loads((ROOT / "world" / "card.json").read_text())["world-llama"]
+    _fill_rows(card["card"])
     f = {}
     for name, record in (("dense", dense), ("pruned", pruned), ("card", card)):
         f[f"{name}_json"] = d / f"{name}.json"
@@ -698,12 +731,26 @@ def _(c):
     return expect(compression_tables(c, c.f["dense_json"], p), f"{p}: its content is a list, not an object")
 
 
+@case("written file: structured metrics.json with a ratio that is not a number (structured-tables)")
+def _(c):
+    p = _edited(
+        c,
+        "metrics.json",
+        c.f["pruned_json"],
+        lambda r: r.update(ratio="0.5", reference_set=None, parameters=9, structure={}),
+    )
+    out = c.tmp / "tables"
+    argv = ["structured-tables", "--metrics", str(p), "--dense", str(c.f["dense_json"]), "--speed", str(p)]
+    built = Case([*argv, "--csv", str(out / "s.csv"), "--markdown", str(out / "s.md")], [out], [])
+    return expect(built, f"{p}: key 'ratio' is a string, not a number", "rerun the job")
+
+
 @case("written file: world card without its IOI accuracy (world-card-table)")
 def _(c):
     p = _edited(c, "card.json", c.f["card_json"], lambda r: r["card"]["ioi_heldout_names"].pop("accuracy"))
     out = c.tmp / "card.md"
     built = Case(["world-card-table", "--cards", f"{c.f['card_json']},{p}", "--out", str(out)], [out], [])
-    return expect(built, f"{p}: key 'card.ioi_heldout_names.accuracy' is missing")
+    return expect(built, f"{p}: card: key 'IOI accuracy, held-out names' cannot be read (KeyError: 'accuracy')")
 
 
 @case("written file: scores header whose record is not JSON (compress)")
