@@ -270,9 +270,13 @@ def test_a_killed_fork_server_is_named_and_its_jobs_finish_or_say_so(repo_root, 
     def children() -> list[int]:
         return [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
 
-    def job(out: str):
-        argv = ["refset", "--kind", "general", "--model-dir", str(repo_root / MODEL), "--n", "64", "--length", "32"]
-        argv += ["--data-dir", str(repo_root / "world" / "data"), "--source", "world", "--out", out]
+    refset = ["refset", "--kind", "general", "--model-dir", str(repo_root / MODEL), "--n", "400", "--length", "32"]
+    refset += ["--data-dir", str(repo_root / "world" / "data"), "--source", "world"]
+    assert run([*refset, "--out", str(tmp_path / "r.safetensors")]) == 0
+
+    def job(out: str, method: str = "lrp"):  # LRP over 400 samples: seconds, so both jobs run when the server dies
+        argv = ["scores", "--method", method, "--model-dir", str(repo_root / MODEL), "--refset", "r.safetensors"]
+        argv += ["--out", out]
         return subprocess.Popen(
             [sys.executable, "-m", "attrprune", *argv],
             cwd=tmp_path,
@@ -310,7 +314,7 @@ def test_a_killed_fork_server_is_named_and_its_jobs_finish_or_say_so(repo_root, 
         assert lines[0].startswith("attrprune: error: the fork server") and "died while this job ran" in lines[0]
         assert "rerun it (a rerun runs it fresh" in lines[0]
         assert not (tmp_path / "victim.safetensors").exists()
-        later = job("later.safetensors")
+        later = job("later.safetensors", "magnitude")
         _, err = later.communicate(timeout=300)
         assert later.returncode == 0, err
         assert f"fork server {sock} not reachable (Connection refused; it died or was stopped)" in err, err
