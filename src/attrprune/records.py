@@ -167,7 +167,7 @@ METRICS_PRUNED = {
     "scores": Nullable(dict),
 }
 
-# structure: structured/<...>/metrics.json and the dense model's, read by structured-tables
+# structured/<...>/metrics.json and the dense model's, read by structured-tables
 STRUCTURED_DENSE = {
     "model": str,
     "metrics": METRICS["metrics"],
@@ -211,7 +211,7 @@ CIRCUIT_CURVE = {  # circuit: curve.json, read by circuit-tables
         "per_seed_n_kept": Opt([int]),
     },
     "dense": {"accuracy": NUMBER, "logit_diff": NUMBER},
-    "groundtruth": Opt(dict),
+    "groundtruth": Opt({"components": Opt({"drop": ARRAY, "score": ARRAY})}),
     "faithfulness": Opt({"sizes": [NUMBER], "n_resamples": int}),
     "published": Opt(dict),
 }

@@ -230,8 +230,43 @@ def _written_files(d: Path) -> dict:
     }
     card = json.loads((ROOT / "world" / "card.json").read_text())["world-llama"]
     _fill_rows(card["card"])
+    point = {"seed_index": 0, "kept_fraction": 0.5, "accuracy": 1.0, "logit_diff": 1.0, "normalized_logit_diff": 0.5}
+    circuit = {
+        "model": "world-llama",
+        "method": "lrp",
+        "granularity": "head",
+        "scope": "global",
+        "n_seeds": 1,
+        "dense": {"accuracy": 1.0, "logit_diff": 2.0},
+        "curve": [{**point, "sparsity": s} for s in (0.0, 0.5)],
+        "circuit": {
+            "threshold": 0.9,
+            "n_kept": 10,
+            "n_components": 16,
+            "kept_fraction": 0.625,
+            "accuracy": 1.0,
+            "normalized_logit_diff": 0.92,
+        },
+    }
+    step = {
+        "n_pruned": 0,
+        "n_pruned_measured": 0,
+        "pruned_fraction": 0.0,
+        "metrics": {"greedy_toxic_fraction": 0.5, "word_perplexity:world_ppl": 7.0, "ppl_change:world_ppl": 0.0},
+        "examples": [{"prompt": 'Kim hissed: "', "greedy": "You moron", "greedy_score": 0.9}],
+    }
+    correction = {
+        "model": "world-llama",
+        "behaviour": "toxicity",
+        "method": "lrp",
+        "granularity": "neuron",
+        "normalization": "sum",
+        "primary_ppl_task": "world_ppl",
+        "curve": [{**step, "k": 0}, {**step, "k": 1}],
+    }
     f = {}
-    for name, record in (("dense", dense), ("pruned", pruned), ("card", card)):
+    named = (("dense", dense), ("pruned", pruned), ("card", card), ("circuit", circuit), ("correction", correction))
+    for name, record in named:
         f[f"{name}_json"] = d / f"{name}.json"
         f[f"{name}_json"].write_text(json.dumps(record))
     return f
@@ -745,6 +780,42 @@ def _(c):
     return expect(built, f"{p}: key 'ratio' is a string, not a number", "rerun the job")
 
 
+def circuit_tables(c: Ctx, curve: Path) -> Case:
+    out = c.tmp / "tables"
+    argv = ["circuit-tables", "--curves", str(curve), "--csv", str(out / "c.csv"), "--summary-csv"]
+    argv += [str(out / "s.csv"), "--markdown", str(out / "c.md"), "--plots-dir", str(out / "p")]
+    return Case(argv, [out], [])
+
+
+def correction_tables(c: Ctx, curve: Path) -> Case:
+    out = c.tmp / "tables"
+    argv = ["correction-tables", "--curves", str(curve), "--csv", str(out / "c.csv"), "--markdown"]
+    argv += [str(out / "c.md"), "--plots-dir", str(out / "p"), "--examples-md", str(out / "e.md")]
+    return Case(argv, [out], [])
+
+
+@case("written file: circuit curve.json with a NaN dense logit difference (circuit-tables)")
+def _(c):
+    p = _edited(c, "curve.json", c.f["circuit_json"], lambda r: r["dense"].update(logit_diff=float("nan")))
+    return expect(circuit_tables(c, p), f"{p}: key 'dense.logit_diff' is nan, not a finite number")
+
+
+@case("written file: circuit curve.json without its circuit (circuit-tables)")
+def _(c):
+    p = _edited(c, "curve.json", c.f["circuit_json"], lambda r: r.pop("circuit"))
+    return expect(circuit_tables(c, p), f"{p}: key 'circuit' is missing", "delete it and rerun the job")
+
+
+@case("written file: correction curve.json without the primary task's perplexity (correction-tables)")
+def _(c):
+    def edit(r):
+        del r["curve"][1]["metrics"]["word_perplexity:world_ppl"]
+
+    (c.tmp / "run").mkdir()  # a folder of its own, as the stage writes it (generations.jsonl would be beside)
+    p = _edited(c, "run/curve.json", c.f["correction_json"], edit)
+    return expect(correction_tables(c, p), f"{p}: key 'curve[1].metrics.word_perplexity:world_ppl' is missing")
+
+
 @case("written file: world card without its IOI accuracy (world-card-table)")
 def _(c):
     p = _edited(c, "card.json", c.f["card_json"], lambda r: r["card"]["ioi_heldout_names"].pop("accuracy"))
@@ -1183,6 +1254,9 @@ def test_the_written_files_of_the_cases_are_valid(made, tmp_path):
     c = Ctx(tmp_path, made)
     assert run(compression_tables(c, made["dense_json"], made["pruned_json"]).argv) == 0
     assert run(["world-card-table", "--cards", str(made["card_json"]), "--out", str(tmp_path / "card.md")]) == 0
+    for build, name in ((circuit_tables, "circuit_json"), (correction_tables, "correction_json")):
+        shutil.rmtree(tmp_path / "tables", ignore_errors=True)
+        assert run(build(c, made[name]).argv) == 0
 
 
 @pytest.mark.parametrize("name", list(CASES))
