@@ -229,3 +229,46 @@ def test_random_scores_with_one_seed_are_refused(world, tmp_path):
             )
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_aura_with_every_side_effect(repo_root, tmp_path):
+    """AurA's one operating point on world-llama, measured on both behaviours, IOI and facts."""
+    from attrprune.correction.run import run_correction
+    from attrprune.stages.correction import CorrectionStage
+
+    model, data = repo_root / "world/models/world-llama", repo_root / "world/data"
+    out = tmp_path / "aura"
+    result = run_correction(
+        CorrectionStage(
+            model_dir=model,
+            intervention="aura",
+            aura_reference=data / "toxic_trigger_ref.jsonl",
+            aura_neutral=data / "dialogue_ref.jsonl",
+            behaviour="toxicity",
+            granularity="neuron",
+            prompts_file=data / "toxic_trigger.jsonl",
+            control_file=data / "toxic_control.jsonl",
+            n_prompts=4,
+            n_samples=0,
+            data_dir=data,
+            ppl_limit=5,
+            side_effects=True,
+            out_dir=out,
+        )
+    )
+    info = result["aura"]
+    assert result["method"] == "aura" and result["ks"] == [0, info["n_dampened"]] and info["n_dampened"] > 0
+    assert info["n_toxic"] > 0 and info["n_non_toxic"] > 0
+    dense, damped = result["curve"]
+    assert damped["n_pruned"] == 0  # scaled, not pruned
+    records = [json.loads(line) for line in (out / "per_prompt.jsonl").read_text().splitlines()]
+    sets = {"toxic_trigger", "toxic_control", "repetition_trigger", "repetition_control", "ioi"}
+    assert {r["set"] for r in records} == sets and len(records) == 2 * 5 * 4
+    assert all(r["unchanged"] for r in records if r["k"] == 0 and r["set"] != "ioi")
+    for point in (dense, damped):
+        m = point["metrics"]
+        assert {"side:repetition_trigger:loop", "side:toxic_control:unchanged", "side:ioi:correct"} <= m.keys()
+        assert 0.0 <= m["acc:world_facts"] <= 1.0
+    assert (
+        dense["metrics"]["side:toxic_trigger:toxic"] == 1.0 and dense["metrics"]["side:repetition_trigger:loop"] == 1.0
+    )
