@@ -359,11 +359,11 @@ class SlurmCluster:
                 "AccountingStorageType=accounting_storage/slurmdbd",
                 "AccountingStorageHost=localhost",
                 f"AccountingStoragePort={self.dbd_port}",
+                "AccountingStorageTRES=gres/gpu",  # sacct's ReqTRES shows the GPUs (needs slurmdbd)
                 "AccountingStorageEnforce=associations",
             ]
         else:
             lines.append("AccountingStorageType=accounting_storage/none")
-        lines.append("AccountingStorageTRES=gres/gpu")  # jobs' TRES show their GPUs
         lines += [
             f"NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} {node} "
             f"Gres=gpu:{GPUS} State=UNKNOWN",
