@@ -142,13 +142,14 @@ snakefile, configfile, workdir = map(Path, sys.argv[1:])
 with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
     wf = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=snakefile, workdir=workdir,
                       config_settings=ConfigSettings(configfiles=[configfile]))._workflow
-    print(json.dumps({r.name: not (r.name in wf._localrules or r.norun) for r in wf.rules}))
+    print(json.dumps({r.name: [not (r.name in wf._localrules or r.norun), {"mem_mb", "runtime"} <= set(r.resources)]
+                      for r in wf.rules}))
 """
 
 
 def test_profile_sizes_every_rule_and_leaves_gpus_and_accounts_to_others(tmp_path):
     """Every rule that goes to SLURM has a runtime and memory: a model rule from the workflow, per
-    job (attrprune.cluster), every other rule in the profile. The profile names no model rule (its
+    job (attrprune.cluster), another rule in the profile or its own resources. The profile names no model rule (its
     set-resources would override the per-job sizes), sets no `gpu` (that would override the rules'
     per-model gpu count), no account or partition (the user's), and no default-resources (it would
     replace a user profile's default-resources wholesale)."""
@@ -162,11 +163,13 @@ def test_profile_sizes_every_rule_and_leaves_gpus_and_accounts_to_others(tmp_pat
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    rules = {name for name, submitted in json.loads(r.stdout.splitlines()[-1]).items() if submitted}
+    info = json.loads(r.stdout.splitlines()[-1])
+    rules = {name for name, (submitted, _) in info.items() if submitted}
+    sized_by_rule = {name for name, (_, sized) in info.items() if sized}
     assert {"scores", "compress", "refset"} <= rules
     sized = profile["set-resources"]
     assert not set(sized) & set(cluster.RULES), f"{PROFILE} overrides the per-job sizes of model rules"
-    unsized = rules - set(sized) - set(cluster.RULES)
+    unsized = rules - set(sized) - set(cluster.RULES) - sized_by_rule
     assert not unsized, f"rules without SLURM sizes in {PROFILE}: {sorted(unsized)}"
     for rule, res in sized.items():
         assert isinstance(res.get("runtime"), int) and isinstance(res.get("mem_mb"), int), rule
