@@ -79,19 +79,19 @@ def test_dry_run_default_target(tmp_path, configfiles, n_models):
         # the 6 circuit methods x 2 IOI seeds, the 4 correction methods x (toxic, repetition,
         # dialogue: their general side); circuits: lrp, gradient, random x (weight global + row,
         # neuron, head), wanda x 2 weight scopes, activation and atp x (neuron, head);
-        # correction: 2 behaviours x 4 methods x 2 granularities
+        # correction: 2 behaviours x 4 methods x 2 granularities, and AurA on toxicity neurons
         n_scores = 3 * 3 + 2 + 6 * 2 + 4 * 3
         # compress: one job per run and non-zero sparsity (6); runs: 3 general seeds x (lrp,
         # wanda, wanda_onepass, gradient, ria, sparsegpt), magnitude x (row, layer), random;
         # the dense model once
-        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2 * 2, 16
+        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2 * 2, 16 + 1
     elif configfiles[-1] == DEFAULT_CONFIG:
         # world_full without wanda_onepass (and so its wanda scores), magnitude per layer and
         # correction by wanda: compression scores lrp, gradient x 3 seeds + magnitude, random;
         # 3 correction methods; compress: 3 sparsities x (3 seeds x (lrp, wanda, gradient, ria,
         # sparsegpt) + magnitude + random)
         n_scores = 2 * 3 + 2 + 6 * 2 + 3 * 3
-        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 5 + 2) * 3, 3 * 4 + 2 + 2 * 2, 12
+        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 5 + 2) * 3, 3 * 4 + 2 + 2 * 2, 12 + 1
     else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic and dialogue (the
         # correction's general side); compression by lrp, random and sparsegpt; lrp and random x
         # (weight global, head) circuits and x toxicity neuron correction
@@ -355,7 +355,7 @@ def test_dry_run_of_the_paper_preset(tmp_path):
         "compress_dense": 3,
         "circuit": 3 * 4 + 2 + 2,
         "circuit_ablation": 1,
-        "correction": 2 * 4 * 2,  # behaviours x methods x granularities
+        "correction": 2 * 4 * 2 + 1,  # behaviours x methods x granularities, and AurA (toxicity neurons)
         "compression_tables": 1,
         "circuit_tables": 1,
         "correction_tables": 1,
