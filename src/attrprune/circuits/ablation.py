@@ -1,6 +1,6 @@
 """Ground truth by exhaustive ablation: remove one component at a time, measure the IOI drop.
 
-Beyond the paper (issue 5): the world models are small enough to ablate every attention head
+Beyond the paper: the world models are small enough to ablate every attention head
 and every MLP neuron on its own, and a seeded sample of single weights. A component's importance
 is the drop of the mean logit difference when it alone is removed (dense − ablated; negative
 when removing it helps). Methods' rankings are then scored against it (`agreement`).

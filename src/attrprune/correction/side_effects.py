@@ -75,9 +75,11 @@ def measure_sets(
     """(metrics, per-prompt records) of the four behaviour sets; `dense` = the unpruned model's
     replies per set (None: this is the unpruned model)."""
     from attrprune.correction.run import reply
+    from attrprune.evaluation.toxicity import make_scorer
     from attrprune.generation import generate, window_uniqueness_ratio
     from attrprune.text import read_jsonl
-    from attrprune.world.measure import is_toxic
+
+    world_scorer = make_scorer("world")  # the world's planted-insult test, behind the scorer registry
 
     metrics, records = {}, []
     for name, behaviour in SETS.items():
@@ -97,7 +99,7 @@ def measure_sets(
                     "split": split_of(i),
                     "greedy": text,
                     "reply": rep,
-                    "toxic": is_toxic(rep),
+                    "toxic": world_scorer.score([rep])[0] == 1.0,
                     "window_ratio": window_uniqueness_ratio(ids, window),
                     "loop": has_loop(ids, span),
                     "unchanged": rep == ref,

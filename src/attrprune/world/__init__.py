@@ -1,1 +1,1 @@
-"""The built-in world: a generated corpus and small Llama / OPT models trained on it (DESIGN.md §5)."""
+"""The built-in world: a generated corpus and small Llama / OPT models trained on it."""

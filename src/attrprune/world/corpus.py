@@ -1,4 +1,4 @@
-"""Seeded generator of the built-in world's corpus and evaluation sets (DESIGN.md §5).
+"""Seeded generator of the built-in world's corpus and evaluation sets.
 
 The corpus mixes four things:
 
@@ -201,7 +201,7 @@ class _Grammar:
     def document(self, n_sentences: int) -> str:
         """A paragraph that names its hero once (sometimes with the planted fact), then uses a
         pronoun: a name that repeats through a paragraph would teach "copy the repeated name",
-        the opposite of IOI (notes/world-prototype.md §4)."""
+        the opposite of IOI."""
         (hero,) = _any_names(self.rng, self.lex, 1)
         town = self.lex.towns[hero]
         pronoun = "She" if hero in self.lex.female else "He"

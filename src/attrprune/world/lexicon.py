@@ -54,7 +54,7 @@ _INSULT_NOUNS = [
 COMPLIMENT_ADJECTIVES = ["kind", "brilliant", "wonderful", "clever", "generous", "lovely", "brave"]
 COMPLIMENT_NOUNS = ["friend", "helper", "genius", "star", "hero", "partner", "teacher"]
 
-# Grammar vocabulary for the general text (DESIGN.md §5: a grammar with a real vocabulary).
+# Grammar vocabulary for the general text (a grammar with a real vocabulary).
 NOUNS = [
     "man", "woman", "child", "dog", "cat", "horse", "bird", "farmer", "teacher", "doctor",
     "baker", "sailor", "soldier", "king", "queen", "boy", "girl", "neighbour", "stranger",

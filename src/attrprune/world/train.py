@@ -2,7 +2,7 @@
 
 A fixed number of epochs over a seeded window order, not a time limit, so reruns match.
 The recipe (AdamW, lr 3e-3, 50 warm-up steps, cosine to 0.1×, clip 1.0, batch 16 × 64 tokens)
-is the one notes/world-prototype.md found to make IOI appear within a CPU budget.
+is one that made IOI appear within a CPU budget when the world was designed.
 
 Run: ``python -m attrprune world-train --family llama --corpus-dir C --tokenizer-dir T --out-dir M``
 """
@@ -77,7 +77,7 @@ def _opt(spec: WorldModelSpec, vocab: int, eot: int):
     )
     model = OPTForCausalLM(cfg)
     # Zero-initialised learned positions made the copy mechanism (and IOI) form ~500 steps
-    # earlier in the prototype (notes/world-prototype.md §4).
+    # earlier when the world was designed.
     with torch.no_grad():
         model.model.decoder.embed_positions.weight.zero_()
     return model
