@@ -36,7 +36,8 @@ class Copy:
 
     def __init__(self, root: Path):
         self.root, self.work = root, root / "run"
-        for part in ("Snakefile", "rules", "schemas", "report", "envs", "src/attrprune"):
+        # bench/cost_estimates.json: the SLURM sizes of preset models, read when the workflow parses
+        for part in ("Snakefile", "rules", "schemas", "report", "envs", "src/attrprune", "bench/cost_estimates.json"):
             source, target = ROOT / part, root / part
             if source.is_dir():
                 shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
