@@ -53,7 +53,8 @@ def dampening(aurocs: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def neuron_responses(model, tokenizer, texts: list[str], names: list[str], batch_size: int = 32) -> torch.Tensor:
     """[sentences, neurons] max over each sentence's tokens of the outputs of the modules `names`
-    (concatenated in order); padding positions are left out of the maximum."""
+    (concatenated in order); padding positions are left out of the maximum. Sentences longer than
+    the model's context are cut to it (learned positions end there)."""
     outputs: dict[str, torch.Tensor] = {}
     hooks = [
         model.get_submodule(n).register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, out))
@@ -63,7 +64,13 @@ def neuron_responses(model, tokenizer, texts: list[str], names: list[str], batch
     rows = []
     try:
         for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True)
+            enc = tokenizer(
+                texts[start : start + batch_size],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=model.config.max_position_embeddings,
+            )
             enc = {k: v.to(device) for k, v in enc.items()}
             model(**enc)
             keep = enc["attention_mask"].bool()[..., None]  # [b, t, 1]
