@@ -188,6 +188,9 @@ def test_report(records: list[dict], k: int, n_resamples: int = 1000, seed: int 
             continue
         _, boots = resample(lambda i, x=xs: x[i].mean(-1), [len(xs)], n_resamples, seed)
         lo, hi = percentile_interval(boots)
-        dense = [r["reply"] for r in records if r["k"] == 0 and r["set"] == name and r["split"] == TEST]
+        # IOI records have no reply: their effective sample is their count
+        dense = [
+            r["reply"] for r in records if r["k"] == 0 and r["set"] == name and r["split"] == TEST and "reply" in r
+        ]
         out[(name, value)] = (float(xs.mean()), float(lo), float(hi), len(xs), distinct_count(dense) if dense else None)
     return out
