@@ -17,11 +17,11 @@ from test_workflow import DEFAULT_CONFIG, job_counts, snakemake  # noqa: E402
         # circuits and correction on no model; compression on world-opt only (17 runs x 3 non-zero
         # sparsities, and the dense model once)
         (
-            {"compression": ["world-opt"], "circuits": [], "correction": []},
+            {"compression": ["world-opt"], "structured": [], "circuits": [], "correction": []},
             {"compress": 17 * 3, "compress_dense": 1, "compression_tables": 1, "export_pruned": 1},
         ),
         # no stage: the world cards only
-        ({"compression": [], "circuits": [], "correction": []}, {}),
+        ({"compression": [], "structured": [], "circuits": [], "correction": []}, {}),
     ],
     ids=["one-and-none", "none"],
 )
@@ -34,7 +34,7 @@ def test_stage_models(tmp_path, models, expected):
     r = snakemake(tmp_path, path, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
     counts = job_counts(r.stdout + r.stderr)
-    assert not {"circuit", "circuit_tables", "correction", "correction_tables"} & set(counts)
+    assert not {"circuit", "circuit_tables", "correction", "correction_tables", "structured"} & set(counts)
     assert {k: counts.get(k, 0) for k in expected} == expected
     assert counts["world_card"] == 2 and counts["world_card_table"] == 1 and counts["all"] == 1
     if not expected:
