@@ -34,9 +34,10 @@
 #   results/{model}/circuits/{task}/ablation.safetensors
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.{safetensors,json,png}
-#   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl}
+#   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl,per_prompt.jsonl}
 #   results/tables/world_card.md
 #   results/tables/{compression,circuits,correction,structured}.{csv,md}
+#   results/tables/compression_paired.csv
 #   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,circuits_paired.csv,correction_examples.md}
 #   results/plots/{compression,circuits,correction,structured}_{model}.png
 #   logs/{job}.log                           {job}: the job's output path without its extension

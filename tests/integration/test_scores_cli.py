@@ -91,7 +91,13 @@ def test_general_text_from_a_local_file_and_a_clear_error_for_uncached_hub_data(
 
     text = tmp_path / "corpus.jsonl"
     text.write_text(
-        "".join(json.dumps({"text": f"Mary lives in Paris. The old dog {i} slept."}) + "\n" for i in range(200))
+        "".join(
+            json.dumps(
+                {"text": f"Mary lives in Paris. The old dog {i} slept while the young cat {i} watched the door."}
+            )
+            + "\n"
+            for i in range(200)
+        )
     )
     out = tmp_path / "g.safetensors"
     model = str(repo_root / "world/models/world-llama")

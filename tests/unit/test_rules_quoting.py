@@ -69,7 +69,7 @@ def test_a_model_path_with_shell_syntax_reaches_the_command_as_one_word(tmp_path
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["models"] = {"mine": {"source": "local", "path": str(folder), "data": "world"}}
     config["compression"].update(methods=["magnitude"], method_scopes={}, sparsities=[0.0, 0.5], export=None)
-    config["circuits"]["models"] = config["correction"]["models"] = []
+    config["circuits"]["models"] = config["correction"]["models"] = config["structured"]["models"] = []
     r = _dry_run(tmp_path, config, "compression_tables")
     assert r.returncode == 0, r.stdout + r.stderr
     commands = [line for line in r.stdout.splitlines() if "attrprune compress" in line and "--model-dir" in line]

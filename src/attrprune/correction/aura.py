@@ -64,14 +64,9 @@ def neuron_responses(model, tokenizer, texts: list[str], names: list[str], batch
     rows = []
     try:
         for start in range(0, len(texts), batch_size):
-            enc = tokenizer(
-                texts[start : start + batch_size],
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=model.config.max_position_embeddings,
-            )
-            enc = {k: v.to(device) for k, v in enc.items()}
+            enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True)
+            length = model.config.max_position_embeddings  # right padding: cutting keeps each start
+            enc = {k: v[:, :length].to(device) for k, v in enc.items()}
             model(**enc)
             keep = enc["attention_mask"].bool()[..., None]  # [b, t, 1]
             b, t = enc["input_ids"].shape

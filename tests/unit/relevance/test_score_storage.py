@@ -66,7 +66,7 @@ def test_float16_rescales_each_tensor_so_nothing_underflows_or_overflows(tmp_pat
     """A plain float16 cast turns scores below 6e-8 into 0 and above 65504 into inf; the stored
     tensor is scaled by a power of two (recorded), so every magnitude keeps 11 bits."""
     scores, path = _scores((magnitude, 1.0, 0.0)), tmp_path / "s.safetensors"
-    save_scores(scores, path, {}, storage="float16")
+    save_scores(scores, path, {"method": "lrp"}, storage="float16")
     raw, record = load_tensors(path, key="scores")
     scales = record["storage_scale_log2"]
     assert scales["weight/w2"] == 0 and not raw["weight/w2"].any()  # all zero stays zero, unscaled
@@ -86,8 +86,8 @@ def test_float16_file_is_about_half(tmp_path):
         weights={f"layers.{i}.proj": torch.rand(128, 256, generator=g) for i in range(4)},
         neurons={f"layers.{i}.proj": torch.rand(128, generator=g) for i in range(4)},
     )
-    save_scores(scores, tmp_path / "f32.safetensors", {}, storage="float32")
-    save_scores(scores, tmp_path / "f16.safetensors", {}, storage="float16")
+    save_scores(scores, tmp_path / "f32.safetensors", {"method": "lrp"}, storage="float32")
+    save_scores(scores, tmp_path / "f16.safetensors", {"method": "lrp"}, storage="float16")
     ratio = (tmp_path / "f16.safetensors").stat().st_size / (tmp_path / "f32.safetensors").stat().st_size
     assert 0.48 < ratio < 0.53, ratio
 
@@ -96,13 +96,13 @@ def test_unknown_storage_is_refused_on_writing_and_reading(tmp_path):
     from attrprune.store import save_tensors
 
     with pytest.raises(ValueError, match=r"unknown scores storage 'bfloat16'; valid: \['float32', 'float16'\]"):
-        save_scores(_scores(), tmp_path / "s.safetensors", {}, storage="bfloat16")
+        save_scores(_scores(), tmp_path / "s.safetensors", {"method": "lrp"}, storage="bfloat16")
     assert not (tmp_path / "s.safetensors").exists()
     path = tmp_path / "b.safetensors"
-    save_tensors(path, {"weight/m": torch.rand(2, 2)}, {"storage": "int8"}, key="scores")
+    save_tensors(path, {"weight/m": torch.rand(2, 2)}, {"method": "lrp", "storage": "int8"}, key="scores")
     with pytest.raises(ValueError, match="b.safetensors records an unknown scores storage 'int8'"):
         load_scores(path)
-    save_tensors(path, {"weight/m": torch.rand(2, 2).half()}, {"storage": "float32"}, key="scores")
+    save_tensors(path, {"weight/m": torch.rand(2, 2).half()}, {"method": "lrp", "storage": "float32"}, key="scores")
     with pytest.raises(ValueError, match="holds weight/m as float16 but records float32 storage"):
         load_scores(path)
 
@@ -120,7 +120,7 @@ def test_float16_masks_match_float32_masks_on_a_tiny_model(tmp_path, method):
     refset = calibration(n=8, length=16)
     refset.plus[:, :-1] = torch.where(refset.attention_mask[:, 1:] > 0, refset.input_ids[:, 1:], -1)  # next token
     scores = compute_scores(method, model, refset, ScoreOptions(progress=False))
-    save_scores(scores, tmp_path / "s.safetensors", {}, storage="float16")
+    save_scores(scores, tmp_path / "s.safetensors", {"method": "lrp"}, storage="float16")
     stored = load_scores(tmp_path / "s.safetensors")[0].weights
     bf16 = {k: w.bfloat16().float() for k, w in scores.weights.items()}
     assert any(not torch.equal(stored[k], w) for k, w in scores.weights.items())
@@ -137,6 +137,6 @@ def test_float16_masks_match_float32_masks_on_a_tiny_model(tmp_path, method):
     # Relevance scales with the explained target: scores 2^-20 times smaller (hub-model sizes, far
     # below float16's 6e-8) are stored as the same bits, so they give the same masks.
     small = Scores(weights={k: w * 2.0**-20 for k, w in scores.weights.items()})
-    save_scores(small, tmp_path / "small.safetensors", {}, storage="float16")
+    save_scores(small, tmp_path / "small.safetensors", {"method": "lrp"}, storage="float16")
     for k, w in load_scores(tmp_path / "small.safetensors")[0].weights.items():
         assert torch.equal(w, stored[k] * 2.0**-20), k
