@@ -319,7 +319,9 @@ def test_full_run_of_the_tiny_config(tmp_path):
     pruner = json.loads(
         (compression / "sparsegpt" / "layer" / "general-s0" / "sparsity_0.50" / "metrics.json").read_text()
     )
-    assert pruner["pruning"]["options"]["blocksize"] == 128 and pruner["sparsity_measured"] == pytest.approx(0.5)
+    assert pruner["pruning"]["options"]["blocksize"] == 128 and pruner["sparsity_measured"] == pytest.approx(
+        0.5, abs=1e-4
+    )  # SparseGPT: <= per block
     lm_eval = json.loads((compression / "lrp" / "row" / "general-s0" / "sparsity_0.50" / "lm_eval.json").read_text())
     assert {"results", "configs", "versions", "n-shot", "config"} <= set(lm_eval) and "samples" not in lm_eval
     # A run killed during that job: its output is gone (Snakemake removes what a failed job
