@@ -275,10 +275,7 @@ def export_pruned(
     there but exact) in the checkpoint's own dtype (`dtype` "auto", from its config.json) and
     saves in it, so a bf16 base stays bf16; another `dtype` casts. `base_model`: the hub id for
     the card (default: `model_dir`)."""
-    import shutil
-    import tempfile
-
-    from attrprune.io import provenance, write_json
+    from attrprune.io import atomic_folder, provenance, write_json
     from attrprune.models import load_checkpoint_on_cpu
 
     out_dir = Path(out_dir)
@@ -286,9 +283,7 @@ def export_pruned(
         raise ValueError(f"the output folder {out_dir} is a file: delete it, or give another --out-dir")
     model, tokenizer = load_checkpoint_on_cpu(model_dir, dtype)
     plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path, pruner_options)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_folder(out_dir) as tmp:
         with plan.pruned(sparsity) as pruning:
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -307,9 +302,4 @@ def export_pruned(
         }
         write_json(tmp / "pruning.json", info)
         (tmp / "README.md").write_text(model_card(info))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return info

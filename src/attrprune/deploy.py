@@ -11,9 +11,7 @@ Run: ``python -m attrprune structured --model-dir M --method lrp --scores S --ra
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from attrprune.registry import STRUCTURED_CALIBRATED as CALIBRATED
@@ -121,7 +119,7 @@ def export_structured(
     saving run on the CPU in the checkpoint's dtype. Returns structured.json's content."""
     import torch
 
-    from attrprune.io import provenance, write_json
+    from attrprune.io import atomic_folder, provenance, write_json
     from attrprune.models import load_checkpoint_on_cpu, load_model
     from attrprune.pruning.structured import channel_stats, plan_structured, shrink
     from attrprune.refsets import load_refset
@@ -169,18 +167,11 @@ def export_structured(
         "scores": scores_meta,
         **provenance(),
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_folder(out_dir) as tmp:
         small.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "structured.json", info)
         (tmp / "README.md").write_text(model_card(info))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     del base, small
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return info

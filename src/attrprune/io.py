@@ -71,6 +71,38 @@ def removed_on_failure():
         _RECORDING.remove(paths)
 
 
+@contextlib.contextmanager
+def atomic_folder(out_dir: Path | str):
+    """Yield a temporary sibling folder to fill; it replaces `out_dir` only on success, and is
+    removed otherwise (a killed or failed job leaves no checkpoint that looks complete). A write
+    error inside it, the OS's or a library's (safetensors), names `out_dir`, not the temporary
+    folder a user never sees."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the output folder is a file: delete it, or give another", str(out_dir))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        try:
+            yield tmp
+        except OSError as err:
+            if err.errno is None or not str(err.filename or "").startswith(str(tmp)):
+                raise
+            raise OSError(err.errno, err.strerror, str(out_dir)) from err
+        except Exception as err:
+            wrapped = library_os_error(err, out_dir)
+            if wrapped is None:
+                raise
+            raise wrapped from err
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write_text(path: Path | str, text: str) -> None:
     """Write `text` so that a killed job leaves either the old file or the new one, never half."""
     with atomic_path(path) as tmp:

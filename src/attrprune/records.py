@@ -239,6 +239,9 @@ CORRECTION_CURVE = {  # correction: curve.json, read by correction-tables
 
 WORLD_CARD = {"model": str, "n_parameters": int, "card": dict}  # world-card: card.json, read by world-card-table
 
+# world-corpus: manifest.json and world-train: training.json, read by world-publish
+CORPUS_MANIFEST = {"seed": int, "n_train_documents": int, "files": Map(str)}
+TRAINING_LOG = {"steps": int, "tokens": int, "threads": int, "train_seconds": NUMBER, "final_loss": NUMBER}
 DOWNLOAD = {"files": [{"name": str, "size": int}]}  # download-model: download.json
 
 

@@ -165,3 +165,30 @@ def test_model_card_values_cannot_break_the_yaml():
     meta = yaml.safe_load(head.removeprefix("---\n"))
     assert meta["base_model"] == "a: b" and meta["tags"] == ["pruned", "attrprune", "lrp\n---"]
     assert meta["pruning"]["reference_set"] == HOSTILE and isinstance(meta["pruning"]["target"], str)
+
+
+@pytest.mark.parametrize("library", [False, True], ids=["os-error", "safetensors-error"])
+def test_a_full_disk_names_the_export_folder_and_leaves_nothing(bf16_world, tmp_path, capsys, monkeypatch, library):
+    """No space left while the pruned checkpoint is saved (as the OS or safetensors' Rust writer
+    reports it, naming the temporary folder): one line naming the folder asked for, nothing left."""
+    import errno
+
+    from transformers import PreTrainedModel
+
+    from attrprune.cli import run
+
+    def full_disk(self, folder, **kwargs):
+        target = f"{folder}/model.safetensors"
+        if library:
+            raise RuntimeError(f'Error while serializing: No space left on device (os error 28) at path "{target}"')
+        raise OSError(errno.ENOSPC, "No space left on device", target)
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", full_disk)
+    base, scores = bf16_world
+    out = tmp_path / "pruned"
+    argv = ["export-pruned", "--method", "magnitude", "--model-dir", str(base), "--scores", str(scores)]
+    assert run([*argv, "--sparsity", "0.5", "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[-1].startswith(f"attrprune export-pruned: error: No space left on device ({out}): "), err
+    assert list(tmp_path.iterdir()) == [], "a temporary folder was left behind"

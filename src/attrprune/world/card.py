@@ -6,7 +6,6 @@ Run: ``python -m attrprune world-card --model-dir world/models/world-llama --dat
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -95,14 +94,20 @@ def publish_world(
 ) -> None:
     """Copy the evaluation data and trained models into `out_dir` (the committed `world/`),
     measure the card there, and write `stamp` last."""
+    from attrprune.records import CORPUS_MANIFEST, TRAINING_LOG, BadRecord, read_json
+
     corpus_dir, models_dir, out_dir = Path(corpus_dir), Path(models_dir), Path(out_dir)
+    # checked before anything is copied: a bad file leaves the committed world/ as it was
+    corpus_manifest = read_json(corpus_dir / "manifest.json", CORPUS_MANIFEST)
+    if "train.jsonl" not in corpus_manifest["files"]:
+        raise BadRecord(f"{corpus_dir / 'manifest.json'}: key 'files' has no 'train.jsonl': rerun `snakemake world`")
+    training = {name: read_json(models_dir / name / "training.json", TRAINING_LOG) for name in models}
     data_out = out_dir / "data"
     data_out.mkdir(parents=True, exist_ok=True)
     files = {}
     for src in sorted((corpus_dir / "data").iterdir()):
         shutil.copyfile(src, data_out / src.name)
         files[src.name] = sha256_file(src)
-    corpus_manifest = json.loads((corpus_dir / "manifest.json").read_text())
     write_json(
         data_out / "manifest.json",
         {
@@ -119,7 +124,6 @@ def publish_world(
             shutil.copyfile(models_dir / name / f, dst / f)
         results.append(measure_card(dst, data_out, n_prompts))
     write_json(out_dir / "card.json", {r["model"]: r for r in results})
-    training = {name: json.loads((out_dir / "models" / name / "training.json").read_text()) for name in models}
     atomic_write_text(out_dir / "CARD.md", render_card(results, training, corpus_manifest))
     write_json(stamp, {"models": models, "out_dir": str(out_dir), **provenance()})
 

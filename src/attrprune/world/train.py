@@ -10,9 +10,6 @@ Run: ``python -m attrprune world-train --family llama --corpus-dir C --tokenizer
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -167,14 +164,9 @@ def train_world_model(spec: WorldModelSpec, corpus_dir: Path, tokenizer_dir: Pat
 
 def _save_atomically(model, tokenizer, log: dict, out_dir: Path) -> None:
     """Save into a sibling temporary folder and rename it: a killed job leaves no checkpoint."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    from attrprune.io import atomic_folder
+
+    with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "training.json", log)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
