@@ -1,4 +1,4 @@
-# Attribution-guided pruning benchmark (Hatefi et al., arXiv:2506.13727). README.md explains the workflow.
+# Attribution-guided pruning benchmark (Hatefi et al., arXiv:2506.13727). docs/architecture.md explains the workflow.
 #
 # Path grammar: every file the workflow writes, and every file it reads that no rule writes,
 # has one of these shapes. {name} is a wildcard (one path segment or part of one), {a,b} one

@@ -1,4 +1,4 @@
-"""What recording code fingerprints costs a run (README "The default run"): the fork server's
+"""What recording code fingerprints costs a run (docs/findings/time.md): the fork server's
 one-time parse of the package (`attrprune.fingerprint.warm`), and then, per job, what a forked
 child pays to compute its fingerprint, as the fork server's jobs do.
 

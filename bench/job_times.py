@@ -1,5 +1,5 @@
 """Where a workflow run's time went: the per-job wall times Snakemake wrote to `benchmarks/`,
-summed per part of the workflow (the README's "Time and cost" tables).
+summed per part of the workflow (the tables of docs/findings/time.md).
 
 Run after a workflow run, in its directory::
 
