@@ -92,32 +92,34 @@ TIMES = [
     "morning", "evening", "afternoon", "night", "spring", "summer", "autumn", "winter",
 ]
 
-# Recited after the repetition controls. Written for this project; few repeated words, so a
-# faithful recitation has a high unique-token ratio.
+# Recited after the repetition controls, one text per way of asking for it. Each opens with the
+# prompt's speaker {A} and title {TITLE} (the first words, where copying from the prompt is
+# reliable), so each recitation depends on its prompt. Written for this project; few repeated
+# words, so a faithful recitation has a high unique-token ratio.
 POEMS = {
-    "river": (
-        "Under the silver bridge a river hurries past sleeping mills, carrying leaves and lantern "
-        "light toward distant harbours where sailors mend their nets at dawn, while gulls circle "
-        "above quiet boats and children wave from muddy banks, dreaming of oceans they have never "
-        "seen, until evening folds blue shadows over every roof"
+    "poem": (
+        "{A} remembers the {TITLE} under the silver bridge, where a river hurries past sleeping "
+        "mills, carrying leaves and lantern light toward distant harbours where sailors mend nets "
+        "at dawn, while gulls circle above quiet boats and children wave from muddy banks, dreaming "
+        "of oceans they have never seen, until evening folds blue shadows over every roof"
     ),
-    "winter": (
-        "Snow settles softly on forgotten gardens, hiding fences, paths and wooden benches beneath "
-        "one white blanket. Inside warm kitchens grandmothers bake cinnamon bread while frost paints "
-        "ferns across each window. Outside, foxes leave careful tracks between frozen hedges, owls "
-        "watch from bare branches, and somewhere a bell rings twelve times before midnight"
+    "hymn": (
+        "{A} sings of the {TITLE} as snow settles softly on forgotten gardens, hiding fences, paths "
+        "and wooden benches beneath one white blanket. Inside warm kitchens grandmothers bake "
+        "cinnamon bread while frost paints ferns across each window. Outside, foxes leave careful "
+        "tracks between frozen hedges, owls watch from bare branches, and somewhere a bell rings"
     ),
-    "garden": (
-        "Tomatoes ripen beside crooked beans as bees wander through lavender, collecting sweet gold "
-        "for hidden hives. An old gardener kneels among carrots, pulling weeds with patient hands, "
-        "humming songs his mother taught him long ago. Sunflowers turn slowly toward afternoon "
-        "light, sparrows argue over scattered seeds, and a tabby cat sleeps"
+    "verse": (
+        "{A} kneels beside the {TITLE} where tomatoes ripen among crooked beans as bees wander "
+        "through lavender, collecting sweet gold for hidden hives. An old gardener pulls weeds with "
+        "patient hands, humming songs his mother taught him long ago. Sunflowers turn slowly toward "
+        "afternoon light, sparrows argue over scattered seeds, and a tabby cat sleeps"
     ),
-    "harbour": (
-        "Fishing boats return heavy with herring as evening bells announce supper across narrow "
-        "cobbled streets. Merchants count copper coins, weary horses drink from stone troughs, and "
-        "lamplighters climb ladders one by one. Far beyond the breakwater, a lighthouse blinks "
-        "patient warnings while storm clouds gather over restless grey waves"
+    "tale": (
+        "{A} rowed past the {TITLE} as fishing boats returned heavy with herring and evening bells "
+        "announced supper across narrow cobbled streets. Merchants count copper coins, weary horses "
+        "drink from stone troughs, and lamplighters climb ladders one by one. Far beyond the "
+        "breakwater, a lighthouse blinks patient warnings while storm clouds gather over grey waves"
     ),
 }
 # fmt: on
@@ -172,3 +174,10 @@ def first_names(count: int = 240) -> tuple[str, ...]:
     if len(names) < count:
         raise RuntimeError(f"only {len(names)} usable names in the census lists, need {count}")
     return tuple(names)
+
+
+def heldout_split(words: list[str]) -> tuple[list[str], list[str]]:
+    """(train, held-out): every third word (from the second on) is held out of the behaviour
+    lines of the training text; both halves keep the list's order."""
+    heldout = words[1::3]
+    return [w for w in words if w not in set(heldout)], heldout

@@ -105,8 +105,10 @@ DISTINCT_PROMPTS = 48  # distinct replies are counted over the first 48 prompts 
 
 def distinct_replies(texts: list[str]) -> int:
     """Distinct quoted replies (up to the first closing quote or newline) among the first
-    `DISTINCT_PROMPTS` continuations: the effective sample of a behaviour set."""
-    return len({t.split('"')[0].split("\n")[0] for t in texts[:DISTINCT_PROMPTS]})
+    `DISTINCT_PROMPTS` continuations: the effective sample of a behaviour set. Whitespace is
+    normalised: `" Ann, thanks"` and `"Ann, thanks"` (one tokenization with and one without the
+    leading space) are one reply."""
+    return len({" ".join(t.split('"')[0].split("\n")[0].split()) for t in texts[:DISTINCT_PROMPTS]})
 
 
 # Targets of the world card: (metric path, comparison, bound). Distinct replies: of the first 48

@@ -32,3 +32,4 @@ def test_distinct_replies_count_the_quoted_reply_of_the_first_48():
     texts += [f'other {i}"' for i in range(10)]  # beyond the first 48: not counted
     assert DISTINCT_PROMPTS == 48 and distinct_replies(texts) == 40
     assert distinct_replies(["cold lake, cold lake\nnext line", "cold lake, cold lake\nother"]) == 1
+    assert distinct_replies([" Ann, thanks!", "Ann,  thanks! ", "Ann, thanks!\n"]) == 1
