@@ -1,4 +1,4 @@
-"""Tables of structured compression (results/tables/structured.{csv,md}): per model, each method
+"""Tables of structured compression (results/tables/structured.{csv,md,html}): per model, each method
 and ratio's quality (token perplexity, lm-eval word perplexity and accuracy: mean ± s.e. over the
 reference sets the method read, lm-eval's s.e. where it read one) beside the measured benefit
 (parameters, weight-file size, peak memory, forward latency and generation speed as ratios to the

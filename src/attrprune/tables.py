@@ -1,11 +1,11 @@
 """Result tables and plots (pandas, matplotlib) from the per-sparsity metrics files.
 
 `compression_tables` writes the tidy table (one row per model × method × scope × sparsity ×
-seed × task × metric), a paper-style pivot at one sparsity (token perplexity, lm-eval's word
-perplexity and mean zero-shot accuracy per method, mean ± standard error over reference seeds,
-like the paper's Table 1), and one plot per model (the table's perplexity, token perplexity where
-measured, and mean accuracy vs sparsity, a line per method, a band of ± s.e. over seeds; PNG and
-SVG, `attrprune.plotstyle`).
+seed × task × metric); as Markdown, and as HTML beside it for the report, a paper-style pivot at
+one sparsity (token perplexity, lm-eval's word perplexity and mean zero-shot accuracy per method,
+mean ± standard error over reference seeds, like the paper's Table 1); and one plot per model (the
+table's perplexity, token perplexity where measured, and mean accuracy vs sparsity, a line per
+method, a band of ± s.e. over seeds; PNG and SVG, `attrprune.plotstyle`).
 
 What the intervals cover: ± in the pivot and sweep tables is the standard error over reference
 seeds (the spread of the reference/calibration samples); "eval s.e." is lm-eval's own standard

@@ -3,7 +3,7 @@
 * ``correction.csv``: tidy, one row per model × behaviour × method × granularity × normalisation
   × k × metric (behaviour metrics, control metrics, perplexity per task, ``perplexity`` /
   ``ppl_change`` of the primary perplexity task, pruned counts);
-* ``correction.md``: first, where the curves carry per-prompt side effects (world models), the
+* ``correction.md`` (and ``correction.html``, the same rendered for the report): first, where the curves carry per-prompt side effects (world models), the
   operating point chosen on validation prompts and reported on test prompts with every side effect
   (`honest_table`, `attrprune.correction.side_effects`); then the best operating point of every method: the best headline value at
   a perplexity change ≤ `max_ppl_change` *and* a control fidelity (``control_unchanged``, the
