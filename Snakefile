@@ -35,11 +35,13 @@
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.{safetensors,json,png}
 #   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl,per_prompt.jsonl}
-#   results/tables/world_card.md
-#   results/tables/{compression,circuits,correction,structured}.{csv,md}
+#   results/tables/world_card.{md,html}
+#   results/tables/{compression,circuits,correction,structured}.{csv,md,html}   .html: the
+#                                            Markdown rendered, what the report shows
 #   results/tables/compression_paired.csv
-#   results/tables/{compression.html,compression_paper.md,circuits_summary.csv,circuits_paired.csv,correction_examples.md}
-#   results/plots/{compression,circuits,correction,structured}_{model}.png
+#   results/tables/{compression_paper.md,circuits_summary.csv,circuits_paired.csv}
+#   results/tables/correction_examples.{md,html}
+#   results/plots/{compression,circuits,correction,structured}_{model}.{png,svg}
 #   logs/{job}.log                           {job}: the job's output path without its extension
 #   benchmarks/{job}.tsv                     (a folder: the folder), or the folder or name prefix
 #                                            its outputs share (downloads have no benchmark)
@@ -60,6 +62,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/report_helpers.smk"
 include: "rules/forkserver.smk"
 include: "rules/download.smk"
 include: "rules/world.smk"

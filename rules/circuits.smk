@@ -87,7 +87,13 @@ rule circuit:
         curve="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json",
         masks="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.safetensors",
         summary="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.json",
-        heatmap="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.png",
+        heatmap=report(
+            "results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.png",
+            caption="../report/circuit_heatmap.rst",
+            category="Circuits",
+            subcategory="Circuit maps",
+            labels={"model": "{model}", "stage": "circuits", "shows": "{method}, {granularity}s, {scope}"},
+        ),
     log:
         "logs/results/{model}/circuits/{task}/{method}/{granularity}/{scope}.log",
     benchmark:
@@ -137,14 +143,20 @@ rule circuit_tables:
     input:
         get_circuit_curves,
     output:
-        csv=report("results/tables/circuits.csv", category="Circuits"),
+        csv="results/tables/circuits.csv",
         summary="results/tables/circuits_summary.csv",
         paired="results/tables/circuits_paired.csv",
         md="results/tables/circuits.md",
-        plots=report(
-            expand("results/plots/circuits_{model}.png", model=stage_models("circuits")),
-            category="Circuits",
+        html=report_table(
+            "results/tables/circuits.html",
+            stage_models("circuits"),
+            "circuits",
+            "circuits_tables.rst",
+            "Circuits",
+            "circuit sizes, agreement with ablation, paired tests",
         ),
+        plots=report_plots("circuits", "circuits_plot.rst", "Circuits", "IOI faithfulness against the kept fraction"),
+        svgs=plot_svgs("circuits"),
     log:
         "logs/results/tables/circuits.log",
     benchmark:

@@ -107,15 +107,22 @@ rule compression_tables:
     input:
         get_compression_metrics,
     output:
-        csv=report("results/tables/compression.csv", category="Compression"),
+        csv="results/tables/compression.csv",
         paired="results/tables/compression_paired.csv",
         md="results/tables/compression.md",
         paper="results/tables/compression_paper.md",
-        html=report("results/tables/compression.html", category="Compression"),
-        plots=report(
-            expand("results/plots/compression_{model}.png", model=stage_models("compression")),
-            category="Compression",
+        html=report_table(
+            "results/tables/compression.html",
+            stage_models("compression"),
+            "compression",
+            "compression_tables.rst",
+            "Compression",
+            "perplexity and accuracy per method at each sparsity, paired differences",
         ),
+        plots=report_plots(
+            "compression", "compression_plot.rst", "Compression", "perplexity and accuracy against sparsity"
+        ),
+        svgs=plot_svgs("compression"),
     log:
         "logs/results/tables/compression.log",
     benchmark:

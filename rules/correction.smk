@@ -127,13 +127,28 @@ rule correction_tables:
         curves=get_correction_curves,
         generations=get_correction_generations,
     output:
-        csv=report("results/tables/correction.csv", category="Correction"),
+        csv="results/tables/correction.csv",
         md="results/tables/correction.md",
         examples="results/tables/correction_examples.md",
-        plots=report(
-            expand("results/plots/correction_{model}.png", model=stage_models("correction")),
-            category="Correction",
+        html=report_table(
+            "results/tables/correction.html",
+            stage_models("correction"),
+            "correction",
+            "correction_tables.rst",
+            "Correction",
+            "operating points, side effects, every k",
         ),
+        examples_html=report_table(
+            "results/tables/correction_examples.html",
+            stage_models("correction"),
+            "correction",
+            "correction_examples.rst",
+            "Correction",
+            "generations before and after pruning",
+            subcategory="Examples",
+        ),
+        plots=report_plots("correction", "correction_plot.rst", "Correction", "behaviour and side effects against k"),
+        svgs=plot_svgs("correction"),
     log:
         "logs/results/tables/correction.log",
     benchmark:

@@ -100,12 +100,23 @@ rule structured_tables:
         dense=expand(rules.compress_dense.output.metrics, model=stage_models("structured")),
         speed=expand("results/{model}/structured/speed.json", model=stage_models("structured")),
     output:
-        csv=report("results/tables/structured.csv", category="Structured compression"),
+        csv="results/tables/structured.csv",
         md="results/tables/structured.md",
-        plots=report(
-            expand("results/plots/structured_{model}.png", model=stage_models("structured")),
-            category="Structured compression",
+        html=report_table(
+            "results/tables/structured.html",
+            stage_models("structured"),
+            "structured",
+            "structured_tables.rst",
+            "Structured compression",
+            "quality, size and speed of the smaller models",
         ),
+        plots=report_plots(
+            "structured",
+            "structured_plot.rst",
+            "Structured compression",
+            "perplexity and accuracy against the removed fraction",
+        ),
+        svgs=plot_svgs("structured"),
     log:
         "logs/results/tables/structured.log",
     benchmark:

@@ -163,7 +163,15 @@ rule world_card_table:
     input:
         get_world_cards,
     output:
-        "results/tables/world_card.md",
+        md="results/tables/world_card.md",
+        html=report_table(
+            "results/tables/world_card.html",
+            WORLD_SOURCE_MODELS,
+            "world",
+            "world_card.rst",
+            "World",
+            "planted behaviours of each world model, measured",
+        ),
     log:
         "logs/results/tables/world_card.log",
     benchmark:
@@ -177,4 +185,4 @@ rule world_card_table:
         cards=joined_input(),
     shell:
         "{params.offline} python -m attrprune world-card-table --cards {params.cards:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --out {output.md:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-"""Tables of structured compression (results/tables/structured.{csv,md}): per model, each method
+"""Tables of structured compression (results/tables/structured.{csv,md,html}): per model, each method
 and ratio's quality (token perplexity, lm-eval word perplexity and accuracy: mean ± s.e. over the
 reference sets the method read, lm-eval's s.e. where it read one) beside the measured benefit
 (parameters, weight-file size, peak memory, forward latency and generation speed as ratios to the
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from attrprune.evaluation.perplexity import METRIC
 from attrprune.records import STRUCTURED_DENSE, STRUCTURED_METRICS, STRUCTURED_SPEED, read_json
+from attrprune.report_html import write_markdown
 
 SPEED_KEYS = ("parameters", "file_bytes", "peak_memory_bytes", "forward_s", "generate_tokens_per_s")
 SPEED_HEADERS = ("params ×", "file ×", "peak mem ×", "forward time ×", "tokens/s ×")
@@ -63,9 +64,10 @@ def _fmt(mean: float, se: float | None, digits: int = 2) -> str:
 
 
 def plot_model(groups: dict, dense: dict | None, model: str, path: Path) -> None:
-    """Token perplexity (log) and mean accuracy against the ratio, one line per method (mean ± s.e.
-    over reference sets; the dense model at ratio 0)."""
-    from attrprune.io import pyplot, save_figure
+    """Token perplexity (log) and mean accuracy against the ratio, one line per method in its
+    colour (mean, error bars ±1 s.e. over reference sets; the dense model at ratio 0). PNG and SVG."""
+    from attrprune import plotstyle
+    from attrprune.io import pyplot
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -73,6 +75,7 @@ def plot_model(groups: dict, dense: dict | None, model: str, path: Path) -> None
     methods = sorted({k[1] for k in groups if k[0] == model}, key=_order)
     for method in methods:
         ratios = sorted(k[2] for k in groups if k[0] == model and k[1] == method)
+        style = plotstyle.method_style(method)
         for ax, name in zip(axes, ("token_ppl", "mean_acc")):
             xs, ys, ses = ([0.0], [base[name]], [0.0]) if name in base else ([], [], [])
             for r in ratios:
@@ -80,16 +83,15 @@ def plot_model(groups: dict, dense: dict | None, model: str, path: Path) -> None
                 if vals:
                     mean, se = _mean_se(vals)
                     xs, ys, ses = [*xs, r], [*ys, mean], [*ses, se or 0.0]
-            ax.errorbar(xs, ys, yerr=ses, marker="o", capsize=3, label=method)
+            ax.errorbar(xs, ys, yerr=ses if any(ses) else None, capsize=3, **style)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("token perplexity (log)")
-    axes[1].set_ylabel("mean accuracy")
+    axes[0].set_ylabel("token perplexity (log) ↓")
+    axes[1].set_ylabel("mean accuracy ↑")
     for ax in axes:
         ax.set_xlabel("fraction of neurons and heads removed per block")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.suptitle(f"{model}: structured compression (smaller dense models)")
-    save_figure(fig, path, dpi=110)
+        plotstyle.finish(ax, legend=ax is axes[1])
+    fig.suptitle(f"{model}: structured compression (smaller dense models; error bars ±1 s.e. over reference sets)")
+    plotstyle.save(fig, path)
 
 
 def structured_tables(
@@ -199,9 +201,7 @@ def structured_tables(
                 + " | ".join(speed_cells)
                 + " |"
             )
-    md_path = Path(md_path)
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text("\n".join(lines) + "\n")
+    write_markdown(md_path, "\n".join(lines) + "\n")  # and structured.html beside it, for the report
     if plots_dir is not None:
         Path(plots_dir).mkdir(parents=True, exist_ok=True)
         for model in sorted({k[0] for k in groups}):

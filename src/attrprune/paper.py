@@ -91,7 +91,7 @@ def paper_table(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, d
                 lines.append(f"| {model} | {method} | – | {ours_ppl} | – | {ours_acc} |")
     return (
         f"Paper Table 1 (50 % row-wise, mean over 3 C4 seeds) and this suite's measurement at sparsity "
-        f"{at:.2f}, mean over its reference seeds (dense: sparsity 0; model aliases {sorted(ALIASES)}): "
+        f"{at:.2f}, mean over its reference seeds (dense: sparsity 0; model aliases {', '.join(sorted(ALIASES))}): "
         f"row-wise, except {', '.join(f'{m} per {s}' for m, s in SCOPES.items())}. wanda is Wanda's "
         f"sequential procedure, wanda_onepass the one-pass scores; methods the paper does not report have "
         f"'–' in its columns.\n\n"
@@ -100,3 +100,15 @@ def paper_table(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, d
         f"{PAPER_SEQLEN:,} tokens, {_seqlen_text(settings)}. lm-eval's `wikitext` word perplexity (in "
         f"compression.md) is a different, larger number and is not compared here.\n\n" + "\n".join(lines) + "\n"
     )
+
+
+def paper_markdown(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, dict] | None = None) -> str:
+    """compression_paper.md: the comparison when the run has a paper model (an alias of
+    configs/paper.yaml), else one line saying there is nothing to compare."""
+    title = "# Compression: the paper's Table 1 and ours\n\n"
+    if not set(summ.model) & set(ALIASES):
+        return (
+            title + f"No paper model in this run (the preset aliases are {', '.join(sorted(ALIASES))}, "
+            "configs/paper.yaml): nothing to compare with the paper's Table 1.\n"
+        )
+    return title + paper_table(summ, at, token_settings)

@@ -1,10 +1,11 @@
 """Result tables and plots (pandas, matplotlib) from the per-sparsity metrics files.
 
 `compression_tables` writes the tidy table (one row per model × method × scope × sparsity ×
-seed × task × metric), a paper-style pivot at one sparsity (token perplexity, lm-eval's word
-perplexity and mean zero-shot accuracy per method, mean ± standard error over reference seeds,
-like the paper's Table 1), and one plot per model (word perplexity and mean accuracy vs sparsity,
-a line per method, a band of ± s.e. over seeds).
+seed × task × metric); as Markdown, and as HTML beside it for the report, a paper-style pivot at
+one sparsity (token perplexity, lm-eval's word perplexity and mean zero-shot accuracy per method,
+mean ± standard error over reference seeds, like the paper's Table 1); and one plot per model (the
+table's perplexity, token perplexity where measured, and mean accuracy vs sparsity, a line per
+method, a band of ± s.e. over seeds; PNG and SVG, `attrprune.plotstyle`).
 
 What the intervals cover: ± in the pivot and sweep tables is the standard error over reference
 seeds (the spread of the reference/calibration samples); "eval s.e." is lm-eval's own standard
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
+from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot
 from attrprune.lineage import with_code_section
 
 TIDY_COLUMNS = [
@@ -309,25 +310,61 @@ def sweep_markdown(summ: pd.DataFrame, token_settings: dict[str, dict] | None = 
     return "\n".join(lines)
 
 
-def plot_model(summ: pd.DataFrame, model: str, path: Path) -> None:
-    plt = pyplot()
+def _clip_limit(values: pd.Series, reference: pd.Series) -> float | None:
+    """An upper y limit that keeps `reference` (every method but random) readable: 3x its
+    largest value, or None when nothing lies beyond that."""
+    top = reference.max()
+    if pd.isna(top) or not (values > 3 * top).any():
+        return None
+    return 3 * top
 
+
+def plot_model(summ: pd.DataFrame, model: str, path: Path, token_setting: dict | None = None) -> None:
+    """The table's perplexity (token perplexity where measured, else lm-eval's word perplexity;
+    log axis, random clipped at 3x the others' largest value and its off-scale points written
+    at the top) and mean accuracy against sparsity; a line per method and scope, a band of ±1
+    s.e. over reference seeds. PNG and SVG."""
+    from attrprune import plotstyle
+
+    plt = pyplot()
+    part = summ[summ.model == model]
+    token = part["token_perplexity"].notna().any()
+    ppl_col = "token_perplexity" if token else "perplexity"
+    if token and token_setting:
+        ppl_label = f"{token_setting['source']} token perplexity @{token_setting['seqlen']} (log) ↓"
+    else:
+        ppl_label = "token perplexity (log) ↓" if token else "lm-eval word perplexity (log) ↓"
+    n_seeds = int(part.n_seeds.max()) if len(part) else 1
+    band_label = f"±1 s.e. over {n_seeds} reference seeds" if n_seeds > 1 else None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for (method, scope), part in summ[summ.model == model].groupby(["method", "scope"]):
-        part = part.sort_values("sparsity")
-        for ax, col in zip(axes, ("perplexity", "accuracy")):
-            line = ax.plot(part.sparsity, part[col], marker="o", label=f"{method} ({scope})")[0]
-            se = part[f"{col}_se"].fillna(0)
-            ax.fill_between(part.sparsity, part[col] - se, part[col] + se, alpha=0.2, color=line.get_color())
+    limit = _clip_limit(part[ppl_col], part.loc[part.method != "random", ppl_col])
+    for (method, scope), rows in part.groupby(["method", "scope"]):
+        rows = rows.sort_values("sparsity")
+        style = plotstyle.method_style(method, scope)
+        for ax, col in zip(axes, (ppl_col, "accuracy")):
+            y = rows[col]
+            if col == ppl_col and limit is not None:
+                for s, v in zip(rows.sparsity, y):
+                    if v > limit:  # the off-scale value, written where the line leaves the axes
+                        ax.annotate(
+                            f"{method} {v:,.0f}", (s, limit), fontsize=7, color=style["color"],
+                            xytext=(-4, -10), textcoords="offset points", ha="right",
+                        )  # fmt: skip
+                y = y.clip(upper=limit)
+            ax.plot(rows.sparsity, y, **style)
+            se = rows[f"{col}_se"].fillna(0)
+            if se.any():
+                plotstyle.band(ax, rows.sparsity, y - se, y + se, style["color"], band_label)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("word perplexity (log)")
-    axes[1].set_ylabel("mean accuracy")
+    if limit is not None:
+        axes[0].set_ylim(top=limit)
+    axes[0].set_ylabel(ppl_label)
+    axes[1].set_ylabel("mean accuracy ↑")
     for ax in axes:
-        ax.set_xlabel("sparsity")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+        ax.set_xlabel("sparsity (fraction of weights pruned)")
+        plotstyle.finish(ax, legend=ax is axes[1])
     fig.suptitle(f"{model}: compression by pruning the least relevant weights")
-    save_figure(fig, path, dpi=110)
+    plotstyle.save(fig, path)
 
 
 def compression_tables(
@@ -338,7 +375,8 @@ def compression_tables(
     at: float = 0.5,
     paper_markdown: Path | None = None,
 ) -> None:
-    from attrprune.paper import paper_table
+    from attrprune.paper import paper_markdown as paper_text
+    from attrprune.report_html import write_markdown
 
     records = read_metrics(metrics_files)
     df = tidy_compression(records)
@@ -364,12 +402,9 @@ def compression_tables(
     )
     with atomic_path(Path(csv).with_name(Path(csv).stem + "_paired.csv")) as tmp:
         paired.to_csv(tmp, index=False)
-    atomic_write_text(markdown, with_code_section("# Compression\n\n" + intro + tables, records))
+    # and its HTML rendering beside it, which Snakemake's report shows (it cannot show Markdown)
+    write_markdown(markdown, with_code_section("# Compression\n\n" + intro + tables, records))
     if paper_markdown is not None:
-        atomic_write_text(
-            paper_markdown, "# Compression: the paper's Table 1 and ours\n\n" + paper_table(summ, at, token_settings)
-        )
-    # Snakemake's report shows HTML inline (CSV only as a download).
-    atomic_write_text(Path(markdown).with_suffix(".html"), summ.round(4).to_html(index=False))
+        atomic_write_text(paper_markdown, paper_text(summ, at, token_settings))
     for model in summ.model.unique():
-        plot_model(summ, model, Path(plots_dir) / f"compression_{model}.png")
+        plot_model(summ, model, Path(plots_dir) / f"compression_{model}.png", token_settings.get(model))

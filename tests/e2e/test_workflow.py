@@ -6,6 +6,7 @@ world/ must be found through the Snakefile's location rather than the working di
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -260,18 +261,15 @@ def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
 
 
 @pytest.mark.slow
-def test_full_run_of_the_tiny_config(tmp_path):
+def test_full_run_of_the_tiny_config(tiny_run):
     """`snakemake world` retrains the tiny world into the work dir; the default target
-    then measures the committed world's card, and both leave complete, valid outputs."""
-    r = snakemake(tmp_path, E2E_CONFIG, "world", "--cores", "2", timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    then measures the committed world's card, and both leave complete, valid outputs
+    (the run: the `tiny_run` fixture, tests/e2e/conftest.py)."""
+    tmp_path = tiny_run
     published = tmp_path / "world"
     assert (tmp_path / "resources" / "world" / "published.json").exists()
     assert (published / "models" / "world-llama" / "model.safetensors").exists()
     assert "IOI accuracy, held-out names" in (published / "CARD.md").read_text()
-
-    r = snakemake(tmp_path, E2E_CONFIG, "--cores", "2", timeout=1200)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # Every job ran in the run's fork server (none imported torch by itself).
     logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
     assert len(logs) > 20 and not [p for p, text in logs.items() if "attrprune: fork server" in text]
@@ -295,7 +293,14 @@ def test_full_run_of_the_tiny_config(tmp_path):
     # weight more per group (4e-5 of the tiny world's layers)
     assert set(tidy.sparsity) == {0.0, 0.5} and (tidy.sparsity_measured - tidy.sparsity).abs().max() < 1e-4
     assert "| lrp |" in (tmp_path / "results" / "tables" / "compression.md").read_text()
-    assert (tmp_path / "results" / "plots" / "compression_world-llama.png").exists()
+    tables, plots = tmp_path / "results" / "tables", tmp_path / "results" / "plots"
+    # every interpreted table also as HTML (what the report shows), every plot also as SVG
+    for name in ("compression", "circuits", "correction", "correction_examples", "structured", "world_card"):
+        assert "<table>" in (tables / f"{name}.html").read_text(), name
+    for stage in ("compression", "circuits", "correction", "structured"):
+        assert (plots / f"{stage}_world-llama.svg").read_text().lstrip().startswith("<?xml"), stage
+    # no paper model in the tiny run: the comparison says so in one line
+    assert "No paper model in this run" in (tables / "compression_paper.md").read_text()
     # circuits: lrp and random x (weight global, head); lrp's ranking agrees with ablation
     # better than random's, and every circuit keeps the threshold
     summary = pd.read_csv(tmp_path / "results" / "tables" / "circuits_summary.csv")
@@ -326,17 +331,30 @@ def test_full_run_of_the_tiny_config(tmp_path):
     assert {"results", "configs", "versions", "n-shot", "config"} <= set(lm_eval) and "samples" not in lm_eval
     # A run killed during that job: its output is gone (Snakemake removes what a failed job
     # wrote), and so are the tables, which run last.
-    (compression / "lrp" / "row" / "general-s0" / "sparsity_0.50" / "metrics.json").unlink()
-    (tmp_path / "results" / "tables" / "compression.csv").unlink()
-    r = snakemake(tmp_path, E2E_CONFIG, "-n")
-    assert job_counts(r.stdout + r.stderr) == {"compress": 1, "compression_tables": 1, "all": 1}
-    more = yaml.safe_load(E2E_CONFIG.read_text())
-    more["compression"]["sparsities"] = [0.0, 0.3, 0.5]
-    (tmp_path / "more.yaml").write_text(yaml.safe_dump(more))
-    r = snakemake(tmp_path, tmp_path / "more.yaml", "-n")
-    # 0.30 for lrp, random and sparsegpt, and the lost 0.50 of lrp; the dense model is not
-    # evaluated again
-    assert job_counts(r.stdout + r.stderr) == {"compress": 4, "compression_tables": 1, "all": 1}
+    # (The two files are put back afterwards, timestamps and all: the run is shared.)
+    lost = [
+        compression / "lrp" / "row" / "general-s0" / "sparsity_0.50" / "metrics.json",
+        tmp_path / "results" / "tables" / "compression.csv",
+    ]
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for i, path in enumerate(lost):
+        shutil.copy2(path, kept / str(i))
+        path.unlink()
+    try:
+        r = snakemake(tmp_path, E2E_CONFIG, "-n")
+        assert job_counts(r.stdout + r.stderr) == {"compress": 1, "compression_tables": 1, "all": 1}
+        more = yaml.safe_load(E2E_CONFIG.read_text())
+        more["compression"]["sparsities"] = [0.0, 0.3, 0.5]
+        (kept / "more.yaml").write_text(yaml.safe_dump(more))
+        r = snakemake(tmp_path, kept / "more.yaml", "-n")
+        # 0.30 for lrp, random and sparsegpt, and the lost 0.50 of lrp; the dense model is not
+        # evaluated again
+        assert job_counts(r.stdout + r.stderr) == {"compress": 4, "compression_tables": 1, "all": 1}
+    finally:
+        for i, path in enumerate(lost):
+            shutil.copy2(kept / str(i), path)
+        shutil.rmtree(kept)
 
 
 def test_dry_run_of_the_paper_preset(tmp_path):

@@ -128,7 +128,12 @@ def test_tables(tmp_path):
         paths.append(tmp_path / f"{i}.json")
         paths[-1].write_text(json.dumps(r))
     structured_tables(paths[:4], paths[4:5], paths[5:], tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "plots")
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["structured_m.png", "structured_o.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "structured_m.png",
+        "structured_m.svg",
+        "structured_o.png",
+        "structured_o.svg",
+    ]
     md = (tmp_path / "t.md").read_text()
     assert "| lrp | 0.50 | 4 of 8 | 2 of 4 | 100 | 7.00 ± 1.00 |" in md  # mean ± s.e. over the two seeds
     assert "| magnitude | 0.50 |" in md and "-0.500 [" in md  # accuracy difference against lrp, paired

@@ -18,9 +18,11 @@
   prompts and reference seeds (`attrprune.circuits.faithfulness.paired_areas`); each with the
   difference, its 95 % interval, a two-sided bootstrap p-value and what was resampled;
 * ``circuits.md``: the circuits with their areas, the agreement with ablation, the paired tests,
-  and the normalised logit difference vs sparsity (mean ± std over seeds), as Markdown;
-* ``circuits_{model}.png``: accuracy and normalised logit difference vs sparsity, one panel per
-  granularity, a line per method and scope with a ± std band over seeds.
+  and the normalised logit difference vs sparsity (mean ± std over seeds), as Markdown, and as
+  HTML beside it (``circuits.html``, for the report);
+* ``circuits_{model}.png`` and ``.svg``: accuracy and normalised logit difference against the kept
+  fraction (log axis), one panel per granularity, a line per method and scope with a ± std band
+  over seeds and the threshold drawn (`attrprune.plotstyle`).
 
 Run: ``python -m attrprune circuit-tables --curves a/curve.json,b/curve.json --csv c.csv
 --summary-csv s.csv --markdown c.md --plots-dir plots``
@@ -32,9 +34,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
+from attrprune.io import atomic_path, model_name, pyplot
 from attrprune.lineage import with_code_section
 from attrprune.records import read_circuit_curve
+from attrprune.report_html import write_markdown
 
 KEYS = ["model", "method", "granularity", "scope"]
 BASELINE = "lrp"  # the method every other one is paired against
@@ -344,28 +347,41 @@ def curve_markdown(curves: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot_model(curves: pd.DataFrame, model: str, path: Path) -> None:
-    plt = pyplot()
+def plot_model(curves: pd.DataFrame, model: str, path: Path, threshold: float | None = None) -> None:
+    """IOI accuracy and normalised logit difference against the kept fraction (log axis, most
+    kept on the left: the differences sit close to 1), a column per granularity, a line per
+    method (colour) and scope (line style), a band of ±1 std over reference seeds, the
+    faithfulness threshold drawn and labelled. PNG and SVG."""
+    from attrprune import plotstyle
 
-    df = curves[curves.model == model]
+    plt = pyplot()
+    df = curves[(curves.model == model) & (curves.kept_fraction > 0)]
     granularities = [g for g in ("weight", "neuron", "head") if g in set(df.granularity)]
-    fig, axes = plt.subplots(2, len(granularities), figsize=(4.2 * len(granularities), 6.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(granularities), figsize=(4.4 * len(granularities), 6.8), squeeze=False)
+    n_seeds = df.groupby(KEYS).seed_index.nunique().max() if len(df) else 1
+    band_label = f"±1 std over {n_seeds} reference seeds" if n_seeds > 1 else None
     for col, gran in enumerate(granularities):
         sub = df[df.granularity == gran]
         for (method, scope), grp in sub.groupby(["method", "scope"]):
+            style = plotstyle.method_style(method, scope)
             for row, metric in enumerate(("accuracy", "normalized_logit_diff")):
-                g = grp.groupby("sparsity")[metric]
+                g = grp.groupby("kept_fraction")[metric]
                 mean, std = g.mean(), g.std().fillna(0)
                 ax = axes[row, col]
-                line = ax.plot(mean.index, mean.values, marker="o", ms=3, label=f"{method} ({scope})")[0]
-                ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+                ax.plot(mean.index, mean.values, **style)
+                if std.any():
+                    plotstyle.band(ax, mean.index, mean - std, mean + std, style["color"], band_label)
         axes[0, col].set_title(f"{model}: {gran}s")
-        axes[0, col].set_ylabel("IOI accuracy")
-        axes[1, col].set_ylabel("normalised logit difference")
-        axes[1, col].set_xlabel("sparsity (fraction of components pruned)")
-        axes[1, col].axhline(0.9, color="grey", lw=0.8, ls="--")
-        axes[0, col].legend(fontsize=7)
-    save_figure(fig, path, dpi=110)
+        axes[0, col].set_ylabel("IOI accuracy ↑")
+        axes[1, col].set_ylabel("normalised logit difference (1 = dense)")
+        axes[1, col].set_xlabel("kept fraction of components (log)")
+        if threshold is not None:
+            plotstyle.threshold(axes[1, col], threshold, f"faithfulness threshold {threshold:g}")
+        for row in range(2):
+            axes[row, col].set_xscale("log")
+            axes[row, col].invert_xaxis()
+            plotstyle.finish(axes[row, col], legend=row == 1 or len(granularities) == 1)
+    plotstyle.save(fig, path)
 
 
 def circuit_tables(
@@ -381,8 +397,12 @@ def circuit_tables(
     if paired_csv is not None:
         with atomic_path(paired_csv) as tmp:
             paired.to_csv(tmp, index=False)
+    # one threshold per run (circuits.threshold); the plot draws it when there is just one
+    thresholds = summary.threshold.unique()
     for model in sorted(curves.model.unique()):
-        plot_model(curves, model, Path(plots_dir) / f"circuits_{model}.png")
+        plot_model(
+            curves, model, Path(plots_dir) / f"circuits_{model}.png", thresholds[0] if len(thresholds) == 1 else None
+        )
     with atomic_path(csv) as tmp:
         curves.to_csv(tmp, index=False)
     with atomic_path(summary_csv) as tmp:
@@ -438,7 +458,7 @@ def circuit_tables(
         "## Normalised logit difference vs sparsity (mean ± std over reference seeds)\n\n" + curve_markdown(curves)
     )
     records = [read_circuit_curve(p) for p in curve_files]  # load_curves keeps only tables
-    atomic_write_text(markdown, with_code_section("\n\n".join(parts) + "\n", records))
+    write_markdown(markdown, with_code_section("\n\n".join(parts) + "\n", records))  # and its .html
     return summary
 
 

@@ -3,7 +3,7 @@
 * ``correction.csv``: tidy, one row per model × behaviour × method × granularity × normalisation
   × k × metric (behaviour metrics, control metrics, perplexity per task, ``perplexity`` /
   ``ppl_change`` of the primary perplexity task, pruned counts);
-* ``correction.md``: first, where the curves carry per-prompt side effects (world models), the
+* ``correction.md`` (and ``correction.html``, the same rendered for the report): first, where the curves carry per-prompt side effects (world models), the
   operating point chosen on validation prompts and reported on test prompts with every side effect
   (`honest_table`, `attrprune.correction.side_effects`); then the best operating point of every method: the best headline value at
   a perplexity change ≤ `max_ppl_change` *and* a control fidelity (``control_unchanged``, the
@@ -12,9 +12,9 @@
   relative perplexity change against k, the methods side by side, and a details table (reply
   length, empty replies, the reply-only ratio and distinct-2 for repetition, the control replies'
   ratio, length and closed share);
-* ``correction_{model}.png``: the trade-off: headline (greedy) against perplexity change, one
-  panel per behaviour × granularity, a line per method, points labelled by k; below it, control
-  fidelity against perplexity change when the curves have control prompts;
+* ``correction_{model}.png`` and ``.svg``: small panels against k, a row per behaviour ×
+  granularity: the headline (greedy, with its bootstrap band), control fidelity, perplexity change
+  and the side effects measured, a line per method, the thresholds drawn (`attrprune.plotstyle`);
 * ``correction_examples.md``: greedy generations for a few held-out trigger and control prompts
   before (k = 0) and after pruning the largest k by lrp (by the first method present when there
   is no lrp curve).
@@ -42,9 +42,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from attrprune.io import atomic_path, atomic_write_text, model_name, pyplot, save_figure
+from attrprune.io import atomic_path, model_name, pyplot
 from attrprune.lineage import with_code_section
 from attrprune.records import BadRecord, check, read_correction_curve, read_text
+from attrprune.report_html import write_markdown
 
 KEYS = ["model", "behaviour", "method", "granularity", "normalization"]
 COLUMNS = [*KEYS, "k", "metric", "value"]
@@ -258,6 +259,31 @@ def best_point(
     return candidates.loc[values.idxmin()]  # idxmin: the first, i.e. smallest k, among ties
 
 
+def outside_limits(points: pd.DataFrame, metric: str, lower_is_better: bool) -> str:
+    """Words for a curve where no k within the limits improves on k = 0 (`points`: index k,
+    columns metrics): the best value any pruned k reaches regardless of the limits, at which k,
+    with its perplexity change and control fidelity, and the unpruned value, e.g.
+    "none within limits (best 0.03 at k = 30: +9.8 % ppl, controls 0.27; unpruned 1.00)"; or
+    "no k improves on the unpruned 1.00" where none does even outside them."""
+    unpruned = points[metric].get(0)
+    base = "" if unpruned is None or pd.isna(unpruned) else f"{unpruned:.2f}"
+    pruned = points[(points.index > 0) & points[metric].notna()].sort_index()
+    if pruned.empty:
+        return f"no pruned k measured; unpruned {base}" if base else "no pruned k measured"
+    values = pruned[metric] if lower_is_better else -pruned[metric]
+    best = pruned.loc[values.idxmin()]
+    improves = base and (best[metric] < unpruned if lower_is_better else best[metric] > unpruned)
+    if base and not improves:
+        return f"no k improves on the unpruned {base}"
+    facts = []
+    if "ppl_change" in best and not pd.isna(best["ppl_change"]):
+        facts.append(f"{100 * best['ppl_change']:+.1f} % ppl")
+    if CONTROL in best and not pd.isna(best[CONTROL]):
+        facts.append(f"controls {best[CONTROL]:.2f}")
+    at = f"best {best[metric]:.2f} at k = {best.name:,}" + (": " + ", ".join(facts) if facts else "")
+    return f"none within limits ({at}" + (f"; unpruned {base})" if base else ")")
+
+
 def _interval(point: pd.Series, metric: str) -> str:
     """ " [lo, hi]" of `metric` at a point where the prompts' bootstrap measured it, else ""."""
     lo, hi = point.get(f"{metric}_lo"), point.get(f"{metric}_hi")
@@ -277,8 +303,10 @@ def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_uncha
         f"{100 * max_ppl_change:g} % while at least {min_control_unchanged:g} of the control replies "
         "(prompts of the same form without the behaviour) stay identical to the unpruned model's, "
         "with the smallest k reaching it: toxic fraction (lower is better) and unique-token ratio of "
-        'the first generated tokens (higher is better). "no k helps": no such k improves on '
-        'k = 0; "ctrl –": the run had no control prompts, so fidelity was not checked. Brackets: 95 % '
+        'the first generated tokens (higher is better). "none within limits": no k within both limits '
+        "improves on the unpruned model (k = 0); the parentheses give the best value any k reaches "
+        "regardless of the limits, with its perplexity change and control fidelity, and the unpruned "
+        'value; "ctrl –": the run had no control prompts, so fidelity was not checked. Brackets: 95 % '
         f"percentile bootstrap intervals over the held-out prompts ({N_RESAMPLES:,} resamples; the control "
         "fidelity's over the control prompts); Δ: the headline's change from k = 0, its interval paired "
         "(the same resampled prompts at k and at k = 0). The perplexity change has no interval (lm-eval "
@@ -298,7 +326,7 @@ def best_table(df: pd.DataFrame, max_ppl_change: float = 0.05, min_control_uncha
             if best is None:
                 cells.append("–")
             elif best.name == 0:
-                cells.append(f"{best[headline]:.2f}{_interval(best, headline)} (no k helps)")
+                cells.append(outside_limits(points, headline, LOWER_IS_BETTER[behaviour]))
             else:
                 ctrl = best.get(CONTROL)
                 change = best.get(f"{headline}_change")
@@ -408,31 +436,74 @@ def honest_table(
     return "\n".join(out + [""])
 
 
-def plot_model(df: pd.DataFrame, model: str, path: Path) -> None:
-    plt = pyplot()
+# Side effects plotted beside the behaviour when measured (world models): (metric, axis label).
+SIDE_PANELS = [
+    ("side:ioi:correct", "IOI accuracy (side effect) ↑"),
+    ("acc:world_facts", "facts accuracy (side effect) ↑"),
+]
 
+
+def _k_axis(ax, ks) -> None:
+    """k on a symmetric-log axis (k = 0 is the unpruned model), a tick at every k."""
+    ks = sorted(ks)
+    positive = [k for k in ks if k > 0]
+    if positive:
+        ax.set_xscale("symlog", linthresh=min(positive))
+    ax.set_xticks(ks)
+    ax.set_xticklabels([f"{k:,}" for k in ks], rotation=45 if len(ks) > 5 else 0, fontsize=8)
+    ax.set_xlabel("k (components pruned)")
+
+
+def plot_model(
+    df: pd.DataFrame, model: str, path: Path, max_ppl_change: float | None = None, min_control: float | None = None
+) -> None:
+    """Small panels against k, a row per behaviour × granularity: the behaviour's greedy headline
+    (a 95 % bootstrap band over prompts where measured), control fidelity, the general
+    perplexity change and the side effects measured (IOI, facts); a line per method in its
+    colour, points in k order; the thresholds of the best-operating-point table drawn. PNG and SVG."""
+    from attrprune import plotstyle
+
+    plt = pyplot()
     sub = df[df.model == model]
-    panels = sorted({(b, g) for b, g in zip(sub.behaviour, sub.granularity)})
-    rows = [None, CONTROL] if (sub.metric == CONTROL).any() else [None]  # None: the behaviour headline
-    fig, axes = plt.subplots(len(rows), len(panels), figsize=(4.6 * len(panels), 3.8 * len(rows)), squeeze=False)
-    for row, shown in zip(axes, rows):
-        for ax, (behaviour, gran) in zip(row, panels):
-            metric = shown or PRIMARY[behaviour][0]
-            grp = sub[(sub.behaviour == behaviour) & (sub.granularity == gran)]
-            for (method, norm), curve in grp.groupby(["method", "normalization"]):
-                wide = curve.pivot_table(index="k", columns="metric", values="value", aggfunc="first").sort_index()
+    groups = sorted({(b, g) for b, g in zip(sub.behaviour, sub.granularity)})
+    measured = set(sub.metric)
+    panels = [
+        (None, None),  # the behaviour's headline
+        *([(CONTROL, "control replies unchanged ↑")] if CONTROL in measured else []),
+        ("ppl_change", "general perplexity change (%) ↓"),
+        *[(m, label) for m, label in SIDE_PANELS if m in measured],
+    ]
+    fig, axes = plt.subplots(len(groups), len(panels), figsize=(3.5 * len(panels), 3.1 * len(groups)), squeeze=False)
+    for row, (behaviour, gran) in zip(axes, groups):
+        grp = sub[(sub.behaviour == behaviour) & (sub.granularity == gran)]
+        several = grp.normalization.nunique() > 1
+        for (method, norm), curve in grp.groupby(["method", "normalization"]):
+            wide = curve.pivot_table(index="k", columns="metric", values="value", aggfunc="first").sort_index()
+            label = f"{method} ({norm})" if several else method
+            style = plotstyle.method_style(method, norm if several else None, label=label)
+            for ax, (metric, _) in zip(row, panels):
+                metric = metric or PRIMARY[behaviour][0]
                 if metric not in wide:
                     continue
-                x, y = 100 * wide["ppl_change"], wide[metric]
-                label = method if grp.normalization.nunique() == 1 else f"{method} ({norm})"
-                ax.plot(x, y, marker="o", ms=3, label=label)
-                for k, xi, yi in zip(wide.index, x, y):
-                    ax.annotate(f"{k:,}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            ax.set_title(f"{model}: {behaviour}, {gran}s", fontsize=9)
-            ax.set_xlabel("general perplexity change (%)")
-            ax.set_ylabel("control replies unchanged" if shown else f"{LABELS[behaviour]} (greedy)")
-            ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=110)
+                y = wide[metric] * (100 if metric == "ppl_change" else 1)
+                ax.plot(wide.index, y, **style)
+                if f"{metric}_lo" in wide and wide[f"{metric}_lo"].notna().any():
+                    plotstyle.band(
+                        ax, wide.index, wide[f"{metric}_lo"], wide[f"{metric}_hi"], style["color"],
+                        plotstyle.BOOTSTRAP_PROMPTS,
+                    )  # fmt: skip
+        ks = sorted(grp.k.unique())
+        for ax, (metric, label) in zip(row, panels):
+            ax.set_ylabel(label or f"{LABELS[behaviour]} (greedy) {'↓' if LOWER_IS_BETTER[behaviour] else '↑'}")
+            ax.set_title(f"{behaviour}, {gran}s", fontsize=9)
+            if metric == "ppl_change" and max_ppl_change is not None:
+                plotstyle.threshold(ax, 100 * max_ppl_change, f"limit +{100 * max_ppl_change:g} %")
+            if metric == CONTROL and min_control is not None:
+                plotstyle.threshold(ax, min_control, f"limit {min_control:g}")
+            _k_axis(ax, ks)
+            plotstyle.finish(ax)
+    fig.suptitle(f"{model}: targeted correction against k", fontsize=11)
+    plotstyle.save(fig, path)
 
 
 def _cell(text: str, limit: int = 90) -> str:
@@ -496,7 +567,7 @@ def correction_tables(
     sides = [Path(path).with_name("per_prompt.jsonl") for path in curve_files]
     per_prompt = [read_per_prompt(side) if side.exists() else [] for side in sides]
     for model in sorted(df.model.unique()):
-        plot_model(df, model, Path(plots_dir) / f"correction_{model}.png")
+        plot_model(df, model, Path(plots_dir) / f"correction_{model}.png", max_ppl_change, min_control_unchanged)
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False)
     notes = {
@@ -507,7 +578,7 @@ def correction_tables(
         }
         for r in curves
     }
-    atomic_write_text(
+    write_markdown(  # and its .html, for the report
         markdown,
         with_code_section(
             "# Targeted correction\n\nPruning the k components with the lowest contrastive "
@@ -520,5 +591,5 @@ def correction_tables(
             curves,
         ),
     )
-    atomic_write_text(examples_md, examples_markdown(curves))
+    write_markdown(examples_md, examples_markdown(curves))
     return df

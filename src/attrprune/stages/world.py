@@ -98,15 +98,16 @@ class WorldCardTableStage:
     out: Path = arg()
 
     def run(self) -> None:
-        from attrprune.io import atomic_write_text
         from attrprune.lineage import with_code_section
         from attrprune.records import WORLD_CARD, check_values, read_json
+        from attrprune.report_html import write_markdown
         from attrprune.world.card import _ROWS, markdown_table
 
         cards = [read_json(p, WORLD_CARD) for p in self.cards]
         for path, card in zip(self.cards, cards):  # every row of the table: a finite number
             check_values(card["card"], {label: get for label, get, *_ in _ROWS}, f"{path}: card")
-        atomic_write_text(self.out, with_code_section(markdown_table(cards), cards))
+        # and world_card.html beside it, for the report
+        write_markdown(self.out, with_code_section(markdown_table(cards), cards), title="World card")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,6 +104,7 @@ def test_markdown_puts_methods_side_by_side(outputs):
 def test_plot_and_examples(outputs):
     png = outputs["plots_dir"] / "correction_world-llama.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
     ex = outputs["examples_md"].read_text()
     assert "## world-llama, toxicity, neurons: lrp, k = 50" in ex
     assert 'You \\| moron 0."⏎Next (1.00) | You \\| moron 50."⏎Next (0.00) |' in ex
@@ -117,7 +118,11 @@ def test_best_operating_point_honours_both_thresholds(outputs):
     assert "## Best at ≤ 5 % perplexity and ≥ 0.75 control fidelity (control_unchanged)" in md
     row = next(line for line in md.splitlines() if line.startswith("| world-llama | toxicity | neurons |"))
     # k = 50 fails the control threshold; random's k = 50 (0.90) fails the perplexity one (+10 %)
-    assert row == "| world-llama | toxicity | neurons | 0.50 (k=10, +1.0 %, ctrl 0.90) | 1.00 (no k helps) |"
+    # random reaches 0.90 only at +10 %: the cell says so instead of hiding it
+    assert row == (
+        "| world-llama | toxicity | neurons | 0.50 (k=10, +1.0 %, ctrl 0.90) | "
+        "none within limits (best 0.90 at k = 50: +10.0 % ppl, controls 0.95; unpruned 1.00) |"
+    )
     df = pd.read_csv(outputs["csv"])
     assert "0.00 (k=50, +2.0 %, ctrl 0.50)" in best_table(df, 0.05, 0.4)  # control threshold lowered
     assert "0.50 (k=10" in best_table(df, 0.015, 0.4)  # perplexity threshold binds instead
