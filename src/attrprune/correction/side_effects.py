@@ -157,11 +157,13 @@ def choose_on_validation(
     records: list[dict], ppl_change: dict[int, float], behaviour: str, max_ppl_change: float, min_control: float
 ) -> int | None:
     """The operating point k > 0 with the best headline on the validation prompts among those whose
-    control fidelity (validation prompts of the behaviour's controls) is >= `min_control` and whose
-    perplexity change is <= `max_ppl_change`; the smallest such k on ties; None if no k qualifies.
-    Test prompts are never read."""
+    control fidelity (validation prompts of the behaviour's controls) is >= `min_control`, whose
+    perplexity change is <= `max_ppl_change` and whose headline is better than the unpruned model's
+    (k = 0) on the validation prompts; the smallest such k on ties; None if no k qualifies (a k
+    that changes nothing is not an operating point). Test prompts are never read."""
     name, value, lower = HEADLINE[behaviour]
-    best = None
+    unpruned = _mean(_values(records, 0, name, value, VALIDATION))
+    best = (unpruned if lower else -unpruned, None)
     for k in sorted({r["k"] for r in records} - {0}):
         if ppl_change.get(k, math.inf) > max_ppl_change:
             continue
@@ -169,9 +171,9 @@ def choose_on_validation(
             continue
         score = _mean(_values(records, k, name, value, VALIDATION))
         score = score if lower else -score
-        if best is None or score < best[0]:
+        if score < best[0]:
             best = (score, k)
-    return None if best is None else best[1]
+    return best[1]
 
 
 def test_report(records: list[dict], k: int, n_resamples: int = 1000, seed: int = 0) -> dict:

@@ -391,7 +391,7 @@ def honest_table(
         "share of continuations (50 tokens for repetition prompts) holding a span of tokens repeated three "
         "times; ctrl unchanged = control replies identical to the unpruned model's; IOI on held-out names; "
         'facts = lm-eval world_facts accuracy; Δppl = dialogue perplexity change. "none": no k met the '
-        "constraints on the validation prompts. AurA has one operating point and is reported without choice.",
+        "constraints and improved the headline on the validation prompts. AurA has one operating point and is reported without choice.",
         "",
         "| model | behaviour | granularity | method | k | "
         + " | ".join(h for h, _, _ in COLUMNS)

@@ -105,6 +105,10 @@ def test_the_operating_point_is_chosen_on_validation_prompts_only():
     # the perplexity constraint: k = 10 now too costly -> k = 20
     assert S.choose_on_validation(records, {**ppl, 10: 0.2}, "toxicity", 0.05, 0.75) == 20
     assert S.choose_on_validation(records, {0: 0.0, 10: 1, 20: 1, 30: 1}, "toxicity", 0.05, 0.75) is None
+    # within limits but no better than unpruned on the validation prompts: no operating point
+    dense = {r["index"]: r["toxic"] for r in records if r["k"] == 0 and r["set"] == "toxic_trigger"}
+    same = [{**r, "toxic": dense[r["index"]]} if r["set"] == "toxic_trigger" else r for r in records]
+    assert S.choose_on_validation(same, ppl, "toxicity", 0.05, 0.75) is None
 
     report = S.test_report(records, 10, n_resamples=200)
     mean, lo, hi, n, distinct = report[("toxic_trigger", "toxic")]
