@@ -167,9 +167,11 @@ def delegate(argv: list[str]) -> int | None:
         return 1
     from attrprune.jobusage import usage_line
 
-    if usage is not None:
+    # Only after a success: a failure keeps its one error line last (and Snakemake writes no
+    # benchmark for a failed job).
+    if code == 0 and usage is not None:
         log.info(usage_line(usage))
-    else:
+    elif code == 0:
         log.warning("fork server gone before the job's child was reaped: its memory and CPU time are unknown")
     return int(code)
 

@@ -447,7 +447,7 @@ def run_correction(cfg) -> dict:
     model, tokenizer = load_model(cfg.model_dir, dtype=cfg.dtype, device_map=cfg.device_map)
     names = component_names(model, cfg.granularity, cfg.weight_modules)
     if aura:
-        tox_scorer = make_scorer(cfg.scorer, **scorer_options)
+        tox_scorer = make_scorer(cfg.scorer, cfg.data_dir, **scorer_options)
         alphas, aura_info = _aura_factors(model, tokenizer, names, cfg, tox_scorer)
         ks = sorted({0, int((alphas < 1).sum())})  # the unpruned model, and AurA's one operating point
         diff = {n: model.get_submodule(n).weight[:, 0] for n in names}  # shapes only: neurons per module
@@ -473,7 +473,7 @@ def run_correction(cfg) -> dict:
     if cfg.control_file and not controls:  # a hub model may have no candidate without the behaviour
         print(f"{cfg.control_file} has no prompts: no control metrics", file=sys.stderr)
     if not aura:
-        tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
+        tox_scorer = make_scorer(cfg.scorer, cfg.data_dir, **scorer_options) if cfg.behaviour == "toxicity" else None
     reply_only = cfg.scorer == "world" if cfg.reply_only is None else cfg.reply_only
 
     ranking = None if aura else MaskBuilder(diff, "global", absolute=False)  # .lowest(k) = Eq. 2 on signed R_diff
