@@ -63,7 +63,7 @@ Run: ``python -m attrprune correction --model-dir world/models/world-llama --gen
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -471,7 +471,7 @@ def run_correction(cfg) -> dict:
         [r["prompt"] for r in read_jsonl(cfg.control_file, ("prompt",))][: cfg.n_prompts] if cfg.control_file else []
     )
     if cfg.control_file and not controls:  # a hub model may have no candidate without the behaviour
-        print(f"{cfg.control_file} has no prompts: no control metrics", file=sys.stderr)
+        logging.getLogger(__name__).warning(f"{cfg.control_file} has no prompts: no control metrics")
     if not aura:
         tox_scorer = make_scorer(cfg.scorer, cfg.data_dir, **scorer_options) if cfg.behaviour == "toxicity" else None
     reply_only = cfg.scorer == "world" if cfg.reply_only is None else cfg.reply_only
@@ -566,7 +566,7 @@ def run_correction(cfg) -> dict:
         )
         generations += [{"k": k, **r} for r in records]
         shown = ", ".join(f"{m} {v:.3f}" for m, v in metrics.items() if not m.startswith(("greedy_mean", "n_")))
-        print(f"{method} {cfg.granularity} k={k} (measured {zeroed}): {shown}", file=sys.stderr)
+        logging.getLogger(__name__).info(f"{method} {cfg.granularity} k={k} (measured {zeroed}): {shown}")
 
     result = {
         "method": method,
