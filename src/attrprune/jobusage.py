@@ -53,14 +53,18 @@ def usage_line(usage: dict[str, float]) -> str:
 
 
 def parse_log(text: str) -> dict[str, float] | None:
-    """The last usage line of a job's log; None when the job was not served."""
+    """The usage of the served commands of a job's log (one, in this workflow's rules; commands
+    run one after the other: the largest peak, the sums of the rest); None when none was served."""
     found = None
     for line in text.splitlines():
         at = line.find(MARKER)
         if at >= 0:
             pairs = dict(_PAIR.findall(line[at + len(MARKER) :].split("(", 1)[0]))
             if set(FIELDS) <= pairs.keys():
-                found = {k: float(pairs[k]) for k in FIELDS}
+                one = {k: float(pairs[k]) for k in FIELDS}
+                found = (
+                    one if found is None else {k: (max if k == "max_rss" else sum)((found[k], one[k])) for k in FIELDS}
+                )
     return found
 
 

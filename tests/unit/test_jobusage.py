@@ -19,11 +19,13 @@ def table(path):
     return [dict(zip(header.split("\t"), r.split("\t"))) for r in rows]
 
 
-def test_the_log_line_round_trips_and_the_last_one_counts():
+def test_the_log_line_round_trips_and_commands_add_up():
     first = {"max_rss": 1.0, "cpu_time": 2.0, "io_in": 0.0, "io_out": 0.5}
     last = {"max_rss": 812.31, "cpu_time": 14.2, "io_in": 0.0, "io_out": 3.1}
+    assert parse_log(f"2026-01-01 00:00:00Z INFO +0.1s x: {usage_line(last)}\n") == last
     text = f"2026-01-01 00:00:00Z INFO +0.1s x: {usage_line(first)}\nother\n... {usage_line(last)}\n"
-    assert parse_log(text) == last
+    both = parse_log(text)  # one command after the other: the larger peak, the sums of the rest
+    assert both["max_rss"] == 812.31 and both["cpu_time"] == 16.2 and both["io_out"] == 3.6
     assert parse_log("2026-01-01 00:00:00Z INFO +0.1s refset: done in 1.0 s; peak memory 600 MB\n") is None
 
 
