@@ -356,9 +356,18 @@ def test_full_run_of_the_tiny_config(tmp_path):
 
     r = snakemake(tmp_path, E2E_CONFIG, "--cores", "2", timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    # Every job ran in the run's fork server (none imported torch by itself).
+    # Every job ran in the run's fork server (none imported torch by itself): each log ends with
+    # the usage of the server's child that ran it, and the benchmark files count that child.
+    from attrprune.jobusage import parse_log
+
     logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
-    assert len(logs) > 20 and not [p for p, text in logs.items() if "attrprune: fork server" in text]
+    assert len(logs) > 20 and not [p for p, text in logs.items() if "running in this process" in text]
+    assert not [p for p, text in logs.items() if parse_log(text) is None]
+    compress = sorted((tmp_path / "benchmarks" / "results" / "world-llama" / "compression").rglob("sparsity_*.tsv"))
+    for path in compress:
+        header, row = path.read_text().splitlines()
+        assert float(dict(zip(header.split("\t"), row.split("\t")))["max_rss"]) > 100, path
+    assert compress
     card = yaml.safe_load((tmp_path / "results" / "world" / "world-llama" / "card.json").read_text())
     assert card["card"]["ioi_heldout_names"]["n"] == 16
     # the committed world-llama does IOI even on these 16 prompts
