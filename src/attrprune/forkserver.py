@@ -210,7 +210,6 @@ def _serve_child(conn: socket.socket, listener: socket.socket, request: dict, fd
     import threading
 
     listener.close()
-    signal.set_wakeup_fd(-1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     os.setsid()  # not in the server's process group: a signal to the server leaves running jobs alone
@@ -323,6 +322,7 @@ def serve(path: str, parent: int | None = None) -> None:
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
+                    signal.set_wakeup_fd(-1)  # the server's wake-up pipe is not the child's
                     os.close(wake_r)
                     os.close(wake_w)
                     request["env"] = {**added, **request["env"]}
