@@ -12,7 +12,9 @@ its wall time, peak memory and CPU time. Libraries log their warnings the same w
 chatter stays off.
 
 Progress (`steps`): a tqdm bar on a terminal; elsewhere (a log file) one line at every tenth of
-the loop with its elapsed time, not tqdm's carriage-return frames.
+the loop with its elapsed time, not tqdm's carriage-return frames. The libraries' own bars
+(lm-eval's requests, the Hugging Face loaders) are drawn on a terminal only, too: `setup` makes
+every tqdm bar created while stderr is not a terminal a disabled one.
 
 Run: nothing to run; ``python -m attrprune <stage> ...`` writes these lines.
 """
@@ -65,6 +67,26 @@ def setup() -> None:
     root.setLevel(logging.WARNING)  # libraries: warnings and errors
     logging.getLogger(PACKAGE).setLevel(logging.INFO)  # the suite: its progress too
     logging.captureWarnings(True)
+    _bars_on_terminals_only()
+
+
+def _bars_on_terminals_only() -> None:
+    """lm-eval passes `disable=False` to its bars, so tqdm's own rule (`disable=None`: no bar off a
+    terminal) cannot apply: decide here, when a bar is created, from where stderr goes then (a
+    fork server's child has the job's stderr)."""
+    from tqdm import std
+
+    init = std.tqdm.__init__
+    if getattr(init, "terminal_only", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        if not on_terminal():
+            kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    __init__.terminal_only = True
+    std.tqdm.__init__ = __init__
 
 
 def elapsed() -> float:
