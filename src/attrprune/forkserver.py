@@ -320,6 +320,9 @@ def serve(path: str, parent: int | None = None) -> None:
                 conn.settimeout(None)
                 sys.stdout.flush()
                 sys.stderr.flush()
+                # Accepted before the fork: once a child may run the job, the client must never
+                # read "no reply" and run it a second time (it reports a dead server instead).
+                _send(conn, {"accepted": True})
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)  # the server's wake-up pipe is not the child's
@@ -327,7 +330,6 @@ def serve(path: str, parent: int | None = None) -> None:
                     os.close(wake_w)
                     request["env"] = {**added, **request["env"]}
                     _serve_child(conn, listener, request, fds)
-                _send(conn, {"accepted": True, "pid": pid})
                 children[pid] = conn
             for fd in fds:
                 os.close(fd)
