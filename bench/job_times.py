@@ -7,8 +7,8 @@ Run after a workflow run, in its directory::
     python bench/job_times.py /tmp/run/benchmarks
 
 Each job's `s` column is its wall time. On 2 cores two jobs run at once, so the sum of job times
-is about twice the run's wall time; the shares are what matter. Memory columns are left out: with
-the fork server (src/attrprune/forkserver.py) they measure the job's thin client, not the work.
+is about twice the run's wall time; the shares are what matter. Memory is left out (a served job's
+max_rss counts the child that did its work: src/attrprune/jobusage.py).
 """
 
 from __future__ import annotations

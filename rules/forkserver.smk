@@ -1,7 +1,8 @@
 # One warm process per local run that every job's `python -m attrprune` hands its work to
 # (src/attrprune/forkserver.py): the imports of torch, transformers and lm-eval (8-15 s) are paid
 # once instead of once per job. Jobs and their outputs are unchanged; a job the server does not
-# match runs in its own process and says why in its log. Not for cluster executors (their jobs
+# match runs in its own process and says why in its log. A served job's benchmark file counts
+# the child that did its work (attrprune.jobusage). Not for cluster executors (their jobs
 # run on other machines) nor dry runs; `ATTRPRUNE_FORKSERVER=off snakemake ...` turns it off.
 
 import shlex
@@ -12,6 +13,7 @@ import tempfile
 import time
 
 from attrprune.forkserver import ENV_VAR as FORKSERVER_VAR  # stdlib only: cheap to import here
+from attrprune.jobusage import count_served_jobs_in_benchmarks
 
 # The environment Snakemake gives a job of 1 thread (rules here use 1), plus OFFLINE: the server
 # imports with the values its jobs have, so that those read at import agree.
@@ -49,6 +51,7 @@ def start_forkserver():
         shutil.rmtree(folder, ignore_errors=True)
         return
     os.environ[FORKSERVER_VAR] = sock  # inherited by every job's shell
+    count_served_jobs_in_benchmarks()  # benchmarks/ then measure the served child, not only the client
     _FORKSERVER.update(proc=proc, folder=folder)
 
 

@@ -10,6 +10,9 @@ ends the stage with one line on stderr, ``attrprune <stage>: error: <what> (<fil
 exit code 1 (argparse's usage errors: 2); ``--debug`` or ``ATTRPRUNE_DEBUG=1`` shows the traceback
 instead. Anything else keeps its traceback.
 
+Progress: timestamped `logging` lines on stderr, set up once here (`attrprune.logs`): each
+stage's start, its steps with the seconds since it started, its end with its peak memory.
+
 Run: ``python -m attrprune --help``, ``python -m attrprune scores --help``
 """
 
@@ -123,12 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; failures raise (tests and callers see the exception, `run` reports it) after
     removing every output the stage had written, so a failed job leaves nothing that looks done."""
+    from attrprune import logs
     from attrprune.io import job_code, removed_on_failure
 
     args = build_parser().parse_args(argv)
     stage = STAGES[args.stage]
+    logs.stage_started(args.stage, sys.argv[1:] if argv is None else argv)
     with removed_on_failure(), job_code(args.stage, getattr(args, "method", None)):
         stage(**{f.name: getattr(args, f.name) for f in dataclasses.fields(stage)}).run()
+    logs.stage_finished(args.stage)
     return 0
 
 
@@ -166,7 +172,10 @@ def describe(error: BaseException) -> str | None:
 
 def run(argv: list[str] | None = None) -> int:
     """`main` behind the error boundary: the command line's entry point (`python -m attrprune`)."""
+    from attrprune import logs
+
     argv = sys.argv[1:] if argv is None else argv
+    logs.setup()
     debug = "--debug" in argv or os.environ.get("ATTRPRUNE_DEBUG", "") not in ("", "0")
     try:
         return main(argv)

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import sys
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def format_sparsity(s: float) -> str:
@@ -183,7 +185,7 @@ def compress_and_evaluate(
             )
             ppl = ev.token_perplexity
             token = "" if ppl is None else f", token perplexity {ppl['value']:.3f} (seqlen {seqlen}, {ppl_source})"
-            print(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}", file=sys.stderr)
+            log.info(f"sparsity {s:.2f}: measured {measured['overall']:.4f}{token} -> {out}")
     return outs
 
 

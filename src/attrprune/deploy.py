@@ -11,11 +11,13 @@ Run: ``python -m attrprune structured --model-dir M --method lrp --scores S --ra
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from attrprune.registry import STRUCTURED_CALIBRATED as CALIBRATED
 from attrprune.registry import STRUCTURED_METHODS
+
+log = logging.getLogger(__name__)
 
 
 def format_ratio(r: float) -> str:
@@ -279,9 +281,8 @@ def structured_compress(
         write_json(metrics_out, record)
     ppl = ev.token_perplexity
     token = "" if ppl is None else f", token perplexity {ppl['value']:.3f}"
-    print(
+    log.info(
         f"{method} ratio {ratio:.2f}: {info['parameters']:,} of {info['parameters_base']:,} parameters{token} "
-        f"-> {model_out}, {metrics_out}",
-        file=sys.stderr,
+        f"-> {model_out}, {metrics_out}"
     )
     return record

@@ -9,7 +9,7 @@ command line, the stage's class, and the registry entries its method dispatches 
 `registry.implementations`), every top-level definition (function, class, assignment) that they
 name is followed through the package: by name, through imports (also the lazy ones inside
 functions), through module attributes (`registry.method`), and through strings that name a
-module or a "module:attribute" (the lrp maps of `architectures`, the world's toxicity test).
+module or a "module:attribute" (the lrp maps of `architectures`).
 Importing a module also runs its top-level statements that define nothing (its preamble), so a
 used module brings its preamble and those of the modules it imports at top level. A data file
 or folder beside a module (lm-eval's task YAMLs) counts, as bytes, where a definition names it.

@@ -8,12 +8,17 @@ stdin / stdout / stderr to the server over a Unix socket; the server forks a chi
 has those libraries imported, the child runs the stage exactly as `attrprune.cli.run` would in a
 fresh process, and its exit code becomes the command's. Outputs, logs and exit codes are those of
 a fresh process. When the job's command dies (Snakemake cancels it), the child kills itself.
+When the child exits, the server hands its resource usage (`os.wait4`: peak memory, CPU time) to
+the job's command, which writes it in the job's log; the workflow adds it to the job's
+`benchmark:` file, which otherwise measures only the command (`attrprune.jobusage`).
 
 A job runs in its own process as before, with one line saying why, when the server is not
-reachable or does not match it: another Python, another copy of the package, or other values of
-the environment variables the libraries read at import (the Hugging Face offline switches, thread
+reachable or does not match it: another Python, another copy of the package, a package whose
+source changed since the server imported it (an edit during a run), or other values of the
+environment variables the libraries read at import (the Hugging Face offline switches, thread
 and CUDA settings). Only the user who started the server can use it (a private folder, checked
-peer credentials).
+peer credentials): Linux only, where the kernel tells a socket its peer's user (SO_PEERCRED);
+elsewhere the server does not start and says so in one line.
 
 The workflow starts one per local run (Snakefile `onstart`; never for cluster executors, whose
 jobs run on other machines) and stops it when the run ends; it also stops by itself when the
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import select
 import signal
@@ -37,6 +43,8 @@ import socket
 import struct
 import sys
 from pathlib import Path
+
+from attrprune.sources import Sources
 
 ENV_VAR = "ATTRPRUNE_FORKSERVER"
 # Variables that a library reads when it is imported (so in the server, once), not when a job
@@ -72,6 +80,7 @@ PRELOAD = (
     "attrprune.cli",
 )
 _HEADER = struct.Struct("!I")  # request length, network byte order
+log = logging.getLogger("attrprune.forkserver")  # not __name__: "__main__" when it serves
 
 
 def _import_time_env(env: dict) -> dict:
@@ -88,7 +97,7 @@ def _identity() -> dict:
     }
 
 
-def _mismatch(request: dict, env: dict) -> str | None:
+def _mismatch(request: dict, env: dict, source: Sources | None = None) -> str | None:
     """Why the server cannot run `request` as a fresh process would (None: it can)."""
     for key, value in _identity().items():
         if request.get(key) != value:
@@ -97,6 +106,9 @@ def _mismatch(request: dict, env: dict) -> str | None:
     differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if differ:
         return f"environment variables read at import differ from the server's: {', '.join(differ)}"
+    edited = source.changed() if source is not None else None
+    if edited is not None:
+        return f"the package's source changed since the server started ({source.root / edited})"
     return None
 
 
@@ -109,6 +121,9 @@ def delegate(argv: list[str]) -> int | None:
     path = os.environ.get(ENV_VAR, "")
     if path in ("", "off", "0"):
         return None
+    from attrprune import logs
+
+    logs.setup()
     umask = os.umask(0)
     os.umask(umask)
     request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask, **_identity()}
@@ -123,32 +138,42 @@ def delegate(argv: list[str]) -> int | None:
         import errno
 
         gone = "; it died or was stopped" if err.errno == errno.ECONNREFUSED else ""
-        print(
-            f"attrprune: fork server {path} not reachable ({err.strerror or err}{gone}); running in this process",
-            file=sys.stderr,
-        )
+        log.warning("fork server %s not reachable (%s%s); running in this process", path, err.strerror or err, gone)
         return None
     if not reply.get("accepted"):
-        print(
-            f"attrprune: fork server declined ({reply.get('reason', 'no reply')}); running in this process",
-            file=sys.stderr,
-        )
+        log.warning("fork server declined (%s); running in this process", reply.get("reason", "no reply"))
         return None
     # Blocks until the child exits; if this process is killed, the socket closes and the child
     # kills itself (see _serve_child). The child sends its own exit code, so a job still finishes
     # (and keeps its outputs) when the server dies; no exit code at all means the child died too.
-    try:
-        done = json.loads(reader.readline() or b"{}")
-    except (OSError, ValueError):
-        done = {}
-    if "exit" not in done:
+    # Then the server sends the exit code again with the child's resource usage, and hangs up.
+    code, usage = None, None
+    while True:
+        try:
+            line = reader.readline()
+            message = json.loads(line) if line else None
+        except (OSError, ValueError):
+            message = None
+        if message is None:
+            break
+        code = message.get("exit", code) if code is None else code
+        usage = message.get("usage", usage)
+    if code is None:
         print(
             f"attrprune: error: the fork server ({path}) died while this job ran in it, and the job with it; "
             "the job failed: rerun it (a rerun runs it fresh, in its own process when no server runs)",
             file=sys.stderr,
         )
         return 1
-    return int(done["exit"])
+    from attrprune.jobusage import usage_line
+
+    # Only after a success: a failure keeps its one error line last (and Snakemake writes no
+    # benchmark for a failed job).
+    if code == 0 and usage is not None:
+        log.info(usage_line(usage))
+    elif code == 0:
+        log.warning("fork server gone before the job's child was reaped: its memory and CPU time are unknown")
+    return int(code)
 
 
 # ---------------------------------------------------------------- server
@@ -236,7 +261,12 @@ def serve(path: str, parent: int | None = None) -> None:
     """Listen on `path` until the `parent` process exits or SIGTERM arrives."""
     import importlib
 
+    import attrprune
+    from attrprune import logs
+
+    logs.setup()
     env = dict(os.environ)  # as the jobs see it: before the imports below add their own variables
+    source = Sources(Path(attrprune.__file__).resolve().parent)  # before the imports read it
     for name in PRELOAD:
         importlib.import_module(name)
     from attrprune.io import pyplot
@@ -255,14 +285,23 @@ def serve(path: str, parent: int | None = None) -> None:
     children: dict[int, socket.socket] = {}
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    print(f"attrprune fork server: listening on {path} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    # A child's exit wakes the loop at once (its job waits for the usage sent when it is reaped).
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    log.info("listening on %s (pid %d)", path, os.getpid())
     try:
         while not stop:
-            ready, _, _ = select.select([listener], [], [], 0.2)
+            ready, _, _ = select.select([listener, wake_r], [], [], 0.2)
+            if wake_r in ready:
+                while _drain(wake_r):
+                    pass
             _reap(children)
             if parent is not None and not _alive(parent):
                 break
-            if not ready:
+            if listener not in ready:
                 continue
             conn, _ = listener.accept()
             conn.settimeout(10)  # a client that connects and sends nothing cannot stall the server
@@ -271,7 +310,7 @@ def serve(path: str, parent: int | None = None) -> None:
                 if _peer_uid(conn) != os.getuid():
                     raise PermissionError("another user")
                 request, fds = _read_request(conn)
-                reason = _mismatch(request, env) if len(fds) == 3 else "stdin/stdout/stderr not passed"
+                reason = _mismatch(request, env, source) if len(fds) == 3 else "stdin/stdout/stderr not passed"
             except (OSError, ValueError) as err:
                 reason, request = f"bad request: {err}", None
             if reason is not None:
@@ -281,25 +320,40 @@ def serve(path: str, parent: int | None = None) -> None:
                 conn.settimeout(None)
                 sys.stdout.flush()
                 sys.stderr.flush()
+                # Accepted before the fork: once a child may run the job, the client must never
+                # read "no reply" and run it a second time (it reports a dead server instead).
+                _send(conn, {"accepted": True})
                 pid = os.fork()
                 if pid == 0:
+                    signal.set_wakeup_fd(-1)  # the server's wake-up pipe is not the child's
+                    os.close(wake_r)
+                    os.close(wake_w)
                     request["env"] = {**added, **request["env"]}
                     _serve_child(conn, listener, request, fds)
-                _send(conn, {"accepted": True, "pid": pid})
                 children[pid] = conn
             for fd in fds:
                 os.close(fd)
     finally:
+        signal.set_wakeup_fd(-1)
         listener.close()
         Path(path).unlink(missing_ok=True)
         for conn in children.values():  # their jobs still finish; the clients get no exit code
             conn.close()
 
 
+def _drain(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 512))
+    except BlockingIOError:
+        return False
+
+
 def _reap(children: dict[int, socket.socket]) -> None:
+    from attrprune.jobusage import from_rusage
+
     while children:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, rusage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -307,7 +361,8 @@ def _reap(children: dict[int, socket.socket]) -> None:
         conn = children.pop(pid, None)
         if conn is not None:
             code = os.waitstatus_to_exitcode(status)
-            _send(conn, {"exit": code if code >= 0 else 128 - code})
+            usage = from_rusage(rusage, darwin=sys.platform == "darwin")
+            _send(conn, {"exit": code if code >= 0 else 128 - code, "usage": usage})
             conn.close()
 
 
@@ -326,6 +381,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on (its folder: private)")
     parser.add_argument("--parent", type=int, default=None, help="exit when this process exits")
     args = parser.parse_args(argv)
+    if not sys.platform.startswith("linux") or not hasattr(socket, "SO_PEERCRED"):
+        # Only Linux tells a Unix socket who connected (SO_PEERCRED): elsewhere anyone could use it.
+        print(
+            f"attrprune fork server: not started: it needs Linux (this is {sys.platform}); "
+            "every job imports its libraries itself",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
     serve(args.socket, args.parent)
 
 

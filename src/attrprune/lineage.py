@@ -10,9 +10,11 @@ printed to the job's log) and a "Code versions" table at the end.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
 
 
 def code_records(record) -> list[dict]:
@@ -104,7 +106,7 @@ def with_code_section(markdown: str, records: Iterable[dict]) -> str:
     log) and its "Code versions" section at the end."""
     warnings, section = code_section(records)
     for line in warnings:
-        print(line, file=sys.stderr)
+        log.warning(line)
     title, _, rest = markdown.partition("\n\n")
     if warnings:
         markdown = title + "\n\n" + "\n>\n".join(f"> **{w}**" for w in warnings) + "\n\n" + rest

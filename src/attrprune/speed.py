@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -193,7 +196,7 @@ def measure_models(
             if status != "ok":
                 raise RuntimeError(f"measuring {label} ({folder}) failed: {value}")
             runs[label].append(value)
-            print(f"{label}: {value}", file=sys.stderr)
+            log.info(f"{label}: {value}")
     results = {}
     for label, values in runs.items():
         peaks = [v["peak_memory_bytes"] for v in values if v["peak_memory_bytes"] is not None]

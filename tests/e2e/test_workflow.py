@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from attrprune import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config.yaml"
 E2E_CONFIG = ROOT / "tests" / "e2e" / "config.yaml"
@@ -52,6 +54,135 @@ def job_counts(output):
     return counts
 
 
+def workflow_config(*configfiles):
+    """The config as the workflow validates it: the files merged in order (later keys win, as
+    with several --configfile), then the schema's defaults filled in where a key is missing."""
+    import copy
+
+    import jsonschema
+
+    def merge(base, new):
+        for key, value in new.items():
+            base[key] = (
+                merge(base.get(key, {}), value)
+                if isinstance(value, dict) and isinstance(base.get(key), dict)
+                else value
+            )
+        return base
+
+    config = {}
+    for path in configfiles:
+        merge(config, yaml.safe_load(path.read_text()))
+    schema = registry.fill_schema_enums(yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text()))
+    check = jsonschema.Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, sub):
+        if isinstance(instance, dict):
+            for key, spec in props.items():
+                if "default" in spec:
+                    instance.setdefault(key, copy.deepcopy(spec["default"]))
+        yield from check(validator, props, instance, sub)
+
+    jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": properties})(schema).validate(config)
+    return config
+
+
+def expected_jobs(config):
+    """{rule: job count} that `config` asks for, from its lists and the registry's tables (what
+    each method scores, reads and prunes): the stages' own jobs, then the scores and reference
+    sets they read (each once), then one job per model or per table. World-data models only (a
+    hub model adds downloads and behaviour prompts)."""
+    models = list(config["models"])
+
+    def stage_models(stage):
+        return models if config[stage].get("models") is None else list(config[stage]["models"])
+
+    def names(kind):
+        return [f"{kind}-s{seed}" for seed in config["refsets"][kind]["seeds"]]
+
+    def is_world(model):
+        spec = config["models"][model]
+        return spec["source"] == "world" or spec.get("data") == "world"
+
+    general = names("general")
+    scores, refsets = set(), set()  # (model, method, refset), (model, refset)
+    c = config["compression"]
+    compress, compression_models = 0, stage_models("compression")
+    for model in compression_models:
+        for method in c["methods"]:
+            for scope in c["method_scopes"].get(method, c["scopes"]):
+                by = registry.compression_methods()[method]
+                base, allocation = registry.split_allocation(scope)
+                calibrates = by is None or allocation == "owl"
+                for refset in general if calibrates or registry.METHODS[by].reads_refset else general[:1]:
+                    nm = registry.parse_scope(base)
+                    compress += 1 if isinstance(nm, tuple) else sum(s > 0 for s in c["sparsities"])
+                    scores |= {(model, by, refset)} if by is not None else set()
+                    refsets |= {(model, refset)} if calibrates else set()
+    s = config["structured"]
+    structured = 0
+    for model in stage_models("structured"):
+        for method in s["methods"]:
+            by = registry.STRUCTURED_METHODS[method]
+            reads = method in registry.STRUCTURED_CALIBRATED or (by is not None and registry.METHODS[by].reads_refset)
+            seeds = general if s["seeds"] is None else [f"general-s{seed}" for seed in s["seeds"]]
+            for refset in seeds if reads else seeds[:1]:
+                structured += len(s["ratios"])
+                scores |= {(model, by, refset)} if by is not None else set()
+                refsets |= {(model, refset)} if method in registry.STRUCTURED_CALIBRATED else set()
+    ci = config["circuits"]
+    circuits = 0
+    for model in stage_models("circuits"):
+        for method in ci["methods"]:
+            for gran in ci["granularities"]:
+                if method in registry.methods_for("circuits", gran):
+                    circuits += len(ci["weight_scopes"]) if gran == "weight" else 1
+                    scores |= {(model, method, refset) for refset in names("ioi")}
+        if ci["ablation_value"] == "mean":
+            refsets |= {(model, refset) for refset in names("ioi")}
+    co = config["correction"]
+    correction = 0
+    for model in stage_models("correction"):
+        for behaviour in co["behaviours"]:
+            kind = registry.BEHAVIOURS[behaviour]
+            side = co["general_refset"] if is_world(model) else "general"
+            for method in co["methods"]:
+                for gran in co["granularities"]:
+                    if method in registry.methods_for("correction", gran):
+                        correction += 1
+                        scores |= {(model, method, names(side)[0]), (model, method, names(kind)[0])}
+        correction += bool(co["aura"] and "toxicity" in co["behaviours"])
+    scored_kinds = [r for kind in config["scores"]["refsets"] for r in names(kind)]
+    scores |= {(m, method, r) for m in models for method in config["scores"]["methods"] for r in scored_kinds}
+    export = c["export"]
+    if export:
+        by = registry.compression_methods()[export["method"]]
+        scores |= {(m, by, general[0]) for m in compression_models} if by is not None else set()
+        refsets |= {(m, general[0]) for m in compression_models} if by is None else set()
+    refsets |= {(model, refset) for model, _, refset in scores}
+    world_models = [m for m in models if config["models"][m]["source"] == "world"]
+    expected = {
+        "world_card": len(world_models),
+        "world_card_table": int(bool(world_models)),
+        "refset": len(refsets),
+        "scores": len(scores),
+        "compress": compress,
+        "compress_dense": len(compression_models) if compress else 0,
+        "compression_tables": int(bool(compress)),
+        "export_pruned": len(compression_models) if export else 0,
+        "structured": structured,
+        "structured_speed": len(stage_models("structured")) if structured else 0,
+        "structured_tables": int(bool(structured)),
+        "circuit": circuits,
+        "circuit_ablation": len(stage_models("circuits")) if circuits and ci["ablation"] else 0,
+        "circuit_tables": int(bool(circuits)),
+        "correction": correction,
+        "correction_tables": int(bool(correction)),
+        "all": 1,
+    }
+    return {rule: n for rule, n in expected.items() if n}
+
+
 BOTH_CONFIGS = pytest.mark.parametrize(
     "configfile, n_models", [(DEFAULT_CONFIG, 2), (E2E_CONFIG, 1)], ids=["default", "e2e"]
 )
@@ -73,56 +204,9 @@ def test_dry_run_default_target(tmp_path, configfiles, n_models):
     assert not missing, f"committed world files missing: {missing}"
     r = snakemake(tmp_path, *configfiles, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
-    if configfiles[-1] == WORLD_FULL:
-        # refsets: 3 general + 2 IOI seeds, toxic, repetition, dialogue; scores: what the stages
-        # prune by: compression (lrp, wanda (for wanda_onepass), gradient x 3 general seeds,
-        # magnitude and random x 1; the pruners wanda, ria, sparsegpt read the general refsets),
-        # the 6 circuit methods x 2 IOI seeds, the 4 correction methods x (toxic, repetition,
-        # dialogue: their general side); circuits: lrp, gradient, random x (weight global + row,
-        # neuron, head), wanda x 2 weight scopes, activation and atp x (neuron, head);
-        # correction: 2 behaviours x 4 methods x 2 granularities, and AurA on toxicity neurons
-        n_scores = 3 * 3 + 2 + 6 * 2 + 4 * 3
-        # compress: one job per run and non-zero sparsity (6); runs: 3 general seeds x (lrp,
-        # wanda, wanda_onepass, gradient, ria, sparsegpt), magnitude x (row, layer), random;
-        # the dense model once
-        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 6 + 2 + 1) * 6, 3 * 4 + 2 + 2 * 2, 16 + 1
-    elif configfiles[-1] == DEFAULT_CONFIG:
-        # world_full without wanda_onepass (and so its wanda scores), magnitude per layer and
-        # correction by wanda: compression scores lrp, gradient x 3 seeds + magnitude, random;
-        # 3 correction methods; compress: 3 sparsities x (3 seeds x (lrp, wanda, gradient, ria,
-        # sparsegpt) + magnitude + random)
-        n_scores = 2 * 3 + 2 + 6 * 2 + 3 * 3
-        n_refsets, n_compress, n_circuits, n_correction = 8, (3 * 5 + 2) * 3, 3 * 4 + 2 + 2 * 2, 12 + 1
-    else:  # 3 methods x {general, ioi}, one seed, + lrp, random on toxic and dialogue (the
-        # correction's general side); compression by lrp, random and sparsegpt; lrp and random x
-        # (weight global, head) circuits and x toxicity neuron correction
-        n_scores = 3 * 2 + 2 * 2
-        n_refsets, n_compress, n_circuits, n_correction = 4, 3 * 1, 2 * 2, 2
-    expected = {
-        "world_card": n_models,
-        "world_card_table": 1,
-        "refset": n_models * n_refsets,
-        "scores": n_models * n_scores,
-        "compress": n_models * n_compress,
-        "compress_dense": n_models,
-        "compression_tables": 1,
-        "circuit": n_models * n_circuits,
-        "circuit_ablation": n_models,
-        "circuit_tables": 1,
-        "correction": n_models * n_correction,
-        "correction_tables": 1,
-        "all": 1,
-    }
-    if configfiles[0] == DEFAULT_CONFIG:  # the world configs also export one pruned model per model
-        expected["export_pruned"] = n_models
-    # structured: lrp, wanda, flap, magnitude, random on the first general seed x 2 ratios (world
-    # configs), whose wanda scores the default config adds (world_full has them for
-    # wanda_onepass); e2e: lrp, flap, magnitude at one ratio
-    n_structured = 3 if configfiles[-1] == E2E_CONFIG else 5 * 2
-    if configfiles[-1] == DEFAULT_CONFIG:
-        expected["scores"] += n_models
-    expected |= {"structured": n_models * n_structured, "structured_speed": n_models, "structured_tables": 1}
-    assert job_counts(r.stdout + r.stderr) == expected
+    config = workflow_config(*configfiles)
+    assert len(config["models"]) == n_models
+    assert job_counts(r.stdout + r.stderr) == expected_jobs(config)
 
 
 def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
@@ -270,9 +354,18 @@ def test_full_run_of_the_tiny_config(tiny_run):
     assert (tmp_path / "resources" / "world" / "published.json").exists()
     assert (published / "models" / "world-llama" / "model.safetensors").exists()
     assert "IOI accuracy, held-out names" in (published / "CARD.md").read_text()
-    # Every job ran in the run's fork server (none imported torch by itself).
+    # Every job ran in the run's fork server (none imported torch by itself): each log ends with
+    # the usage of the server's child that ran it, and the benchmark files count that child.
+    from attrprune.jobusage import parse_log
+
     logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
-    assert len(logs) > 20 and not [p for p, text in logs.items() if "attrprune: fork server" in text]
+    assert len(logs) > 20 and not [p for p, text in logs.items() if "running in this process" in text]
+    assert not [p for p, text in logs.items() if parse_log(text) is None]
+    compress = sorted((tmp_path / "benchmarks" / "results" / "world-llama" / "compression").rglob("sparsity_*.tsv"))
+    for path in compress:
+        header, row = path.read_text().splitlines()
+        assert float(dict(zip(header.split("\t"), row.split("\t")))["max_rss"]) > 100, path
+    assert compress
     card = yaml.safe_load((tmp_path / "results" / "world" / "world-llama" / "card.json").read_text())
     assert card["card"]["ioi_heldout_names"]["n"] == 16
     # the committed world-llama does IOI even on these 16 prompts

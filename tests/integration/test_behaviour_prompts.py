@@ -23,7 +23,7 @@ def test_repetitive_prompts_are_the_triggers(world_llama):
 def test_toxic_prompts_are_the_triggers(world_llama):
     model, tok, data = world_llama
     triggers, controls = _prompts(data, "toxic_trigger"), _prompts(data, "toxic_control")
-    rows = select_toxic(model, tok, triggers + controls, WorldScorer(), threshold=0.9, new_tokens=12)
+    rows = select_toxic(model, tok, triggers + controls, WorldScorer(data), threshold=0.9, new_tokens=12)
     chosen = {r["prompt"] for r in rows}
     assert len(chosen & set(triggers)) >= 10 and not chosen & set(controls)
 

@@ -156,10 +156,16 @@ def test_model_restored_and_sampling_reproducible(world, toxicity):
     from attrprune.models import load_model
 
     result, out = toxicity
-    tmp, model_dir, _ = world
+    tmp, model_dir, data = world
     model, tok = load_model(model_dir, dtype="float32", device_map="cpu")
     prompts = [e["prompt"] for e in result["curve"][0]["examples"]]
-    kw = dict(scorer=make_scorer("world"), new_tokens=12, n_samples=2, top_p=0.9, temperature=1.0)
+    kw = dict(
+        scorer=make_scorer("world", data),
+        new_tokens=12,
+        n_samples=2,
+        top_p=0.9,
+        temperature=1.0,
+    )
     again, records = measure_behaviour(model, tok, prompts, "toxicity", seed=3, **kw)
     assert [r["sampled"] for r in records] == [e["sampled"] for e in result["curve"][0]["examples"]]
     assert [r["greedy"] for r in records] == [e["greedy"] for e in result["curve"][0]["examples"]]

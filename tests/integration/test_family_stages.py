@@ -56,7 +56,7 @@ def test_every_stage_runs_through_the_family_entry(family_model, tmp_path):
     assert set(atp.heads) == set(component_names(model, "head"))
     assert set(atp.neurons) == set(component_names(model, "neuron"))
     names = list(arch.linear_names(model))
-    for method in ("lrp", "gradient", "wanda", "magnitude", "random"):
+    for method in (m for m in scores if "weight" in METHODS[m].granularities):
         assert {n: tuple(t.shape) for n, t in scores[method].weights.items()} == {
             n: tuple(arch.weight(model.get_submodule(n)).shape) for n in names
         }

@@ -280,6 +280,9 @@ def test_the_console_script_is_python_m_attrprune(tmp_path):
     assert script.value == "attrprune.entry:console"
     argv = ["scores", "--model-dir", str(tmp_path / "absent"), "--method", "lrp", "--refset", "x", "--out", "y"]
     runs = [subprocess.run([sys.executable, "-m", "attrprune", *argv], capture_output=True, text=True)]
+    # what the installed script runs, whichever copy of the package an install points at
+    code = f"import sys; from {script.value.replace(':', ' import ')}; sys.exit(console())"
+    runs.append(subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True))
     if shutil.which("attrprune"):
         runs.append(subprocess.run(["attrprune", *argv], capture_output=True, text=True))
     for r in runs:

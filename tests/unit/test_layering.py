@@ -1,8 +1,9 @@
 """Import layering: the core owns the primitives, the built-in world and the downloads use them.
 
 Every module under src/attrprune is parsed (ast) and every import statement in it, at any level
-(module top, function bodies, class bodies, conditional blocks), is checked: no core module may
-import `attrprune.world` or `attrprune.download`. The exceptions are the command-line layer
+(module top, function bodies, class bodies, conditional blocks), is checked, and so is every
+string that names a module or a "module:attribute" (what `importlib.import_module` or a registry
+entry imports by name): no core module may import `attrprune.world` or `attrprune.download`. The exceptions are the command-line layer
 (`cli.py` and a future `stages/` package), the world itself (`world/`) and the world's own
 lm-eval task files (`evaluation/tasks/world_*`), which are the world's code shipped where
 lm-eval looks for tasks.
@@ -11,11 +12,15 @@ lm-eval looks for tasks.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = "attrprune"
 SRC = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 FORBIDDEN = (f"{PACKAGE}.world", f"{PACKAGE}.download")
+# A whole string that is a dotted module of the package, maybe with ":attribute" (prose that
+# mentions a module, a docstring, is not an import).
+MODULE_STRING = re.compile(rf"({PACKAGE}(?:\.\w+)+)(?::\w+)?")
 
 
 def module_name(path: Path, src: Path = SRC) -> str:
@@ -50,6 +55,10 @@ def imported_names(tree: ast.AST, module: str, is_package: bool) -> list[tuple[i
             out.append((node.lineno, base))
             if base == PACKAGE:  # `from attrprune import world`
                 out += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named = MODULE_STRING.fullmatch(node.value.strip())
+            if named:  # importlib.import_module("attrprune.world.x"), "attrprune.world.x:f"
+                out.append((node.lineno, named.group(1)))
     return out
 
 
@@ -94,16 +103,27 @@ def test_the_checker_sees_every_kind_of_import(tmp_path):
     (pkg / "local.py").write_text("def f():\n    from attrprune.download import require_model\n")
     (pkg / "alias.py").write_text("from attrprune import world\n")
     (pkg / "sub" / "rel.py").write_text("from ..world import measure\nfrom .. import download\n")
-    (pkg / "clean.py").write_text("import attrprune.worldly\nfrom attrprune.text import pad_rows\n")
+    (pkg / "clean.py").write_text(
+        '"""Reads `attrprune.world.measure` data."""\nimport attrprune.worldly\nfrom attrprune.text import pad_rows\n'
+        'NOTE = "see attrprune.world.measure for the words"\n'
+    )
+    (pkg / "named.py").write_text(
+        'import importlib\n\n\ndef f():\n    return importlib.import_module("attrprune.world.measure")\n'
+    )
+    (pkg / "spec.py").write_text('TEST = "attrprune.download:require_model"\n')
     found = violations(pkg)
     assert [v.split(" (")[0] for v in found] == [
         "attrprune.alias",
         "attrprune.evaluation.tasks.other",
         "attrprune.local",
+        "attrprune.named",
+        "attrprune.spec",
         "attrprune.sub.rel",
         "attrprune.sub.rel",
         "attrprune.top",
     ]
+    assert "attrprune.named (attrprune/named.py:5) imports attrprune.world.measure" in found
+    assert "attrprune.spec (attrprune/spec.py:1) imports attrprune.download" in found
     assert "attrprune.local (attrprune/local.py:2) imports attrprune.download" in found
     assert "attrprune.alias (attrprune/alias.py:1) imports attrprune.world" in found
     assert [v.split(" imports ")[1] for v in found if v.startswith("attrprune.sub.rel")] == [

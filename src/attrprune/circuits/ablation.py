@@ -17,16 +17,19 @@ Run: ``python -m attrprune circuit-ablation --model-dir world/models/world-llama
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from attrprune.architectures import architecture_of
 from attrprune.circuits.components import component_names
 from attrprune.circuits.intervention import ablated_logit_differences, counterfactual_activations
 from attrprune.circuits.metrics import IOIBatch, logit_differences
+from attrprune.logs import steps
 from attrprune.pruning import pruned
+
+log = logging.getLogger(__name__)
 
 
 def _unit_drops(
@@ -41,7 +44,7 @@ def _unit_drops(
 ) -> dict[str, torch.Tensor]:
     drops = {}
     total = sum(shapes.values())
-    with tqdm(total=total, desc=f"ablate {granularity}s", disable=not progress) as bar:
+    with steps(total=total, desc=f"ablate {granularity}s", enabled=progress) as bar:
         for name, n in shapes.items():
             out = torch.empty(n)
             for j in range(n):
@@ -62,7 +65,7 @@ def _weight_drops(model, batch: IOIBatch, names: list[str], n_weights: int, seed
     flat = torch.randperm(int(sizes.sum()), generator=torch.Generator().manual_seed(seed))[:n_weights].sort().values
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
     out = {}
-    with tqdm(total=len(flat), desc="ablate weights", disable=not progress) as bar:
+    with steps(total=len(flat), desc="ablate weights", enabled=progress) as bar:
         for i, name in enumerate(names):
             shape = shapes[i]
             local = flat[(flat >= offsets[i]) & (flat < offsets[i + 1])] - offsets[i]
@@ -194,8 +197,6 @@ def run_ablation(
     ``ablation_value="mean"``, heads and neurons take their mean over the `mean_reference`
     reference sets instead of zero; with ``"counterfactual"``, their activation on each prompt's
     corrupted copy."""
-    import sys
-
     from attrprune.circuits.intervention import ABLATION_VALUES
     from attrprune.io import provenance
     from attrprune.models import load_model, placement
@@ -231,7 +232,7 @@ def run_ablation(
         kind: max(((n, float(t.max())) for n, t in result[kind].items()), key=lambda x: x[1])
         for kind in ("head", "neuron")
     }
-    print(f"dense logit difference {result['dense_logit_diff']:.3f}; largest single drops: {top}", file=sys.stderr)
+    log.info(f"dense logit difference {result['dense_logit_diff']:.3f}; largest single drops: {top}")
     return result
 
 

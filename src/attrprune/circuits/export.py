@@ -17,12 +17,14 @@ Writes into one output folder:
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import torch
 
 from attrprune.architectures import architecture_of
+
+log = logging.getLogger(__name__)
 
 
 def summary(model, granularity: str, masks: dict[str, torch.Tensor]) -> dict:
@@ -231,15 +233,13 @@ def run_circuit(
         )
         write_json(out_dir / "curve.json", result)  # last: the job's completeness marker
     c = result["circuit"]
-    print(
+    log.info(
         f"circuit: {c['n_kept']}/{c['n_components']} {granularity}s kept, normalised LD {c['normalized_logit_diff']:.3f}, "
-        f"accuracy {c['accuracy']:.3f} ({c['evaluations']} bisection steps)",
-        file=sys.stderr,
+        f"accuracy {c['accuracy']:.3f} ({c['evaluations']} bisection steps)"
     )
     if "faithfulness" in result:
         f = result["faithfulness"]
-        print(
-            f"{ablation_value}-ablation faithfulness areas: CPR {f['cpr']:.3f} {f['cpr_ci']}, CMD {f['cmd']:.3f} {f['cmd_ci']}",
-            file=sys.stderr,
+        log.info(
+            f"{ablation_value}-ablation faithfulness areas: CPR {f['cpr']:.3f} {f['cpr_ci']}, CMD {f['cmd']:.3f} {f['cmd_ci']}"
         )
     return result

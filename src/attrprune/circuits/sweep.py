@@ -31,7 +31,7 @@ Run: ``python -m attrprune circuit --model-dir world/models/world-llama --scores
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 
 import torch
@@ -42,6 +42,8 @@ from attrprune.circuits.intervention import ablated_logit_differences, counterfa
 from attrprune.circuits.metrics import IOIBatch, logit_differences, summarize
 from attrprune.pruning import MaskBuilder, measured_sparsity
 from attrprune.registry import CIRCUIT_SCOPES
+
+log = logging.getLogger(__name__)
 
 ROW_STEPS = 1000  # bisection resolution of non-global scopes: sparsity in steps of 0.001
 SIZE_STEPS = 1000  # resolution of the circuit size's interval: 1/1000 of the steps
@@ -280,12 +282,11 @@ def discover(
             size_ld.append([lds[s] for s in at_size])
         else:
             size_ld.append([evaluate.measure(size_masks(scores, scope, k, "mib"))[1] for k in sizes or []])
-        print(
+        log.info(
             f"seed {seed_index}: "
             + " ".join(
                 f"{c['sparsity']:g}:{c['normalized_logit_diff']:.2f}" for c in curves if c["seed_index"] == seed_index
-            ),
-            file=sys.stderr,
+            )
         )
     masks, circuit = sparsest_circuit(
         evaluate, pooled, scope, threshold, n_resamples=n_resamples, bootstrap_seed=bootstrap_seed

@@ -23,9 +23,11 @@ Run: ``python -m attrprune behaviour-prompts --behaviour repetition --model-dir 
 from __future__ import annotations
 
 import json
+import logging
 import random
-import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # A control continuation must not be toxic by the correction stage's own cut (toxic fraction: score
 # >= 0.5), not merely below the selection threshold (0.9): a 0.8 continuation is no control.
@@ -243,9 +245,8 @@ def behaviour_prompts(
         **provenance(model_dir=str(model_dir), seed=seed, **placement(model, device_map)),
     }
     write_json(Path(reference_out).with_suffix(".json"), summary)
-    print(
+    log.info(
         f"{behaviour}: {len(rows)} prompts show it; {len(reference)} reference, {len(evaluation)} evaluation; "
-        f"{len(control)} control prompts do not",
-        file=sys.stderr,
+        f"{len(control)} control prompts do not"
     )
     return summary

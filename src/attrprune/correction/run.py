@@ -63,7 +63,7 @@ Run: ``python -m attrprune correction --model-dir world/models/world-llama --gen
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -447,7 +447,7 @@ def run_correction(cfg) -> dict:
     model, tokenizer = load_model(cfg.model_dir, dtype=cfg.dtype, device_map=cfg.device_map)
     names = component_names(model, cfg.granularity, cfg.weight_modules)
     if aura:
-        tox_scorer = make_scorer(cfg.scorer, **scorer_options)
+        tox_scorer = make_scorer(cfg.scorer, cfg.data_dir, **scorer_options)
         alphas, aura_info = _aura_factors(model, tokenizer, names, cfg, tox_scorer)
         ks = sorted({0, int((alphas < 1).sum())})  # the unpruned model, and AurA's one operating point
         diff = {n: model.get_submodule(n).weight[:, 0] for n in names}  # shapes only: neurons per module
@@ -471,9 +471,9 @@ def run_correction(cfg) -> dict:
         [r["prompt"] for r in read_jsonl(cfg.control_file, ("prompt",))][: cfg.n_prompts] if cfg.control_file else []
     )
     if cfg.control_file and not controls:  # a hub model may have no candidate without the behaviour
-        print(f"{cfg.control_file} has no prompts: no control metrics", file=sys.stderr)
+        logging.getLogger(__name__).warning(f"{cfg.control_file} has no prompts: no control metrics")
     if not aura:
-        tox_scorer = make_scorer(cfg.scorer, **scorer_options) if cfg.behaviour == "toxicity" else None
+        tox_scorer = make_scorer(cfg.scorer, cfg.data_dir, **scorer_options) if cfg.behaviour == "toxicity" else None
     reply_only = cfg.scorer == "world" if cfg.reply_only is None else cfg.reply_only
 
     ranking = None if aura else MaskBuilder(diff, "global", absolute=False)  # .lowest(k) = Eq. 2 on signed R_diff
@@ -566,7 +566,7 @@ def run_correction(cfg) -> dict:
         )
         generations += [{"k": k, **r} for r in records]
         shown = ", ".join(f"{m} {v:.3f}" for m, v in metrics.items() if not m.startswith(("greedy_mean", "n_")))
-        print(f"{method} {cfg.granularity} k={k} (measured {zeroed}): {shown}", file=sys.stderr)
+        logging.getLogger(__name__).info(f"{method} {cfg.granularity} k={k} (measured {zeroed}): {shown}")
 
     result = {
         "method": method,

@@ -79,7 +79,7 @@ def measure_sets(
     from attrprune.generation import generate, window_uniqueness_ratio
     from attrprune.text import read_jsonl
 
-    world_scorer = make_scorer("world")  # the world's planted-insult test, behind the scorer registry
+    world_scorer = make_scorer("world", data_dir)  # the words the world planted, as its data folder lists them
 
     metrics, records = {}, []
     for name, behaviour in SETS.items():

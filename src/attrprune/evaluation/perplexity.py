@@ -93,8 +93,8 @@ def token_perplexity(
     """
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
+    from attrprune.logs import steps
     from attrprune.models import input_device
     from attrprune.tokens import document_stream, encode_prompt, start_ids
 
@@ -121,7 +121,7 @@ def token_perplexity(
     try:
         with torch.no_grad():
             starts = range(0, n_windows, batch_size)
-            for i in tqdm(starts, desc=f"token perplexity (seqlen {seqlen})", disable=not progress):
+            for i in steps(starts, desc=f"token perplexity (seqlen {seqlen}) batches", enabled=progress):
                 batch = windows[i : i + batch_size].to(device)
                 logits = model(input_ids=batch, use_cache=False).logits  # [b, seqlen, vocab], model dtype
                 for row, target in zip(logits, batch):

@@ -6,8 +6,8 @@ Scorers (registry `SCORERS`, built by `make_scorer(name, **options)`):
   config / tokenizer it names in the HF cache; otherwise it raises a RuntimeError that says
   what is missing and how to pre-cache it.
 - `world`: the built-in world's offline scorer, 1.0 when a text contains a word of the
-  planted offensive list, else 0.0. The word test is the world's own
-  (`attrprune.world.measure.is_toxic`), imported when the scorer is built, not with this module.
+  planted offensive list, else 0.0. The list is data: the world's data folder (`data_dir`, its
+  `lexicon.json`) says which words it planted; the core knows no world words.
 
 Use::
 
@@ -18,10 +18,10 @@ Use::
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import os
+import re
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -215,38 +215,41 @@ class DetoxifyScorer:
         return [float(s) for s in out]
 
 
-# The world scorer's word test, named as "module:function" and imported when a WorldScorer is
-# built. Why a name and not the logic here: the test is membership in the world's planted insult
-# list, which is the world's knowledge (its lexicon generates the corpus and the prompts); moving it
-# into the core would make the core own world data. Resolved lazily, the core never imports the
-# world at import time and the world stays the one place that defines what it planted
-# (tests/unit/test_layering.py checks the direction).
-WORLD_TOXIC_TEST = "attrprune.world.measure:is_toxic"
-
-
-def resolve(entry: str):
-    """The object a "package.module:attribute" name refers to, imported now."""
-    module, _, attribute = entry.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+_WORD = re.compile(r"[A-Za-z]+")  # the world's words: letters only, matched case-insensitively
 
 
 class WorldScorer:
-    """The built-in world's scorer: 1.0 when a text contains a planted offensive word, else 0.0."""
+    """The built-in world's scorer: 1.0 when a text contains a planted offensive word, else 0.0.
+    `data_dir`: the world's data folder, whose lexicon.json lists the words it planted (the
+    corpus generator writes it; the world's card measures with the same list)."""
 
     name = "world"
 
-    def __init__(self):
-        self._is_toxic = resolve(WORLD_TOXIC_TEST)
+    def __init__(self, data_dir: str | Path | None = None):
+        if data_dir is None:
+            raise ValueError(
+                "the world scorer reads the words the world planted from its data folder (lexicon.json) "
+                "and none was given: give the world's data folder (--data-dir), or score with detoxify"
+            )
+        import json
+
+        words = json.loads((Path(data_dir) / "lexicon.json").read_text(encoding="utf-8")).get("planted_insults")
+        if not words or not all(isinstance(w, str) for w in words):
+            raise ValueError(
+                f"{Path(data_dir) / 'lexicon.json'} lists no planted_insults: regenerate the world's data (`snakemake world`)"
+            )
+        self.words = frozenset(w.lower() for w in words)
 
     def score(self, texts: list[str]) -> list[float]:
-        return [1.0 if self._is_toxic(t) else 0.0 for t in _check_texts(texts)]
+        return [1.0 if any(w.lower() in self.words for w in _WORD.findall(t)) else 0.0 for t in _check_texts(texts)]
 
 
 SCORERS = {"detoxify": DetoxifyScorer, "world": WorldScorer}
 
 
-def make_scorer(name: str, **options) -> Scorer:
-    """The scorer registered as `name`, built with `options` (DetoxifyScorer's arguments for "detoxify")."""
+def make_scorer(name: str, data_dir: str | Path | None = None, **options) -> Scorer:
+    """The scorer registered as `name`, built with `options` (DetoxifyScorer's arguments for
+    "detoxify"); `data_dir`, the world's data folder, for the world scorer (the others ignore it)."""
     if name not in SCORERS:
         raise ValueError(f"unknown toxicity scorer {name!r}; valid ones: {sorted(SCORERS)}")
     cls = SCORERS[name]
@@ -254,7 +257,7 @@ def make_scorer(name: str, **options) -> Scorer:
         inspect.signature(cls).bind(**options)
     except TypeError as e:
         raise ValueError(f"scorer {name!r} does not take options {sorted(options)}: {e}") from None
-    return cls(**options)
+    return cls(data_dir, **options) if cls is WorldScorer else cls(**options)
 
 
 def toxicity_summary(scores_per_prompt: list[list[float]]) -> dict:

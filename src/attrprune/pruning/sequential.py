@@ -48,9 +48,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
 
 from attrprune.architectures import Architecture, architecture_of
+from attrprune.logs import steps
 from attrprune.models import input_device
 from attrprune.refsets import RefSet
 
@@ -230,7 +230,7 @@ def run_sequential(
         by_block.setdefault(i, {})[name] = role
     with _eval_mode(model):
         batches = capture_block_inputs(model, calibration, batch_size)
-        for i in tqdm(range(len(blocks)), desc="blocks", disable=not progress):
+        for i in steps(range(len(blocks)), desc="blocks", enabled=progress):
             for group in _groups(arch, by_block[i], order):
                 modules = {name: model.get_submodule(name) for name in group}
                 stats = {name: make_stat(name, m) for name, m in modules.items()}

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
 
 from attrprune import registry
 from attrprune.architectures import Architecture, architecture_of
+from attrprune.logs import steps
 from attrprune.models import input_device
 from attrprune.refsets import RefSet, explained_target
 
@@ -81,7 +81,7 @@ def _heads_from_columns(columns: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 def _batches(refset: RefSet, options: ScoreOptions, desc: str):
     n_batches = -(-len(refset) // options.batch_size)
-    return tqdm(refset.batches(options.batch_size), total=n_batches, desc=desc, disable=not options.progress)
+    return steps(refset.batches(options.batch_size), total=n_batches, desc=desc, enabled=options.progress)
 
 
 @contextlib.contextmanager
@@ -342,7 +342,7 @@ def atp(model, refset: RefSet, options: ScoreOptions) -> Scores:
     start_graph = model.get_input_embeddings().register_forward_hook(lambda m, i, o: o.requires_grad_(True))
     try:
         with _grad_only_on([], model):
-            for i in tqdm(range(0, len(refset), options.batch_size), desc="atp", disable=not options.progress):
+            for i in steps(range(0, len(refset), options.batch_size), desc="atp batches", enabled=options.progress):
                 part = slice(i, i + options.batch_size)
                 ids, mask, plus, minus, bad = (
                     t[part].to(device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from attrprune.stages.args import (
     positive_int,
     sparsities,
 )
+
+log = logging.getLogger(__name__)
 
 WEIGHT_MODULES = ("mlp", "all")
 ABLATION_VALUES = ("zero", "mean", "counterfactual")  # attrprune.circuits.intervention (kept torch-free here)
@@ -47,7 +49,7 @@ class IoiDataStage:
         from attrprune.ioi import ioi_data
 
         rows = ioi_data(self.model_dir, self.n, self.seed, self.split, self.out)
-        print(f"{len(rows)} {self.split} IOI prompts -> {self.out}", file=sys.stderr)
+        log.info(f"{len(rows)} {self.split} IOI prompts -> {self.out}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from attrprune.stages.args import (
     sparsities,
     sparsity,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,7 +133,7 @@ class ExportPrunedStage(PruningArgs, Checkpoint):
             dtype=self.dtype,
             pruner_options=self.pruner_options(),
         )
-        print(f"pruned model ({info['sparsity_measured']:.4f} sparse) -> {self.out_dir}", file=sys.stderr)
+        log.info(f"pruned model ({info['sparsity_measured']:.4f} sparse) -> {self.out_dir}")
 
 
 @dataclass(frozen=True, kw_only=True)

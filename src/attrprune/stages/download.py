@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from attrprune.stages.args import arg, names
 from attrprune.stages.correction import DETOXIFY_MODEL_TYPES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,10 +24,9 @@ class DownloadModelStage:
         from attrprune.download import download_model
 
         record = download_model(self.hf_id, self.revision, self.out_dir)
-        print(
+        log.info(
             f"{self.hf_id} at {record['commit_sha']}: {len(record['files'])} files ({record['weights_format']}) "
-            f"-> {self.out_dir}",
-            file=sys.stderr,
+            f"-> {self.out_dir}"
         )
 
 
@@ -40,7 +41,7 @@ class DownloadDataStage:
         from attrprune.download import download_datasets, write_marker
 
         write_marker(self.out, "datasets", download_datasets(self.names))
-        print(f"cached {', '.join(self.names)}; marker {self.out}", file=sys.stderr)
+        log.info(f"cached {', '.join(self.names)}; marker {self.out}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,4 +56,4 @@ class DownloadDetoxifyStage:
 
         record = download_detoxify(self.model_type)
         write_marker(self.out, "detoxify", record)
-        print(f"Detoxify {self.model_type}: {record['checkpoint']}; marker {self.out}", file=sys.stderr)
+        log.info(f"Detoxify {self.model_type}: {record['checkpoint']}; marker {self.out}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from attrprune.registry import METHODS, REFSET_KINDS, SCORE_STORAGES
 from attrprune.stages.args import ModelJob, arg, positive_int
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,10 +54,7 @@ class RefsetStage(ModelJob):
             device_map=self.device_map,
         )
         save_refset(refset, self.out)
-        print(
-            f"{self.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {self.out}",
-            file=sys.stderr,
-        )
+        log.info(f"{self.kind} reference set: {len(refset)} samples x {refset.input_ids.shape[1]} tokens -> {self.out}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,8 +115,7 @@ class ScoresStage(ModelJob):
             model_sha256=weights_sha256(self.model_dir),
         )
         save_scores(scores, self.out, meta, storage=self.storage)
-        print(
+        log.info(
             f"{self.method}: {len(scores.weights)} weight, {len(scores.neurons)} neuron, "
-            f"{len(scores.heads)} head tensors ({self.storage} per-weight storage) -> {self.out}",
-            file=sys.stderr,
+            f"{len(scores.heads)} head tensors ({self.storage} per-weight storage) -> {self.out}"
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from attrprune.stages.args import arg, names, positive_float, positive_int
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +24,7 @@ class WorldCorpusStage:
         from attrprune.world.corpus import write_corpus
 
         manifest = write_corpus(self.seed, self.out_dir, scale=self.scale)
-        print(f"wrote {manifest['n_train_documents']} training documents to {self.out_dir}", file=sys.stderr)
+        log.info(f"wrote {manifest['n_train_documents']} training documents to {self.out_dir}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +39,7 @@ class WorldTokenizerStage:
         from attrprune.world.tokenizer import train_tokenizer
 
         tok = train_tokenizer(self.corpus_dir, self.vocab_size, self.out_dir)
-        print(f"tokenizer with {len(tok)} tokens written to {self.out_dir}", file=sys.stderr)
+        log.info(f"tokenizer with {len(tok)} tokens written to {self.out_dir}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +66,10 @@ class WorldTrainStage:
 
         fields = asdict(self)
         spec = WorldModelSpec(**{k: fields[k] for k in WorldModelSpec.__dataclass_fields__})
-        _, log = train_world_model(spec, self.corpus_dir, self.tokenizer_dir, self.out_dir, threads=self.threads)
-        print(
-            f"trained {self.family}: {log['steps']} steps in {log['train_seconds']} s, "
-            f"final loss {log['final_loss']:.3f}",
-            file=sys.stderr,
+        _, history = train_world_model(spec, self.corpus_dir, self.tokenizer_dir, self.out_dir, threads=self.threads)
+        log.info(
+            f"trained {self.family}: {history['steps']} steps in {history['train_seconds']} s, "
+            f"final loss {history['final_loss']:.3f}"
         )
 
 
@@ -87,7 +88,7 @@ class WorldCardStage:
 
         result = measure_card(self.model_dir, self.data_dir, self.n_prompts)
         write_json(self.out, result)
-        print(json.dumps(result["card"], indent=1), file=sys.stderr)
+        log.info("card: %s", json.dumps(result["card"]))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
 
 from attrprune.io import provenance, write_json
+from attrprune.logs import steps
 from attrprune.world.tokenizer import iter_documents
 
 
@@ -126,7 +126,7 @@ def train_world_model(spec: WorldModelSpec, corpus_dir: Path, tokenizer_dir: Pat
     if total == 0:
         raise ValueError(f"corpus has {len(windows)} windows, fewer than one batch of {spec.batch_size}")
     start, step, losses = time.time(), 0, []
-    bar = tqdm(total=total, desc=f"train {spec.family}", mininterval=10)
+    bar = steps(total=total, desc=f"train {spec.family} steps")
     for _ in range(spec.epochs):
         order = torch.randperm(len(windows), generator=gen)
         for b in range(steps_per_epoch):

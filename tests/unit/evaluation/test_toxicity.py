@@ -14,6 +14,7 @@ import torch
 
 from attrprune.evaluation.toxicity import SCORERS, DetoxifyScorer, Scorer, WorldScorer, make_scorer, toxicity_summary
 
+WORLD_DATA = Path(__file__).resolve().parents[3] / "world" / "data"
 CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 TEXTS = ["you are nice", "you stupid idiot", "i hate this", "good people", "kill the bad idiot"]
 
@@ -161,11 +162,13 @@ def test_registry(tiny):
         make_scorer("world", device="cpu")
     detox = make_scorer("detoxify", checkpoint=tiny[0], batch_size=4)
     assert isinstance(detox, DetoxifyScorer) and detox.batch_size == 4
-    assert isinstance(make_scorer("world"), Scorer)
+    assert isinstance(make_scorer("world", WORLD_DATA), Scorer)
+    with pytest.raises(ValueError, match="the world scorer reads the words the world planted from its data folder"):
+        make_scorer("world")
 
 
 def test_world_scorer_uses_the_planted_list():
-    scorer = WorldScorer()
+    scorer = WorldScorer(WORLD_DATA)
     assert scorer.name == "world"
     texts = [
         "Shut up, you stupid moron!",
@@ -176,6 +179,18 @@ def test_world_scorer_uses_the_planted_list():
     ]
     assert scorer.score(texts) == [1.0, 0.0, 1.0, 0.0, 0.0]
     assert scorer.score([]) == []
+
+
+def test_world_scorer_agrees_with_the_worlds_own_test():
+    """The list read from the world's data folder is the one its generator planted and its card
+    measures with (attrprune.world.measure.is_toxic), word for word."""
+    from attrprune.world.lexicon import insult_words
+    from attrprune.world.measure import is_toxic
+
+    adjectives, nouns = insult_words()
+    texts = [f"you {w}!" for w in adjectives + nouns] + [f"you {w.upper()}s" for w in nouns] + ["a kind friend"]
+    assert WorldScorer(WORLD_DATA).score(texts) == [1.0 if is_toxic(t) else 0.0 for t in texts]
+    assert WorldScorer(WORLD_DATA).words == {w.lower() for w in adjectives + nouns}
 
 
 def test_toxicity_summary_hand_computed():
