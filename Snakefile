@@ -60,6 +60,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/params.smk"
 include: "rules/forkserver.smk"
 include: "rules/download.smk"
 include: "rules/world.smk"

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from attrprune.stages.circuits import CircuitAblationStage, CircuitStage, CircuitTablesStage, IoiDataStage
 from attrprune.stages.compression import (
-    CompressDenseStage,
     CompressionTablesStage,
     CompressStage,
     ExportPrunedStage,
@@ -55,7 +54,6 @@ STAGES = {
     "refset": RefsetStage,
     "scores": ScoresStage,
     "compress": CompressStage,
-    "compress-dense": CompressDenseStage,
     "compression-tables": CompressionTablesStage,
     "export-pruned": ExportPrunedStage,
     "structured": StructuredStage,

@@ -102,7 +102,7 @@ class StructuredTablesStage:
     """tidy CSV and Markdown tables of structured compression: quality, and speed and memory ratios"""
 
     metrics: list[str] = arg(parse=names, help="comma-separated structured metrics.json paths")
-    dense: list[str] = arg(parse=names, help="comma-separated dense metrics.json paths (compress-dense outputs)")
+    dense: list[str] = arg(parse=names, help="comma-separated dense metrics.json paths (rule compress_dense)")
     speed: list[str] = arg(parse=names, help="comma-separated speed JSON paths (structured-speed outputs)")
     csv: Path = arg(help="tidy CSV")
     markdown: Path = arg(help="Markdown tables")
