@@ -2,12 +2,13 @@
 configs of the preset's models (``ARCHS``), what is measured on a CPU (``CPU_PLAN``), lm-eval task
 sizes, everything assumed rather than measured (``ASSUMED``), the GPU rules and their estimate
 rows (``RULE_STAGES``); the linear fit in layers and the shapes (parameters, prunable weights,
-FLOPs per token) computed from the configs. Stdlib only.
+FLOPs per token) computed from the configs. No torch.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,16 +165,10 @@ ASSUMED = {
     "small_output_bytes": {"compress": 150e3, "circuit": 200e3, "correction_row": 400},
 }
 
-# GPU rules of the workflow and the estimate rows that size them.
-RULE_STAGES = {
-    "scores": ("scores",),
-    "compress": ("compress", "compress_calibrated"),
-    "compress_dense": ("compress_dense",),
-    "circuit": ("circuit",),
-    "circuit_ablation": ("circuit_ablation",),
-    "correction": ("correction_toxicity", "correction_repetition"),
-    "behaviour_prompts": ("behaviour_prompts",),
-}
+# GPU rules of the workflow and the estimate rows that size them: the table the workflow's job
+# sizes read (attrprune.cluster, torch-free), so that both always name the same stages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from attrprune.cluster import RULE_STAGES  # noqa: E402, F401, I001  (this module is where the cost model reads it)
 
 
 # ----------------------------------------------------------------------------- the fit

@@ -1,5 +1,6 @@
-# What every stage shares: config validation, the domain tables (attrprune.registry),
-# wildcard constraints, model / world helpers (params and resources helpers: rules/params.smk). No numerics, no torch.
+# What every stage shares: the config checks (attrprune.config), the domain tables
+# (attrprune.registry), wildcard constraints, model / world helpers (params and resources
+# helpers: rules/params.smk). No numerics, no torch.
 # Helpers that one stage uses are in rules/<stage>_helpers.smk, which rules/<stage>.smk includes
 # first. Every path a rule writes is spelled once, in its output; others build it with
 # expand(rules.<name>.output...), lazily (input functions), so rules may refer to later ones.
@@ -19,6 +20,7 @@ if os.path.join(REPO, "src") not in sys.path:
     sys.path.insert(0, os.path.join(REPO, "src"))
 from attrprune import cluster, fingerprint, registry  # noqa: E402
 from attrprune.config import ConfigError, check  # noqa: E402
+from attrprune.config import stage_models as config_stage_models  # noqa: E402
 
 # The config checks (attrprune.config) fill in the schema's defaults. A bad config is one line
 # per problem and exit code 1, before any job and without a traceback.
@@ -35,8 +37,7 @@ WORLD_MODELS = list(config["world"]["models"])
 
 def stage_models(stage):
     """Models a stage runs on: its `models` list (`[]`: none), or every model when null."""
-    models = config[stage]["models"]
-    return MODELS if models is None else list(models)
+    return config_stage_models(config, stage)
 
 
 # Compute jobs never touch the network (cluster nodes are usually offline): each compute rule's

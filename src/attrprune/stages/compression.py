@@ -41,26 +41,7 @@ class EvaluationArgs(EvaluationFlags):
 
         self.set_threads()
         compress_and_evaluate(
-            self.model_dir,
-            method,
-            scores,
-            calibration,
-            scope,
-            sparsities,
-            self.tasks,
-            self.data_dir,
-            self.out_template,
-            batch_size=self.batch_size,
-            limit=self.limit,
-            seed=self.seed,
-            ppl_source=self.ppl(),
-            seqlen=self.seqlen,
-            ppl_windows=self.ppl_windows,
-            dtype=self.dtype,
-            device_map=self.device_map,
-            model_name=self.model_name,
-            log_samples=self.log_samples,
-            pruner_options=pruner_options,
+            self.model_dir, method, scores, calibration, scope, sparsities, self, self.out_template, pruner_options
         )
 
 

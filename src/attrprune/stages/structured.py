@@ -46,19 +46,8 @@ class StructuredStage(EvaluationFlags):
             self.calibration,
             self.model_out,
             self.metrics,
-            self.tasks,
-            self.data_dir,
-            batch_size=self.batch_size,
-            limit=self.limit,
-            seed=self.seed,
-            ppl_source=self.ppl(),
-            seqlen=self.seqlen,
-            ppl_windows=self.ppl_windows,
-            dtype=self.dtype,
-            device_map=self.device_map,
-            model_name=self.model_name,
+            self,
             base_model=self.base_model,
-            log_samples=self.log_samples,
         )
 
 
