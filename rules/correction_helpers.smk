@@ -144,8 +144,8 @@ def get_reply_only(wildcards):
 
 
 def correction_params():
-    """params of rule correction: the stage's fields from the job, else correction.* (and
-    correction.sampling.*) of the config."""
+    """The params of a correction job: the stage's fields from the job, else the config's
+    correction.* and correction.sampling.* keys."""
     return stage_params(
         "correction",
         "correction",

@@ -37,7 +37,7 @@ def _config_values(sections):
 
 
 def stage_params(stage, *sections, **given):
-    """The params of a rule that runs `python -m attrprune <stage>`: offline prefix and code
+    """The params of a job that runs `python -m attrprune <stage>`: offline prefix and code
     fingerprint, then each field of the stage's dataclass from, in order, `given` (a value or a
     params function), the per-model sources, the config `sections` (a key of the field's name),
     the field's default. So a config key of a stage's section reaches its flag by its name."""
@@ -196,5 +196,5 @@ def get_device_map(wildcards):
 
 
 def model_resources(rule):
-    """resources of a rule whose job runs a model: its GPUs, and its cluster size (cluster_size)."""
+    """resources of a job that runs a model (GPUs, and its cluster size: cluster_size)."""
     return dict(gpu=get_gpu_count, mem_mb=cluster_size(rule, "mem_mb"), runtime=cluster_size(rule, "runtime"))
