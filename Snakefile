@@ -62,6 +62,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/params.smk"
 include: "rules/report_helpers.smk"
 include: "rules/forkserver.smk"
 include: "rules/download.smk"

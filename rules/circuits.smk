@@ -30,13 +30,9 @@ rule ioi_data:
         mem_mb=cluster_size("ioi_data", "mem_mb"),
         runtime=cluster_size("ioi_data", "runtime"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("ioi-data"),
-        model_dir=input_dir("model"),
-        n=config["refsets"]["ioi"]["generated"],
+        **ioi_data_params(),
     shell:
-        "{params.offline} python -m attrprune ioi-data --model-dir {params.model_dir:q} --n {params.n:q} --seed 0"
-        " --split {wildcards.split:q} --out {output:q} > {log:q} 2>&1"
+        stage_shell("ioi-data")
 
 
 rule circuit_ablation:
@@ -54,26 +50,11 @@ rule circuit_ablation:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("circuit_ablation", "mem_mb"),
-        runtime=cluster_size("circuit_ablation", "runtime"),
+        **model_resources("circuit_ablation"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("circuit-ablation"),
-        model_dir=input_dir("model"),
-        limit=ablation_param("limit", 1),
-        n_weights=ablation_param("n_weights", 1),
-        weight_modules=config["circuits"]["weight_modules"],
-        ablation_value=circuit_ablation_value,
-        mean_reference=get_mean_reference_param,
-        dtype=get_dtype,
-        device_map=get_device_map,
+        **circuit_ablation_params(),
     shell:
-        "{params.offline} python -m attrprune circuit-ablation --model-dir {params.model_dir:q} --eval-file {input.eval:q}"
-        " --limit {params.limit:q} --n-weights {params.n_weights:q} --weight-modules {params.weight_modules:q}"
-        " --ablation-value {params.ablation_value:q} --mean-reference {params.mean_reference:q}"
-        " --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        stage_shell("circuit-ablation")
 
 
 rule circuit:
@@ -102,41 +83,11 @@ rule circuit:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("circuit", "mem_mb"),
-        runtime=cluster_size("circuit", "runtime"),
+        **model_resources("circuit"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("circuit"),
-        model_dir=input_dir("model"),
-        scores=joined_input("scores"),
-        sparsities=CIRCUIT_SPARSITIES,
-        threshold=config["circuits"]["threshold"],
-        weight_modules=config["circuits"]["weight_modules"],
-        limit=or_none(config["circuits"]["limit"]),
-        ablation=get_ablation_file,
-        top_fraction=ablation_param("top_fraction", 0.1),
-        sizes=FAITHFULNESS_SIZES,
-        ablation_value=circuit_ablation_value,
-        size_rounding=SIZE_ROUNDING,
-        mean_reference=get_mean_reference_param,
-        resamples=config["circuits"]["bootstrap"]["resamples"],
-        bootstrap_seed=config["circuits"]["bootstrap"]["seed"],
-        published=get_published_circuit,
-        dtype=get_dtype,
-        device_map=get_device_map,
-        out_dir=output_dir("curve"),
+        **circuit_params(),
     shell:
-        "{params.offline} python -m attrprune circuit --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
-        " --scores {params.scores:q} --eval-file {input.eval:q} --granularity {wildcards.granularity:q}"
-        " --scope {wildcards.scope:q} --sparsities {params.sparsities:q} --threshold {params.threshold:q}"
-        " --weight-modules {params.weight_modules:q} --limit {params.limit:q} --ablation {params.ablation:q}"
-        " --top-fraction {params.top_fraction:q} --faithfulness-sizes {params.sizes:q}"
-        " --ablation-value {params.ablation_value:q} --size-rounding {params.size_rounding:q}"
-        " --mean-reference {params.mean_reference:q} --bootstrap-resamples {params.resamples:q}"
-        " --bootstrap-seed {params.bootstrap_seed:q} --published-circuit {params.published:q}"
-        " --dtype {params.dtype:q} --device-map {params.device_map:q}"
-        " --threads {threads:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        stage_shell("circuit")
 
 
 rule circuit_tables:
@@ -165,11 +116,6 @@ rule circuit_tables:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("circuit-tables"),
-        curves=joined_input(),
-        plots_dir=output_dir("plots"),
+        **circuit_tables_params(),
     shell:
-        "{params.offline} python -m attrprune circuit-tables --curves {params.curves:q} --csv {output.csv:q}"
-        " --summary-csv {output.summary:q} --paired-csv {output.paired:q} --markdown {output.md:q}"
-        " --plots-dir {params.plots_dir:q} > {log:q} 2>&1"
+        stage_shell("circuit-tables")

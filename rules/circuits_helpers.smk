@@ -100,3 +100,61 @@ def get_published_circuit(wildcards):
     """circuits.published of the model for head circuits (the published circuits are heads), else none."""
     name = config["circuits"]["published"].get(wildcards.model)
     return name if name and wildcards.granularity == "head" else "none"
+
+
+def ioi_data_params():
+    """The params that a job of rule ioi_data gives; stage_params fills in the rest."""
+    return stage_params(
+        "ioi-data",
+        n=config["refsets"]["ioi"]["generated"],
+        split=wildcard("split"),
+        out=output_file(),
+    )
+
+
+def circuit_ablation_params():
+    """The params that a job of rule circuit_ablation gives; stage_params fills in the rest."""
+    return stage_params(
+        "circuit-ablation",
+        "circuits",
+        eval_file=input_file("eval"),
+        limit=ablation_param("limit", 1),
+        n_weights=ablation_param("n_weights", 1),
+        ablation_value=circuit_ablation_value,
+        mean_reference=get_mean_reference_param,
+        out=output_file(),
+    )
+
+
+def circuit_params():
+    """The params that a job of rule circuit gives; stage_params fills in the rest."""
+    return stage_params(
+        "circuit",
+        "circuits",
+        scores=joined_input("scores"),
+        eval_file=input_file("eval"),
+        granularity=wildcard("granularity"),
+        scope=wildcard("scope"),
+        sparsities=CIRCUIT_SPARSITIES,
+        ablation=get_ablation_file,
+        top_fraction=ablation_param("top_fraction", 0.1),
+        faithfulness_sizes=FAITHFULNESS_SIZES,
+        ablation_value=circuit_ablation_value,
+        size_rounding=SIZE_ROUNDING,
+        mean_reference=get_mean_reference_param,
+        published_circuit=get_published_circuit,
+        out_dir=output_dir("curve"),
+    )
+
+
+def circuit_tables_params():
+    """The params that a job of rule circuit_tables gives; stage_params fills in the rest."""
+    return stage_params(
+        "circuit-tables",
+        curves=joined_input(),
+        csv=output_file("csv"),
+        summary_csv=output_file("summary"),
+        paired_csv=output_file("paired"),
+        markdown=output_file("md"),
+        plots_dir=output_dir("plots"),
+    )

@@ -30,39 +30,15 @@ rule compress:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("compress", "mem_mb"),
-        runtime=cluster_size("compress", "runtime"),
+        **model_resources("compress"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("compress"),
-        model_dir=input_dir("model"),
-        scores=input_or_none("scores"),
-        calibration=input_or_none("calibration"),
-        data_dir=get_data_dir,
-        scope=get_scope_arg,
-        pruner_options=get_pruner_options,
-        tasks=",".join(config["compression"]["tasks"]),
-        limit=or_none(config["compression"]["limit"]),
-        ppl_source=get_ppl_source,
-        seqlen=or_none(config["compression"]["seqlen"]),
-        ppl_windows=or_none(config["compression"]["ppl_windows"]),
-        batch_size=config["compression"]["batch_size"],
-        log_samples=get_log_samples_flag,
-        dtype=get_dtype,
-        device_map=get_device_map,
+        **compress_params(),
     shell:
-        "{params.offline} python -m attrprune compress --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
-        " --method {wildcards.method:q} --scores {params.scores:q} --calibration {params.calibration:q}"
-        " --scope {params.scope:q} {params.pruner_options:q} --sparsities {wildcards.sparsity:q}"
-        " --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
-        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q}"
-        " --ppl-windows {params.ppl_windows:q} --batch-size {params.batch_size:q}"
-        " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
-        " --out-template {output.metrics:q} > {log:q} 2>&1"
+        stage_shell("compress")
 
 
-rule compress_dense:
+# The dense model, once per model: the compress stage with no method, at sparsity 0.
+use rule compress as compress_dense with:
     input:
         model=get_model_weights,
         data=get_world_data,
@@ -73,34 +49,10 @@ rule compress_dense:
         "logs/results/{model}/compression/dense.log",
     benchmark:
         "benchmarks/results/{model}/compression/dense.tsv"
-    conda:
-        "../envs/attrprune.yaml"
-    threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("compress_dense", "mem_mb"),
-        runtime=cluster_size("compress_dense", "runtime"),
+        **model_resources("compress_dense"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("compress-dense"),
-        model_dir=input_dir("model"),
-        data_dir=get_data_dir,
-        tasks=",".join(config["compression"]["tasks"]),
-        limit=or_none(config["compression"]["limit"]),
-        ppl_source=get_ppl_source,
-        seqlen=or_none(config["compression"]["seqlen"]),
-        ppl_windows=or_none(config["compression"]["ppl_windows"]),
-        batch_size=config["compression"]["batch_size"],
-        log_samples=get_log_samples_flag,
-        dtype=get_dtype,
-        device_map=get_device_map,
-    shell:
-        "{params.offline} python -m attrprune compress-dense --model-dir {params.model_dir:q}"
-        " --model-name {wildcards.model:q} --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
-        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q}"
-        " --ppl-windows {params.ppl_windows:q} --batch-size {params.batch_size:q}"
-        " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
-        " --out-template {output.metrics:q} > {log:q} 2>&1"
+        **DENSE,
 
 
 rule compression_tables:
@@ -131,15 +83,9 @@ rule compression_tables:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("compression-tables"),
-        metrics=joined_input(),
-        at=config["compression"]["at_sparsity"],
-        plots_dir=output_dir("plots"),
+        **compression_tables_params(),
     shell:
-        "{params.offline} python -m attrprune compression-tables --metrics {params.metrics:q} --csv {output.csv:q}"
-        " --markdown {output.md:q} --paper-markdown {output.paper:q} --plots-dir {params.plots_dir:q}"
-        " --at-sparsity {params.at:q} > {log:q} 2>&1"
+        stage_shell("compression-tables")
 
 
 rule export_pruned:
@@ -160,16 +106,6 @@ rule export_pruned:
         mem_mb=cluster_size("export_pruned", "mem_mb"),
         runtime=cluster_size("export_pruned", "runtime"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("export-pruned"),
-        model_dir=input_dir("model"),
-        scores=input_or_none("scores"),
-        calibration=input_or_none("calibration"),
-        scope=get_scope_arg,
-        pruner_options=get_pruner_options,
-        # The card's base_model; the export runs on the CPU in the checkpoint's own dtype.
-        base_model=get_base_model,
+        **export_pruned_params(),
     shell:
-        "{params.offline} python -m attrprune export-pruned --model-dir {params.model_dir:q} --method {wildcards.method:q}"
-        " --scores {params.scores:q} --calibration {params.calibration:q} --scope {params.scope:q} {params.pruner_options:q} --sparsity {wildcards.sparsity:q} --base-model {params.base_model:q}"
-        " --out-dir {output:q} > {log:q} 2>&1"
+        stage_shell("export-pruned")

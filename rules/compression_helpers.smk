@@ -93,19 +93,28 @@ def get_compression_metrics(wildcards):
     return files
 
 
-def get_log_samples_flag(wildcards):
-    """lm-eval's per-sample log in lm_eval.json (compression.log_samples)."""
-    return "--log-samples" if config["compression"]["log_samples"] else "--no-log-samples"
+def pruner_option(key):
+    """Params function: compression.pruner_options.<key> for the jobs whose method reads it, else
+    none (so changing SparseGPT's block size reruns the SparseGPT jobs alone)."""
+
+    def get(wildcards):
+        keys = registry.pruner_options_for(wildcards.method, get_scope_arg(wildcards))
+        return config["compression"]["pruner_options"][key] if key in keys else None
+
+    return get
 
 
-def get_pruner_options(wildcards):
-    """The compression.pruner_options this job reads, as command-line flags (only those: changing
-    SparseGPT's block size reruns the SparseGPT jobs alone)."""
-    from attrprune.registry import pruner_options_for
-
-    options = config["compression"]["pruner_options"]
-    keys = pruner_options_for(wildcards.method, get_scope_arg(wildcards))
-    return [x for key in keys for x in (f"--{key.replace('_', '-')}", str(options[key]))]
+# Which compression method prunes, by what: the fields of the compress and export-pruned stages
+# that come from the job rather than from the config.
+PRUNING = dict(
+    method=wildcard("method"),
+    scores=input_or_none("scores"),
+    calibration=input_or_none("calibration"),
+    scope=get_scope_arg,
+    **{key: pruner_option(key) for key in registry.PRUNER_OPTIONS},
+)
+# The dense model, evaluated by the compress stage at sparsity 0 (rule compress_dense).
+DENSE = dict(method="none", scope="row", sparsities="0", **{key: "none" for key in registry.PRUNER_OPTIONS})
 
 
 def ppl_source(model):
@@ -141,4 +150,41 @@ def compression_targets(wildcards):
         scope=path_scope(export["scope"]),
         refset=refset_names("general")[0],
         sparsity=f"{export['sparsity']:.2f}",
+    )
+
+
+def compress_params():
+    """The params that a job of rule compress gives; stage_params fills in the rest."""
+    return stage_params(
+        "compress",
+        "compression",
+        **PRUNING,
+        ppl_source=get_ppl_source,
+        sparsities=wildcard("sparsity"),
+        out_template=output_file("metrics"),
+    )
+
+
+def compression_tables_params():
+    """The params that a job of rule compression_tables gives; stage_params fills in the rest."""
+    return stage_params(
+        "compression-tables",
+        "compression",
+        metrics=joined_input(),
+        csv=output_file("csv"),
+        markdown=output_file("md"),
+        paper_markdown=output_file("paper"),
+        plots_dir=output_dir("plots"),
+    )
+
+
+def export_pruned_params():
+    """The params that a job of rule export_pruned gives; stage_params fills in the rest."""
+    return stage_params(
+        "export-pruned",
+        **PRUNING,
+        dtype="auto",  # the export runs on the CPU in the checkpoint's own dtype
+        sparsity=wildcard("sparsity"),
+        base_model=get_base_model,  # the card's base_model
+        out_dir=output_file(),
     )

@@ -26,30 +26,11 @@ rule behaviour_prompts:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("behaviour_prompts", "mem_mb"),
-        runtime=cluster_size("behaviour_prompts", "runtime"),
+        **model_resources("behaviour_prompts"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("behaviour-prompts"),
-        model_dir=input_dir("model"),
-        behaviour=get_prompts_behaviour,
-        threshold=get_prompts_threshold,
-        n_reference=config["correction"]["hub_prompts"]["n_reference"],
-        n_candidates=config["correction"]["hub_prompts"]["n_candidates"],
-        new_tokens=behaviour_param("new_tokens"),
-        scorer_model_type=config["correction"]["scorer"],
-        scorer_device=config["correction"]["scorer_device"],
-        dtype=get_dtype,
-        device_map=get_device_map,
+        **behaviour_prompts_params(),
     shell:
-        "{params.offline} python -m attrprune behaviour-prompts --model-dir {params.model_dir:q}"
-        " --behaviour {params.behaviour:q} --threshold {params.threshold:q} --n-reference {params.n_reference:q}"
-        " --n-candidates {params.n_candidates:q} --new-tokens {params.new_tokens:q}"
-        " --scorer-model-type {params.scorer_model_type:q} --scorer-device {params.scorer_device:q}"
-        " --dtype {params.dtype:q} --device-map {params.device_map:q}"
-        " --reference-out {output.reference:q} --evaluation-out {output.evaluation:q}"
-        " --control-out {output.control:q} > {log:q} 2>&1"
+        stage_shell("behaviour-prompts")
 
 
 rule correction:
@@ -73,53 +54,11 @@ rule correction:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("correction", "mem_mb"),
-        runtime=cluster_size("correction", "runtime"),
+        **model_resources("correction"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("correction"),
-        model_dir=input_dir("model"),
-        intervention=get_intervention,
-        general=correction_input("general"),
-        unwanted=correction_input("unwanted"),
-        aura_reference=correction_input("aura_reference"),
-        aura_neutral=correction_input("aura_neutral"),
-        side_effects=get_side_effects_flag,
-        loop_span=config["correction"]["loop_span"],
-        ks=get_ks,
-        normalization=config["correction"]["normalization"],
-        weight_modules=config["correction"]["weight_modules"],
-        n_prompts=or_none(config["correction"]["n_prompts"]),
-        new_tokens=behaviour_param("new_tokens"),
-        window=config["correction"]["window"],
-        n_samples=get_n_samples,
-        top_p=config["correction"]["sampling"]["top_p"],
-        temperature=config["correction"]["sampling"]["temperature"],
-        seed=config["correction"]["sampling"]["seed"],
-        scorer=get_scorer,
-        scorer_model_type=config["correction"]["scorer"],
-        scorer_device=config["correction"]["scorer_device"],
-        ppl_tasks=get_ppl_tasks,
-        ppl_limit=or_none(config["correction"]["ppl_limit"]),
-        data_dir=get_data_dir,
-        dtype=get_dtype,
-        device_map=get_device_map,
-        out_dir=output_dir("curve"),
+        **correction_params(),
     shell:
-        "{params.offline} python -m attrprune correction --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
-        " --intervention {params.intervention:q} --general-scores {params.general:q}"
-        " --unwanted-scores {params.unwanted:q} --aura-reference {params.aura_reference:q}"
-        " --aura-neutral {params.aura_neutral:q} {params.side_effects:q} --loop-span {params.loop_span:q}"
-        " --behaviour {wildcards.behaviour:q} --granularity {wildcards.granularity:q} --ks {params.ks:q}"
-        " --normalization {params.normalization:q} --weight-modules {params.weight_modules:q}"
-        " --prompts-file {input.prompts:q} --control-file {input.control:q} --n-prompts {params.n_prompts:q}"
-        " --new-tokens {params.new_tokens:q} --window {params.window:q}"
-        " --n-samples {params.n_samples:q} --top-p {params.top_p:q} --temperature {params.temperature:q}"
-        " --seed {params.seed:q} --scorer {params.scorer:q} --scorer-model-type {params.scorer_model_type:q}"
-        " --scorer-device {params.scorer_device:q} --ppl-tasks {params.ppl_tasks:q} --ppl-limit {params.ppl_limit:q}"
-        " --data-dir {params.data_dir:q} --dtype {params.dtype:q} --device-map {params.device_map:q}"
-        " --threads {threads:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        stage_shell("correction")
 
 
 rule correction_tables:
@@ -157,14 +96,6 @@ rule correction_tables:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("correction-tables"),
-        curves=joined_input("curves"),
-        plots_dir=output_dir("plots"),
-        max_ppl_change=config["correction"]["max_ppl_change"],
-        min_control_unchanged=config["correction"]["min_control_unchanged"],
+        **correction_tables_params(),
     shell:
-        "{params.offline} python -m attrprune correction-tables --curves {params.curves:q} --csv {output.csv:q}"
-        " --markdown {output.md:q} --plots-dir {params.plots_dir:q} --examples-md {output.examples:q}"
-        " --max-ppl-change {params.max_ppl_change:q} --min-control-unchanged {params.min_control_unchanged:q}"
-        " > {log:q} 2>&1"
+        stage_shell("correction-tables")

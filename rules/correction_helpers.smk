@@ -132,6 +132,70 @@ def correction_input(key):
     return get
 
 
-def get_side_effects_flag(wildcards):
+def get_side_effects(wildcards):
     """World models: every behaviour set, IOI and facts measured at every k (per_prompt.jsonl)."""
-    return "--side-effects" if is_world(wildcards.model) else "--no-side-effects"
+    return is_world(wildcards.model)
+
+
+def get_reply_only(wildcards):
+    """The behaviour measured on the quoted reply alone: with the world's scorer (world prompts
+    end in an opening quote), else on the whole continuation."""
+    return get_scorer(wildcards) == "world"
+
+
+def correction_params():
+    """The params of a correction job: the stage's fields from the job, else the config's
+    correction.* and correction.sampling.* keys."""
+    return stage_params(
+        "correction",
+        "correction",
+        "correction.sampling",
+        scorer=get_scorer,
+        reply_only=get_reply_only,
+        scorer_model_type=config["correction"]["scorer"],
+        intervention=get_intervention,
+        general_scores=correction_input("general"),
+        unwanted_scores=correction_input("unwanted"),
+        aura_reference=correction_input("aura_reference"),
+        aura_neutral=correction_input("aura_neutral"),
+        behaviour=wildcard("behaviour"),
+        granularity=wildcard("granularity"),
+        ks=get_ks,
+        prompts_file=input_file("prompts"),
+        control_file=input_file("control"),
+        new_tokens=behaviour_param("new_tokens"),
+        n_samples=get_n_samples,
+        ppl_tasks=get_ppl_tasks,
+        side_effects=get_side_effects,
+        out_dir=output_dir("curve"),
+    )
+
+
+def behaviour_prompts_params():
+    """The params that a job of rule behaviour_prompts gives; stage_params fills in the rest."""
+    return stage_params(
+        "behaviour-prompts",
+        "correction",
+        "correction.hub_prompts",
+        scorer="detoxify",  # hub models' prompts (correction.scorer is Detoxify's model type)
+        scorer_model_type=config["correction"]["scorer"],
+        behaviour=get_prompts_behaviour,
+        threshold=get_prompts_threshold,
+        new_tokens=behaviour_param("new_tokens"),
+        reference_out=output_file("reference"),
+        evaluation_out=output_file("evaluation"),
+        control_out=output_file("control"),
+    )
+
+
+def correction_tables_params():
+    """The params that a job of rule correction_tables gives; stage_params fills in the rest."""
+    return stage_params(
+        "correction-tables",
+        "correction",
+        curves=joined_input("curves"),
+        csv=output_file("csv"),
+        markdown=output_file("md"),
+        examples_md=output_file("examples"),
+        plots_dir=output_dir("plots"),
+    )

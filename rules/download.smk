@@ -29,12 +29,14 @@ rule download_model:
     conda:
         "../envs/attrprune.yaml"
     params:
-        hf_id=hub_model_param("hf_id"),
-        revision=hub_model_param("revision"),
-        out_dir=output_dir(0),
+        **download_params(
+            "download-model",
+            hf_id=hub_model_param("hf_id"),
+            revision=hub_model_param("revision"),
+            out_dir=output_dir(0),
+        ),
     shell:
-        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-model"
-        " --hf-id {params.hf_id:q} --revision {params.revision:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        stage_shell("download-model")
 
 
 rule download_data:
@@ -46,10 +48,9 @@ rule download_data:
         "../envs/attrprune.yaml"
     params:
         # A param, so that a changed list reruns the rule (Snakemake's params trigger).
-        names=get_download_dataset_names,
+        **download_params("download-data", names=get_download_dataset_names, out=output_file()),
     shell:
-        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-data"
-        " --names {params.names:q} --out {output:q} > {log:q} 2>&1"
+        stage_shell("download-data")
 
 
 rule download_detoxify:
@@ -60,7 +61,10 @@ rule download_detoxify:
     conda:
         "../envs/attrprune.yaml"
     params:
-        model_type=config.get("download", {}).get("detoxify") or "original",
+        **download_params(
+            "download-detoxify",
+            model_type=config.get("download", {}).get("detoxify") or "original",
+            out=output_file(),
+        ),
     shell:
-        "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m attrprune download-detoxify"
-        " --model-type {params.model_type:q} --out {output:q} > {log:q} 2>&1"
+        stage_shell("download-detoxify")

@@ -43,3 +43,11 @@ def hub_model_param(key):
         return spec[key]
 
     return get
+
+
+def download_params(stage, **given):
+    """params of a download rule: online (the one kind of job that is), no code fingerprint
+    (a pinned revision defines what a download fetches)."""
+    params = stage_params(stage, **given)
+    del params["code"]
+    return {**params, "offline": "HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0"}

@@ -23,23 +23,9 @@ rule refset:
         mem_mb=cluster_size("refset", "mem_mb"),
         runtime=cluster_size("refset", "runtime"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("refset"),
-        model_dir=input_dir("model"),
-        n=refset_param("n"),
-        length=refset_param("length"),
-        new_tokens=refset_param("new_tokens"),
-        data_dir=get_data_dir,
-        source=get_refset_source,
-        prompts_file=get_refset_prompts_file,
-        dtype=get_dtype,
-        device_map=get_device_map,
+        **refset_params(),
     shell:
-        "{params.offline} python -m attrprune refset --kind {wildcards.kind:q} --model-dir {params.model_dir:q}"
-        " --n {params.n:q} --length {params.length:q} --new-tokens {params.new_tokens:q}"
-        " --data-dir {params.data_dir:q} --source {params.source:q} --prompts-file {params.prompts_file:q}"
-        " --dtype {params.dtype:q} --device-map {params.device_map:q} --seed {wildcards.seed:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        stage_shell("refset")
 
 
 rule scores:
@@ -56,24 +42,8 @@ rule scores:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("scores", "mem_mb"),
-        runtime=cluster_size("scores", "runtime"),
+        **model_resources("scores"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("scores"),
-        model_dir=input_dir("model"),
-        lrp_variant=config["scores"]["lrp_variant"],
-        aggregation=config["scores"]["aggregation"],
-        batch_size=config["scores"]["batch_size"],
-        storage=get_scores_storage,
-        seed=get_scores_seed,
-        dtype=get_dtype,
-        device_map=get_device_map,
+        **scores_params(),
     shell:
-        "{params.offline} python -m attrprune scores --model-dir {params.model_dir:q} --refset {input.refset:q}"
-        " --method {wildcards.method:q} --lrp-variant {params.lrp_variant:q}"
-        " --aggregation {params.aggregation:q} --seed {params.seed:q} --batch-size {params.batch_size:q}"
-        " --storage {params.storage:q} --dtype {params.dtype:q} --device-map {params.device_map:q}"
-        " --threads {threads:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        stage_shell("scores")

@@ -71,3 +71,31 @@ def score_targets(wildcards):
         method=config["scores"]["methods"],
         refset=[r for kind in config["scores"]["refsets"] for r in refset_names(kind)],
     )
+
+
+def refset_params():
+    """The params that a job of rule refset gives; stage_params fills in the rest."""
+    return stage_params(
+        "refset",
+        kind=wildcard("kind"),
+        n=refset_param("n"),
+        length=refset_param("length"),
+        new_tokens=refset_param("new_tokens"),
+        source=get_refset_source,
+        prompts_file=get_refset_prompts_file,
+        seed=wildcard("seed"),
+        out=output_file(),
+    )
+
+
+def scores_params():
+    """The params that a job of rule scores gives; stage_params fills in the rest."""
+    return stage_params(
+        "scores",
+        "scores",
+        refset=input_file("refset"),
+        method=wildcard("method"),
+        **{"storage": get_scores_storage},  # "storage=" would start a Snakemake directive
+        seed=get_scores_seed,
+        out=output_file(),
+    )

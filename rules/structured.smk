@@ -29,35 +29,11 @@ rule structured:
         "../envs/attrprune.yaml"
     threads: 1
     resources:
-        gpu=get_gpu_count,
-        mem_mb=cluster_size("compress", "mem_mb"),
-        runtime=cluster_size("compress", "runtime"),
+        **model_resources("compress"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("structured"),
-        model_dir=input_dir("model"),
-        scores=input_or_none("scores"),
-        calibration=input_or_none("calibration"),
-        data_dir=get_data_dir,
-        base_model=get_base_model,
-        tasks=",".join(config["compression"]["tasks"]),
-        limit=or_none(config["compression"]["limit"]),
-        ppl_source=get_ppl_source,
-        seqlen=or_none(config["compression"]["seqlen"]),
-        ppl_windows=or_none(config["compression"]["ppl_windows"]),
-        batch_size=config["compression"]["batch_size"],
-        log_samples=get_log_samples_flag,
-        dtype=get_dtype,
-        device_map=get_device_map,
+        **structured_params(),
     shell:
-        "{params.offline} python -m attrprune structured --model-dir {params.model_dir:q} --model-name {wildcards.model:q}"
-        " --method {wildcards.method:q} --ratio {wildcards.ratio:q} --scores {params.scores:q}"
-        " --calibration {params.calibration:q} --base-model {params.base_model:q}"
-        " --tasks {params.tasks:q} --data-dir {params.data_dir:q} --limit {params.limit:q}"
-        " --ppl-source {params.ppl_source:q} --seqlen {params.seqlen:q}"
-        " --ppl-windows {params.ppl_windows:q} --batch-size {params.batch_size:q}"
-        " {params.log_samples:q} --dtype {params.dtype:q} --device-map {params.device_map:q} --threads {threads:q}"
-        " --model-out {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"
+        stage_shell("structured")
 
 
 rule structured_speed:
@@ -78,20 +54,9 @@ rule structured_speed:
         mem_mb=cluster_size("compress_dense", "mem_mb"),
         runtime=cluster_size("compress_dense", "runtime"),
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("structured-speed"),
-        model_dir=input_dir("model"),
-        small=joined_input("small"),
-        device=config["structured"]["speed"]["device"],
-        batch=config["structured"]["speed"]["batch"],
-        new_tokens=config["structured"]["speed"]["new_tokens"],
-        repeats=config["structured"]["speed"]["repeats"],
-        rounds=config["structured"]["speed"]["rounds"],
+        **structured_speed_params(),
     shell:
-        "{params.offline} python -m attrprune structured-speed --model-name {wildcards.model:q} --dense {params.model_dir:q}"
-        " --models {params.small:q} --device {params.device:q} --threads {threads:q} --batch {params.batch:q}"
-        " --new-tokens {params.new_tokens:q} --repeats {params.repeats:q} --rounds {params.rounds:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        stage_shell("structured-speed")
 
 
 rule structured_tables:
@@ -129,13 +94,6 @@ rule structured_tables:
         mem_mb=4000,
         runtime=15,
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("structured-tables"),
-        metrics=joined_input("metrics"),
-        dense=joined_input("dense"),
-        speed=joined_input("speed"),
-        plots_dir=output_dir("plots"),
+        **structured_tables_params(),
     shell:
-        "{params.offline} python -m attrprune structured-tables --metrics {params.metrics:q} --dense {params.dense:q}"
-        " --speed {params.speed:q} --csv {output.csv:q} --markdown {output.md:q} --plots-dir {params.plots_dir:q}"
-        " > {log:q} 2>&1"
+        stage_shell("structured-tables")

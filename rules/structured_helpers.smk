@@ -64,3 +64,43 @@ def structured_targets(wildcards):
     if not structured_runs():
         return []
     return [rules.structured_tables.output.csv, rules.structured_tables.output.md]
+
+
+def structured_params():
+    """The params that a job of rule structured gives; stage_params fills in the rest."""
+    return stage_params(
+        "structured",
+        "compression",
+        method=wildcard("method"),
+        ratio=wildcard("ratio"),
+        scores=input_or_none("scores"),
+        calibration=input_or_none("calibration"),
+        base_model=get_base_model,
+        ppl_source=get_ppl_source,
+        model_out=output_file("model"),
+        metrics=output_file("metrics"),
+    )
+
+
+def structured_speed_params():
+    """The params that a job of rule structured_speed gives; stage_params fills in the rest."""
+    return stage_params(
+        "structured-speed",
+        "structured.speed",
+        dense=input_dir("model"),
+        models=joined_input("small"),
+        out=output_file(),
+    )
+
+
+def structured_tables_params():
+    """The params that a job of rule structured_tables gives; stage_params fills in the rest."""
+    return stage_params(
+        "structured-tables",
+        metrics=joined_input("metrics"),
+        dense=joined_input("dense"),
+        speed=joined_input("speed"),
+        csv=output_file("csv"),
+        markdown=output_file("md"),
+        plots_dir=output_dir("plots"),
+    )

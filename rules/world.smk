@@ -19,15 +19,9 @@ rule world_corpus:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("world-corpus"),
-        seed=config["world"]["seed"],
-        scale=config["world"]["scale"],
-        out_dir=output_dir(0),
+        **stage_params("world-corpus", "world", out_dir=output_dir(0)),
     shell:
-        "{params.offline} python -m attrprune world-corpus --seed {params.seed:q}"
-        " --scale {params.scale:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        stage_shell("world-corpus")
 
 
 rule world_tokenizer:
@@ -43,15 +37,9 @@ rule world_tokenizer:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("world-tokenizer"),
-        corpus_dir=input_dir("corpus"),
-        vocab_size=config["world"]["vocab_size"],
-        out_dir=output_dir(0),
+        **stage_params("world-tokenizer", "world", corpus_dir=input_dir("corpus"), out_dir=output_dir(0)),
     shell:
-        "{params.offline} python -m attrprune world-tokenizer --corpus-dir {params.corpus_dir:q}"
-        " --vocab-size {params.vocab_size:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        stage_shell("world-tokenizer")
 
 
 rule world_train:
@@ -68,30 +56,9 @@ rule world_train:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("world-train"),
-        corpus_dir=input_dir("corpus"),
-        tokenizer_dir=input_dir("tokenizer"),
-        family=world_train_param("family"),
-        hidden_size=world_train_param("hidden_size"),
-        intermediate_size=world_train_param("intermediate_size"),
-        layers=world_train_param("layers"),
-        heads=world_train_param("heads"),
-        context=world_train_param("context"),
-        batch_size=world_train_param("batch_size"),
-        epochs=world_train_param("epochs"),
-        lr=world_train_param("lr"),
-        seed=world_train_param("seed"),
-        out_dir=output_dir(0),
+        **world_train_params(),
     shell:
-        "{params.offline} python -m attrprune world-train --family {params.family:q}"
-        " --corpus-dir {params.corpus_dir:q} --tokenizer-dir {params.tokenizer_dir:q}"
-        " --hidden-size {params.hidden_size:q}"
-        " --intermediate-size {params.intermediate_size:q}"
-        " --layers {params.layers:q} --heads {params.heads:q} --context {params.context:q}"
-        " --batch-size {params.batch_size:q} --epochs {params.epochs:q} --lr {params.lr:q}"
-        " --seed {params.seed:q} --threads {threads:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        stage_shell("world-train")
 
 
 # `snakemake world` retrains everything and copies it into the committed world/.
@@ -116,16 +83,9 @@ rule world_publish:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("world-publish"),
-        corpus_dir=input_dir("corpus"),
-        models_dir=get_world_models_dir,
-        models=",".join(WORLD_MODELS),
-        n_prompts=config["world"]["card"]["n_prompts"],
+        **world_publish_params(),
     shell:
-        "{params.offline} python -m attrprune world-publish --corpus-dir {params.corpus_dir:q}"
-        " --models-dir {params.models_dir:q} --models {params.models:q}"
-        " --n-prompts {params.n_prompts:q} --out-dir world --stamp {output:q} > {log:q} 2>&1"
+        stage_shell("world-publish")
 
 
 # Target only: `snakemake world`.
@@ -148,15 +108,9 @@ rule world_card:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("world-card"),
-        model_dir=input_dir("model"),
-        data_dir=input_dir("data"),
-        n_prompts=config["world"]["card"]["n_prompts"],
+        **stage_params("world-card", "world.card", data_dir=input_dir("data"), out=output_file()),
     shell:
-        "{params.offline} python -m attrprune world-card --model-dir {params.model_dir:q}"
-        " --data-dir {params.data_dir:q} --n-prompts {params.n_prompts:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        stage_shell("world-card")
 
 
 rule world_card_table:
@@ -180,9 +134,6 @@ rule world_card_table:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        offline=OFFLINE,
-        code=code_fingerprint("world-card-table"),
-        cards=joined_input(),
+        **stage_params("world-card-table", cards=joined_input(), out=output_file("md")),
     shell:
-        "{params.offline} python -m attrprune world-card-table --cards {params.cards:q}"
-        " --out {output.md:q} > {log:q} 2>&1"
+        stage_shell("world-card-table")

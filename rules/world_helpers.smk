@@ -7,6 +7,14 @@ def world_train_param(key):
     return lookup(dpath=f"world/models/{{world_model}}/{key}", within=config)
 
 
+# world-train's fields from world.models.<alias> of the job's world model.
+WORLD_TRAIN = {
+    key: world_train_param(key)
+    for key in ("family", "hidden_size", "intermediate_size", "layers", "heads", "context")
+    + ("batch_size", "epochs", "lr", "seed")
+}
+
+
 def get_world_train_models(wildcards):
     return expand(rules.world_train.output[0], world_model=WORLD_MODELS)
 
@@ -38,3 +46,27 @@ def world_targets(wildcards):
     if not WORLD_SOURCE_MODELS:
         return []
     return get_world_cards(wildcards) + rules.world_card_table.output
+
+
+def world_train_params():
+    """The params that a job of rule world_train gives; stage_params fills in the rest."""
+    return stage_params(
+        "world-train",
+        corpus_dir=input_dir("corpus"),
+        tokenizer_dir=input_dir("tokenizer"),
+        out_dir=output_dir(0),
+        **WORLD_TRAIN,
+    )
+
+
+def world_publish_params():
+    """The params that a job of rule world_publish gives; stage_params fills in the rest."""
+    return stage_params(
+        "world-publish",
+        "world.card",
+        corpus_dir=input_dir("corpus"),
+        models_dir=get_world_models_dir,
+        models=WORLD_MODELS,
+        out_dir="world",
+        stamp=output_file(),
+    )

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from attrprune.stages.circuits import CircuitAblationStage, CircuitStage, CircuitTablesStage, IoiDataStage
 from attrprune.stages.compression import (
-    CompressDenseStage,
     CompressionTablesStage,
     CompressStage,
     ExportPrunedStage,
@@ -58,7 +57,6 @@ STAGES = {
     "refset": RefsetStage,
     "scores": ScoresStage,
     "compress": CompressStage,
-    "compress-dense": CompressDenseStage,
     "compression-tables": CompressionTablesStage,
     "export-pruned": ExportPrunedStage,
     "structured": StructuredStage,

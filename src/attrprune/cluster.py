@@ -27,7 +27,7 @@ from pathlib import Path
 MARGIN = 1.5
 # A world-model job: MB, minutes.
 WORLD = {"mem_mb": 2000, "runtime": 30}
-# The GPU rules the cost model estimates, and its stages for each (bench/cost.py RULE_STAGES).
+# The GPU rules the cost model estimates, and its stages for each (bench/cost.py reads this table).
 RULE_STAGES = {
     "scores": ("scores",),
     "compress": ("compress", "compress_calibrated"),

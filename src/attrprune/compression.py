@@ -81,19 +81,8 @@ def compress_and_evaluate(
     calibration_path: Path | None,
     scope: str,
     sparsities: list[float],
-    tasks: list[str],
-    data_dir: Path | None,
+    flags,
     out_template: str,
-    batch_size: int = 32,
-    limit: int | None = None,
-    seed: int = 0,
-    ppl_source: str | None = None,
-    seqlen: int | None = None,
-    ppl_windows: int | None = None,
-    dtype: str = "auto",
-    device_map: str = "none",
-    model_name: str | None = None,
-    log_samples: bool = False,
     pruner_options: dict | None = None,
 ) -> list[Path]:
     """Prune by compression method `method` (scores from `scores_path` for score methods, the
@@ -103,7 +92,9 @@ def compress_and_evaluate(
     with `log_samples` every prompt and response). `method` None evaluates the dense model (only
     sparsity 0; the workflow does that once per model). `ppl_source` (world, wikitext2 or None =
     skip) adds the token perplexity at `seqlen` tokens per window (None = the model's
-    max_position_embeddings), over the first `ppl_windows` windows (None: all). `dtype`, `device_map`: `attrprune.models.load_model`.
+    max_position_embeddings), over the first `ppl_windows` windows (None: all). `flags`: how the
+    model is loaded and evaluated (the stage's `attrprune.stages.args.EvaluationFlags`: tasks,
+    data_dir, ppl_source, seqlen, ... ; dtype, device_map: `attrprune.models.load_model`).
     `pruner_options`: {`registry.PRUNER_OPTIONS` key: value}, checked before the model loads."""
     from attrprune.evaluation.lm import write_lm_eval_json
     from attrprune.evaluation.perplexity import perplexity_texts
@@ -113,13 +104,14 @@ def compress_and_evaluate(
     from attrprune.pruning.plan import check_pruner_options
     from attrprune.registry import check_compression
 
+    ppl_source, seqlen, data_dir = flags.ppl(), flags.seqlen, flags.data_dir
     if method is not None:
         check_compression(method, scope)  # before loading anything: a typo fails in a second
         check_pruner_options(method, scope, pruner_options or {})
     if method is None and any(sparsities):
         raise ValueError(f"sparsities {sparsities}: without a method only the dense model (sparsity 0) is evaluated")
     outs = metrics_paths(out_template, sparsities)  # before loading anything, as the checks above
-    model, tokenizer = load_model(model_dir, dtype=dtype, device_map=device_map)
+    model, tokenizer = load_model(model_dir, dtype=flags.dtype, device_map=flags.device_map)
     plan, scores_meta = load_plan(model, model_dir, method, scope, scores_path, calibration_path, pruner_options)
     texts = None
     if ppl_source is not None:
@@ -137,21 +129,7 @@ def compress_and_evaluate(
     with removed_on_failure():
         for s, out in zip(sparsities, outs):
             with plan.pruned(s) if plan is not None else _dense(model) as pruning:
-                ev = evaluate_model(
-                    model,
-                    tokenizer,
-                    tasks,
-                    data_dir,
-                    batch_size=batch_size,
-                    limit=limit,
-                    seed=seed,
-                    log_samples=log_samples,
-                    model_dir=model_dir,
-                    texts=texts,
-                    ppl_source=ppl_source,
-                    seqlen=seqlen,
-                    ppl_windows=ppl_windows,
-                )
+                ev = evaluate_model(model, tokenizer, flags, model_dir=model_dir, texts=texts)
             measured = pruning.pop("measured")
             write_lm_eval_json(out.with_name("lm_eval.json"), ev.results)
             write_json(
@@ -172,14 +150,14 @@ def compress_and_evaluate(
                     "scores": scores_meta,  # None: a calibrated pruner, or the dense model
                     "lm_eval_results": "lm_eval.json",
                     **provenance(
-                        seed=seed,
-                        limit=limit,
-                        tasks=tasks,
+                        seed=flags.seed,
+                        limit=flags.limit,
+                        tasks=flags.tasks,
                         model_dir=str(model_dir),
-                        model=model_name or Path(model_dir).name,
+                        model=flags.model_name or Path(model_dir).name,
                         ppl_source=ppl_source,
                         seqlen=seqlen if ppl_source is not None else None,
-                        **placement(model, device_map),
+                        **placement(model, flags.device_map),
                     ),
                 },
             )

@@ -187,23 +187,12 @@ def structured_compress(
     calibration_path: Path | None,
     model_out: Path,
     metrics_out: Path,
-    tasks: list[str],
-    data_dir: Path | None,
-    batch_size: int = 32,
-    limit: int | None = None,
-    seed: int = 0,
-    ppl_source: str | None = None,
-    seqlen: int | None = None,
-    ppl_windows: int | None = None,
-    dtype: str = "auto",
-    device_map: str = "none",
-    model_name: str | None = None,
+    flags,
     base_model: str | None = None,
-    log_samples: bool = False,
 ) -> dict:
-    """`export_structured`, then the saved model reloaded and evaluated (lm-eval `tasks` and the
-    token perplexity of `ppl_source`, as `attrprune.compression` evaluates); writes `metrics_out`
-    and lm_eval.json beside it."""
+    """`export_structured`, then the saved model reloaded and evaluated as `flags` say (the
+    stage's `attrprune.stages.args.EvaluationFlags`: lm-eval tasks and the token perplexity, as
+    `attrprune.compression` evaluates); writes `metrics_out` and lm_eval.json beside it."""
     from attrprune.compression import metrics_paths
     from attrprune.evaluation.lm import write_lm_eval_json
     from attrprune.evaluation.perplexity import perplexity_texts
@@ -211,9 +200,10 @@ def structured_compress(
     from attrprune.io import provenance, removed_on_failure, write_json
     from attrprune.models import load_model, placement
 
+    ppl_source, seqlen, dtype, device_map = flags.ppl(), flags.seqlen, flags.dtype, flags.device_map
     check_structured(method, ratio, scores_path, calibration_path)
     (metrics_out,) = metrics_paths(str(metrics_out), [ratio])
-    texts = perplexity_texts(ppl_source, data_dir) if ppl_source is not None else None
+    texts = perplexity_texts(ppl_source, flags.data_dir) if ppl_source is not None else None
     with removed_on_failure():
         info = export_structured(
             model_dir,
@@ -225,24 +215,10 @@ def structured_compress(
             base_model=base_model,
             dtype=dtype,
             device_map=device_map,
-            batch_size=batch_size,
+            batch_size=flags.batch_size,
         )
         model, tokenizer = load_model(model_out, dtype=dtype, device_map=device_map)  # what a user loads
-        ev = evaluate_model(
-            model,
-            tokenizer,
-            tasks,
-            data_dir,
-            batch_size=batch_size,
-            limit=limit,
-            seed=seed,
-            log_samples=log_samples,
-            model_dir=model_out,
-            texts=texts,
-            ppl_source=ppl_source,
-            seqlen=seqlen,
-            ppl_windows=ppl_windows,
-        )
+        ev = evaluate_model(model, tokenizer, flags, model_dir=model_out, texts=texts)
         seqlen = seqlen or model.config.max_position_embeddings
         write_lm_eval_json(metrics_out.with_name("lm_eval.json"), ev.results)
         structure = {k: v for k, v in info["structure"].items() if k != "blocks"}
@@ -268,11 +244,11 @@ def structured_compress(
             "calibration": info["calibration"],
             "lm_eval_results": "lm_eval.json",
             **provenance(
-                seed=seed,
-                limit=limit,
-                tasks=tasks,
+                seed=flags.seed,
+                limit=flags.limit,
+                tasks=flags.tasks,
                 model_dir=str(model_dir),
-                model=model_name or Path(model_dir).name,
+                model=flags.model_name or Path(model_dir).name,
                 ppl_source=ppl_source,
                 seqlen=seqlen if ppl_source is not None else None,
                 **placement(model, device_map),

@@ -148,7 +148,7 @@ def _check(value, schema, key: str, where: str) -> None:
 
 _NAMED = {"model": Opt(str), "model_dir": Opt(str)}  # io.model_name: the alias, else the folder's name
 
-METRICS = {  # compress / compress-dense: metrics.json, read by compression-tables
+METRICS = {  # compress (also of the dense model): metrics.json, read by compression-tables
     **_NAMED,
     "method": Nullable(str),  # null: the dense model
     "scope": Nullable(str),
@@ -254,7 +254,7 @@ def _named(record: dict, path) -> dict:
 
 def read_metrics_file(path: Path | str) -> dict:
     """A metrics.json of compress (a pruned run: its scores, else its calibration set's seed) or
-    of compress-dense (method null)."""
+    of the dense model (method null)."""
     record = _named(read_json(path, METRICS), path)
     if record["method"] is not None:
         check(record, METRICS_PRUNED, path)

@@ -532,7 +532,8 @@ def test_precision_placement_and_scorer_device_reach_the_commands(tmp_path):
     lines = [line for line in r.stdout.splitlines() if "python -m attrprune scores" in line]
     assert lines and all("--dtype float32 --device-map none" in line for line in lines)
     export = next(line for line in r.stdout.splitlines() if "attrprune export-pruned" in line)
-    assert "--base-model world-" in export and "--dtype" not in export
+    # the export keeps the checkpoint's own dtype (auto), whatever the model's dtype in the config
+    assert "--base-model world-" in export and "--dtype auto " in export
 
 
 def test_download_caches_wikitext2_for_hub_token_perplexity(tmp_path):

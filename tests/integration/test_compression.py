@@ -217,7 +217,8 @@ def test_dense_job_evaluates_once_as_sparsity_zero_with_lm_evals_results_beside(
 
     monkeypatch.setattr(lm, "evaluate_lm", counted)
     out = tmp_path / "dense" / "metrics.json"
-    argv = f"compress-dense --tasks {TASKS} --limit 40 --ppl-source world --seqlen 64 --log-samples".split()
+    argv = f"compress --method none --sparsities 0 --tasks {TASKS} --limit 40 --ppl-source world --seqlen 64".split()
+    argv.append("--log-samples")
     model, data = repo_root / "world/models/world-llama", repo_root / "world/data"
     assert main([*argv, "--model-dir", str(model), "--data-dir", str(data), "--out-template", str(out)]) == 0
     assert evaluations == [True]  # one evaluation, with lm-eval's per-sample log

@@ -151,7 +151,7 @@ def test_control_metrics_at_every_k(toxicity):
 
 
 def test_model_restored_and_sampling_reproducible(world, toxicity):
-    from attrprune.correction.run import measure_behaviour
+    from attrprune.correction.measure import measure_behaviour
     from attrprune.evaluation.toxicity import make_scorer
     from attrprune.models import load_model
 

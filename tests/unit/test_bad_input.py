@@ -671,9 +671,9 @@ _NOT_DOWNLOADED = {
     "refset": lambda c: refset(c, "ioi", model=_hub(c)),
     "scores": lambda c: scores(c, c.f["general"], model=_hub(c)),
     "compress": lambda c: compress(c, "magnitude", "--scores", str(c.f["magnitude"]), model=_hub(c)),
-    "compress-dense": lambda c: Case(
-        ["compress-dense", "--model-dir", str(_hub(c)), "--tasks", "world_ppl", "--data-dir", str(DATA)]
-        + ["--out-template", str(c.tmp / "dense" / "metrics.json")],
+    "compress --method none": lambda c: Case(
+        ["compress", "--method", "none", "--sparsities", "0", "--model-dir", str(_hub(c)), "--tasks", "world_ppl"]
+        + ["--data-dir", str(DATA), "--out-template", str(c.tmp / "dense" / "metrics.json")],
         [c.tmp / "dense"],
         [],
     ),

@@ -17,7 +17,6 @@ STAGES = [
     "refset",
     "scores",
     "compress",
-    "compress-dense",
     "export-pruned",
     "compression-tables",
     "structured",
@@ -133,7 +132,6 @@ MODEL_STAGES = {
     "refset": ["--kind", "toxic", "--model-dir", "m", "--out", "o"],
     "scores": ["--model-dir", "m", "--refset", "r", "--method", "lrp", "--out", "o"],
     "compress": "--model-dir m --method lrp --scores s --sparsities 0.5 --tasks t --out-template o".split(),
-    "compress-dense": ["--model-dir", "m", "--tasks", "t", "--out-template", "o"],
     "circuit": [
         "--model-dir",
         "m",

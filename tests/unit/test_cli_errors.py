@@ -126,7 +126,21 @@ def test_unexpected_failures_keep_their_traceback(monkeypatch):
 
     monkeypatch.setattr(stage.EvaluationArgs, "evaluate", broken)
     with pytest.raises(RuntimeError, match="a bug"):
-        run(["compress-dense", "--model-dir", "m", "--tasks", "t", "--out-template", "o"])
+        run(
+            [
+                "compress",
+                "--method",
+                "none",
+                "--sparsities",
+                "0",
+                "--model-dir",
+                "m",
+                "--tasks",
+                "t",
+                "--out-template",
+                "o",
+            ]
+        )
 
 
 def test_usage_errors_exit_2(capsys):

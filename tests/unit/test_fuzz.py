@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import types
 from pathlib import Path
 
 import pytest
@@ -58,18 +57,16 @@ def _shelly(marker: Path) -> st.SearchStrategy[str]:
 
 @pytest.fixture(scope="module")
 def validate_config():
-    """The workflow's own config checks (rules/common.smk: schema with defaults, duplicate keys,
-    cross-key rules), run on a config as Snakemake would after merging --configfile."""
-    text = (ROOT / "rules" / "common.smk").read_text()
-    head = text[: text.index("_check_config(config)\n")]  # up to the checks of the loaded config
+    """The workflow's own config checks (attrprune.config: schema with defaults, duplicate keys,
+    cross-key rules), run on a config as the Snakefile runs them after merging --configfile."""
+    from attrprune.config import check as check_config
+
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
-    ns = {"workflow": types.SimpleNamespace(basedir=str(ROOT), configfiles=[]), "config": copy.deepcopy(base)}
-    exec(compile(head, str(ROOT / "rules" / "common.smk"), "exec"), ns)  # defines the checks, checks config.yaml
+    schema = ROOT / "schemas" / "config.schema.yaml"
+    check_config(copy.deepcopy(base), schema)  # the shipped config passes
 
     def check(config: dict) -> None:
-        ns["config"] = config
-        ns["_validate"](config)
-        ns["_check_config"](config)
+        check_config(config, schema)
 
     return base, check
 
@@ -105,10 +102,10 @@ def _wrong_values(original, marker: Path) -> st.SearchStrategy:
 
 def test_fuzzed_configs_are_refused_naming_the_key(validate_config, tmp_path, capsys):
     """One key of the default config gets a value of another type, out of range, or a string of
-    unicode and shell metacharacters: the checks refuse it with a WorkflowError whose lines each
+    unicode and shell metacharacters: the checks refuse it with a ConfigError whose lines each
     name a key, among them the changed key, or accept it; nothing else (no TypeError, KeyError ...).
     A string the schema accepts (a free name) is never run: no marker file."""
-    from snakemake.exceptions import WorkflowError
+    from attrprune.config import ConfigError
 
     base, check = validate_config
     marker = tmp_path / "executed"
@@ -129,7 +126,7 @@ def test_fuzzed_configs_are_refused_naming_the_key(validate_config, tmp_path, ca
         counts["tried"] += 1
         try:
             check(config)
-        except WorkflowError as error:
+        except ConfigError as error:
             counts["refused"] += 1
             lines = str(error).strip().splitlines()
             body = lines[1:] if lines[0] == "Invalid config:" else lines
@@ -146,8 +143,8 @@ def test_fuzzed_configs_are_refused_naming_the_key(validate_config, tmp_path, ca
 
 def test_snakemake_refuses_a_config_before_any_job_and_runs_none_of_its_strings(tmp_path):
     """The same checks through `snakemake --dry-run` itself, for three values like those above:
-    exit code 1, the key named, no Python traceback, no marker file (Snakemake adds the location
-    of the check, ``File "rules/common.smk", line ...``, under the message)."""
+    exit code 1, the key named, no Python traceback and no location lines of the check (the
+    Snakefile prints the message and exits), no marker file."""
     import subprocess
     import sys
 
@@ -166,7 +163,7 @@ def test_snakemake_refuses_a_config_before_any_job_and_runs_none_of_its_strings(
         out = done.stdout + done.stderr
         assert done.returncode == 1, out
         assert "Invalid config:" in out and key.split(":")[0] in out, out
-        assert "Traceback" not in out and not marker.exists(), out
+        assert "Traceback" not in out and 'File "' not in out and not marker.exists(), out
 
 
 # ---- JSON Lines inputs --------------------------------------------------------------------------

@@ -151,12 +151,19 @@ def job_argv(job) -> list[str]:
     return shlex.split(job["shell"].split(" > ")[0])
 
 
+def _reused_rules() -> dict[str, str]:
+    """{rule: the rule it reuses} of every `use rule X as Y with:` (Y runs X's command)."""
+    text = "".join(smk.read_text() for smk in sorted((ROOT / "rules").glob("*.smk")))
+    return {new: old for old, new in re.findall(r"^use rule (\w+) as (\w+)", text, flags=re.M)}
+
+
 def test_commands_are_the_rule_names_with_cli_flags(jobs):
-    """Subcommand = rule name with - for _; every flag and value parses with the CLI; compute
+    """Subcommand = rule name with - for _ (a reused rule's: its original's); every flag and value parses with the CLI; compute
     jobs run offline, downloads online."""
     from attrprune.cli import build_parser
 
     parser = build_parser()
+    reused = _reused_rules()
     seen = set()
     for job in jobs:
         if job["shell"] is None:
@@ -164,7 +171,7 @@ def test_commands_are_the_rule_names_with_cli_flags(jobs):
         argv = job_argv(job)
         i = argv.index("attrprune")
         assert argv[i - 2 : i] == ["python", "-m"], job["shell"]
-        assert argv[i + 1] == job["rule"].replace("_", "-"), job["shell"]
+        assert argv[i + 1] == reused.get(job["rule"], job["rule"]).replace("_", "-"), job["shell"]
         assert argv[: i - 2] == (ONLINE if job["rule"].startswith("download") else OFFLINE), job["shell"]
         parser.parse_args(argv[i + 1 :])
         seen.add(job["rule"])
@@ -191,7 +198,7 @@ def test_every_rule_with_a_command_runs_its_own_subcommand():
     for smk in sorted((ROOT / "rules").glob("*.smk")):
         for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
             name = block.split(":", 1)[0]
-            rules[name] = re.findall(r"python -m attrprune ([\w-]+)", block)
+            rules[name] = re.findall(r'stage_shell\("([\w-]+)"\)', block)
     commands = {name: found for name, found in rules.items() if found}
     assert len(commands) >= 20
     for name, found in commands.items():
@@ -199,3 +206,4 @@ def test_every_rule_with_a_command_runs_its_own_subcommand():
         assert found[0] in STAGES, found
     assert set(STAGES) == {found[0] for found in commands.values()}, "a CLI stage without a rule"
     assert {name for name, found in rules.items() if not found} == {"download", "world"}
+    assert _reused_rules() == {"compress_dense": "compress"}

@@ -1,6 +1,7 @@
 """The registry is the one list of names: the schema's enums, the CLI's choices and the scoring
 functions all agree with it, and it stays importable without torch (the workflow imports it)."""
 
+import argparse
 import subprocess
 import sys
 
@@ -66,7 +67,14 @@ def _choices(stage, flag):
 
 def test_cli_choices_are_the_registry():
     assert _choices("scores", "--method") == list(registry.METHODS)
-    assert _choices("compress", "--method") == list(registry.compression_methods())
+    # compress also takes `none` (the dense model): its parser checks the registry's names
+    from attrprune.stages.compression import compression_method
+
+    assert [compression_method(m) for m in registry.compression_methods()] == list(registry.compression_methods())
+    with pytest.raises(
+        argparse.ArgumentTypeError, match="choose from none, " + ", ".join(registry.compression_methods())
+    ):
+        compression_method("snip")
     assert _choices("export-pruned", "--method") == list(registry.compression_methods())
     assert _choices("refset", "--kind") == list(registry.REFSET_KINDS)
     assert _choices("circuit", "--granularity") == list(registry.GRANULARITIES)

@@ -10,5 +10,7 @@
 * `bootstrap`: percentile intervals and the paired AUC test between rankings;
 * `published`: published circuits as data (GPT-2 small's IOI heads, Wang et al. 2022) and a
   head ranking's ROC AUC and per-class top-k recall against one;
-* `export`: the `circuit` stage, writing curves, the circuit masks, a summary and a heat map.
+* `export`: the `circuit` stage, writing curves, the circuit masks, a summary and a heat map;
+* `tables`: the `circuit-tables` stage (CSV, Markdown, plots); its paired tests of each method
+  against lrp are `paired`.
 """

@@ -8,10 +8,11 @@ R_general − R_unwanted, and measure the behaviour and general perplexity again
   toxicity or the response uniqueness ratio (over a fixed window of the first tokens, and of
   the reply), continue control prompts to measure collateral damage (replies unchanged from
   k = 0, their ratio, length and closing quote), evaluate perplexity; writes curve.json and
-  generations.jsonl;
+  generations.jsonl; what it measures at each k is `measure`;
 * `prompts`: the `behaviour-prompts` stage of hub models: trigger prompts (reference and
   evaluation splits) and control prompts selected by the model's own greedy continuations;
 * `tables`: the `correction-tables` stage: tidy CSV, Markdown tables (with the best operating
   point under a perplexity and a control-fidelity threshold), trade-off plots and a
-  before/after examples table from curve.json files.
+  before/after examples table from curve.json files; the operating points (best k per method,
+  and k chosen on validation prompts) are `operating`.
 """

@@ -74,7 +74,7 @@ def measure_sets(
 ) -> tuple[dict, list[dict]]:
     """(metrics, per-prompt records) of the four behaviour sets; `dense` = the unpruned model's
     replies per set (None: this is the unpruned model)."""
-    from attrprune.correction.run import reply
+    from attrprune.correction.measure import reply
     from attrprune.evaluation.toxicity import make_scorer
     from attrprune.generation import generate, window_uniqueness_ratio
     from attrprune.text import read_jsonl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,26 +43,7 @@ class EvaluationArgs(EvaluationFlags):
 
         self.set_threads()
         compress_and_evaluate(
-            self.model_dir,
-            method,
-            scores,
-            calibration,
-            scope,
-            sparsities,
-            self.tasks,
-            self.data_dir,
-            self.out_template,
-            batch_size=self.batch_size,
-            limit=self.limit,
-            seed=self.seed,
-            ppl_source=self.ppl(),
-            seqlen=self.seqlen,
-            ppl_windows=self.ppl_windows,
-            dtype=self.dtype,
-            device_map=self.device_map,
-            model_name=self.model_name,
-            log_samples=self.log_samples,
-            pruner_options=pruner_options,
+            self.model_dir, method, scores, calibration, scope, sparsities, self, self.out_template, pruner_options
         )
 
 
@@ -90,22 +72,33 @@ class PruningArgs:
         return {key: getattr(self, key) for key in PRUNER_OPTIONS if getattr(self, key) is not None}
 
 
+def compression_method(text: str) -> str:
+    """A compression method's name (`none`, the dense model, is read before this)."""
+    if text not in compression_methods():
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from none, {', '.join(compression_methods())})"
+        )
+    return text
+
+
 @dataclass(frozen=True, kw_only=True)
 class CompressStage(PruningArgs, EvaluationArgs):
     """prune by a compression method at one or more sparsities and evaluate each with lm-eval"""
 
+    method: str | None = arg(
+        parse=compression_method, help="compression method; none: the dense model (at sparsity 0 alone)"
+    )
     sparsities: list[float] = arg(parse=sparsities, help="comma-separated, each in [0, 1)")
 
     def run(self) -> None:
+        if self.method is None:  # the dense model, as each method is evaluated at sparsity 0
+            if self.sparsities != [0.0] or self.scores or self.calibration:
+                raise ValueError(
+                    "--method none evaluates the dense model: give --sparsities 0 and no --scores or --calibration"
+                )
+            self.evaluate(None, None, None, "row", [0.0])
+            return
         self.evaluate(self.method, self.scores, self.calibration, self.scope, self.sparsities, self.pruner_options())
-
-
-@dataclass(frozen=True, kw_only=True)
-class CompressDenseStage(EvaluationArgs):
-    """evaluate the dense model as the compress stage evaluates a pruned one (its sparsity 0)"""
-
-    def run(self) -> None:
-        self.evaluate(None, None, None, "row", [0.0])
 
 
 @dataclass(frozen=True, kw_only=True)

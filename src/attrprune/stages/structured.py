@@ -46,19 +46,8 @@ class StructuredStage(EvaluationFlags):
             self.calibration,
             self.model_out,
             self.metrics,
-            self.tasks,
-            self.data_dir,
-            batch_size=self.batch_size,
-            limit=self.limit,
-            seed=self.seed,
-            ppl_source=self.ppl(),
-            seqlen=self.seqlen,
-            ppl_windows=self.ppl_windows,
-            dtype=self.dtype,
-            device_map=self.device_map,
-            model_name=self.model_name,
+            self,
             base_model=self.base_model,
-            log_samples=self.log_samples,
         )
 
 
@@ -102,7 +91,7 @@ class StructuredTablesStage:
     """tidy CSV and Markdown tables of structured compression: quality, and speed and memory ratios"""
 
     metrics: list[str] = arg(parse=names, help="comma-separated structured metrics.json paths")
-    dense: list[str] = arg(parse=names, help="comma-separated dense metrics.json paths (compress-dense outputs)")
+    dense: list[str] = arg(parse=names, help="comma-separated dense metrics.json paths (rule compress_dense)")
     speed: list[str] = arg(parse=names, help="comma-separated speed JSON paths (structured-speed outputs)")
     csv: Path = arg(help="tidy CSV")
     markdown: Path = arg(help="Markdown tables")

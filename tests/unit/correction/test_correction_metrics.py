@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from attrprune.correction.prompts import split_controls
-from attrprune.correction.run import (
+from attrprune.correction.measure import (
     closes_reply,
     empty_share,
     measure_behaviour,
     measure_controls,
     unchanged_share,
 )
+from attrprune.correction.prompts import split_controls
 from attrprune.generation import distinct_n, response_uniqueness_ratio, window_uniqueness_ratio
 
 

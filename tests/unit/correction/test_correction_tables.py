@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from attrprune.correction.tables import best_point, best_table, correction_tables
+from attrprune.correction.operating import best_point, best_table
+from attrprune.correction.tables import correction_tables
 
 
 def _curve(method, toxic, ppl, tmp_path, ctrl=(1.0, 0.9, 0.5)):

@@ -3,7 +3,7 @@ value reached, where, and what it cost (not "no k helps" when pruning did cut th
 
 import pandas as pd
 
-from attrprune.correction.tables import best_table, outside_limits
+from attrprune.correction.operating import best_table, outside_limits
 
 
 def _table(toxic, ppl_change, control, method="lrp"):

@@ -4,7 +4,8 @@ on, and the checks on arguments and score files."""
 import pytest
 from transformers import AutoTokenizer
 
-from attrprune.correction.run import _check_arguments, _check_metas, reply, reply_ids
+from attrprune.correction.measure import reply, reply_ids
+from attrprune.correction.run import _check_arguments, _check_metas
 
 
 def test_reply_text_stops_at_the_closing_quote_or_newline():
