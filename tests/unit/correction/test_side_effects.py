@@ -3,6 +3,7 @@ validation prompts only."""
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,9 @@ class _WordTokenizer:
 def _data(tmp_path, n=4):
     for name in S.SETS:
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": f"{name} {i}"}) + "\n" for i in range(n)))
+    # the world scorer reads the planted insults from the data folder's lexicon
+    lexicon = json.loads((Path(__file__).parents[3] / "world" / "data" / "lexicon.json").read_text())
+    (tmp_path / "lexicon.json").write_text(json.dumps({"planted_insults": lexicon["planted_insults"]}))
     return tmp_path
 
 
