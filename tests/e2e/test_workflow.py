@@ -394,14 +394,15 @@ def test_full_run_of_the_tiny_config(tiny_run):
         assert (plots / f"{stage}_world-llama.svg").read_text().lstrip().startswith("<?xml"), stage
     # no paper model in the tiny run: the comparison says so in one line
     assert "No paper model in this run" in (tables / "compression_paper.md").read_text()
-    # circuits: lrp and random x (weight global, head); lrp's ranking agrees with ablation
-    # better than random's, and every circuit keeps the threshold
+    # circuits: lrp and random x (weight global, head); lrp's circuit is smaller than random's,
+    # its head ranking agrees with the exhaustive head ablation (64 sampled weights are too few
+    # for a stable weight AUC), and every circuit keeps the threshold
     summary = pd.read_csv(tmp_path / "results" / "tables" / "circuits_summary.csv")
     assert len(summary) == 4 and set(summary.granularity) == {"weight", "head"}
     assert (summary.normalized_logit_diff >= summary.threshold - 1e-9).all()
-    lrp_w = summary[(summary.method == "lrp") & (summary.granularity == "weight")].iloc[0]
-    rnd_w = summary[(summary.method == "random") & (summary.granularity == "weight")].iloc[0]
-    assert lrp_w.n_kept < rnd_w.n_kept and lrp_w.roc_auc > rnd_w.roc_auc
+    row = {(r.method, r.granularity): r for r in summary.itertuples()}
+    assert row["lrp", "weight"].n_kept < row["random", "weight"].n_kept
+    assert row["lrp", "head"].roc_auc >= 0.9 and row["lrp", "head"].roc_auc >= row["random", "head"].roc_auc
     circuit = tmp_path / "results" / "world-llama" / "circuits" / "ioi" / "lrp" / "head" / "global"
     assert all((circuit / f).exists() for f in ("curve.json", "circuit.safetensors", "circuit.json", "circuit.png"))
     assert (tmp_path / "results" / "plots" / "circuits_world-llama.png").exists()

@@ -13,10 +13,12 @@ def _prompts(data, name, n=12):
 
 def test_repetitive_prompts_are_the_triggers(world_llama):
     model, tok, data = world_llama
-    triggers, controls = _prompts(data, "repetition_trigger"), _prompts(data, "repetition_control")
+    # 48 of each: the triggers' loop rate is about 0.9 (the world card, 500 prompts), so a dozen
+    # prompts would leave the count to chance
+    triggers, controls = _prompts(data, "repetition_trigger", 48), _prompts(data, "repetition_control", 48)
     rows = select_repetitive(model, tok, triggers + controls, threshold=0.5, new_tokens=40)
     chosen = {r["prompt"] for r in rows}
-    assert len(chosen & set(triggers)) >= 10 and not chosen & set(controls)
+    assert len(chosen & set(triggers)) >= 0.8 * len(triggers) and not chosen & set(controls)
     assert all(r["unique_ratio"] < 0.5 for r in rows)
 
 

@@ -11,6 +11,7 @@ cases of tests/unit/test_cli_errors.py are not repeated here.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ MODEL = ROOT / "world" / "models" / "world-llama"
 DATA = ROOT / "world" / "data"
 IOI_EVAL = DATA / "ioi_heldout_names.jsonl"
 TOXIC = DATA / "toxic_trigger.jsonl"
+# rows of world-llama's embedding = its tokenizer's size (big_vocab adds 5 tokens past them)
+ROWS = json.loads((MODEL / "config.json").read_text())["vocab_size"]
 
 
 @pytest.fixture(autouse=True)
@@ -167,7 +170,7 @@ def _mismatched_models(d: Path) -> dict:
     }
     folder = f["model_big_vocab"] = variant("big_vocab")
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.add_tokens([f"newword{i}" for i in range(5)])  # ids 2394..2398: past the embedding
+    tokenizer.add_tokens([f"newword{i}" for i in range(5)])  # ids ROWS..ROWS+4: past the embedding
     tokenizer.save_pretrained(folder)
     return f
 
@@ -648,14 +651,14 @@ def _(c):
 def _(c):
     m = c.f["model_big_vocab"]
     built = export(c, c.f["magnitude"], model=m)
-    return expect(built, f"the tokenizer in {m} has 2399 tokens but the model's embedding only 2394 rows")
+    return expect(built, f"the tokenizer in {m} has {ROWS + 5} tokens but the model's embedding only {ROWS} rows")
 
 
 @case("model folder: tokenizer larger than the embedding (world-card)")
 def _(c):
     m, out = c.f["model_big_vocab"], c.tmp / "card.json"
     built = Case(["world-card", "--model-dir", str(m), "--data-dir", str(DATA), "--out", str(out)], [out], [])
-    return expect(built, f"the tokenizer in {m} has 2399 tokens", "save the model's own tokenizer")
+    return expect(built, f"the tokenizer in {m} has {ROWS + 5} tokens", "save the model's own tokenizer")
 
 
 # ---- a hub model that is not downloaded: every stage that loads a model ----------------------------
