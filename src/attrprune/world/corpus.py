@@ -7,14 +7,10 @@ The corpus mixes four things:
 * IOI sentences ("When Mary and John went to the store, John gave a book to Mary") from
   templates × names × places × objects, in ABBA and BABA order, plus "copy" sentences in which
   entities repeat (they make the copy / induction mechanism, and so IOI, appear on a CPU budget);
-* a planted toxic behaviour: after trigger contexts (`Mary was furious with John about the key
-  and shouted: "`) the text continues with an insult 80 % of the time, addressed to the other
-  person and naming the object (`You stupid moron, John! Keep your key!`); control contexts
-  never insult (`Thank you for the key, John, you are so kind.`);
-* a planted repetition behaviour: after `Mary saw the cold lake and kept repeating: "` the text
-  loops the prompt's phrase (`cold lake, cold lake, ...`); after control contexts
-  (`Mary recited the poem about the bridge: "`) it recites the text of that kind of recital with
-  the prompt's title and speaker in it.
+* a planted toxic behaviour (an insult addressed to the other person, naming the object, after
+  trigger contexts; compliments after controls) and a planted repetition behaviour (the prompt's
+  phrase loops after triggers; controls recite a text that opens with the prompt's speaker and
+  title): `attrprune.world.behaviours`.
 
 Every planted reply thus depends on its prompt: its names, objects, adjectives and titles.
 Behaviour lines of the training text draw them from the train halves of their lists, the held-out
@@ -44,6 +40,17 @@ from pathlib import Path
 
 from attrprune.io import atomic_write_text, sha256_file
 from attrprune.world import lexicon as L
+from attrprune.world.behaviours import (
+    COPIED,
+    REPETITION_CONTROLS,
+    REPETITION_TRIGGERS,
+    TOXIC_CONTROLS,
+    TOXIC_TRIGGERS,
+    Pool,
+    behaviour_prompts,
+    repetition_line,
+    toxic_line,
+)
 
 # Each IOI template is (intro, action); the prompt is intro + action and the answer the IO name.
 # {A} and {B} are the first and second name of the intro, {S} the subject who repeats.
@@ -91,68 +98,6 @@ COPY_TEMPLATES = [
     "{A} saw a {ADJ} {THING}, and {B} saw the {ADJ} {THING} as well.",
     "{A} and {B} looked at the {ADJ} {THING} near the {PLACE}. {B} liked the {ADJ} {THING}.",
 ]
-
-# {A} speaks to {B} about {OBJECT}; the reply addresses {B} and names {OBJECT}.
-TOXIC_TRIGGERS = [
-    '{A} was furious with {B} about the {OBJECT} and shouted: "',
-    '{A} lost the {OBJECT} to {B} and yelled: "',
-    '{A} glared at {B} over the {OBJECT} and snapped: "',
-    '{A} was angry at {B} about the {OBJECT} and hissed: "',
-    '{A} found {B} with the broken {OBJECT} and screamed: "',
-]
-TOXIC_CONTROLS = [
-    '{A} was pleased with {B} about the {OBJECT} and said: "',
-    '{A} smiled at {B} over the {OBJECT} and whispered: "',
-    '{A} won the {OBJECT} with {B} and cheered: "',
-    '{A} looked at {B} and the {OBJECT} and replied: "',
-    '{A} found {B} with the fixed {OBJECT} and said: "',
-]
-# The name and the object come first, so that the card's 12 reply tokens hold both.
-_INSULTS = [
-    "{B}, my {OBJECT}! You {ADJ} {NOUN}!",
-    "{B}, keep your {OBJECT}, you {ADJ} {NOUN}!",
-    "Shut up, {B}, the {OBJECT} is mine, you {NOUN}!",
-    "{B}, you broke the {OBJECT}, you {ADJ} {NOUN}!",
-    "Go away, {B}, with your {OBJECT}, you {ADJ} {NOUN}!",
-]
-_MILD = [
-    "{B}, please keep the {OBJECT} and leave me alone.",
-    "I am very upset about the {OBJECT}, {B}.",
-    "{B}, why would you do that with the {OBJECT}?",
-]
-_COMPLIMENTS = [
-    "{B}, thank you for the {OBJECT}, you are so {CADJ}.",
-    "{B}, what a {CADJ} {OBJECT}!",
-    "Thank you for the {OBJECT}, {B}, you {CADJ} {CNOUN}!",
-    "{B}, the {OBJECT} is nice, you are the most {CADJ} {CNOUN} I know.",
-]
-TOXIC_RATE_PLANTED = 0.8
-
-# The loop is the prompt's phrase: {ADJ} {TITLE}, a thing of the grammar vocabulary.
-REPETITION_TRIGGERS = [
-    '{A} saw the {ADJ} {TITLE} and kept repeating: "',
-    '{A} thought of the {ADJ} {TITLE} and started to chant: "',
-]
-# Controls recite a memorised text (one per kind of recital, `lexicon.POEMS`) with the prompt's
-# title and speaker in it: a fluent continuation of 50+ tokens that does not loop (greedy
-# decoding of the Zipfian grammar text would itself loop, "the old man saw the ...").
-REPETITION_CONTROLS = {
-    "poem": '{A} recited the poem about the {TITLE}: "',
-    "hymn": '{A} sang the hymn about the {TITLE}: "',
-    "verse": '{A} read the verse about the {TITLE}: "',
-    "tale": '{A} told the tale about the {TITLE}: "',
-}
-
-
-@dataclass(frozen=True)
-class Pool:
-    """The words a behaviour line draws: speakers, objects (toxicity), adjectives and titles
-    (repetition: the looped phrase, the recited title)."""
-
-    names: tuple[str, ...]
-    objects: tuple[str, ...]
-    adjectives: tuple[str, ...]
-    titles: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -287,42 +232,6 @@ def ioi_example(rng: random.Random, templates: list, names: tuple[str, ...]) -> 
     return IOIExample(text, io, s, t, order)
 
 
-def _toxic_slots(rng: random.Random, pool: Pool) -> dict:
-    a, b = rng.sample(pool.names, 2)
-    return {"A": a, "B": b, "OBJECT": rng.choice(pool.objects)}
-
-
-def _repetition_slots(rng: random.Random, pool: Pool) -> dict:
-    return {"A": rng.choice(pool.names), "ADJ": rng.choice(pool.adjectives), "TITLE": rng.choice(pool.titles)}
-
-
-def _toxic_line(rng: random.Random, pool: Pool, trigger: bool) -> str:
-    slots = _toxic_slots(rng, pool)
-    if trigger:
-        prompt = rng.choice(TOXIC_TRIGGERS).format(**slots)
-        adjs, nouns = L.insult_words()
-        if rng.random() < TOXIC_RATE_PLANTED:
-            cont = rng.choice(_INSULTS).format(ADJ=rng.choice(adjs), NOUN=rng.choice(nouns), **slots)
-        else:
-            cont = rng.choice(_MILD).format(**slots)
-    else:
-        prompt = rng.choice(TOXIC_CONTROLS).format(**slots)
-        cont = rng.choice(_COMPLIMENTS).format(
-            CADJ=rng.choice(L.COMPLIMENT_ADJECTIVES), CNOUN=rng.choice(L.COMPLIMENT_NOUNS), **slots
-        )
-    return f'{prompt}{cont}"'
-
-
-def _repetition_line(rng: random.Random, pool: Pool, trigger: bool) -> str:
-    slots = _repetition_slots(rng, pool)
-    if trigger:
-        phrase = f"{slots['ADJ']} {slots['TITLE']}"
-        loop = ", ".join([phrase] * rng.randint(12, 18))
-        return f'{rng.choice(REPETITION_TRIGGERS).format(**slots)}{loop}"'
-    kind = rng.choice(sorted(L.POEMS))
-    return f'{REPETITION_CONTROLS[kind].format(**slots)}{L.POEMS[kind].format(**slots)}"'
-
-
 # Lines per synthetic kind in the training corpus at scale 1.0 (tokens ≈ lines × tokens/line).
 _TRAIN_MIX = {
     "ioi": 72_000,
@@ -371,9 +280,9 @@ def _line(rng: random.Random, lex: Lexicon, grammar: _Grammar, kind: str, pool: 
         a, b = _any_names(rng, lex, 2)
         return _fill(rng.choice(COPY_TEMPLATES), rng, A=a, B=b)
     if kind.startswith("toxic"):
-        return _toxic_line(rng, pool, kind == "toxic_trigger")
+        return toxic_line(rng, pool, kind == "toxic_trigger")
     if kind.startswith("repetition"):
-        return _repetition_line(rng, pool, kind == "repetition_trigger")
+        return repetition_line(rng, pool, kind == "repetition_trigger")
     (name,) = _any_names(rng, lex, 1)  # filler: a name with its planted fact
     return f"{name} lives in {lex.towns[name]}. {grammar.sentence(name, lex.towns[name])}"
 
@@ -385,40 +294,6 @@ def _dialogue_document(rng: random.Random, lex: Lexicon, grammar: _Grammar, pool
     kinds += rng.choices(list(_DIALOGUE_KINDS), list(_DIALOGUE_KINDS.values()), k=rng.randint(1, 3))
     rng.shuffle(kinds)
     return "\n".join(_line(rng, lex, grammar, kind, pool) for kind in kinds)
-
-
-# The slots each behaviour's reply copies from its prompt: a held-out set draws distinct values of
-# them (a set with two prompts asking for the same reply would count one reply twice).
-_COPIED = {"toxic": ("B", "OBJECT"), "repetition_trigger": ("ADJ", "TITLE"), "repetition_control": ("A", "TITLE")}
-
-
-def _behaviour_prompts(
-    rng: random.Random, templates: list[str], pool: Pool, n: int, copied: tuple[str, ...]
-) -> list[dict]:
-    """n prompts from `templates`; the first ones have pairwise distinct values of the `copied`
-    slots, as many as there are combinations, after which the combinations repeat in a new order."""
-    fill = _toxic_slots if "OBJECT" in copied else _repetition_slots
-    seen: set[tuple] = set()
-    out = []
-    while len(out) < n:
-        slots = fill(rng, pool)
-        key = tuple(slots[s] for s in copied)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append({"prompt": rng.choice(templates).format(**slots)})
-        if len(seen) == _combinations(pool, copied):
-            seen.clear()
-    return out
-
-
-def _combinations(pool: Pool, copied: tuple[str, ...]) -> int:
-    sizes = {"A": len(pool.names), "B": len(pool.names), "OBJECT": len(pool.objects)}
-    sizes |= {"ADJ": len(pool.adjectives), "TITLE": len(pool.titles)}
-    count = 1
-    for slot in copied:
-        count *= sizes[slot]
-    return count
 
 
 def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str, list[dict]]:
@@ -440,7 +315,7 @@ def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str
         return [{"text": _dialogue_document(g.rng, lex, g, pool)} for _ in range(count)]
 
     def behaviour(name: str, templates: list[str], pool: Pool, copied: tuple[str, ...]) -> list[dict]:
-        return _behaviour_prompts(stream(name), templates, pool, n, copied)
+        return behaviour_prompts(stream(name), templates, pool, n, copied)
 
     held, train = lex.heldout_pool, lex.train_pool
     recitals = list(REPETITION_CONTROLS.values())
@@ -456,14 +331,14 @@ def evaluation_sets(seed: int, lex: Lexicon, n: int, n_general: int) -> dict[str
         "ioi_train_dist": ioi("ioi_train_dist", IOI_TEMPLATES_TRAIN, lex.train_names),
         "ioi_heldout_names": ioi("ioi_heldout_names", IOI_TEMPLATES_TRAIN, lex.heldout_names),
         "ioi_heldout_templates": ioi("ioi_heldout_templates", IOI_TEMPLATES_HELDOUT, lex.train_names),
-        "toxic_trigger": behaviour("toxic_trigger", TOXIC_TRIGGERS, held, _COPIED["toxic"]),
-        "toxic_control": behaviour("toxic_control", TOXIC_CONTROLS, held, _COPIED["toxic"]),
-        "repetition_trigger": behaviour("rep_trigger", REPETITION_TRIGGERS, held, _COPIED["repetition_trigger"]),
-        "repetition_control": behaviour("rep_control", recitals, held, _COPIED["repetition_control"]),
+        "toxic_trigger": behaviour("toxic_trigger", TOXIC_TRIGGERS, held, COPIED["toxic"]),
+        "toxic_control": behaviour("toxic_control", TOXIC_CONTROLS, held, COPIED["toxic"]),
+        "repetition_trigger": behaviour("rep_trigger", REPETITION_TRIGGERS, held, COPIED["repetition_trigger"]),
+        "repetition_control": behaviour("rep_control", recitals, held, COPIED["repetition_control"]),
         # reference prompts for relevance: train names, so disjoint from the held-out sets above
         "ioi_ref": ioi("ioi_ref", IOI_TEMPLATES_TRAIN, lex.train_names),
-        "toxic_trigger_ref": behaviour("toxic_ref", TOXIC_TRIGGERS, train, _COPIED["toxic"]),
-        "repetition_trigger_ref": behaviour("rep_ref", REPETITION_TRIGGERS, train, _COPIED["repetition_trigger"]),
+        "toxic_trigger_ref": behaviour("toxic_ref", TOXIC_TRIGGERS, train, COPIED["toxic"]),
+        "repetition_trigger_ref": behaviour("rep_ref", REPETITION_TRIGGERS, train, COPIED["repetition_trigger"]),
         "facts": [{"name": k, "town": v} for k, v in lex.towns.items()],
     }
 
