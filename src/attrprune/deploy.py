@@ -123,7 +123,8 @@ def export_structured(
 
     from attrprune.io import atomic_folder, provenance, write_json
     from attrprune.models import load_checkpoint_on_cpu, load_model
-    from attrprune.pruning.structured import channel_stats, plan_structured, shrink
+    from attrprune.pruning.structured import plan_structured, shrink
+    from attrprune.pruning.unit_scores import channel_stats
     from attrprune.refsets import load_refset
     from attrprune.relevance.store import load_scores
 

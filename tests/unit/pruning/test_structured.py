@@ -11,6 +11,7 @@ from tiny_models import FAMILIES, calibration, tiny_family
 
 from attrprune.architectures import architecture_of
 from attrprune.pruning import structured as st
+from attrprune.pruning import unit_scores as us
 from attrprune.relevance.methods import ScoreOptions, compute_scores
 
 IDS = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(1))
@@ -78,7 +79,7 @@ def test_ratio_counts_and_refusals():
     with pytest.raises(ValueError, match="outside"):
         st.n_removed(1.0, 8)
     model = tiny_family("mistral")  # no bias on o_proj / down_proj, and no config key adds one
-    stats = st.channel_stats(model, calibration())
+    stats = us.channel_stats(model, calibration())
     plan = st.plan_structured(model, "flap", 0.5, stats=stats)
     assert plan.bias == {} and "no bias on its down and o projection" in plan.compensation_note
     small = st.shrink(model, plan)
@@ -87,11 +88,11 @@ def test_ratio_counts_and_refusals():
     with pytest.raises(ValueError, match="cannot be stored in a standard config"):
         st.shrink(model, plan)
     qwen3 = tiny_family("qwen3")  # attention_bias gives o_proj one; down_proj has none
-    plan = st.plan_structured(qwen3, "flap", 0.5, stats=st.channel_stats(qwen3, calibration()))
+    plan = st.plan_structured(qwen3, "flap", 0.5, stats=us.channel_stats(qwen3, calibration()))
     assert sorted(plan.bias) == ["model.layers.0.self_attn.o_proj", "model.layers.1.self_attn.o_proj"]
     assert st.shrink(qwen3, plan).config.attention_bias and "down" in plan.compensation_note
     with pytest.raises(ValueError, match="unknown structured method"):
-        st.unit_scores(model, "sparsegpt")
+        us.unit_scores(model, "sparsegpt")
 
 
 def _hand_inputs(model, name, cal):
@@ -113,9 +114,9 @@ def test_flap_metric_and_compensation_by_hand(family):
     model = tiny_family(family)
     arch = architecture_of(model)
     cal = calibration()
-    stats = st.channel_stats(model, cal, batch_size=4)
+    stats = us.channel_stats(model, cal, batch_size=4)
     plan = st.plan_structured(model, "flap", 0.5, stats=stats)
-    neurons, groups = st.unit_scores(model, "flap", stats=stats)
+    neurons, groups = us.unit_scores(model, "flap", stats=stats)
     by_role = {v: k for k, v in arch.linear_names(model).items()}
     for role in (arch.mlp_out, arch.head_out):
         name = by_role[(1, role)]
@@ -158,7 +159,7 @@ def test_flap_compensation_keeps_the_mean_output():
     )  # fmt: skip
     model = tf.LlamaForCausalLM(cfg).eval()
     cal = calibration()
-    stats = st.channel_stats(model, cal)
+    stats = us.channel_stats(model, cal)
     o = "model.layers.0.self_attn.o_proj"
 
     def mean_output(m):
@@ -266,7 +267,7 @@ def test_export_reloads_with_plain_transformers(repo_root, tmp_path):
     assert cfg["head_dim"] == 16 and cfg["attention_bias"] and cfg["mlp_bias"]
     # The same logits as the model shrunk in memory from the same plan.
     model, _ = load_checkpoint_on_cpu(base)
-    stats = st.channel_stats(model.float(), cal)
+    stats = us.channel_stats(model.float(), cal)
     model = model.to(torch.bfloat16)
     expected = st.shrink(model, st.plan_structured(model, "flap", 0.5, stats=stats))
     with torch.no_grad():
