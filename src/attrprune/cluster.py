@@ -2,7 +2,8 @@
 minutes), per job from its model, for the SLURM profile (profiles/slurm).
 
 * A built-in world model (``source: world``) is a few million parameters: its jobs ask for
-  ``WORLD`` (2 GB, 30 minutes), whatever the rule. They run in seconds and use well under 1 GB.
+  ``WORLD`` (2 GB, 10 minutes), whatever the rule. They run in seconds (the default config's
+  slowest, a correction job, 74 s on 2 busy cores) and use well under 1 GB.
 * A hub model that the cost model estimates (bench/cost_estimates.json, written by
   ``python bench/cost.py`` for the paper preset's models; matched by hf_id) asks for ``MARGIN``
   times its own estimate for the rule's stage: runtime rounded up to a quarter hour, at least
@@ -26,7 +27,7 @@ from pathlib import Path
 
 MARGIN = 1.5
 # A world-model job: MB, minutes.
-WORLD = {"mem_mb": 2000, "runtime": 30}
+WORLD = {"mem_mb": 2000, "runtime": 10}
 # The GPU rules the cost model estimates, and its stages for each (bench/cost.py reads this table).
 RULE_STAGES = {
     "scores": ("scores",),

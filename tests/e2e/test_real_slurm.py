@@ -1,25 +1,29 @@
 """The SLURM profile on a real Slurm: the whole tiny workflow (tests/e2e/config.yaml, with its
 world model's GPU jobs asking for one GPU, `models.world-llama.gpus: 1`) through
 ``--workflow-profile profiles/slurm`` on a single-node Slurm started here (tests/real_slurm.py),
-once with accounting (slurmdbd) and once without. Slurm's own records (``scontrol show job``,
-``sacct`` where there is accounting) must show every job that Snakemake would submit as a
-completed Slurm job with the memory, time limit and GPUs that the profile and the workflow give
-it, and the tables must equal a local run's byte for byte.
+once with accounting (slurmdbd) and once without. With accounting, one Slurm job per Snakemake
+job: Slurm's own records (``scontrol show job``, ``sacct``) must show every job that Snakemake
+would submit as a completed Slurm job with the memory, time limit and GPUs that the profile and
+the workflow give it. Without accounting, the same workflow grouped by profiles/slurm-world (the
+way world-model runs travel): the group jobs of its dry run, each completed and within 2 CPUs,
+16 GB and an hour. Either way the tables equal a local run's byte for byte.
 
 Needs root and Debian's slurm-wlm, munge, slurmdbd and mariadb-server (installed with apt-get
 when missing). Where they cannot be had the tests skip with the reason, except under CI=true,
 where they fail.
 
-Also two faults, one per cluster: a job cancelled with scancel (the run fails naming it, the
-same command completes it) and a node going down under a running job (Slurm requeues it).
+Faults, each run on both clusters or one per cluster: a job cancelled with scancel (no
+accounting: the run fails naming it, the same command completes it), a node going down under a
+running job (accounting: Slurm requeues it), and a job that hangs past its 1-minute time limit
+(both: Slurm kills it, TIMEOUT; with accounting the profile's one retry is killed at the same
+limit too; the same command without the tiny limit completes it).
 
-Run: ``python -m pytest -q tests/e2e/test_real_slurm.py``. Measured on 2 cores shared with other
-test runs (load ~8): 28 minutes, of which the accounting run's 30 Slurm jobs (20-90 s each, two
-at a time) are 16 and the local reference run about 5.
+Run: ``python -m pytest -q tests/e2e/test_real_slurm.py``. TIMES
 """
 
 import filecmp
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +38,7 @@ from attrprune import cluster as sizes
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "profiles" / "slurm"
 PARTITIONS = PROFILE / "partitions.example.yaml"
+WORLD_GROUPS = ROOT / "profiles" / "slurm-world"
 E2E_CONFIG = ROOT / "tests" / "e2e" / "config.yaml"
 RUN_TIMEOUT = 1200
 
@@ -65,8 +70,10 @@ def configfile(tmp_path_factory):
 def local_run(tmp_path_factory, configfile):
     """The same workflow run locally: the reference outputs."""
     workdir = tmp_path_factory.mktemp("local")
+    started = time.monotonic()
     r = snakemake(workdir, configfile, "--workflow-profile", "none", "--cores", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    print(f"\nthe local run (--cores 2): {time.monotonic() - started:.0f} s", file=sys.__stdout__, flush=True)
     return workdir
 
 
@@ -118,19 +125,30 @@ def run_uuid(log: str) -> str:
     return ids.pop()
 
 
-# Without accounting, a part of the workflow (both partitions, four jobs): what differs there is
-# how the run learns that its jobs ended.
-PART = ["results/world-llama/scores/random/general-s0.safetensors", "results/tables/world_card.md"]
+def group_count(tmp: Path, configfile: Path) -> int:
+    """How many group jobs a run through the profile and profiles/slurm-world submits (its dry run)."""
+    r = snakemake(tmp, configfile, "--workflow-profile", str(PROFILE), "--profile", str(WORLD_GROUPS), "-n",
+                  timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return sum("] Group job " in line for line in r.stdout.splitlines())
 
 
 def test_tiny_workflow_on_a_real_slurm(slurm, local_run, configfile, tmp_path, capsys):
-    targets = [] if slurm.accounting else PART
-    expected = expected_jobs(tmp_path / "dry", configfile, *targets)
+    """With accounting, one Slurm job per Snakemake job, each asking for its own size (checked in
+    scontrol and sacct). Without, the world add-on's groups (profiles/slurm-world): each of its
+    stages' Snakemake jobs travel up to 12 per Slurm job, the rest one per Slurm job, and every
+    Slurm job fits a 1-hour, 16 GB node with 2 CPUs. Either way every job completes and the tables
+    equal the local run's."""
+    grouped = not slurm.accounting
+    expected = expected_jobs(tmp_path / "dry", configfile)
+    in_groups = yaml.safe_load((WORLD_GROUPS / "config.yaml").read_text())["groups"]
     workdir = tmp_path / "run"
     workdir.mkdir()
     extra = ["--default-resources", f"slurm_account={real_slurm.ACCOUNT}"] if slurm.accounting else []
+    if grouped:
+        extra += ["--profile", str(WORLD_GROUPS)]
     started = time.monotonic()
-    r = snakemake(workdir, configfile, *targets, "--workflow-profile", str(PROFILE), *extra,
+    r = snakemake(workdir, configfile, "--workflow-profile", str(PROFILE), *extra,
                   "--slurm-partition-config", str(PARTITIONS),
                   # the first status check after 1 s instead of 40 s
                   "--slurm-init-seconds-before-status-checks", "1", env=slurm.env)  # fmt: skip
@@ -142,25 +160,40 @@ def test_tiny_workflow_on_a_real_slurm(slurm, local_run, configfile, tmp_path, c
     run_id = run_uuid(log)
     jobs = slurm_jobs(slurm, run_id)
     by_comment = {j["Comment"]: (job_id, j) for job_id, j in jobs.items()}
-    assert len(by_comment) == len(jobs), "two Slurm jobs for one Snakemake job"
-    assert set(by_comment) == set(expected), (
-        f"submitted but not expected: {sorted(set(by_comment) - set(expected))}; "
-        f"expected but not submitted: {sorted(set(expected) - set(by_comment))}"
-    )
-    gpu_jobs = 0
-    for comment, want in expected.items():
-        job_id, job = by_comment[comment]
-        assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), (comment, job)
-        assert job["MinMemoryNode"] == f"{want['mem_mb']}M", (comment, job["MinMemoryNode"], want)
-        h, m = divmod(want["runtime"], 60)
-        assert job["TimeLimit"] == f"{h:02d}:{m:02d}:00", (comment, job["TimeLimit"], want)
-        gpus = f"gres:gpu:{want['gpu']}" if want["gpu"] else "(null)"
-        assert job.get("TresPerJob", "(null)") == gpus, (comment, job.get("TresPerJob"), want)
-        assert job["Partition"] == ("gpu" if want["gpu"] else "cpu"), (comment, job["Partition"])
-        if want["rule"] in sizes.RULES:  # a world model's job: small
-            assert (want["mem_mb"], want["runtime"]) == (sizes.WORLD["mem_mb"], sizes.WORLD["runtime"])
-        gpu_jobs += bool(want["gpu"])
-    assert 0 < gpu_jobs < len(expected), "both partitions used"
+    for job_id, job in jobs.items():
+        assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), (job_id, job)
+    if grouped:
+        alone = {c: w for c, w in expected.items() if w["rule"] not in in_groups}
+        assert set(alone) <= set(by_comment), sorted(set(alone) - set(by_comment))
+        groups = len(jobs) - len(alone)
+        assert groups == group_count(tmp_path / "dry-groups", configfile), (groups, sorted(by_comment))
+        assert len(jobs) < len(expected) / 2, f"{len(jobs)} Slurm jobs for {len(expected)} Snakemake jobs"
+        for job_id, job in jobs.items():
+            minutes = sum(int(x) * f for x, f in zip(job["TimeLimit"].split(":"), (60, 1, 0)))
+            fits = minutes <= 60 and int(job["MinMemoryNode"].rstrip("M")) <= 16000 and int(job["NumCPUs"]) <= 2
+            assert fits, (job_id, job["Comment"], job["TimeLimit"], job["MinMemoryNode"], job["NumCPUs"])
+        # every Snakemake job ran: its benchmark file is written by the job itself
+        ran, ran_locally = ({p.relative_to(d) for p in (d / "benchmarks").rglob("*.tsv")} for d in (workdir, local_run))
+        assert ran == ran_locally and len(ran) > len(jobs), sorted(ran ^ ran_locally)
+    else:
+        assert len(by_comment) == len(jobs), "two Slurm jobs for one Snakemake job"
+        assert set(by_comment) == set(expected), (
+            f"submitted but not expected: {sorted(set(by_comment) - set(expected))}; "
+            f"expected but not submitted: {sorted(set(expected) - set(by_comment))}"
+        )
+        gpu_jobs = 0
+        for comment, want in expected.items():
+            job_id, job = by_comment[comment]
+            assert job["MinMemoryNode"] == f"{want['mem_mb']}M", (comment, job["MinMemoryNode"], want)
+            h, m = divmod(want["runtime"], 60)
+            assert job["TimeLimit"] == f"{h:02d}:{m:02d}:00", (comment, job["TimeLimit"], want)
+            gpus = f"gres:gpu:{want['gpu']}" if want["gpu"] else "(null)"
+            assert job.get("TresPerJob", "(null)") == gpus, (comment, job.get("TresPerJob"), want)
+            assert job["Partition"] == ("gpu" if want["gpu"] else "cpu"), (comment, job["Partition"])
+            if want["rule"] in sizes.RULES:  # a world model's job: small
+                assert (want["mem_mb"], want["runtime"]) == (sizes.WORLD["mem_mb"], sizes.WORLD["runtime"])
+            gpu_jobs += bool(want["gpu"])
+        assert 0 < gpu_jobs < len(expected), "both partitions used"
 
     if slurm.accounting:  # Slurm's accounting record of the same jobs
         fmt = "JobID,JobName%12,Partition,State,ExitCode,ReqMem,Timelimit,Elapsed,ReqTRES%50"
@@ -175,18 +208,16 @@ def test_tiny_workflow_on_a_real_slurm(slurm, local_run, configfile, tmp_path, c
             assert ("gres/gpu=1" in tres) == bool(want["gpu"]), row
     else:  # the plugin's default status command would have failed here
         assert slurm.run("sacct", "-X", check=False).returncode != 0
-        table = slurm.run("squeue", "--states=all", "-o", "%.6i %.10P %.10T %.8m %.10l %.12b %k").stdout
+        table = slurm.run("squeue", "--states=all", "-o", "%.6i %.10P %.10T %.8m %.10l %.5C %.12b %k").stdout
     with capsys.disabled():
-        mode = "with accounting" if slurm.accounting else "without accounting"
-        print(f"\n{len(jobs)} Slurm jobs {mode}, {elapsed:.0f} s from submission to the last one's end:\n{table}")
+        mode = "with accounting, one per Snakemake job" if slurm.accounting else "without accounting, grouped"
+        print(f"\n{len(jobs)} Slurm jobs for {len(expected)} Snakemake jobs {mode}, {elapsed:.0f} s from "
+              f"submission to the last one's end:\n{table}")  # fmt: skip
 
-    # The outputs: the tables (and, for the part, its targets) byte for byte as the local run's.
-    if slurm.accounting:
-        # structured.* hold measured latencies and memory, which differ from run to run
-        tables = [p for p in (local_run / "results" / "tables").iterdir() if not p.name.startswith("structured")]
-        compared = sorted(p.relative_to(local_run) for p in tables)
-    else:
-        compared = [Path(t) for t in PART]
+    # The outputs: the tables byte for byte as the local run's; structured.* hold measured
+    # latencies and memory, which differ from run to run.
+    tables = [p for p in (local_run / "results" / "tables").iterdir() if not p.name.startswith("structured")]
+    compared = sorted(p.relative_to(local_run) for p in tables)
     assert len(compared) >= 2
     different = [str(t) for t in compared if not filecmp.cmp(local_run / t, workdir / t, shallow=False)]
     assert different == []
@@ -262,4 +293,80 @@ def test_a_fault_is_named_and_survived(slurm, local_run, configfile, tmp_path):
         assert not (workdir / SCORES).exists(), "a cancelled job left its output"
         again = subprocess.run(cmd, env=slurm.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert filecmp.cmp(local_run / SCORES, workdir / SCORES, shallow=False)
+
+
+def hold_until_ended(slurm, job: str, timeout: float = 300) -> str:
+    """Stops (SIGSTOP) every process of the running `job` (`scontrol listpids`: the batch script,
+    srun, Snakemake and the rule's command; not slurmstepd) until Slurm ends the job, as a job that
+    hangs. Repeats each second: a step started after the first pass is stopped too. Returns the
+    job's final state (after COMPLETING, while Slurm kills the processes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = slurm.show_job(job)["JobState"]
+        if state == "COMPLETING":  # being killed: its final state comes once its processes are gone
+            time.sleep(1)
+            continue
+        if state != "RUNNING":
+            return state
+        for line in slurm.run("scontrol", "listpids", job, check=False).stdout.splitlines()[1:]:
+            try:
+                os.kill(int(line.split()[0]), signal.SIGSTOP)
+            except (ProcessLookupError, ValueError):
+                pass
+        time.sleep(1)
+    raise AssertionError(f"job {job} still running {timeout} s after it was stopped: no time limit enforced")
+
+
+def test_a_time_limit_kills_the_job(slurm, local_run, configfile, tmp_path):
+    """The scores job with a 1-minute time limit (`--set-resources scores:runtime=1`) hangs (its
+    processes stopped). Slurm kills it at its limit: its record says TIMEOUT with a 1-minute
+    TimeLimit. With accounting the profile's `retries: 1` resubmits it once with the same limit,
+    and that attempt is killed too (sacct lists both); without, `--retries 0`. The run fails naming
+    the Slurm job and TIMEOUT, leaves no scores file, and the same command without the tiny limit
+    (`--rerun-incomplete`) completes the scores equal to the local run's."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    extra = ["--default-resources", f"slurm_account={real_slurm.ACCOUNT}"] if slurm.accounting else []
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           SCORES, "--workflow-profile", str(PROFILE), *extra, "--slurm-partition-config", str(PARTITIONS),
+           "--slurm-init-seconds-before-status-checks", "1", "--rerun-incomplete",
+           "--configfile", str(configfile)]  # fmt: skip
+    # the command line's set-resources replaces the profile's table: harmless here, where no
+    # rule of that table runs
+    tiny = ["--set-resources", "scores:runtime=1"]
+    attempts = 2 if slurm.accounting else 1
+    retries = [] if slurm.accounting else ["--retries", "0"]
+    known = job_ids(slurm)
+    logfile = tmp_path / "snakemake.log"
+    with open(logfile, "w") as out:
+        run = subprocess.Popen(cmd + tiny + retries, env=slurm.env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    killed = []
+    try:
+        for _ in range(attempts):
+            job = wait_for_job(slurm, SCORES_JOB, known | set(killed), run, logfile)
+            assert hold_until_ended(slurm, job) == "TIMEOUT"
+            killed.append(job)
+        run.wait(timeout=RUN_TIMEOUT)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    log = logfile.read_text()
+    assert run.returncode != 0, log[-5000:]
+    for job in killed:
+        record = slurm.show_job(job)
+        killed_by = (record["JobState"], record["Reason"], record["TimeLimit"])
+        assert killed_by == ("TIMEOUT", "TimeLimit", "00:01:00"), record
+        assert f"SLURM-job '{job}' failed, SLURM status is: 'TIMEOUT'" in log, log[-5000:]
+    assert "Error in rule scores" in log, log[-5000:]
+    # every scores job of the run is one of the killed attempts
+    scores_jobs = {i for i, j in slurm_jobs(slurm, run_uuid(log)).items() if j["Comment"] == SCORES_JOB}
+    assert scores_jobs == set(killed), (scores_jobs, killed)
+    if slurm.accounting:  # Slurm's accounting record of the same attempts
+        rows = slurm.run("sacct", "-X", "-P", "-n", "-j", ",".join(killed), "--format=JobID,State,Timelimit").stdout
+        assert sorted(rows.split()) == sorted(f"{job}|TIMEOUT|00:01:00" for job in killed), rows
+    scores_dir = (workdir / SCORES).parent
+    assert not scores_dir.exists() or list(scores_dir.iterdir()) == [], "a killed job left output"
+    again = subprocess.run(cmd, env=slurm.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert filecmp.cmp(local_run / SCORES, workdir / SCORES, shallow=False)
