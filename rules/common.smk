@@ -121,7 +121,7 @@ def get_model_weights(wildcards):
     spec = config["models"][wildcards.model]
     if spec["source"] == "world":
         return committed_world_file("models", wildcards.model, "model.safetensors")
-    if spec["source"] == "local":  # checked to exist by _check_config
+    if spec["source"] == "local":  # checked to exist by attrprune.config.check_cross_keys
         return os.path.join(spec["path"], "config.json")
     return expand(rules.download_model.output[0], model=wildcards.model)[0]
 
