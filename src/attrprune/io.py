@@ -81,7 +81,9 @@ def atomic_folder(out_dir: Path | str):
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "the output folder is a file: delete it, or give another", str(out_dir))
+        raise NotADirectoryError(
+            errno.ENOTDIR, "the output folder is a file: delete it, or give another folder", str(out_dir)
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:

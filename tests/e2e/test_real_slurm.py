@@ -18,7 +18,8 @@ running job (accounting: Slurm requeues it), and a job that hangs past its 1-min
 (both: Slurm kills it, TIMEOUT; with accounting the profile's one retry is killed at the same
 limit too; the same command without the tiny limit completes it).
 
-Run: ``python -m pytest -q tests/e2e/test_real_slurm.py``. TIMES
+Run: ``python -m pytest -q tests/e2e/test_real_slurm.py``. About 25 minutes on 2 quiet cores (47 on
+cores shared with other work): each tiny Slurm job costs 10-80 s there; docs/cluster.md has the parts.
 """
 
 import filecmp
