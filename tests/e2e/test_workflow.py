@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from attrprune import config as config_checks
 from attrprune import registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,10 +57,8 @@ def job_counts(output):
 
 def workflow_config(*configfiles):
     """The config as the workflow validates it: the files merged in order (later keys win, as
-    with several --configfile), then the schema's defaults filled in where a key is missing."""
-    import copy
-
-    import jsonschema
+    with several --configfile), then the schema's defaults filled in where a key is missing
+    (attrprune.config, as the workflow's own check does)."""
 
     def merge(base, new):
         for key, value in new.items():
@@ -73,17 +72,7 @@ def workflow_config(*configfiles):
     config = {}
     for path in configfiles:
         merge(config, yaml.safe_load(path.read_text()))
-    schema = registry.fill_schema_enums(yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text()))
-    check = jsonschema.Draft202012Validator.VALIDATORS["properties"]
-
-    def properties(validator, props, instance, sub):
-        if isinstance(instance, dict):
-            for key, spec in props.items():
-                if "default" in spec:
-                    instance.setdefault(key, copy.deepcopy(spec["default"]))
-        yield from check(validator, props, instance, sub)
-
-    jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": properties})(schema).validate(config)
+    config_checks.validate(config, config_checks.load_schema(ROOT / "schemas" / "config.schema.yaml"))
     return config
 
 
