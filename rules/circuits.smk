@@ -75,6 +75,7 @@ rule circuit:
             subcategory="Circuit maps",
             labels={"model": "{model}", "stage": "circuits", "shows": "{method}, {granularity}s, {scope}"},
         ),
+        heatmap_svg="results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.svg",
     log:
         "logs/results/{model}/circuits/{task}/{method}/{granularity}/{scope}.log",
     benchmark:
@@ -92,7 +93,7 @@ rule circuit:
 
 rule circuit_tables:
     input:
-        get_circuit_curves,
+        curves=get_circuit_curves,
     output:
         csv="results/tables/circuits.csv",
         summary="results/tables/circuits_summary.csv",

@@ -131,7 +131,6 @@ def circuit_params():
     return stage_params(
         "circuit",
         "circuits",
-        scores=joined_input("scores"),
         eval_file=input_file("eval"),
         granularity=wildcard("granularity"),
         scope=wildcard("scope"),
@@ -151,7 +150,6 @@ def circuit_tables_params():
     """The params that a job of rule circuit_tables gives; stage_params fills in the rest."""
     return stage_params(
         "circuit-tables",
-        curves=joined_input(),
         csv=output_file("csv"),
         summary_csv=output_file("summary"),
         paired_csv=output_file("paired"),

@@ -57,7 +57,7 @@ use rule compress as compress_dense with:
 
 rule compression_tables:
     input:
-        get_compression_metrics,
+        metrics=get_compression_metrics,
     output:
         csv="results/tables/compression.csv",
         paired="results/tables/compression_paired.csv",

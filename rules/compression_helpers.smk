@@ -170,7 +170,6 @@ def compression_tables_params():
     return stage_params(
         "compression-tables",
         "compression",
-        metrics=joined_input(),
         csv=output_file("csv"),
         markdown=output_file("md"),
         paper_markdown=output_file("paper"),

@@ -193,7 +193,6 @@ def correction_tables_params():
     return stage_params(
         "correction-tables",
         "correction",
-        curves=joined_input("curves"),
         csv=output_file("csv"),
         markdown=output_file("md"),
         examples_md=output_file("examples"),

@@ -1,7 +1,9 @@
 # Params helpers every stage shares: a rule's params and shell command are generated from its
 # stage's dataclass (attrprune.stages.command): stage_params fills each field from the values the
 # rule gives, the shared per-model sources, the config section of the same key, or the field's
-# default; stage_shell writes one `--flag {params.<field>:q}` per field. No numerics, no torch.
+# default; stage_shell writes one `--flag {params.<field>:q}` per field. A field that lists the
+# job's input files comes from the rule's input of its name (`--metrics {input.metrics:q}`), not
+# from a param. No numerics, no torch.
 
 import dataclasses
 import functools
@@ -46,6 +48,10 @@ def stage_params(stage, *sections, **given):
     for field in command.fields(stage):
         name = field.name
         if name == "threads":  # the job's own (stage_shell)
+            continue
+        if command.is_input(field):  # the rule's input of the same name (stage_shell)
+            if name in given:
+                raise WorkflowError(f"stage {stage}: {command.flag(name)} comes from the rule's input {name}=, not a param")
             continue
         for source in (given, shared, configured):
             if name in source:
@@ -144,15 +150,6 @@ def output_dir(name):
         if len(folders) != 1:
             raise WorkflowError(f"output {name!r} lies in {len(folders)} folders, not one: {sorted(folders)}")
         return folders.pop()
-
-    return get
-
-
-def joined_input(name=None):
-    """Params function: the (named) input files, comma-separated, as the CLI takes them."""
-
-    def get(wildcards, input):
-        return ",".join(input if name is None else input[name])
 
     return get
 

@@ -39,7 +39,7 @@ rule structured:
 rule structured_speed:
     input:
         model=get_model_weights,
-        small=get_structured_speed_models,
+        models=get_structured_speed_models,
     output:
         "results/{model}/structured/speed.json",
     log:

@@ -88,7 +88,6 @@ def structured_speed_params():
         "structured-speed",
         "structured.speed",
         dense=input_dir("model"),
-        models=joined_input("small"),
         out=output_file(),
     )
 
@@ -97,9 +96,6 @@ def structured_tables_params():
     """The params that a job of rule structured_tables gives; stage_params fills in the rest."""
     return stage_params(
         "structured-tables",
-        metrics=joined_input("metrics"),
-        dense=joined_input("dense"),
-        speed=joined_input("speed"),
         csv=output_file("csv"),
         markdown=output_file("md"),
         plots_dir=output_dir("plots"),

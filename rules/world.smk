@@ -115,7 +115,7 @@ rule world_card:
 
 rule world_card_table:
     input:
-        get_world_cards,
+        cards=get_world_cards,
     output:
         md="results/tables/world_card.md",
         html=report_table(
@@ -134,6 +134,6 @@ rule world_card_table:
         "../envs/attrprune.yaml"
     threads: 1
     params:
-        **stage_params("world-card-table", cards=joined_input(), out=output_file("md")),
+        **stage_params("world-card-table", out=output_file("md")),
     shell:
         stage_shell("world-card-table")

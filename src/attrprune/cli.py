@@ -87,6 +87,13 @@ def _or_none(parse):
     return parse_optional
 
 
+class _Joined(argparse.Action):
+    """A list flag given as one or more words, each comma-separated: one list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [item for word in values for item in word])
+
+
 def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, hint) -> None:
     flag, meta = "--" + field.name.replace("_", "-"), field.metadata
     args = typing.get_args(hint)
@@ -101,6 +108,8 @@ def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, hint) -
         return
     parse = meta.get("parse") or _PARSERS[base]
     kwargs["type"] = _or_none(parse) if optional else parse
+    if meta.get("input"):  # the workflow writes a job's input files as separate words
+        kwargs.update(nargs="+", action=_Joined)
     if meta.get("choices"):
         kwargs["choices"] = list(meta["choices"])
     parser.add_argument(flag, **kwargs)

@@ -121,14 +121,6 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
-    """Lay out `fig`, write it as PNG atomically, and free it."""
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    pyplot().close(fig)
-
-
 def library_os_error(error: BaseException, path: Path | str | None = None) -> OSError | None:
     """The OSError inside a library's own error (safetensors reports a full disk as
     ``SafetensorError: ... No space left on device (os error 28) at path ...``), naming `path`

@@ -286,3 +286,15 @@ def test_the_console_script_is_python_m_attrprune(tmp_path):
     for r in runs:
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert len({r.stderr for r in runs}) == 1
+
+
+def test_a_list_of_input_files_reads_as_words_or_commas():
+    """The workflow writes a job's input files space-separated (`{input.metrics:q}`); by hand they
+    may be comma-separated too: either way one list."""
+    from attrprune.cli import build_parser
+
+    parser = build_parser()
+    words = ["compression-tables", "--csv", "c.csv", "--markdown", "m.md", "--plots-dir", "p"]
+    spaced = parser.parse_args([*words, "--metrics", "a.json", "b c.json", "d.json"])
+    commas = parser.parse_args([*words, "--metrics", "a.json,b c.json,d.json"])
+    assert spaced.metrics == commas.metrics == ["a.json", "b c.json", "d.json"]

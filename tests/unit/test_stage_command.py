@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from attrprune.cli import STAGES, build_parser
-from attrprune.stages.command import cli_value, is_bool, shell_template
+from attrprune.stages.command import cli_value, is_bool, is_input, shell_template
 
 FORMAT = re.compile(r"\{([^{}:]+)(?::q)?\}")
 
@@ -20,8 +20,11 @@ def test_one_quoted_flag_per_field(stage):
     fields = [f.name for f in dataclasses.fields(STAGES[stage])]
     placeholders = re.findall(r"\{([^{}]+)\}", template)
     assert [p for p in placeholders if not p.endswith(":q")] == ["params.offline"]
-    named = [p.removesuffix(":q").removeprefix("params.") for p in placeholders[1:-1]]
+    named = [p.removesuffix(":q").removeprefix("params.").removeprefix("input.") for p in placeholders[1:-1]]
     assert sorted(named) == sorted(fields)  # every field, once
+    # a list of input files comes from the job's input of its name, never a param (report job info)
+    inputs = [f.name for f in dataclasses.fields(STAGES[stage]) if is_input(f)]
+    assert [p for p in placeholders if p.startswith("input.")] == [f"input.{name}:q" for name in inputs]
     assert template.startswith("{params.offline} python -m attrprune " + stage + " ")
     assert template.endswith(" > {log:q} 2>&1")
 
@@ -37,6 +40,8 @@ def _sample(stage, field):
     if field.metadata.get("choices"):
         return field.metadata["choices"][0]
     parse = field.metadata.get("parse")
+    if is_input(field):  # several files, one with shell syntax
+        return parse(WORDS[0]) + parse("x.json") + parse("y.json")
     for word in WORDS:
         try:
             return parse(word) if parse else word
@@ -61,6 +66,8 @@ def test_the_command_reads_back_to_the_values(stage):
             return shlex.quote(str(values.get("threads") or 1))
         if key == "log":
             return "job.log"
+        if key.startswith("input."):  # Snakemake's `:q` of a list: each file quoted, space-separated
+            return " ".join(shlex.quote(str(v)) for v in values[key.removeprefix("input.")])
         return shlex.quote(str(params[key.removeprefix("params.")]))
 
     words = shlex.split(FORMAT.sub(fill, shell_template(stage)).split(" > ")[0])

@@ -11,8 +11,8 @@ Writes into one output folder:
   module name, with the same metadata;
 * ``circuit.json``: what a reader wants to see: kept heads per layer, kept neurons per layer,
   kept weights per module;
-* ``circuit.png``: a heat map of the kept fraction per layer and unit (heads / neurons) or
-  per layer and projection (weights).
+* ``circuit.png`` and ``circuit.svg``: a heat map of the kept fraction per layer and unit
+  (heads / neurons) or per layer and projection (weights).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def _layer_of(name: str) -> int | None:
 
 
 def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str, path: Path) -> None:
-    from attrprune.io import pyplot, save_figure
+    from attrprune import plotstyle
+    from attrprune.io import pyplot
 
     plt = pyplot()
     if granularity == "weight":
@@ -81,7 +82,7 @@ def heatmap(model, granularity: str, masks: dict[str, torch.Tensor], title: str,
         ax.set_xticks(range(len(xlabels)), xlabels)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="kept fraction" if granularity == "weight" else "kept")
-    save_figure(fig, path, dpi=120)
+    plotstyle.save(fig, path, dpi=120)  # PNG, and SVG beside it
 
 
 def run_circuit(

@@ -2,7 +2,8 @@
 
 A field's type says how its flag is parsed (Path, int, float, str, bool as --x/--no-x, and
 `X | None`, which also accepts the literal `none` so that a workflow rule can spell out every
-flag); `arg(parse=...)` overrides it with a checking parser such as `positive_int`.
+flag); `arg(parse=...)` overrides it with a checking parser such as `positive_int`; `job_inputs` declares
+a list of the job's input files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from attrprune.models import DEVICE_MAPS, DTYPES  # torch-free constants
 def arg(default=dataclasses.MISSING, *, help: str = "", choices=None, parse=None):
     """A stage argument: no default means the flag is required."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "parse": parse})
+
+
+def job_inputs(*, help: str, parse=None):
+    """A required list of files that the workflow gives from the job's input of the field's name
+    (`--metrics {input.metrics:q}`, attrprune.stages.command): on the command line one or more
+    words, each comma-separated. The list never becomes a rule param, so it stays out of the
+    report's job info."""
+    return dataclasses.field(metadata={"help": help, "choices": None, "parse": parse or names, "input": True})
 
 
 def positive_int(text: str) -> int:

@@ -13,7 +13,7 @@ from attrprune.stages.args import (
     ModelJob,
     TableJob,
     arg,
-    names,
+    job_inputs,
     paths,
     positive_float,
     positive_int,
@@ -57,7 +57,7 @@ class CircuitStage(ModelJob):
     """IOI circuit: prune by task scores over sparsities, find the sparsest circuit above a threshold"""
 
     model_name: str | None = arg(None, help=MODEL_NAME_HELP)
-    scores: list[Path] = arg(
+    scores: list[Path] = job_inputs(
         parse=paths, help="comma-separated score files, one per reference seed (curves per seed, circuit on their mean)"
     )
     eval_file: Path = arg(help="JSONL of held-out IOI prompts (prompt, io, s)")
@@ -171,7 +171,7 @@ class CircuitAblationStage(ModelJob):
 class CircuitTablesStage(TableJob):
     """circuit tables (CSV, Markdown) and plots from curve.json files"""
 
-    curves: list[str] = arg(parse=names, help="comma-separated curve.json paths")
+    curves: list[str] = job_inputs(help="comma-separated curve.json paths")
     summary_csv: Path = arg(help="one row per circuit")
     paired_csv: Path | None = arg(None, help="paired bootstrap of each method's ROC AUC against lrp's")
 

@@ -13,7 +13,7 @@ from attrprune.stages.args import (
     EvaluationFlags,
     TableJob,
     arg,
-    names,
+    job_inputs,
     sparsities,
     sparsity,
 )
@@ -133,7 +133,7 @@ class ExportPrunedStage(PruningArgs, Checkpoint):
 class CompressionTablesStage(TableJob):
     """tidy CSV, paper-style Markdown pivot and plots of compression results"""
 
-    metrics: list[str] = arg(parse=names, help="comma-separated metrics.json paths")
+    metrics: list[str] = job_inputs(help="comma-separated metrics.json paths")
     at_sparsity: float = arg(0.5, help="sparsity of the pivot table (paper: 0.5)")
     paper_markdown: Path | None = arg(None, help="also write the paper's Table 1 beside ours here")
 

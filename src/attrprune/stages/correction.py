@@ -11,6 +11,7 @@ from attrprune.stages.args import (
     ModelJob,
     TableJob,
     arg,
+    job_inputs,
     ks,
     names,
     non_negative_int,
@@ -156,7 +157,7 @@ class BehaviourPromptsStage(ScorerArgs, ModelJob):
 class CorrectionTablesStage(TableJob):
     """correction tables (CSV, Markdown), trade-off plots and examples from curve.json files"""
 
-    curves: list[str] = arg(parse=names, help="comma-separated curve.json paths")
+    curves: list[str] = job_inputs(help="comma-separated curve.json paths")
     examples_md: Path = arg(help="before/after generations per model, behaviour and method")
     max_ppl_change: float = arg(
         0.05, parse=float, help="best-operating-point table: largest perplexity increase (0.05 = 5 %%)"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attrprune.registry import STRUCTURED_METHODS
-from attrprune.stages.args import EvaluationFlags, arg, names, positive_int
+from attrprune.stages.args import EvaluationFlags, arg, job_inputs, positive_int
 
 
 def _ratio(text: str) -> float:
@@ -57,7 +57,7 @@ class StructuredSpeedStage:
 
     model_name: str = arg(help="the model's name in the tables")
     dense: Path = arg(help="the dense model folder")
-    models: list[str] = arg(parse=names, help="comma-separated smaller model folders (structured stage outputs)")
+    models: list[str] = job_inputs(help="comma-separated smaller model folders (structured stage outputs)")
     device: str = arg("cpu", choices=("cpu", "cuda"), help="where the models run")
     threads: int = arg(1, parse=positive_int, help="torch CPU threads")
     batch: int = arg(8, parse=positive_int, help="sequences per forward pass")
@@ -90,9 +90,9 @@ class StructuredSpeedStage:
 class StructuredTablesStage:
     """tidy CSV and Markdown tables of structured compression: quality, and speed and memory ratios"""
 
-    metrics: list[str] = arg(parse=names, help="comma-separated structured metrics.json paths")
-    dense: list[str] = arg(parse=names, help="comma-separated dense metrics.json paths (rule compress_dense)")
-    speed: list[str] = arg(parse=names, help="comma-separated speed JSON paths (structured-speed outputs)")
+    metrics: list[str] = job_inputs(help="comma-separated structured metrics.json paths")
+    dense: list[str] = job_inputs(help="comma-separated dense metrics.json paths (rule compress_dense)")
+    speed: list[str] = job_inputs(help="comma-separated speed JSON paths (structured-speed outputs)")
     csv: Path = arg(help="tidy CSV")
     markdown: Path = arg(help="Markdown tables")
     plots_dir: Path | None = arg(None, help="folder of the plots (structured_<model>.png); none: no plots")

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from attrprune.stages.args import arg, names, positive_float, positive_int
+from attrprune.stages.args import arg, job_inputs, names, positive_float, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class WorldCardStage:
 class WorldCardTableStage:
     """one Markdown table from several world-card JSON files"""
 
-    cards: list[str] = arg(parse=names, help="comma-separated card JSON paths")
+    cards: list[str] = job_inputs(help="comma-separated card JSON paths")
     out: Path = arg()
 
     def run(self) -> None:

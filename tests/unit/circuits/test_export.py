@@ -36,4 +36,4 @@ def test_a_failure_while_writing_leaves_no_circuit_file(repo_root, tmp_path, mon
             out,
             limit=8,
         )
-    assert out.is_dir() and not list(out.iterdir())  # circuit.json and circuit.png were removed
+    assert out.is_dir() and not list(out.iterdir())  # circuit.json and the heat map (PNG, SVG) were removed
