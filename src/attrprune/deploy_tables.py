@@ -14,7 +14,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from attrprune import headlines
 from attrprune.evaluation.perplexity import METRIC
+from attrprune.io import atomic_path
 from attrprune.records import STRUCTURED_DENSE, STRUCTURED_METRICS, STRUCTURED_SPEED, read_json
 from attrprune.report_html import write_markdown
 
@@ -122,14 +124,12 @@ def structured_tables(
                 rows.append([model, method, ratio or "0.00", "", f"speed_{key}", m[key]])
                 if method != "dense":
                     rows.append([model, method, ratio, "", f"speed_{key}_ratio", m["ratios"][key]])
-    csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="") as f:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "method", "ratio", "reference_set", "quantity", "value"])
         w.writerows(rows)
 
-    lines = ["# Structured compression", ""]
+    lines = ["# Structured compression", "", headlines.section(_in_short(groups, denses, speeds)).rstrip("\n"), ""]
     lines.append(
         "A fraction (ratio) of the MLP neurons and of the attention heads (key/value groups) removed in every block; "
         "the smaller model is saved in Hugging Face format, reloaded and evaluated. Token perplexity, lm-eval word "
@@ -166,7 +166,7 @@ def structured_tables(
         if d is not None:
             q = _quality(d)
             lines.append(
-                f"| dense | 0.00 | 0 | 0 | {s['models']['dense']['parameters'] if s else ''} | {q.get('token_ppl', float('nan')):.2f} "
+                f"| dense | 0.00 | 0 | 0 | {format(s['models']['dense']['parameters'], ',') if s else ''} | {q.get('token_ppl', float('nan')):.2f} "
                 f"| {q.get('world_ppl_word_ppl', float('nan')):.2f} | {q.get('mean_acc', float('nan')):.3f} |  |  | "
                 + " | ".join("1.00" for _ in SPEED_KEYS)
                 + " |"
@@ -206,6 +206,33 @@ def structured_tables(
         Path(plots_dir).mkdir(parents=True, exist_ok=True)
         for model in sorted({k[0] for k in groups}):
             plot_model(groups, denses.get(model), model, Path(plots_dir) / f"structured_{model}.png")
+
+
+def _in_short(groups: dict, denses: dict, speeds: dict) -> list[str]:
+    """headlines.structured from the tables' records: mean token perplexity per model, method and
+    ratio (the dense model's at ratio 0) with the paired comparison against lrp of the table, and
+    the forward-time ratios of the speed measurement."""
+    import pandas as pd
+
+    rows = []
+    for (model, method, ratio), rs in groups.items():
+        values = [q["token_ppl"] for q in map(_quality, rs) if "token_ppl" in q]
+        vs = _vs(rs, groups.get((model, "lrp", ratio)))
+        rows.append({"model": model, "method": method, "ratio": ratio,
+                     "token_ppl": statistics.fmean(values) if values else math.nan,
+                     **{f"vs_lrp_{k}": vs.get(k, math.nan) for k in
+                        ("ppl_ratio_lo", "ppl_ratio_hi", "acc_diff_lo", "acc_diff_hi")}})  # fmt: skip
+    rows += [{"model": m, "method": "dense", "ratio": 0.0, "token_ppl": _quality(r).get("token_ppl", math.nan)}
+             for m, r in denses.items()]  # fmt: skip
+    speed = {
+        (model, method, float(ratio)): m["ratios"]["forward_s"]
+        for model, s in speeds.items()
+        for label, m in s["models"].items()
+        for method, _, ratio in [label.partition("@")]
+        if method != "dense" and m.get("ratios", {}).get("forward_s") is not None
+    }
+    device = {model: s["settings"]["device"] for model, s in speeds.items()}
+    return headlines.structured(pd.DataFrame(rows), speed, device)
 
 
 def _order(method: str) -> tuple[int, str]:

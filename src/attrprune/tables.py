@@ -375,6 +375,7 @@ def compression_tables(
     at: float = 0.5,
     paper_markdown: Path | None = None,
 ) -> None:
+    from attrprune import headlines
     from attrprune.paper import paper_markdown as paper_text
     from attrprune.report_html import write_markdown
 
@@ -393,6 +394,7 @@ def compression_tables(
         "difference to the dense model and to lrp.\n\n"
     )
     paired = paired_differences(records)
+    short = headlines.section(headlines.compression(summ, paired, at))
     tables = (
         pivot_markdown(summ, at, token_settings)
         + "\n"
@@ -403,7 +405,7 @@ def compression_tables(
     with atomic_path(Path(csv).with_name(Path(csv).stem + "_paired.csv")) as tmp:
         paired.to_csv(tmp, index=False)
     # and its HTML rendering beside it, which Snakemake's report shows (it cannot show Markdown)
-    write_markdown(markdown, with_code_section("# Compression\n\n" + intro + tables, records))
+    write_markdown(markdown, with_code_section("# Compression\n\n" + short + intro + tables, records))
     if paper_markdown is not None:
         atomic_write_text(paper_markdown, paper_text(summ, at, token_settings))
     for model in summ.model.unique():

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from attrprune import headlines
 from attrprune.circuits.paired import BASELINE, KEYS, _fmt, paired_areas_markdown, paired_markdown, paired_tests
 from attrprune.io import atomic_path, model_name, pyplot
 from attrprune.lineage import with_code_section
@@ -263,7 +264,9 @@ def circuit_tables(
     threshold = ", ".join(f"{t:g}" for t in sorted(summary.threshold.unique()))
     ablation = ", ".join(sorted(summary.ablation_value.unique()))
     parts = [
-        f"# IOI circuits\n\nThe sparsest circuit whose normalised logit difference stays >= {threshold} "
+        "# IOI circuits\n\n"
+        + headlines.section(headlines.circuits(summary))
+        + f"The sparsest circuit whose normalised logit difference stays >= {threshold} "
         "(1 = dense, 0 = every component of the granularity removed), on the seed-averaged scores; removed "
         f"components are {ablation}-ablated (mean: replaced by their mean over the IOI reference prompts; "
         "counterfactual: patched with their activation on each evaluation prompt's corrupted copy, other "

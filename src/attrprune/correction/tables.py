@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from attrprune import headlines
 from attrprune.correction.operating import (
     BOOTSTRAP_SEED,
     CONTROL,
@@ -378,7 +379,9 @@ def correction_tables(
     write_markdown(  # and its .html, for the report
         markdown,
         with_code_section(
-            "# Targeted correction\n\nPruning the k components with the lowest contrastive "
+            "# Targeted correction\n\n"
+            + headlines.section(headlines.correction(df, max_ppl_change, min_control_unchanged))
+            + "Pruning the k components with the lowest contrastive "
             "relevance R_general − R_unwanted (paper Eq. 7).\n\n"
             + honest_table(curves, per_prompt, max_ppl_change, min_control_unchanged)
             + "\n"

@@ -99,16 +99,18 @@ class WorldCardTableStage:
     out: Path = arg()
 
     def run(self) -> None:
+        from attrprune import headlines
         from attrprune.lineage import with_code_section
         from attrprune.records import WORLD_CARD, check_values, read_json
         from attrprune.report_html import write_markdown
-        from attrprune.world.card import _ROWS, markdown_table
+        from attrprune.world.card import _ROWS, markdown_table, misses, n_targets
 
         cards = [read_json(p, WORLD_CARD) for p in self.cards]
         for path, card in zip(self.cards, cards):  # every row of the table: a finite number
             check_values(card["card"], {label: get for label, get, *_ in _ROWS}, f"{path}: card")
         # and world_card.html beside it, for the report
-        write_markdown(self.out, with_code_section(markdown_table(cards), cards), title="World card")
+        short = headlines.section(headlines.world_card(misses(cards), n_targets()))
+        write_markdown(self.out, with_code_section("# World card\n\n" + short + markdown_table(cards), cards))
 
 
 @dataclass(frozen=True, kw_only=True)

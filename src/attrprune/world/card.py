@@ -84,6 +84,22 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def misses(results: list[dict]) -> dict[str, list[str]]:
+    """{model: the card rows whose target it misses, "label value (target)"}."""
+    return {
+        r["model"]: [
+            f"{label} {fmt.format(get(r['card']))} ({target})"
+            for label, get, fmt, target in _ROWS
+            if target and not _meets(get(r["card"]), target)
+        ]
+        for r in results
+    }
+
+
+def n_targets() -> int:
+    return sum(1 for *_, target in _ROWS if target)
+
+
 def _meets(value: float, target: str) -> bool:
     op, bound = target.split()
     return value >= float(bound) if op == "≥" else value <= float(bound)
