@@ -39,7 +39,8 @@
 #   results/tables/{compression,circuits,correction,structured}.{csv,md,html}   .html: the
 #                                            Markdown rendered, what the report shows
 #   results/tables/compression_paired.csv
-#   results/tables/{compression_paper.md,circuits_summary.csv,circuits_paired.csv}
+#   results/tables/{circuits_summary.csv,circuits_paired.csv}
+#   results/tables/compression_paper.md      with a paper model in the run (registry.PAPER_MODELS)
 #   results/tables/correction_examples.{md,html}
 #   results/plots/{compression,circuits,correction,structured}_{model}.{png,svg}
 #   logs/{job}.log                           {job}: the job's output path without its extension

@@ -59,10 +59,10 @@ rule compression_tables:
     input:
         metrics=get_compression_metrics,
     output:
+        **paper_comparison_output(),
         csv="results/tables/compression.csv",
         paired="results/tables/compression_paired.csv",
         md="results/tables/compression.md",
-        paper="results/tables/compression_paper.md",
         html=report_table(
             "results/tables/compression.html",
             stage_models("compression"),

@@ -165,6 +165,14 @@ def compress_params():
     )
 
 
+def paper_comparison_output():
+    """compression_paper.md, the comparison with the paper's Table 1: only when a model of the
+    stage is one of the paper's (registry.PAPER_MODELS)."""
+    if set(stage_models("compression")) & set(registry.PAPER_MODELS):
+        return {"paper": "results/tables/compression_paper.md"}
+    return {}
+
+
 def compression_tables_params():
     """The params that a job of rule compression_tables gives; stage_params fills in the rest."""
     return stage_params(
@@ -172,7 +180,7 @@ def compression_tables_params():
         "compression",
         csv=output_file("csv"),
         markdown=output_file("md"),
-        paper_markdown=output_file("paper"),
+        paper_markdown=optional_output("paper"),
         plots_dir=output_dir("plots"),
     )
 

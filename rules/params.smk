@@ -51,7 +51,9 @@ def stage_params(stage, *sections, **given):
             continue
         if command.is_input(field):  # the rule's input of the same name (stage_shell)
             if name in given:
-                raise WorkflowError(f"stage {stage}: {command.flag(name)} comes from the rule's input {name}=, not a param")
+                raise WorkflowError(
+                    f"stage {stage}: {command.flag(name)} comes from the rule's input {name}=, not a param"
+                )
             continue
         for source in (given, shared, configured):
             if name in source:
@@ -99,6 +101,15 @@ def output_file(name=0):
 
     def get(wildcards, output):
         return output[name]
+
+    return get
+
+
+def optional_output(name):
+    """Params function: the named output file, or None (`none`) when the rule has no such output."""
+
+    def get(wildcards, output):
+        return getattr(output, name, None)
 
     return get
 

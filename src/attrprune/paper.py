@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from attrprune.registry import PAPER_MODELS
+
 # model -> method -> (perplexity, mean accuracy %); "dense" = the unpruned model.
 TABLE_1 = {
     "TinyLlama": {"dense": (7.98, 48.74), "magnitude": (24.42, 41.38), "wanda": (11.52, 45.46), "lrp": (11.85, 44.71)},
@@ -28,7 +30,7 @@ EXTRA_METHODS = ("wanda_onepass", "sparsegpt")
 # numbers Table 1 quotes; SparseGPT within each layer, as its authors prune; the rest per row.
 SCOPES = {"magnitude": "layer", "sparsegpt": "layer"}
 # Aliases of configs/paper.yaml.
-ALIASES = {"tinyllama-1.1b": "TinyLlama", "llama-2-7b": "Llama2-7B", "llama-3-8b": "Llama3-8B"}
+ALIASES = PAPER_MODELS  # config alias -> the paper's name
 
 
 PAPER_SEQLEN = 2048  # tokens per window of the paper's (and Wanda's, SparseGPT's) perplexity

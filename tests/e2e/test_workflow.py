@@ -381,8 +381,8 @@ def test_full_run_of_the_tiny_config(tiny_run):
         assert "<table>" in (tables / f"{name}.html").read_text(), name
     for stage in ("compression", "circuits", "correction", "structured"):
         assert (plots / f"{stage}_world-llama.svg").read_text().lstrip().startswith("<?xml"), stage
-    # no paper model in the tiny run: the comparison says so in one line
-    assert "No paper model in this run" in (tables / "compression_paper.md").read_text()
+    # no paper model in the tiny run: no comparison with the paper's table
+    assert not (tables / "compression_paper.md").exists()
     # circuits: lrp and random x (weight global, head); lrp's circuit is smaller than random's,
     # its head ranking agrees with the exhaustive head ablation (64 sampled weights are too few
     # for a stable weight AUC), and every circuit keeps the threshold
