@@ -33,7 +33,7 @@
 #   results/{model}/structured/speed.json    dense and smaller models measured side by side
 #   results/{model}/circuits/{task}/ablation.safetensors
 #   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/curve.json
-#   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.{safetensors,json,png}
+#   results/{model}/circuits/{task}/{method}/{granularity}/{scope}/circuit.{safetensors,json,png,svg}
 #   results/{model}/correction/{behaviour}/{method}/{granularity}/{curve.json,generations.jsonl,per_prompt.jsonl}
 #   results/tables/world_card.{md,html}
 #   results/tables/{compression,circuits,correction,structured}.{csv,md,html}   .html: the

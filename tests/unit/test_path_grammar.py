@@ -104,7 +104,8 @@ def dry_run_jobs(workdir: Path, configfile: Path, *targets: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory):
     config = yaml.safe_load((ROOT / "tests" / "e2e" / "config.yaml").read_text())
-    config["models"]["tiny-hub"] = {"source": "hub", "hf_id": "org/tiny", "revision": "v1.0"}
+    # a hub model under a paper alias: its jobs, and the comparison with the paper's table
+    config["models"]["tinyllama-1.1b"] = {"source": "hub", "hf_id": "org/tiny", "revision": "v1.0"}
     config["compression"]["export"] = {"method": "lrp", "scope": "row", "sparsity": 0.5}
     config["download"] = {"datasets": ["c4"], "detoxify": "original"}
     tmp = tmp_path_factory.mktemp("grammar")
@@ -186,7 +187,7 @@ def test_scores_storage_auto_is_float32_for_world_models_and_float16_for_hub_mod
             argv = job_argv(job)
             model = job["output"][0].split("/")[1]
             storage.setdefault(model, set()).add(argv[argv.index("--storage") + 1])
-    assert storage["tiny-hub"] == {"float16"}
+    assert storage["tinyllama-1.1b"] == {"float16"}
     assert storage["world-llama"] == {"float32"}
 
 
