@@ -196,7 +196,9 @@ def check_report(report: Path, tables: Path, shots: Path) -> list[str]:
                         f"item {i} of {category} / {subcategory} to open",
                     )
                     params = browser.execute_script("return results[arguments[0]].job_properties.params", path)
-                    assert ",results/" not in params and len(params) < 2000, f"{path}: job info lists files: {params[:300]}"
+                    assert ",results/" not in params and len(params) < 2000, (
+                        f"{path}: job info lists files: {params[:300]}"
+                    )
                     if path.endswith(".html"):
                         _check_html(browser, path, tables)
                     else:

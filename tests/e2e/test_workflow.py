@@ -393,7 +393,10 @@ def test_full_run_of_the_tiny_config(tiny_run):
     assert row["lrp", "weight"].n_kept < row["random", "weight"].n_kept
     assert row["lrp", "head"].roc_auc >= 0.9 and row["lrp", "head"].roc_auc >= row["random", "head"].roc_auc
     circuit = tmp_path / "results" / "world-llama" / "circuits" / "ioi" / "lrp" / "head" / "global"
-    assert all((circuit / f).exists() for f in ("curve.json", "circuit.safetensors", "circuit.json", "circuit.png", "circuit.svg"))
+    assert all(
+        (circuit / f).exists()
+        for f in ("curve.json", "circuit.safetensors", "circuit.json", "circuit.png", "circuit.svg")
+    )
     assert (tmp_path / "results" / "plots" / "circuits_world-llama.png").exists()
     table = (tmp_path / "results" / "tables" / "world_card.md").read_text()
     assert table.startswith("| metric | world-llama |")
