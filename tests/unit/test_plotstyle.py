@@ -69,7 +69,7 @@ def test_every_figure_is_written_as_png_and_svg(tmp_path):
 
 
 def test_compression_plots_the_tables_perplexity_with_random_clipped(captured, tmp_path):
-    from attrprune.tables import plot_model
+    from attrprune.compression_plot import plot_model
 
     rows = []
     for method, worst in (("lrp", 7.0), ("random", 5000.0), ("sparsegpt", 6.5)):
