@@ -164,7 +164,8 @@ def check_report(report: Path, tables: Path, shots: Path) -> list[str]:
     try:
         browser.get(report.as_uri())
         body = lambda: browser.find_element(By.TAG_NAME, "body").text  # noqa: E731
-        _wait(lambda: "Attribution-guided pruning benchmark" in body(), "the landing page")
+        # a report of several MB: on a loaded machine Chromium takes a while to lay it out
+        _wait(lambda: "Attribution-guided pruning benchmark" in body(), "the landing page", timeout=90)
         assert "at sparsities 0.0, 0.5" in body() and "at or above 0.9" in body(), body()[:800]
         browser.save_screenshot(str(shots / "00-landing.png"))
         layout = browser.execute_script(
