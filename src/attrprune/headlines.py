@@ -100,6 +100,8 @@ def circuits(summary: pd.DataFrame) -> list[str]:
     several = {k: summary[k].nunique() > 1 for k in ("ablation_value", "conventions")}
     for (model, granularity, scope, ablation, conventions), part in summary.dropna(subset=["n_kept"]).groupby(keys):
         part = part.set_index("method")
+        for bound in ("n_kept_lo", "n_kept_hi"):  # None where a run measured no interval
+            part[bound] = pd.to_numeric(part[bound], errors="coerce")
         kept = part["n_kept"].astype(int)
         smallest = kept.min()
         winners = sorted(kept.index[kept == smallest])

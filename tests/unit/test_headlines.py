@@ -60,6 +60,16 @@ def test_circuits_name_the_methods_whose_interval_overlaps_the_smallest():
     )
 
 
+def test_circuits_without_intervals_name_the_smallest_alone():
+    summary = pd.DataFrame(
+        [("m", "lrp", "head", "global", "zero", "project", 2, None, None, 16),
+         ("m", "random", "head", "global", "zero", "project", 9, None, None, 16)],
+        columns=["model", "method", "granularity", "scope", "ablation_value", "conventions", "n_kept",
+                 "n_kept_lo", "n_kept_hi", "n_components"],
+    )  # fmt: skip
+    assert headlines.circuits(summary) == ["m, heads (global): the smallest circuit keeps 2 of 16 (lrp); random 9."]
+
+
 def _curve(method, gran, points):
     """Rows of the correction curves: points = {k: (toxic fraction, ppl change, controls unchanged)}."""
     rows = []
