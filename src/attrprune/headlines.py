@@ -22,11 +22,6 @@ def section(bullets: list[str]) -> str:
     return "## In short\n\n" + "".join(f"- {b}\n" for b in bullets) + "\n"
 
 
-def _ranked(values: dict[str, float], digits: int) -> str:
-    """ "a 1.00, b 2.00" from {method: value}, lowest first."""
-    return ", ".join(f"{m} {v:.{digits}f}" for m, v in sorted(values.items(), key=lambda kv: (kv[1], kv[0])))
-
-
 def _against(rows: pd.DataFrame, column: str, null: float) -> dict[str, list[str]]:
     """Methods whose paired 95 % interval of `column` lies above / below `null`, or covers it."""
     out: dict[str, list[str]] = {"above": [], "below": [], "neither": []}
