@@ -111,8 +111,10 @@ def structured_tables(
         rows.append(
             [r["model"], r["method"], f"{r['ratio']:.2f}", r["reference_set"] or "", "parameters", r["parameters"]]
         )
-    for (model, method, ratio), rs in groups.items():
-        for key, value in _vs(rs, groups.get((model, "lrp", ratio))).items():
+    # each group against lrp at its ratio, once: a bootstrap the CSV, the Markdown and In short read
+    vs_lrp = {key: _vs(rs, groups.get((key[0], "lrp", key[2]))) for key, rs in groups.items()}
+    for (model, method, ratio), vs in vs_lrp.items():
+        for key, value in vs.items():
             rows.append([model, method, f"{ratio:.2f}", "", f"vs_lrp_{key}", value])
     for model, r in denses.items():
         for quantity, value in _quality(r).items():
@@ -129,7 +131,12 @@ def structured_tables(
         w.writerow(["model", "method", "ratio", "reference_set", "quantity", "value"])
         w.writerows(rows)
 
-    lines = ["# Structured compression", "", headlines.section(_in_short(groups, denses, speeds)).rstrip("\n"), ""]
+    lines = [
+        "# Structured compression",
+        "",
+        headlines.section(_in_short(groups, vs_lrp, denses, speeds)).rstrip("\n"),
+        "",
+    ]
     lines.append(
         "A fraction (ratio) of the MLP neurons and of the attention heads (key/value groups) removed in every block; "
         "the smaller model is saved in Hugging Face format, reloaded and evaluated. Token perplexity, lm-eval word "
@@ -183,7 +190,7 @@ def structured_tables(
             st = rs[0]["structure"]
             ratios = (s or {}).get("models", {}).get(f"{key[1]}@{key[2]:.2f}", {}).get("ratios", {})
             speed_cells = [f"{ratios[k]:.2f}" if ratios.get(k) is not None else "" for k in SPEED_KEYS]
-            vs = _vs(rs, groups.get((model, "lrp", key[2])))
+            vs = vs_lrp[key]
             acc_vs = (
                 f"{vs['acc_diff']:+.3f} [{vs['acc_diff_lo']:+.3f}, {vs['acc_diff_hi']:+.3f}]"
                 if "acc_diff" in vs
@@ -208,7 +215,7 @@ def structured_tables(
             plot_model(groups, denses.get(model), model, Path(plots_dir) / f"structured_{model}.png")
 
 
-def _in_short(groups: dict, denses: dict, speeds: dict) -> list[str]:
+def _in_short(groups: dict, vs_lrp: dict, denses: dict, speeds: dict) -> list[str]:
     """headlines.structured from the tables' records: mean token perplexity per model, method and
     ratio (the dense model's at ratio 0) with the paired comparison against lrp of the table, and
     the forward-time ratios of the speed measurement."""
@@ -217,7 +224,7 @@ def _in_short(groups: dict, denses: dict, speeds: dict) -> list[str]:
     rows = []
     for (model, method, ratio), rs in groups.items():
         values = [q["token_ppl"] for q in map(_quality, rs) if "token_ppl" in q]
-        vs = _vs(rs, groups.get((model, "lrp", ratio)))
+        vs = vs_lrp[(model, method, ratio)]
         rows.append({"model": model, "method": method, "ratio": ratio,
                      "token_ppl": statistics.fmean(values) if values else math.nan,
                      **{f"vs_lrp_{k}": vs.get(k, math.nan) for k in
