@@ -10,8 +10,6 @@ the world-card-table stage.
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 
@@ -128,7 +126,14 @@ def correction(df: pd.DataFrame, max_ppl_change: float, min_control_unchanged: f
     lrp has none (operating.best_point, operating.outside_limits; the same points as the "Best at"
     table). `df`: the correction curves (model, behaviour, method, granularity, normalization, k,
     metric, value)."""
-    from attrprune.correction.operating import LOWER_IS_BETTER, PRIMARY, best_point, outside_limits
+    from attrprune.correction.operating import (
+        LOWER_IS_BETTER,
+        PRIMARY,
+        best_at_any_k,
+        best_point,
+        outside_limits,
+        side_effects,
+    )
 
     out = []
     for (model, behaviour), grp in df.groupby(["model", "behaviour"]):
@@ -141,16 +146,16 @@ def correction(df: pd.DataFrame, max_ppl_change: float, min_control_unchanged: f
             best = best_point(points, metric, lower, max_ppl_change, min_control_unchanged)
             if best is not None and best.name != 0:  # ties go to the smaller k, so k > 0 improves on k = 0
                 within.append(f"{method} ({gran}s) {best[metric]:.2f} at k = {best.name:,}")
-            elif method == "lrp" and best is not None:  # its best at any k, unpruned said once above
-                words = re.sub(
-                    r"^none within limits \((.*?)(; unpruned [^)]*)?\)$", r"\1", outside_limits(points, metric, lower)
-                )
-                words = re.sub(
-                    r"^best (.*?)(?:: (.*))?$", lambda m: f"reaches {m[1]}" + (f" ({m[2]})" if m[2] else ""), words
-                )
-                lrp_misses.append(
-                    f"lrp ({gran}s) {words}" if words.startswith("reaches") else f"lrp ({gran}s): {words}"
-                )
+            elif method == "lrp" and best is not None:  # its best at any k; the unpruned value is said once above
+                far = best_at_any_k(points, metric, lower)
+                if far is None:  # no pruned k measured, or none improves
+                    lrp_misses.append(f"lrp ({gran}s): {outside_limits(points, metric, lower)}")
+                else:
+                    facts = side_effects(far)
+                    lrp_misses.append(
+                        f"lrp ({gran}s) reaches {far[metric]:.2f} at k = {far.name:,}"
+                        + (f" ({facts})" if facts else "")
+                    )
         head = f"{model}, {behaviour} ({HEADLINE_WORDS[behaviour]}" + (
             f"; unpruned {base:.2f})" if base is not None else ")"
         )

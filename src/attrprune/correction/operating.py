@@ -55,28 +55,47 @@ def best_point(
     return candidates.loc[values.idxmin()]  # idxmin: the first, i.e. smallest k, among ties
 
 
+def best_at_any_k(points: pd.DataFrame, metric: str, lower_is_better: bool) -> pd.Series | None:
+    """The pruned k (> 0) of `points` (one curve: index k, columns metrics) with the best `metric`,
+    limits aside (the smallest k on ties); None when no pruned k is measured, or when the best does
+    not improve on the unpruned value (k = 0; compared only where k = 0 is measured)."""
+    pruned = points[(points.index > 0) & points[metric].notna()].sort_index()
+    if pruned.empty:
+        return None
+    values = pruned[metric] if lower_is_better else -pruned[metric]
+    best = pruned.loc[values.idxmin()]
+    unpruned = points[metric].get(0)
+    if unpruned is not None and not pd.isna(unpruned):
+        if not (best[metric] < unpruned if lower_is_better else best[metric] > unpruned):
+            return None
+    return best
+
+
+def side_effects(point: pd.Series) -> str:
+    """ "+9.8 % ppl, controls 0.27": the point's perplexity change and control fidelity, where measured."""
+    facts = []
+    if "ppl_change" in point and not pd.isna(point["ppl_change"]):
+        facts.append(f"{100 * point['ppl_change']:+.1f} % ppl")
+    if CONTROL in point and not pd.isna(point[CONTROL]):
+        facts.append(f"controls {point[CONTROL]:.2f}")
+    return ", ".join(facts)
+
+
 def outside_limits(points: pd.DataFrame, metric: str, lower_is_better: bool) -> str:
     """Words for a curve where no k within the limits improves on k = 0 (`points`: index k,
-    columns metrics): the best value any pruned k reaches regardless of the limits, at which k,
-    with its perplexity change and control fidelity, and the unpruned value, e.g.
+    columns metrics): the best value any pruned k reaches regardless of the limits
+    (`best_at_any_k`), at which k, with its `side_effects`, and the unpruned value, e.g.
     "none within limits (best 0.03 at k = 30: +9.8 % ppl, controls 0.27; unpruned 1.00)"; or
     "no k improves on the unpruned 1.00" where none does even outside them."""
     unpruned = points[metric].get(0)
     base = "" if unpruned is None or pd.isna(unpruned) else f"{unpruned:.2f}"
-    pruned = points[(points.index > 0) & points[metric].notna()].sort_index()
-    if pruned.empty:
-        return f"no pruned k measured; unpruned {base}" if base else "no pruned k measured"
-    values = pruned[metric] if lower_is_better else -pruned[metric]
-    best = pruned.loc[values.idxmin()]
-    improves = base and (best[metric] < unpruned if lower_is_better else best[metric] > unpruned)
-    if base and not improves:
+    best = best_at_any_k(points, metric, lower_is_better)
+    if best is None:
+        if not points.loc[points.index > 0, metric].notna().any():
+            return f"no pruned k measured; unpruned {base}" if base else "no pruned k measured"
         return f"no k improves on the unpruned {base}"
-    facts = []
-    if "ppl_change" in best and not pd.isna(best["ppl_change"]):
-        facts.append(f"{100 * best['ppl_change']:+.1f} % ppl")
-    if CONTROL in best and not pd.isna(best[CONTROL]):
-        facts.append(f"controls {best[CONTROL]:.2f}")
-    at = f"best {best[metric]:.2f} at k = {best.name:,}" + (": " + ", ".join(facts) if facts else "")
+    facts = side_effects(best)
+    at = f"best {best[metric]:.2f} at k = {best.name:,}" + (f": {facts}" if facts else "")
     return f"none within limits ({at}" + (f"; unpruned {base})" if base else ")")
 
 
