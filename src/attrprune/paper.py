@@ -29,8 +29,6 @@ EXTRA_METHODS = ("wanda_onepass", "sparsegpt")
 # The scope each method's comparison uses: magnitude per layer as in the Wanda repository, whose
 # numbers Table 1 quotes; SparseGPT within each layer, as its authors prune; the rest per row.
 SCOPES = {"magnitude": "layer", "sparsegpt": "layer"}
-# Aliases of configs/paper.yaml.
-ALIASES = PAPER_MODELS  # config alias -> the paper's name
 
 
 PAPER_SEQLEN = 2048  # tokens per window of the paper's (and Wanda's, SparseGPT's) perplexity
@@ -56,7 +54,9 @@ def _ours(summ: pd.DataFrame, alias: str, method: str, at: float, wikitext2: boo
 
 
 def _seqlen_text(settings: dict[str, dict]) -> str:
-    seqlens = {alias: s["seqlen"] for alias, s in settings.items() if alias in ALIASES and s["source"] == "wikitext2"}
+    seqlens = {
+        alias: s["seqlen"] for alias, s in settings.items() if alias in PAPER_MODELS and s["source"] == "wikitext2"
+    }
     if not seqlens:
         return "no WikiText-2 token perplexity in our results (compression.ppl_source: wikitext2 measures it)"
     values = sorted(set(seqlens.values()))
@@ -76,7 +76,7 @@ def paper_table(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, d
     which models' `token_perplexity` is WikiText-2's and at what seqlen; only those fill our
     perplexity cells."""
     settings = token_settings or {}
-    by_model = {v: k for k, v in ALIASES.items()}
+    by_model = {v: k for k, v in PAPER_MODELS.items()}
     lines = [
         "| model | method | paper PPL ↓ | ours PPL ↓ | paper ACC % ↑ | ours ACC % ↑ |",
         "|---|---|---:|---:|---:|---:|",
@@ -93,7 +93,7 @@ def paper_table(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str, d
                 lines.append(f"| {model} | {method} | – | {ours_ppl} | – | {ours_acc} |")
     return (
         f"Paper Table 1 (50 % row-wise, mean over 3 C4 seeds) and this suite's measurement at sparsity "
-        f"{at:.2f}, mean over its reference seeds (dense: sparsity 0; model aliases {', '.join(sorted(ALIASES))}): "
+        f"{at:.2f}, mean over its reference seeds (dense: sparsity 0; model aliases {', '.join(sorted(PAPER_MODELS))}): "
         f"row-wise, except {', '.join(f'{m} per {s}' for m, s in SCOPES.items())}. wanda is Wanda's "
         f"sequential procedure, wanda_onepass the one-pass scores; methods the paper does not report have "
         f"'–' in its columns.\n\n"
@@ -108,9 +108,9 @@ def paper_markdown(summ: pd.DataFrame, at: float = 0.5, token_settings: dict[str
     """compression_paper.md: the comparison when the run has a paper model (an alias of
     configs/paper.yaml), else one line saying there is nothing to compare."""
     title = "# Compression: the paper's Table 1 and ours\n\n"
-    if not set(summ.model) & set(ALIASES):
+    if not set(summ.model) & set(PAPER_MODELS):
         return (
-            title + f"No paper model in this run (the preset aliases are {', '.join(sorted(ALIASES))}, "
+            title + f"No paper model in this run (the preset aliases are {', '.join(sorted(PAPER_MODELS))}, "
             "configs/paper.yaml): nothing to compare with the paper's Table 1.\n"
         )
     return title + paper_table(summ, at, token_settings)

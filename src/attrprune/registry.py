@@ -314,6 +314,11 @@ def fill_schema_enums(schema):
     return schema
 
 
+# The paper's models among configs/paper.yaml's aliases, with the names its Table 1 gives them: a
+# run with one of them also writes the comparison with Table 1 (compression_paper.md).
+PAPER_MODELS = {"tinyllama-1.1b": "TinyLlama", "llama-2-7b": "Llama2-7B", "llama-3-8b": "Llama3-8B"}
+
+
 if __name__ == "__main__":
     for name, m in METHODS.items():
         refset = "reads the reference set" if m.reads_refset else "ignores the reference set"
@@ -329,8 +334,3 @@ if __name__ == "__main__":
     print("refset kinds:", ", ".join(REFSET_KINDS))
     print("behaviours:", ", ".join(f"{b} ({k})" for b, k in BEHAVIOURS.items()))
     print("scopes:", COMPRESSION_SCOPES_HELP)
-
-
-# The paper's models among configs/paper.yaml's aliases, with the names its Table 1 gives them: a
-# run with one of them also writes the comparison with Table 1 (compression_paper.md).
-PAPER_MODELS = {"tinyllama-1.1b": "TinyLlama", "llama-2-7b": "Llama2-7B", "llama-3-8b": "Llama3-8B"}
