@@ -57,13 +57,8 @@ def plot_model(summ: pd.DataFrame, model: str, path: Path, token_setting: dict |
             se = rows[f"{col}_se"].fillna(0)
             if se.any():
                 plotstyle.band(ax, rows.sparsity, y - se, y + se, style["color"], band_label)
-    axes[0].set_yscale("log")
+    plotstyle.quality_axes(axes, ppl_label, "sparsity (fraction of weights pruned)")
     if limit is not None:
         axes[0].set_ylim(top=limit)
-    axes[0].set_ylabel(ppl_label)
-    axes[1].set_ylabel("mean accuracy ↑")
-    for ax in axes:
-        ax.set_xlabel("sparsity (fraction of weights pruned)")
-        plotstyle.finish(ax, legend=ax is axes[1])
     fig.suptitle(f"{model}: compression by pruning the least relevant weights")
     plotstyle.save(fig, path)

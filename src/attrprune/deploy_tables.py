@@ -86,12 +86,7 @@ def plot_model(groups: dict, dense: dict | None, model: str, path: Path) -> None
                     mean, se = _mean_se(vals)
                     xs, ys, ses = [*xs, r], [*ys, mean], [*ses, se or 0.0]
             ax.errorbar(xs, ys, yerr=ses if any(ses) else None, capsize=3, **style)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("token perplexity (log) ↓")
-    axes[1].set_ylabel("mean accuracy ↑")
-    for ax in axes:
-        ax.set_xlabel("fraction of neurons and heads removed per block")
-        plotstyle.finish(ax, legend=ax is axes[1])
+    plotstyle.quality_axes(axes, "token perplexity (log) ↓", "fraction of neurons and heads removed per block")
     fig.suptitle(f"{model}: structured compression (smaller dense models; error bars ±1 s.e. over reference sets)")
     plotstyle.save(fig, path)
 

@@ -116,6 +116,17 @@ def finish(ax, legend: bool = True) -> None:
             ax.legend(seen.values(), seen.keys(), fontsize=7, framealpha=0.85)
 
 
+def quality_axes(axes, ppl_label: str, xlabel: str) -> None:
+    """The two panels of a compression plot: perplexity (`ppl_label`, log axis) left, mean accuracy
+    right, both against `xlabel`; grids, and the legend on the right panel."""
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel(ppl_label)
+    axes[1].set_ylabel("mean accuracy ↑")
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        finish(ax, legend=ax is axes[1])
+
+
 def svg_path(path: Path | str) -> Path:
     return Path(path).with_suffix(".svg")
 
